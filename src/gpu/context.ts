@@ -1,0 +1,249 @@
+import { BufferUsage, MapMode } from './flags.js';
+import { Kernel, type KernelConstants } from './kernel.js';
+
+/** Options for {@link GpuContext.fromDevice}. */
+export interface ContextOptions {
+  /** Human-readable adapter description, shown in logs and benchmark tables. */
+  adapterDescription?: string;
+  /** True when the context created the device and so may destroy it. */
+  ownsDevice?: boolean;
+}
+
+interface InternalOptions extends ContextOptions {
+  /** The GPU object the device came from: dawn.node tears the instance down if it is collected. */
+  gpu?: GPU;
+}
+
+/** An error raised by the GPU (validation, out-of-memory, internal) with the context it happened in. */
+export class GpuError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GpuError';
+  }
+}
+
+/**
+ * Everything the engine does goes through a context: the device, the buffers it made,
+ * the compiled kernels. There is no global device, so several contexts (or a host
+ * application's own WebGPU work) can share one process or one device.
+ */
+export class GpuContext {
+  readonly device: GPUDevice;
+  readonly adapterDescription: string;
+  /** True when the device was created with 'timestamp-query'. */
+  readonly hasTimestamps: boolean;
+  readonly ownsDevice: boolean;
+  private readonly buffers = new Set<GPUBuffer>();
+  private readonly kernels = new Map<string, Kernel>();
+  private readonly uncaptured: string[] = [];
+  private lost: string | undefined;
+  private destroyed = false;
+  private gpu: GPU | undefined;
+
+  private constructor(device: GPUDevice, opts: InternalOptions) {
+    this.gpu = opts.gpu;
+    this.device = device;
+    this.adapterDescription = opts.adapterDescription ?? describeAdapterInfo((device as { adapterInfo?: GPUAdapterInfo }).adapterInfo);
+    this.hasTimestamps = device.features.has('timestamp-query');
+    this.ownsDevice = opts.ownsDevice ?? false;
+    device.addEventListener?.('uncapturederror', (ev: Event) => {
+      const err = (ev as GPUUncapturedErrorEvent).error;
+      this.uncaptured.push(err?.message ?? String(err));
+    });
+    device.lost.then((info) => {
+      if (!this.destroyed) this.lost = `${info.reason}: ${info.message}`;
+    });
+  }
+
+  /** Wraps a device the caller already has (a browser page, a host app, a test). */
+  static fromDevice(device: GPUDevice, opts: ContextOptions = {}): GpuContext {
+    return new GpuContext(device, opts);
+  }
+
+  /**
+   * Requests an adapter and device from a `GPU` object (`navigator.gpu` in a browser,
+   * or `create()` from the `webgpu` package in Node), asking for the adapter's full
+   * limits and for 'timestamp-query' when it is offered.
+   */
+  static async request(gpu: GPU | undefined, opts: { powerPreference?: GPUPowerPreference; noTimestamps?: boolean } = {}): Promise<GpuContext> {
+    if (!gpu) throw new GpuError('WebGPU is not available here (no navigator.gpu). Use a browser with WebGPU enabled, or Node with the "webgpu" package.');
+    const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
+    if (!adapter) {
+      throw new GpuError(
+        'No WebGPU adapter found. On a Linux machine without a GPU, install Mesa lavapipe from Debian bookworm-backports: sudo bash tools/setup-webgpu.sh',
+      );
+    }
+    const requiredFeatures: GPUFeatureName[] = [];
+    if (!opts.noTimestamps && adapter.features.has('timestamp-query')) requiredFeatures.push('timestamp-query');
+    if (adapter.features.has('subgroups')) requiredFeatures.push('subgroups' as GPUFeatureName);
+    const requiredLimits: Record<string, number> = {};
+    for (const name of LIMITS_WE_USE) {
+      const v = (adapter.limits as unknown as Record<string, number>)[name];
+      if (typeof v === 'number') requiredLimits[name] = v;
+    }
+    const device = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'webgpu-train' });
+    return new GpuContext(device, { adapterDescription: describeAdapterInfo(adapter.info), ownsDevice: true, gpu });
+  }
+
+  get limits(): GPUSupportedLimits {
+    return this.device.limits;
+  }
+
+  /** Compiles (once) and returns the kernel for a shader file's entry point with the given override constants. */
+  kernel(file: string, entry = 'main', constants: KernelConstants = {}): Kernel {
+    const key = `${file}#${entry}#${JSON.stringify(Object.entries(constants).sort())}`;
+    let k = this.kernels.get(key);
+    if (!k) {
+      k = new Kernel(this, file, entry, constants);
+      this.kernels.set(key, k);
+    }
+    return k;
+  }
+
+  /** Number of distinct compiled kernels (pipelines) made by this context. */
+  get kernelCount(): number {
+    return this.kernels.size;
+  }
+
+  private dummy: GPUBuffer | undefined;
+
+  /** A small storage buffer for bindings a kernel variant declares but does not read. */
+  dummyBuffer(): GPUBuffer {
+    this.dummy ??= this.storage(16, 'unused binding');
+    return this.dummy;
+  }
+
+  createBuffer(size: number, usage: number, label?: string): GPUBuffer {
+    this.assertUsable();
+    // Zero-sized bindings are invalid; keep every buffer at least one vec4 long.
+    const buf = this.device.createBuffer({ size: Math.max(16, align(size, 4)), usage, label });
+    this.buffers.add(buf);
+    return buf;
+  }
+
+  /** A storage buffer usable as a kernel input/output and as a copy source/destination. */
+  storage(size: number, label?: string): GPUBuffer {
+    return this.createBuffer(size, BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST, label);
+  }
+
+  /** A storage buffer filled with `data`. */
+  upload(data: Float32Array | Uint32Array | Int32Array, label?: string): GPUBuffer {
+    const buf = this.storage(data.byteLength, label);
+    this.device.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
+    return buf;
+  }
+
+  write(buf: GPUBuffer, data: ArrayBufferView, offsetBytes = 0): void {
+    this.device.queue.writeBuffer(buf, offsetBytes, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Fills a float buffer with NaN so that any element a kernel fails to write is caught by a test. */
+  poison(buf: GPUBuffer, floats = buf.size / 4): void {
+    this.write(buf, new Float32Array(floats).fill(NaN));
+  }
+
+  /** Copies `bytes` of a buffer back to the CPU. */
+  async readBytes(src: GPUBuffer, bytes = src.size, offset = 0): Promise<ArrayBuffer> {
+    this.assertUsable();
+    const size = align(bytes, 4);
+    const staging = this.device.createBuffer({ size, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST, label: 'readback' });
+    try {
+      const enc = this.device.createCommandEncoder();
+      enc.copyBufferToBuffer(src, offset, staging, 0, size);
+      this.device.queue.submit([enc.finish()]);
+      await staging.mapAsync(MapMode.READ);
+      return staging.getMappedRange().slice(0, bytes);
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  async readF32(src: GPUBuffer, count = src.size / 4, offsetElems = 0): Promise<Float32Array> {
+    return new Float32Array(await this.readBytes(src, count * 4, offsetElems * 4));
+  }
+
+  async readU32(src: GPUBuffer, count = src.size / 4, offsetElems = 0): Promise<Uint32Array> {
+    return new Uint32Array(await this.readBytes(src, count * 4, offsetElems * 4));
+  }
+
+  /** Runs `fn` in validation and out-of-memory error scopes and throws a GpuError naming `what` if either fired. */
+  async checked<T>(what: string, fn: () => T): Promise<T> {
+    this.device.pushErrorScope('out-of-memory');
+    this.device.pushErrorScope('validation');
+    let result: T;
+    try {
+      result = fn();
+    } finally {
+      const validation = await this.device.popErrorScope();
+      const oom = await this.device.popErrorScope();
+      const err = validation ?? oom;
+      if (err) throw new GpuError(`${what}: ${err.message}`);
+    }
+    return result;
+  }
+
+  /** Throws if the device reported an uncaptured error or was lost since the last call. */
+  throwIfFailed(context = 'GPU'): void {
+    if (this.lost) throw new GpuError(`${context}: the GPU device was lost (${this.lost})`);
+    if (this.uncaptured.length) {
+      const msgs = this.uncaptured.splice(0);
+      throw new GpuError(`${context}: ${msgs.join('\n')}`);
+    }
+  }
+
+  get deviceLost(): string | undefined {
+    return this.lost;
+  }
+
+  /** Buffers made through this context and not yet released. */
+  get liveBuffers(): number {
+    return this.buffers.size;
+  }
+
+  release(buf: GPUBuffer): void {
+    if (this.buffers.delete(buf)) buf.destroy();
+  }
+
+  /**
+   * Releases every buffer this context made and, when the context created the device,
+   * destroys the device too (dawn.node keeps the process alive while a device lives).
+   */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const b of this.buffers) b.destroy();
+    this.buffers.clear();
+    this.kernels.clear();
+    if (this.ownsDevice) this.device.destroy();
+    this.gpu = undefined; // lets dawn.node's instance go, so the process can exit
+  }
+
+  private assertUsable(): void {
+    if (this.destroyed) throw new GpuError('this GpuContext was destroyed');
+    if (this.lost) throw new GpuError(`the GPU device was lost (${this.lost})`);
+  }
+}
+
+/** Limits we raise from the defaults to what the adapter offers. */
+const LIMITS_WE_USE = [
+  'maxStorageBuffersPerShaderStage',
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupsPerDimension',
+  'maxBindingsPerBindGroup',
+  'maxUniformBuffersPerShaderStage',
+];
+
+export function describeAdapterInfo(info: GPUAdapterInfo | undefined): string {
+  if (!info) return 'unknown adapter';
+  const parts = [info.vendor, info.architecture, info.device, info.description].filter((s) => s && s.length);
+  return parts.length ? [...new Set(parts)].join(' / ') : 'unknown adapter';
+}
+
+export function align(n: number, a: number): number {
+  return Math.ceil(n / a) * a;
+}

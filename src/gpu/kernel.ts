@@ -1,0 +1,166 @@
+import { WgslReflect, ResourceType, type VariableInfo, type StructInfo } from 'wgsl_reflect/wgsl_reflect.module.js';
+import { BufferUsage, ShaderStage } from './flags.js';
+import { shaderSources } from './shader-sources.generated.js';
+import { GpuError, type GpuContext } from './context.js';
+
+/** Values for a shader's `override` declarations. */
+export type KernelConstants = Record<string, number | boolean>;
+
+/** A buffer binding: a whole buffer or a byte range of one. */
+export type BufferBinding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
+
+interface BindingInfo {
+  name: string;
+  binding: number;
+  kind: 'uniform' | 'read-only-storage' | 'storage';
+  info: VariableInfo;
+}
+
+const reflectCache = new Map<string, WgslReflect>();
+
+function reflectShader(file: string): WgslReflect {
+  let r = reflectCache.get(file);
+  if (!r) {
+    const src = shaderSource(file);
+    try {
+      r = new WgslReflect(src);
+    } catch (e) {
+      throw new GpuError(`shaders/${file}: wgsl_reflect could not parse it: ${(e as Error).message}`);
+    }
+    reflectCache.set(file, r);
+  }
+  return r;
+}
+
+export function shaderSource(file: string): string {
+  const src = shaderSources[file];
+  if (src === undefined) throw new GpuError(`no shader named shaders/${file} (known: ${Object.keys(shaderSources).join(', ')})`);
+  return src;
+}
+
+/**
+ * One compute entry point of one `.wgsl` file, compiled with fixed override constants.
+ * The bind group layout comes from the shader itself (read by wgsl_reflect), so binding
+ * numbers are never repeated in TypeScript: callers bind buffers by the shader's variable names.
+ */
+export class Kernel {
+  readonly pipeline: GPUComputePipeline;
+  readonly layout: GPUBindGroupLayout;
+  readonly workgroupSize: [number, number, number];
+  readonly bindings: readonly BindingInfo[];
+  /** Resolves when the shader compiled and the pipeline was created; rejects naming the file and line otherwise. */
+  readonly ready: Promise<void>;
+  readonly label: string;
+
+  constructor(
+    private readonly ctx: GpuContext,
+    readonly file: string,
+    readonly entry: string,
+    readonly constants: KernelConstants,
+  ) {
+    this.label = `${file}:${entry}`;
+    const reflect = reflectShader(file);
+    const fn = reflect.entry.compute.find((f) => f.name === entry);
+    if (!fn) throw new GpuError(`shaders/${file} has no @compute entry point named "${entry}"`);
+    const declared = new Set(reflect.overrides.map((o) => o.name));
+    for (const k of Object.keys(constants)) {
+      if (!declared.has(k)) throw new GpuError(`shaders/${file} declares no override named "${k}" (it has: ${[...declared].join(', ') || 'none'})`);
+    }
+    this.workgroupSize = resolveWorkgroupSize(reflect, fn.attributes ?? [], constants, file);
+    const bindings: BindingInfo[] = [];
+    for (const r of fn.resources) {
+      if (r.group !== 0) throw new GpuError(`shaders/${file}: binding ${r.name} uses @group(${r.group}); kernels use group 0 only`);
+      let kind: BindingInfo['kind'];
+      if (r.resourceType === ResourceType.Uniform) kind = 'uniform';
+      else if (r.resourceType === ResourceType.Storage) kind = r.access === 'read' ? 'read-only-storage' : 'storage';
+      else throw new GpuError(`shaders/${file}: binding ${r.name} is not a buffer`);
+      bindings.push({ name: r.name, binding: r.binding, kind, info: r });
+    }
+    bindings.sort((a, b) => a.binding - b.binding);
+    this.bindings = bindings;
+
+    const device = ctx.device;
+    device.pushErrorScope('validation');
+    const module = device.createShaderModule({ code: shaderSource(file), label: file });
+    this.layout = device.createBindGroupLayout({
+      label: this.label,
+      entries: bindings.map((b) => ({ binding: b.binding, visibility: ShaderStage.COMPUTE, buffer: { type: b.kind } })),
+    });
+    this.pipeline = device.createComputePipeline({
+      label: this.label,
+      layout: device.createPipelineLayout({ bindGroupLayouts: [this.layout] }),
+      compute: { module, entryPoint: entry, constants: Object.fromEntries(Object.entries(constants).map(([k, v]) => [k, Number(v)])) },
+    });
+    const scope = device.popErrorScope();
+    this.ready = (async () => {
+      const info = await module.getCompilationInfo();
+      const errors = info.messages.filter((m) => m.type === 'error');
+      if (errors.length) {
+        throw new GpuError(errors.map((m) => `shaders/${file}:${m.lineNum}:${m.linePos}: error: ${m.message}`).join('\n'));
+      }
+      const err = await scope;
+      if (err) throw new GpuError(`shaders/${file} (entry ${entry}, constants ${JSON.stringify(constants)}): ${err.message}`);
+    })();
+    // Rejections are reported through ctx.ready(); keep Node from flagging them as unhandled meanwhile.
+    this.ready.catch(() => {});
+  }
+
+  /** Makes a bind group from buffers named as in the shader. Call at compile time, never per step. */
+  bind(resources: Record<string, BufferBinding>, label?: string): GPUBindGroup {
+    const names = new Set(Object.keys(resources));
+    const entries: GPUBindGroupEntry[] = [];
+    for (const b of this.bindings) {
+      const r = resources[b.name];
+      if (!r) throw new GpuError(`${this.label}: missing buffer for binding "${b.name}" (needs: ${this.bindings.map((x) => x.name).join(', ')})`);
+      names.delete(b.name);
+      entries.push({ binding: b.binding, resource: 'buffer' in r ? r : { buffer: r } });
+    }
+    if (names.size) throw new GpuError(`${this.label}: shader has no binding named ${[...names].join(', ')} (it has: ${this.bindings.map((x) => x.name).join(', ')})`);
+    return this.ctx.device.createBindGroup({ layout: this.layout, entries, label: label ?? this.label });
+  }
+
+  /**
+   * Makes a uniform buffer for the shader's uniform struct from named values; the member
+   * offsets and types come from the shader, so the layout is written once, in WGSL.
+   */
+  params(values: Record<string, number>, label?: string): GPUBuffer {
+    const u = this.bindings.find((b) => b.kind === 'uniform');
+    if (!u) throw new GpuError(`${this.label} has no uniform binding`);
+    const struct = u.info.type as StructInfo;
+    if (!struct.members) throw new GpuError(`${this.label}: uniform ${u.name} is not a struct`);
+    const bytes = new ArrayBuffer(Math.max(16, Math.ceil(struct.size / 16) * 16));
+    const view = new DataView(bytes);
+    const given = new Set(Object.keys(values));
+    for (const m of struct.members) {
+      const v = values[m.name];
+      if (v === undefined) throw new GpuError(`${this.label}: no value for ${u.name}.${m.name}`);
+      given.delete(m.name);
+      switch (m.type.name) {
+        case 'u32': view.setUint32(m.offset, v >>> 0, true); break;
+        case 'i32': view.setInt32(m.offset, v | 0, true); break;
+        case 'f32': view.setFloat32(m.offset, v, true); break;
+        default: throw new GpuError(`${this.label}: ${u.name}.${m.name} has type ${m.type.name}; params() handles u32, i32 and f32`);
+      }
+    }
+    if (given.size) throw new GpuError(`${this.label}: ${u.name} has no member ${[...given].join(', ')}`);
+    const buf = this.ctx.createBuffer(bytes.byteLength, BufferUsage.UNIFORM | BufferUsage.COPY_DST, label ?? `${this.label} params`);
+    this.ctx.device.queue.writeBuffer(buf, 0, bytes);
+    return buf;
+  }
+}
+
+function resolveWorkgroupSize(reflect: WgslReflect, attrs: { name: string; value: unknown }[], constants: KernelConstants, file: string): [number, number, number] {
+  const attr = attrs.find((a) => a.name === 'workgroup_size');
+  if (!attr) throw new GpuError(`shaders/${file}: compute entry has no @workgroup_size`);
+  const raw = Array.isArray(attr.value) ? attr.value : [attr.value];
+  const dims = raw.map((v) => {
+    const s = String(v).trim();
+    if (/^\d+u?$/.test(s)) return parseInt(s, 10);
+    if (s in constants) return Number(constants[s]);
+    const m = new RegExp(`override\\s+${s}\\s*(?::\\s*\\w+)?\\s*=\\s*(\\d+)`).exec(shaderSource(file));
+    if (m) return parseInt(m[1], 10);
+    throw new GpuError(`shaders/${file}: cannot resolve workgroup size "${s}"`);
+  });
+  while (dims.length < 3) dims.push(1);
+  return dims as [number, number, number];
+}

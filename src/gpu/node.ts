@@ -1,0 +1,16 @@
+// Node-only: a context on Dawn through the `webgpu` package. Kept out of the browser path.
+import { GpuContext } from './context.js';
+
+export interface NodeContextOptions {
+  /** Dawn toggles; timestamp quantization is disabled by default so profiles are exact. */
+  dawnOptions?: string[];
+  noTimestamps?: boolean;
+}
+
+export async function createNodeContext(opts: NodeContextOptions = {}): Promise<GpuContext> {
+  // Vulkan loaders complain without a runtime dir on headless machines.
+  process.env.XDG_RUNTIME_DIR ??= '/tmp';
+  const { create } = await import('webgpu');
+  const gpu = create(opts.dawnOptions ?? ['disable-dawn-features=timestamp_quantization']);
+  return GpuContext.request(gpu, { noTimestamps: opts.noTimestamps });
+}

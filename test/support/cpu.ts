@@ -1,0 +1,81 @@
+// Float64 CPU twins of the kernels, and helpers to compare GPU results against them.
+import { expect } from 'chai';
+
+/** Deterministic PRNG (mulberry32) so a failing case can be re-run from its seed. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Uniform values in [-scale, scale], never exactly zero. */
+export function randomArray(n: number, rand: () => number, scale = 1): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let v = (rand() * 2 - 1) * scale;
+    if (v === 0) v = scale / 2;
+    out[i] = v;
+  }
+  return out;
+}
+
+export function relError(got: ArrayLike<number>, ref: ArrayLike<number>): number {
+  if (got.length !== ref.length) throw new Error(`length mismatch: got ${got.length}, reference ${ref.length}`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const d = got[i] - ref[i];
+    num += d * d;
+    den += ref[i] * ref[i];
+  }
+  if (!Number.isFinite(num)) return Infinity; // a NaN left by the poison means an unwritten element
+  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
+}
+
+/** Asserts ‖got − ref‖/‖ref‖ < tol, and that every element is finite. */
+export function expectClose(got: ArrayLike<number>, ref: ArrayLike<number>, tol: number, what = 'result'): void {
+  for (let i = 0; i < got.length; i++) {
+    if (!Number.isFinite(got[i])) expect.fail(`${what}: element ${i} is ${got[i]} (reference ${ref[i]}); unwritten or overflowed`);
+  }
+  const e = relError(got, ref);
+  expect(e, `${what}: relative error ${e.toExponential(2)} ≥ ${tol}`).to.be.lessThan(tol);
+}
+
+export type Act = 'none' | 'relu' | 'sigmoid' | 'tanh';
+
+export function activate(x: number, act: Act): number {
+  switch (act) {
+    case 'relu': return Math.max(0, x);
+    case 'sigmoid': return 1 / (1 + Math.exp(-x));
+    case 'tanh': return Math.tanh(x);
+    default: return x;
+  }
+}
+
+/** C[M,N] = op(A)·op(B) (+bias) (→act) (+C0), in float64. A stored [M,K] or [K,M] (transA), B [K,N] or [N,K] (transB). */
+export function matmulRef(
+  A: ArrayLike<number>, B: ArrayLike<number>, M: number, N: number, K: number,
+  o: { transA?: boolean; transB?: boolean; bias?: ArrayLike<number>; act?: Act; c0?: ArrayLike<number> } = {},
+): Float64Array {
+  const C = new Float64Array(M * N);
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < N; j++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) {
+        const a = o.transA ? A[k * M + i] : A[i * K + k];
+        const b = o.transB ? B[j * K + k] : B[k * N + j];
+        s += a * b;
+      }
+      if (o.bias) s += o.bias[j];
+      s = activate(s, o.act ?? 'none');
+      if (o.c0) s += o.c0[i * N + j];
+      C[i * N + j] = s;
+    }
+  }
+  return C;
+}
