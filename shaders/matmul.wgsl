@@ -59,25 +59,33 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let j = wid.x * WG + lid.x;
   let jj = min(j, N - 1u);
   let row0 = wid.y * TM;
-  var rows: array<u32, TM>;
-  for (var r = 0u; r < TM; r++) { rows[r] = min(row0 + r, M - 1u); }
+  // Rows clamped to the matrix keep every A address uniform and in range; extra rows are not stored.
+  let r0 = min(row0 + 0u, M - 1u); let r1 = min(row0 + 1u, M - 1u);
+  let r2 = min(row0 + 2u, M - 1u); let r3 = min(row0 + 3u, M - 1u);
+  let r4 = min(row0 + 4u, M - 1u); let r5 = min(row0 + 5u, M - 1u);
+  let r6 = min(row0 + 6u, M - 1u); let r7 = min(row0 + 7u, M - 1u);
 
-  var acc: array<f32, TM>;
+  var acc0 = vec4f(0.0);
+  var acc1 = vec4f(0.0);
   for (var k = 0u; k < K; k++) {
     let b = b_at(k, jj);
-    for (var r = 0u; r < TM; r++) { acc[r] = fma(a_at(rows[r], k), b, acc[r]); }
+    acc0 = fma(vec4f(a_at(r0, k), a_at(r1, k), a_at(r2, k), a_at(r3, k)), vec4f(b), acc0);
+    acc1 = fma(vec4f(a_at(r4, k), a_at(r5, k), a_at(r6, k), a_at(r7, k)), vec4f(b), acc1);
   }
 
   if (j >= N) { return; }
   var add = 0.0;
   if (HAS_BIAS) { add = bias[params.offBias + j]; }
-  for (var r = 0u; r < TM; r++) {
-    let i = row0 + r;
-    if (i < M) {
-      let idx = params.offC + i * params.ldc + j;
-      var v = activate(acc[r] + add);
-      if (ACCUMULATE) { v += C[idx]; }
-      C[idx] = v;
-    }
-  }
+  store(row0 + 0u, j, acc0.x + add); store(row0 + 1u, j, acc0.y + add);
+  store(row0 + 2u, j, acc0.z + add); store(row0 + 3u, j, acc0.w + add);
+  store(row0 + 4u, j, acc1.x + add); store(row0 + 5u, j, acc1.y + add);
+  store(row0 + 6u, j, acc1.z + add); store(row0 + 7u, j, acc1.w + add);
+}
+
+fn store(i: u32, j: u32, x: f32) {
+  if (i >= params.M) { return; }
+  let idx = params.offC + i * params.ldc + j;
+  var v = activate(x);
+  if (ACCUMULATE) { v += C[idx]; }
+  C[idx] = v;
 }

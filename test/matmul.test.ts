@@ -7,11 +7,12 @@ import type { GpuContext } from '../src/gpu/context.js';
 
 const SHAPES: [number, number, number][] = [
   [1, 1, 1], [7, 33, 100], [33, 7, 257], [100, 10, 256], [100, 256, 784], [1, 257, 7],
-  [257, 100, 33], [50, 64, 3136], [3, 784, 1], [64, 64, 64], [9, 1, 784], [130, 70, 45],
+  [257, 100, 33], [50, 64, 3136], [3, 784, 1], [64, 64, 64], [9, 1, 784], [130, 70, 45], [16, 12, 32], [37, 20, 28],
 ];
 
-async function check(ctx: GpuContext, seed: number, M: number, N: number, K: number,
-  o: { transA?: boolean; transB?: boolean; bias?: boolean; act?: Act; accumulate?: boolean }) {
+interface Variant { transA?: boolean; transB?: boolean; bias?: boolean; act?: Act; accumulate?: boolean; portable?: boolean }
+
+async function check(ctx: GpuContext, seed: number, M: number, N: number, K: number, o: Variant) {
   const rand = rng(seed);
   const A = randomArray(M * K, rand);
   const B = randomArray(K * N, rand);
@@ -19,7 +20,7 @@ async function check(ctx: GpuContext, seed: number, M: number, N: number, K: num
   const c0 = o.accumulate ? randomArray(M * N, rand) : undefined;
   const bufs = { a: ctx.upload(A), b: ctx.upload(B), c: ctx.storage(M * N * 4), bias: bias && ctx.upload(bias) };
   if (c0) ctx.write(bufs.c, c0); else ctx.poison(bufs.c);
-  const d = matmul(ctx, { M, N, K, transA: o.transA, transB: o.transB, activation: o.act, accumulate: o.accumulate }, bufs);
+  const d = matmul(ctx, { M, N, K, transA: o.transA, transB: o.transB, activation: o.act, accumulate: o.accumulate, portable: o.portable }, bufs);
   await runDispatches(ctx, [d]);
   const got = await ctx.readF32(bufs.c, M * N);
   const ref = matmulRef(A, B, M, N, K, { transA: o.transA, transB: o.transB, bias, act: o.act, c0 });
@@ -27,50 +28,63 @@ async function check(ctx: GpuContext, seed: number, M: number, N: number, K: num
   expectClose(got, ref, 1e-5, `matmul M=${M} N=${N} K=${K} ${JSON.stringify(o)} seed=${seed}`);
 }
 
-describe('matmul (shaders/matmul.wgsl) against float64', function () {
-  let ctx: GpuContext;
-  before(async () => { ctx = await testContext(); });
-
-  for (const variant of [{}, { transA: true }, { transB: true }, { transA: true, transB: true }]) {
-    it(`C = ${variant.transA ? 'Aᵀ' : 'A'}·${variant.transB ? 'Bᵀ' : 'B'} on ${SHAPES.length} shapes`, async () => {
-      let seed = 1;
-      for (const [M, N, K] of SHAPES) await check(ctx, seed++, M, N, K, variant);
+for (const portable of [false, true]) {
+  describe(`matmul (shaders/${portable ? 'matmul.wgsl' : 'matmul_subgroup.wgsl'}) against float64`, function () {
+    let ctx: GpuContext;
+    before(async function () {
+      ctx = await testContext();
+      if (!portable && !ctx.device.features.has('subgroups')) {
+        throw new Error(`adapter ${ctx.adapterDescription} has no 'subgroups' feature; matmul_subgroup.wgsl cannot be tested here`);
+      }
     });
-  }
 
-  for (const act of ['relu', 'sigmoid', 'tanh', 'none'] as Act[]) {
-    it(`fused bias + ${act} epilogue`, async () => {
-      let seed = 100;
-      for (const [M, N, K] of SHAPES.slice(0, 10)) await check(ctx, seed++, M, N, K, { bias: true, act });
+    for (const variant of [{}, { transA: true }, { transB: true }, { transA: true, transB: true }]) {
+      it(`C = ${variant.transA ? 'Aᵀ' : 'A'}·${variant.transB ? 'Bᵀ' : 'B'} on ${SHAPES.length} shapes`, async () => {
+        let seed = 1;
+        for (const [M, N, K] of SHAPES) await check(ctx, seed++, M, N, K, { ...variant, portable });
+      });
+    }
+
+    for (const act of ['relu', 'sigmoid', 'tanh', 'none'] as Act[]) {
+      it(`fused bias + ${act} epilogue`, async () => {
+        let seed = 100;
+        for (const [M, N, K] of SHAPES.slice(0, 10)) await check(ctx, seed++, M, N, K, { bias: true, act, portable });
+      });
+    }
+
+    it('accumulates into C (C += A·B) for gradient accumulation, all transposes', async () => {
+      let seed = 200;
+      for (const [M, N, K] of SHAPES.slice(0, 10)) {
+        await check(ctx, seed++, M, N, K, { accumulate: true, transA: seed % 2 === 0, transB: seed % 3 === 0, portable });
+      }
     });
-  }
 
-  it('accumulates into C (C += A·B) for gradient accumulation, all transposes', async () => {
-    let seed = 200;
-    for (const [M, N, K] of SHAPES.slice(0, 10)) {
-      await check(ctx, seed++, M, N, K, { accumulate: true, transA: seed % 2 === 0, transB: seed % 3 === 0 });
+    for (const [offA, lda, offC, ldc] of [[3, 11, 2, 9], [4, 12, 4, 12]]) {
+      it(`reads operands at element offsets and strides (offA=${offA}, lda=${lda}, offC=${offC}, ldc=${ldc})`, async () => {
+        const rand = rng(7 + offA);
+        const M = 5, N = 8, K = 8;
+        const A = randomArray(offA + M * lda, rand);
+        const B = randomArray(K * N, rand);
+        const a = ctx.upload(A), b = ctx.upload(B), c = ctx.storage((offC + M * ldc) * 4);
+        ctx.poison(c);
+        await runDispatches(ctx, [matmul(ctx, { M, N, K, lda, ldc, offA, offC, portable }, { a, b, c })]);
+        const got = await ctx.readF32(c, offC + M * ldc);
+        const dense = new Float64Array(M * K);
+        for (let i = 0; i < M; i++) for (let k = 0; k < K; k++) dense[i * K + k] = A[offA + i * lda + k];
+        const ref = matmulRef(dense, B, M, N, K);
+        const picked = new Float64Array(M * N);
+        for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) picked[i * N + j] = got[offC + i * ldc + j];
+        expectClose(picked, ref, 1e-5, 'strided matmul');
+        expect(Number.isNaN(got[0]) && Number.isNaN(got[offC + N]), 'elements outside C stay untouched').to.equal(true);
+        for (const x of [a, b, c]) ctx.release(x);
+      });
     }
   });
+}
 
-  it('reads operands at element offsets and strides (slices of larger buffers)', async () => {
-    const rand = rng(7);
-    const M = 5, N = 6, K = 7, lda = 11, ldc = 9;
-    const A = randomArray(3 + M * lda, rand);
-    const B = randomArray(K * N, rand);
-    const a = ctx.upload(A), b = ctx.upload(B), c = ctx.storage((2 + M * ldc) * 4);
-    ctx.poison(c);
-    await runDispatches(ctx, [matmul(ctx, { M, N, K, lda, ldc, offA: 3, offC: 2 }, { a, b, c })]);
-    const got = await ctx.readF32(c);
-    const dense = new Float64Array(M * K);
-    for (let i = 0; i < M; i++) for (let k = 0; k < K; k++) dense[i * K + k] = A[3 + i * lda + k];
-    const ref = matmulRef(dense, B, M, N, K);
-    const picked = new Float64Array(M * N);
-    for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) picked[i * N + j] = got[2 + i * ldc + j];
-    expectClose(picked, ref, 1e-5, 'strided matmul');
-    expect(Number.isNaN(got[0]) && Number.isNaN(got[2 + N]), 'elements outside C stay untouched').to.equal(true);
-  });
-
-  it('rejects a non-positive dimension with a message naming it', () => {
+describe('matmul input checks', () => {
+  it('rejects a non-positive dimension with a message naming it', async () => {
+    const ctx = await testContext();
     const b = ctx.dummyBuffer();
     expect(() => matmul(ctx, { M: 0, N: 3, K: 3 }, { a: b, b, c: b })).to.throw(/M must be a positive integer/);
   });

@@ -109,15 +109,39 @@ export class GpuContext {
 
   /** A small storage buffer for bindings a kernel variant declares but does not read. */
   dummyBuffer(): GPUBuffer {
-    this.dummy ??= this.storage(16, 'unused binding');
+    if (!this.dummy) {
+      // Shared by every graph of this context: kept out of any collectBuffers() scope.
+      const scopes = this.collecting;
+      this.collecting = [];
+      this.dummy = this.storage(16, 'unused binding');
+      this.collecting = scopes;
+    }
     return this.dummy;
+  }
+
+  private collecting: GPUBuffer[][] = [];
+
+  /**
+   * Runs `fn` and returns every buffer created through this context meanwhile (uniforms and
+   * scratch made by kernels' prepare functions), so their owner can release them later.
+   */
+  collectBuffers(fn: () => void): GPUBuffer[] {
+    const list: GPUBuffer[] = [];
+    this.collecting.push(list);
+    try {
+      fn();
+    } finally {
+      this.collecting.pop();
+    }
+    return list;
   }
 
   createBuffer(size: number, usage: number, label?: string): GPUBuffer {
     this.assertUsable();
-    // Zero-sized bindings are invalid; keep every buffer at least one vec4 long.
-    const buf = this.device.createBuffer({ size: Math.max(16, align(size, 4)), usage, label });
+    // Zero-sized bindings are invalid, and kernels may view a buffer as array<vec4f>: round to 16 bytes.
+    const buf = this.device.createBuffer({ size: Math.max(16, align(size, 16)), usage, label });
     this.buffers.add(buf);
+    for (const list of this.collecting) list.push(buf);
     return buf;
   }
 

@@ -27,6 +27,8 @@ export interface MatmulSpec {
   offC?: number;
   offBias?: number;
   label?: string;
+  /** Use the portable kernel even where the adapter has subgroups (for tests and comparisons). */
+  portable?: boolean;
 }
 
 export interface MatmulBuffers {
@@ -36,7 +38,8 @@ export interface MatmulBuffers {
   bias?: GPUBuffer;
 }
 
-const ROWS_PER_INVOCATION = 8; // TM in shaders/matmul.wgsl
+const PORTABLE_ROWS = 8; // TM in shaders/matmul.wgsl
+const SUBGROUP_MAX_ROWS = 32; // TMAX in shaders/matmul_subgroup.wgsl
 
 /** Prepares one matmul dispatch (pipeline, uniforms, bind group); encode it as often as needed. */
 export function matmul(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers): Dispatch {
@@ -46,16 +49,7 @@ export function matmul(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers): 
   }
   const transA = !!spec.transA;
   const transB = !!spec.transB;
-  const wg = Math.min(64, ctx.limits.maxComputeInvocationsPerWorkgroup);
-  const kernel = ctx.kernel('matmul.wgsl', 'main', {
-    TRANS_A: transA,
-    TRANS_B: transB,
-    HAS_BIAS: !!bufs.bias,
-    ACTIVATION: ACTIVATION_CODE[spec.activation ?? 'none'],
-    ACCUMULATE: !!spec.accumulate,
-    WG: wg,
-  });
-  const params = kernel.params({
+  const p = {
     M, N, K,
     lda: spec.lda ?? (transA ? M : K),
     ldb: spec.ldb ?? (transB ? K : N),
@@ -64,8 +58,43 @@ export function matmul(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers): 
     offB: spec.offB ?? 0,
     offC: spec.offC ?? 0,
     offBias: spec.offBias ?? 0,
-  });
+  };
+  const common = {
+    TRANS_A: transA,
+    TRANS_B: transB,
+    HAS_BIAS: !!bufs.bias,
+    ACTIVATION: ACTIVATION_CODE[spec.activation ?? 'none'],
+    ACCUMULATE: !!spec.accumulate,
+  };
   const label = spec.label ?? `matmul ${M}x${K}x${N}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}`;
-  const bindGroup = kernel.bind({ params, A: bufs.a, B: bufs.b, bias: bufs.bias ?? ctx.dummyBuffer(), C: bufs.c }, label);
-  return { kernel, bindGroup, workgroups: [ceilDiv(N, wg), ceilDiv(M, ROWS_PER_INVOCATION), 1], label, flops: 2 * M * N * K };
+  const bias = bufs.bias ?? ctx.dummyBuffer();
+  const flops = 2 * M * N * K;
+
+  if (ctx.device.features.has('subgroups') && !spec.portable) {
+    // Each invocation owns 4 columns; narrow outputs get a narrow workgroup.
+    const wg = Math.min(16, Math.max(4, nextPow2(Math.ceil(N / 4))));
+    // Rows per workgroup: as many as the kernel unrolls (each B load feeds TM FMAs), spread evenly
+    // over the row tiles so that the last one wastes little (M = 50 → 2 × 25, 100 → 4 × 25).
+    const rowTiles = ceilDiv(M, SUBGROUP_MAX_ROWS);
+    const tm = ceilDiv(M, rowTiles);
+    const kernel = ctx.kernel('matmul_subgroup.wgsl', 'main', {
+      ...common,
+      VEC_A: !transA && p.lda % 4 === 0 && p.offA % 4 === 0,
+      VEC_B: !transB && N % 4 === 0 && p.ldb % 4 === 0 && p.offB % 4 === 0,
+      VEC_BT: transB && p.ldb % 4 === 0 && p.offB % 4 === 0,
+      WG: wg,
+      TM: tm,
+    });
+    const bindGroup = kernel.bind({ params: kernel.params(p), A: bufs.a, B: bufs.b, A4: bufs.a, B4: bufs.b, bias, C: bufs.c }, label);
+    return { kernel, bindGroup, workgroups: [ceilDiv(N, 4 * wg), rowTiles, 1], label, flops };
+  }
+
+  const wg = Math.min(64, ctx.limits.maxComputeInvocationsPerWorkgroup);
+  const kernel = ctx.kernel('matmul.wgsl', 'main', { ...common, WG: wg });
+  const bindGroup = kernel.bind({ params: kernel.params(p), A: bufs.a, B: bufs.b, bias, C: bufs.c }, label);
+  return { kernel, bindGroup, workgroups: [ceilDiv(N, wg), ceilDiv(M, PORTABLE_ROWS), 1], label, flops };
+}
+
+function nextPow2(n: number): number {
+  return 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 }

@@ -79,3 +79,28 @@ export function matmulRef(
   }
   return C;
 }
+
+/**
+ * Central-difference gradient of a scalar float64 function, compared with an analytic gradient:
+ * returns ‖numeric − analytic‖/‖numeric‖. Use on the CPU twins (float64), where 1e-6 is reachable.
+ */
+export function gradCheck(f: (x: Float64Array) => number, x: Float64Array, analytic: ArrayLike<number>, eps = 1e-6): number {
+  const numeric = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const keep = x[i];
+    x[i] = keep + eps;
+    const fp = f(x);
+    x[i] = keep - eps;
+    const fm = f(x);
+    x[i] = keep;
+    numeric[i] = (fp - fm) / (2 * eps);
+  }
+  return relError(analytic, numeric);
+}
+
+/** Sum of w[i]·y[i]: turns a tensor-valued function into a scalar for gradient checks (dL/dy = w). */
+export function dot(w: ArrayLike<number>, y: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < y.length; i++) s += w[i] * y[i];
+  return s;
+}

@@ -1,0 +1,144 @@
+// C = op(A) · op(B) (+ bias) (→ activation) (+= C): the fast path on adapters with the
+// 'subgroups' feature (where CPU adapters like lavapipe are found). Same semantics and Params as
+// matmul.wgsl.
+//
+// Why this shape: on CPU adapters (lavapipe's llvmpipe runs a subgroup as one 8-wide SIMD
+// vector) a memory load whose address differs per lane is executed lane by lane (per lane:
+// buffer pointer and size, bounds check, scalar load, insert: ~6-10 instructions per float),
+// while a load whose address is the same for every lane (uniform) is ONE scalar load and a
+// broadcast, and arithmetic is single vector instructions. So:
+//  - a workgroup computes TM rows × (4·WG) columns of C; each invocation owns 4 adjacent
+//    columns for all TM rows, so each per-lane float of B feeds TM FMAs (TM ≤ 32, chosen per
+//    shape by the host so that little of the last row tile is wasted);
+//  - the A values are uniform across the workgroup (same rows, same k): one scalar (or vec4)
+//    load per float for the whole subgroup, broadcast for free;
+//  - k advances 4 at a time in a straight-line body: B as 4 vec4 rows (VEC_B), or as 4 vec4
+//    runs along k of the 4 columns' rows when B is transposed (VEC_BT: the 4x4 transpose is
+//    free, it only renames SIMD registers), A as one vec4 along k per row (VEC_A). The
+//    accumulators are loop-carried values that llvmpipe writes back under the loop's execution
+//    mask (a blend) and, being TM·4 SIMD registers, spills; doing 4 k's per iteration pays
+//    that once per 4 FMAs instead of once per FMA. K % 4 leftover k's run in a scalar tail.
+// No shared memory and no barriers (llvmpipe implements barriers by switching coroutines).
+// On a GPU the same structure gives coalesced B loads, broadcast A loads and register tiling.
+enable subgroups;
+
+override TRANS_A: bool = false;    // A stored [K, M] when true, else [M, K]
+override TRANS_B: bool = false;    // B stored [N, K] when true, else [K, N]
+override VEC_A: bool = false;      // !TRANS_A and lda, offA multiples of 4: A rows read as vec4 along k
+override VEC_B: bool = false;      // !TRANS_B and N, ldb, offB multiples of 4: B rows read as vec4 along n
+override VEC_BT: bool = false;     // TRANS_B and ldb, offB multiples of 4: B rows read as vec4 along k
+override HAS_BIAS: bool = false;
+override ACTIVATION: u32 = 0u;     // 0 none, 1 relu, 2 sigmoid, 3 tanh
+override ACCUMULATE: bool = false;
+override WG: u32 = 16u;            // invocations per workgroup (each 4 columns)
+override TM: u32 = 16u;            // rows of C per workgroup, 1..TMAX
+
+const TMAX: u32 = 32u;             // loops up to 32 constant trips are unrolled by llvmpipe
+
+struct Params {
+  M: u32, N: u32, K: u32,
+  lda: u32, ldb: u32, ldc: u32,
+  offA: u32, offB: u32, offC: u32, offBias: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> C: array<f32>;
+// The same buffers as A and B, read four floats at a time when VEC_A / VEC_B / VEC_BT allow it.
+@group(0) @binding(5) var<storage, read> A4: array<vec4f>;
+@group(0) @binding(6) var<storage, read> B4: array<vec4f>;
+
+fn a_at(i: u32, k: u32) -> f32 {
+  if (TRANS_A) { return A[params.offA + k * params.lda + i]; }
+  return A[params.offA + i * params.lda + k];
+}
+
+fn b_at(k: u32, j: u32) -> f32 {
+  if (TRANS_B) { return B[params.offB + j * params.ldb + k]; }
+  return B[params.offB + k * params.ldb + j];
+}
+
+// Row k of op(B) at columns j0..j0+3 (clamped to the matrix; extra columns are never stored).
+fn b_row(k: u32, j0: u32) -> vec4f {
+  let last = params.N - 1u;
+  return vec4f(b_at(k, min(j0, last)), b_at(k, min(j0 + 1u, last)), b_at(k, min(j0 + 2u, last)), b_at(k, min(j0 + 3u, last)));
+}
+
+// Row i of op(A) at k..k+3 (all in range).
+fn a_quad(i: u32, k: u32) -> vec4f {
+  if (VEC_A) { return A4[(params.offA + i * params.lda + k) / 4u]; }
+  return vec4f(a_at(i, k), a_at(i, k + 1u), a_at(i, k + 2u), a_at(i, k + 3u));
+}
+
+fn activate(x: vec4f) -> vec4f {
+  switch ACTIVATION {
+    case 1u: { return max(x, vec4f(0.0)); }
+    case 2u: { return 1.0 / (1.0 + exp(-x)); }
+    case 3u: { return tanh(x); }
+    default: { return x; }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let M = params.M;
+  let N = params.N;
+  let K = params.K;
+  let j0 = (wid.x * WG + lid.x) * 4u;
+  let row0 = wid.y * TM;
+  let last_row = M - 1u;
+
+  var acc: array<vec4f, TMAX>;
+  let K4 = K & ~3u;
+  for (var k = 0u; k < K4; k += 4u) {
+    // Rows k..k+3 of op(B) at this invocation's 4 columns.
+    var b0: vec4f; var b1: vec4f; var b2: vec4f; var b3: vec4f;
+    if (VEC_B) {
+      let base = (params.offB + k * params.ldb + min(j0, N - 4u)) / 4u;
+      let step = params.ldb / 4u;
+      b0 = B4[base]; b1 = B4[base + step]; b2 = B4[base + 2u * step]; b3 = B4[base + 3u * step];
+    } else if (VEC_BT) {
+      // B stored [N, K]: column j of op(B) is row j of B, contiguous along k.
+      let step = params.ldb / 4u;
+      let base = (params.offB + k) / 4u;
+      let c0 = B4[base + min(j0, N - 1u) * step];
+      let c1 = B4[base + min(j0 + 1u, N - 1u) * step];
+      let c2 = B4[base + min(j0 + 2u, N - 1u) * step];
+      let c3 = B4[base + min(j0 + 3u, N - 1u) * step];
+      b0 = vec4f(c0.x, c1.x, c2.x, c3.x); b1 = vec4f(c0.y, c1.y, c2.y, c3.y);
+      b2 = vec4f(c0.z, c1.z, c2.z, c3.z); b3 = vec4f(c0.w, c1.w, c2.w, c3.w);
+    } else {
+      b0 = b_row(k, j0); b1 = b_row(k + 1u, j0); b2 = b_row(k + 2u, j0); b3 = b_row(k + 3u, j0);
+    }
+    for (var r = 0u; r < TM; r++) {
+      let a = a_quad(min(row0 + r, last_row), k);
+      acc[r] = fma(vec4f(a.w), b3, fma(vec4f(a.z), b2, fma(vec4f(a.y), b1, fma(vec4f(a.x), b0, acc[r]))));
+    }
+  }
+  for (var k = K4; k < K; k++) {
+    let b = b_row(k, j0);
+    for (var r = 0u; r < TM; r++) { acc[r] = fma(vec4f(a_at(min(row0 + r, last_row), k)), b, acc[r]); }
+  }
+
+  if (j0 >= N) { return; }
+  var add = vec4f(0.0);
+  if (HAS_BIAS) {
+    let last = N - 1u;
+    add = vec4f(bias[params.offBias + j0], bias[params.offBias + min(j0 + 1u, last)],
+                bias[params.offBias + min(j0 + 2u, last)], bias[params.offBias + min(j0 + 3u, last)]);
+  }
+  let ncols = min(4u, N - j0);
+  for (var r = 0u; r < TM; r++) {
+    let i = row0 + r;
+    if (i >= M) { break; }
+    let v = activate(acc[r] + add);
+    let base = params.offC + i * params.ldc + j0;
+    for (var c = 0u; c < ncols; c++) {
+      var x = v[c];
+      if (ACCUMULATE) { x += C[base + c]; }
+      C[base + c] = x;
+    }
+  }
+}

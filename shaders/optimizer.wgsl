@@ -1,0 +1,102 @@
+// Optimizers updating parameters in place, elementwise over n elements (grid stride).
+// Element i of the update touches param/accum/m/v[off + i] and grad[offGrad + i], so several
+// tensors laid out back to back in one buffer are updated by one dispatch (or one slice by
+// giving offsets).
+//
+//   sgd:      p −= lr·g
+//   momentum: a = momentum·a + g;  p −= lr·a                    (TF MomentumOptimizer)
+//             NESTEROV: p −= lr·g + lr·momentum·a               (TF use_nesterov=True)
+//   adam:     TF 1.x AdamOptimizer (ApplyAdam):
+//             t = step[0] + stepOffset (the GPU step counter; stepOffset = 1 when the counter
+//             starts at 0 and is incremented after the update, so the first update has t = 1),
+//             lr_t = lr·sqrt(1 − β2^t)/(1 − β1^t),
+//             m += (g − m)(1 − β1);  v += (g² − v)(1 − β2);  p −= lr_t·m/(sqrt(v) + ε).
+//             1 − β^t = −expm1(t·ln β), with ln β and 1 − β computed in float64 on the host and
+//             expm1 by its Taylor series for small arguments: accurate for t = 1 (where 1 − β2^t
+//             = 1e−3 would lose 4 digits as 1 − pow(β2, t) in f32) up to t far beyond 20,000
+//             (where a running f32 product β^t would have drifted by t rounding errors).
+
+override WG: u32 = 64u;
+override NESTEROV: bool = false;
+
+struct Params {
+  n: u32,
+  off: u32,          // element offset into param, accum, m, v
+  offGrad: u32,      // element offset into grad
+  stepOffset: u32,   // adam: t = step[0] + stepOffset
+  lr: f32,
+  momentum: f32,
+  oneMinusBeta1: f32,
+  oneMinusBeta2: f32,
+  logBeta1: f32,
+  logBeta2: f32,
+  epsilon: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read_write> param: array<f32>;
+@group(0) @binding(2) var<storage, read> grad: array<f32>;
+@group(0) @binding(3) var<storage, read_write> accum: array<f32>;
+@group(0) @binding(4) var<storage, read_write> m: array<f32>;
+@group(0) @binding(5) var<storage, read_write> v: array<f32>;
+@group(0) @binding(6) var<storage, read> step: array<u32>;
+
+@compute @workgroup_size(WG)
+fn sgd(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let stride = nwg.x * WG;
+  let lr = params.lr;
+  for (var i = gid.x; i < params.n; i += stride) {
+    let p = params.off + i;
+    param[p] -= lr * grad[params.offGrad + i];
+  }
+}
+
+@compute @workgroup_size(WG)
+fn momentum(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let stride = nwg.x * WG;
+  let lr = params.lr;
+  let mu = params.momentum;
+  for (var i = gid.x; i < params.n; i += stride) {
+    let p = params.off + i;
+    let g = grad[params.offGrad + i];
+    let a = mu * accum[p] + g;
+    accum[p] = a;
+    if (NESTEROV) {
+      param[p] -= g * lr + a * mu * lr;
+    } else {
+      param[p] -= lr * a;
+    }
+  }
+}
+
+// e^z − 1, accurate also for small |z|.
+fn expm1(z: f32) -> f32 {
+  if (abs(z) < 0.5) {
+    return z * (1.0 + z * (1.0 / 2.0 + z * (1.0 / 6.0 + z * (1.0 / 24.0 + z * (1.0 / 120.0 + z * (1.0 / 720.0
+      + z * (1.0 / 5040.0 + z * (1.0 / 40320.0 + z * (1.0 / 362880.0)))))))));
+  }
+  return exp(z) - 1.0;
+}
+
+@compute @workgroup_size(WG)
+fn adam(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let stride = nwg.x * WG;
+  let t = f32(step[0] + params.stepOffset);
+  let bc1 = -expm1(t * params.logBeta1);   // 1 − β1^t
+  let bc2 = -expm1(t * params.logBeta2);   // 1 − β2^t
+  let lr_t = params.lr * sqrt(bc2) / bc1;
+  let omb1 = params.oneMinusBeta1;
+  let omb2 = params.oneMinusBeta2;
+  let eps = params.epsilon;
+  for (var i = gid.x; i < params.n; i += stride) {
+    let p = params.off + i;
+    let g = grad[params.offGrad + i];
+    var mi = m[p];
+    var vi = v[p];
+    mi += (g - mi) * omb1;
+    vi += (g * g - vi) * omb2;
+    m[p] = mi;
+    v[p] = vi;
+    param[p] -= (mi * lr_t) / (sqrt(vi) + eps);
+  }
+}

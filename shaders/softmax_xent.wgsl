@@ -1,0 +1,95 @@
+// Softmax cross-entropy from logits, fused and numerically stable.
+//
+//   rows: one invocation per example r (grid stride over rows), with m = max_k z[r,k],
+//         e_k = exp(z_k − m) (≤ 1, no overflow for any finite logits, e.g. ±1e4),
+//         S' = Σ_{k≠label} e_k, S = S' + e_label, d = z_label − m (≤ 0):
+//           loss[r]       = log S − d            (log S as log1p(S') when the label is a max: e_label = 1)
+//           dlogits[r,k]  = gradScale · (e_k / S − [k = label])
+//                           with the label's entry as −S'/S, free of the cancellation in p − 1.
+//         A label ≥ C makes that row's loss and gradient NaN (as TensorFlow does on a GPU).
+//   mean: one workgroup: meanLoss[0] = Σ_r loss[r] / B (strided partial sums, then a tree),
+//         and with ACCUMULATE_SUM also lossSum[0] += meanLoss[0], a running sum that a training
+//         loop reads back only every N steps (and resets by writing 0).
+
+override WG: u32 = 64u;
+override ACCUMULATE_SUM: bool = false;
+
+const MEAN_WG: u32 = 64u;
+
+struct Params {
+  B: u32,          // examples (rows)
+  C: u32,          // classes (columns)
+  gradScale: f32,  // 1/B for the gradient of the batch-mean loss
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read> labels: array<u32>;
+@group(0) @binding(3) var<storage, read_write> loss: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dlogits: array<f32>;
+@group(0) @binding(5) var<storage, read_write> meanLoss: array<f32>;
+@group(0) @binding(6) var<storage, read_write> lossSum: array<f32>;
+
+// log(1 + v) for v ≥ 0, accurate for small v (2·atanh(v/(2+v)) series; no reliance on log near 1).
+fn log1p_pos(v: f32) -> f32 {
+  if (v >= 0.5) { return log(1.0 + v); }
+  let w = v / (2.0 + v);   // ≤ 0.2
+  let w2 = w * w;
+  let s = 1.0 + w2 * (1.0 / 3.0 + w2 * (1.0 / 5.0 + w2 * (1.0 / 7.0 + w2 * (1.0 / 9.0 + w2 * (1.0 / 11.0 + w2 * (1.0 / 13.0))))));
+  return 2.0 * w * s;
+}
+
+@compute @workgroup_size(WG)
+fn rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let B = params.B;
+  let C = params.C;
+  let stride = nwg.x * WG;
+  for (var r = gid.x; r < B; r += stride) {
+    let base = r * C;
+    let lab = labels[r];
+    if (lab >= C) {
+      let nan = bitcast<f32>(0x7fc00000u | (lab & 0u)); // runtime expression: a constant NaN is a WGSL error
+      loss[r] = nan;
+      for (var k = 0u; k < C; k++) { dlogits[base + k] = nan; }
+      continue;
+    }
+    var m = logits[base];
+    for (var k = 1u; k < C; k++) { m = max(m, logits[base + k]); }
+    var rest = 0.0;   // S' = Σ_{k≠label} e_k
+    for (var k = 0u; k < C; k++) {
+      if (k != lab) { rest += exp(logits[base + k] - m); }
+    }
+    let d = logits[base + lab] - m;
+    let el = exp(d);
+    let s = rest + el;
+    var lse: f32;
+    if (d == 0.0) { lse = log1p_pos(rest); } else { lse = log(s); }
+    loss[r] = lse - d;
+    let inv = params.gradScale / s;
+    for (var k = 0u; k < C; k++) {
+      var g: f32;
+      if (k == lab) { g = -rest * inv; } else { g = exp(logits[base + k] - m) * inv; }
+      dlogits[base + k] = g;
+    }
+  }
+}
+
+var<workgroup> partial: array<f32, MEAN_WG>;
+
+@compute @workgroup_size(64)  // = MEAN_WG (Kernel reads a literal or an override here)
+fn mean(@builtin(local_invocation_index) lid: u32) {
+  let B = params.B;
+  var s = 0.0;
+  for (var r = lid; r < B; r += MEAN_WG) { s += loss[r]; }
+  partial[lid] = s;
+  workgroupBarrier();
+  for (var h = MEAN_WG / 2u; h > 0u; h >>= 1u) {
+    if (lid < h) { partial[lid] += partial[lid + h]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) {
+    let avg = partial[0] / f32(B);
+    meanLoss[0] = avg;
+    if (ACCUMULATE_SUM) { lossSum[0] += avg; }
+  }
+}

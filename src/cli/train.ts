@@ -1,0 +1,206 @@
+// `node dist/train.js --net NAME [flags]`: trains one of the tutorials' MNIST nets on the GPU.
+import { writeFileSync, renameSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { ArgsError, parseArgs, helpText, hyperParameters, SHAPE_KEYS, type TrainArgs } from './args.js';
+import { EpochProgress, formatDuration } from './progress.js';
+import { writePlots, type EpochStats, type Misclassified } from './plots.js';
+import { CheckpointError, loadCheckpoint, saveCheckpoint, checkShapes, checkMetadata } from './checkpoint.js';
+import { DataError, loadMnist, makeShuffler, checkImageSize, type Mnist } from '../data/mnist.js';
+import { createNodeContext } from '../gpu/node.js';
+import { GpuError, type GpuContext } from '../gpu/context.js';
+import { GraphError } from '../graph/graph.js';
+import { Trainer, type TrainMetrics } from '../nn/trainer.js';
+import { chromeTrace } from '../gpu/trace.js';
+
+/** How often (in steps) loss and accuracy are read back from the GPU. */
+const READ_EVERY = 25;
+
+class TrainingStopped extends Error {}
+
+const mb = (bytes: number) => (bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : `${(bytes / 1e3).toFixed(0)} KB`);
+
+export async function main(argv: string[]): Promise<number> {
+  let args: TrainArgs;
+  try {
+    args = parseArgs(argv);
+  } catch (e) {
+    if (e instanceof ArgsError) {
+      console.error(`error: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+  if (args.help) {
+    console.log(helpText());
+    return 0;
+  }
+  const json = args.json;
+  const log = (s: string) => { if (!json) console.log(s); };
+  const emit = (o: object) => { if (json) console.log(JSON.stringify(o)); };
+
+  let data: Mnist;
+  try {
+    data = loadMnist({ dir: args.data, validation: args.val });
+    checkImageSize(data, 28, 28, args.net);
+  } catch (e) {
+    if (e instanceof DataError) {
+      console.error(`error: ${e.message}`);
+      return 2;
+    }
+    throw e;
+  }
+
+  let ctx: GpuContext | undefined;
+  let trainer: Trainer | undefined;
+  try {
+    ctx = await createNodeContext();
+    log(`adapter: ${ctx.adapterDescription}`);
+    const t0 = performance.now();
+    trainer = await Trainer.create(ctx, {
+      net: args.net, hidden: args.hidden, layers: args.layers, cell: args.cell, keepProb: args.keepProb, seed: args.seed,
+      batch: args.batch, optimizer: { kind: args.optimizer, lr: args.lr },
+    });
+    const g = trainer.graph;
+    log(`net ${args.net}: ${g.dispatchCount} dispatches per step in 1 submit, ${mb(g.plan.plannedBytes)} planned for activations and gradients (${mb(g.plan.naiveBytes)} without sharing), compiled in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+    if (args.load) {
+      const ckpt = loadCheckpoint(args.load);
+      checkMetadata(ckpt, hyperParameters(args), SHAPE_KEYS, args.load);
+      checkShapes(ckpt, trainer.store.shapes(), args.load);
+      for (const [name, t] of Object.entries(ckpt.tensors)) trainer.store.write(name, t.data);
+      log(`loaded ${args.load}`);
+    }
+
+    const history: EpochStats[] = [];
+    if (!args.eval) await train(args, data, trainer, history, log, emit);
+
+    const test = await trainer.evaluate(data.test);
+    const wrong: Misclassified[] = [];
+    for (let i = 0; i < data.test.count; i++) {
+      if (test.predictions[i] !== data.test.labels[i]) wrong.push({ index: i, label: data.test.labels[i], predict: test.predictions[i] });
+    }
+    log(`test accuracy ${test.accuracy.toFixed(4)} (loss ${test.loss.toFixed(4)}), ${wrong.length} of ${data.test.count} misclassified`);
+    for (const w of wrong.slice(0, 10)) log(`  index=${w.index} label=${w.label} predict=${w.predict}`);
+    emit({ event: 'test', accuracy: test.accuracy, loss: test.loss, misclassified: wrong.length, first: wrong.slice(0, 25) });
+
+    if (args.plots) {
+      const files = writePlots(args.plots, history, { images: data.test.images, rows: data.rows, cols: data.cols, misclassified: wrong.slice(0, 25) });
+      log(`plots: ${files.join(', ')}`);
+    }
+    if (args.save && !args.eval) {
+      const params = await trainer.store.read();
+      saveCheckpoint(args.save, params, hyperParameters(args));
+      log(`saved ${args.save}`);
+    }
+    if (args.profile || args.trace) await profile(args, data, trainer, log, emit);
+    return 0;
+  } catch (e) {
+    if (e instanceof TrainingStopped) {
+      console.error(`error: ${e.message}`);
+      return 3;
+    }
+    if (e instanceof CheckpointError || e instanceof DataError) {
+      console.error(`error: ${e.message}`);
+      return 2;
+    }
+    if (e instanceof GpuError || e instanceof GraphError) {
+      console.error(`error: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  } finally {
+    trainer?.destroy();
+    ctx?.destroy();
+  }
+}
+
+async function train(args: TrainArgs, data: Mnist, trainer: Trainer, history: EpochStats[],
+  log: (s: string) => void, emit: (o: object) => void): Promise<void> {
+  const B = trainer.batch;
+  const perEpoch = Math.floor(data.train.count / B);
+  if (perEpoch < 1) throw new DataError(`the training set has ${data.train.count} images, fewer than one batch of ${B}: lower --batch or --val`);
+  const totalSteps = args.steps ?? (args.epochs ?? 1) * perEpoch;
+  const epochs = Math.ceil(totalSteps / perEpoch);
+  const shuffler = makeShuffler(args.seed);
+  const order = new Uint32Array(data.train.count);
+  const start = performance.now();
+  let done = 0;
+  for (let epoch = 0; epoch < epochs; epoch++) {
+    const steps = Math.min(perEpoch, totalSteps - done);
+    shuffler.permutation(epoch, data.train.count, order);
+    const bar = new EpochProgress({ stream: process.stderr, total: steps, batch: B, epoch: epoch + 1, epochs, tty: !args.json && process.stderr.isTTY === true });
+    const t0 = performance.now();
+    let pending: Promise<TrainMetrics> | undefined;
+    let lossSum = 0, accSum = 0, reads = 0;
+    let latest: number | undefined;
+    const take = (m: TrainMetrics, step: number) => {
+      if (!Number.isFinite(m.loss)) {
+        throw new TrainingStopped(`the training loss became ${m.loss} by step ${step} (epoch ${epoch + 1}): the learning rate ${args.lr} is too high for ${args.net}; try --lr ${args.lr / 10}`);
+      }
+      latest = m.loss;
+      lossSum += m.loss * m.steps;
+      accSum += m.accuracy * m.steps;
+      reads += m.steps;
+    };
+    for (let s = 0; s < steps; s++) {
+      trainer.writeBatch(data.train, order.subarray(s * B, s * B + B));
+      const last = s === steps - 1;
+      if ((s + 1) % READ_EVERY === 0 || last) {
+        // Wait for the read-back of READ_EVERY steps ago (long finished), never for this step.
+        if (pending) take(await pending, done + s);
+        pending = trainer.step(true);
+        bar.update(s + 1, latest);
+        latest = undefined;
+      } else {
+        trainer.step();
+      }
+    }
+    if (pending) take(await pending, done + steps);
+    done += steps;
+    bar.finish();
+    const seconds = (performance.now() - t0) / 1000;
+    const val = data.validation.count ? await trainer.evaluate(data.validation) : undefined;
+    const stats: EpochStats = { epoch: epoch + 1, trainLoss: lossSum / reads, trainAcc: accSum / reads, valLoss: val?.loss, valAcc: val?.accuracy };
+    history.push(stats);
+    log(`epoch ${epoch + 1}/${epochs}: train loss ${stats.trainLoss!.toFixed(4)} acc ${stats.trainAcc!.toFixed(4)}` +
+      (val ? `, validation loss ${val.loss.toFixed(4)} acc ${val.accuracy.toFixed(4)}` : '') +
+      `, ${steps} steps in ${formatDuration(seconds)} (${((steps * B) / seconds).toFixed(0)} examples/s)`);
+    emit({ event: 'epoch', epoch: epoch + 1, epochs, steps, trainLoss: stats.trainLoss, trainAccuracy: stats.trainAcc, valLoss: val?.loss, valAccuracy: val?.accuracy, seconds, examplesPerSecond: (steps * B) / seconds });
+  }
+  const total = (performance.now() - start) / 1000;
+  log(`trained ${done} steps (${epochs} epochs) in ${formatDuration(total)}`);
+  emit({ event: 'trained', steps: done, epochs, seconds: total });
+}
+
+async function profile(args: TrainArgs, data: Mnist, trainer: Trainer, log: (s: string) => void, emit: (o: object) => void): Promise<void> {
+  if (!trainer.ctx.hasTimestamps) {
+    log(`profile: the adapter has no 'timestamp-query' feature, so no GPU times can be measured (training was not affected)`);
+    return;
+  }
+  const idx = new Uint32Array(trainer.batch).map((_, i) => i);
+  trainer.writeBatch(data.train, idx);
+  const p = await trainer.profile(20, 3);
+  if (args.profile) {
+    log(`\nGPU time per training step: ${p.stepMs.toFixed(2)} ms (median of 20 steps, one timed pass per op)`);
+    log(`${'ms'.padStart(9)} ${'share'.padStart(6)} ${'disp'.padStart(5)}  op`);
+    for (const o of p.ops) log(`${o.ms.toFixed(3).padStart(9)} ${(o.share * 100).toFixed(1).padStart(5)}% ${String(o.dispatches).padStart(5)}  ${o.label}`);
+    emit({ event: 'profile', stepMs: p.stepMs, ops: p.ops });
+  }
+  if (args.trace) {
+    // Ops in step order, each at its median duration, one after another.
+    const byLabel = new Map(p.ops.map((o) => [o.label, o]));
+    let t = 0;
+    const spans = trainer.graph.ops.map((op) => {
+      const o = byLabel.get(op.label)!;
+      const s = { name: op.label, startMs: t, durMs: o.ms, args: { dispatches: o.dispatches, share: +(o.share * 100).toFixed(2) } };
+      t += o.ms;
+      return s;
+    });
+    mkdirSync(dirname(args.trace), { recursive: true });
+    writeFileSync(`${args.trace}.tmp`, chromeTrace(spans, `webgpu-train ${args.net}`));
+    renameSync(`${args.trace}.tmp`, args.trace);
+    log(`trace: ${args.trace} (open in chrome://tracing or ui.perfetto.dev)`);
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,61 @@
+import type { Node } from './graph.js';
+
+export type DType = 'f32' | 'u32';
+
+/**
+ * What a tensor is for: `input` (fed each step: images, labels), `param` (trainable, persistent),
+ * `state` (persistent non-trainable: optimizer moments, metric accumulators), `value` (an
+ * activation or temporary, planned), `grad` (a gradient, planned).
+ */
+export type Role = 'input' | 'param' | 'state' | 'value' | 'grad';
+
+/** Storage that lives outside the planner: a buffer someone else owns, at an element offset. */
+export interface ExternalStorage {
+  buffer: GPUBuffer;
+  offset: number;
+}
+
+export class Tensor {
+  readonly size: number;
+  /** The node that writes it (undefined for inputs, params and state). */
+  producer: Node | undefined;
+  /** True when a gradient must flow to it (it depends on a parameter). */
+  requiresGrad = false;
+  /** Storage shared with another tensor (free reshapes). */
+  viewOf: Tensor | undefined;
+  external: ExternalStorage | undefined;
+  /** Storage an op makes for itself when it is lowered (e.g. a recurrent layer's outputs). */
+  opOwned = false;
+
+  constructor(
+    readonly id: number,
+    readonly name: string,
+    readonly shape: readonly number[],
+    readonly dtype: DType,
+    readonly role: Role,
+  ) {
+    for (const d of shape) {
+      if (!Number.isInteger(d) || d < 1) throw new Error(`tensor ${name}: bad shape [${shape.join(', ')}]`);
+    }
+    this.size = shape.reduce((a, b) => a * b, 1);
+  }
+
+  get bytes(): number {
+    return this.size * 4;
+  }
+
+  /** The tensor whose storage this one uses (itself unless it is a view). */
+  get root(): Tensor {
+    let t: Tensor = this;
+    while (t.viewOf) t = t.viewOf;
+    return t;
+  }
+
+  toString(): string {
+    return `${this.name} [${this.shape.join(', ')}]`;
+  }
+}
+
+export function shapeStr(shape: readonly number[]): string {
+  return `[${shape.join(', ')}]`;
+}

@@ -1,0 +1,112 @@
+import type { GpuContext } from '../gpu/context.js';
+import { GpuError } from '../gpu/context.js';
+import type { Dispatch } from '../gpu/dispatch.js';
+import { checkCount, checkSize, gridStrideGroups, ELEMENTWISE_WG } from './activation.js';
+
+interface OptimizerSpecBase {
+  /** Elements to update. */
+  n: number;
+  lr: number;
+  /** Element offset into param (and accum, m, v): for a slice of a buffer holding several tensors. */
+  offset?: number;
+  /** Element offset into grad (default: `offset`). */
+  gradOffset?: number;
+  label?: string;
+}
+
+export interface SgdSpec extends OptimizerSpecBase {
+  /** With a momentum (TF MomentumOptimizer): accum = momentum·accum + g; p −= lr·accum. Needs `accum`. */
+  momentum?: number;
+  /** Nesterov momentum (TF use_nesterov): p −= lr·g + lr·momentum·accum. */
+  nesterov?: boolean;
+}
+
+export interface SgdBuffers {
+  param: GPUBuffer;
+  grad: GPUBuffer;
+  /** Momentum accumulator (same layout as param), required with `momentum`; start it at 0. */
+  accum?: GPUBuffer;
+}
+
+export interface AdamSpec extends OptimizerSpecBase {
+  beta1?: number;
+  beta2?: number;
+  epsilon?: number;
+  /** t = step[0] + stepOffset (default 1: a counter starting at 0, incremented after each update). */
+  stepOffset?: number;
+}
+
+export interface AdamBuffers {
+  param: GPUBuffer;
+  grad: GPUBuffer;
+  /** First and second moment estimates (same layout as param), start them at 0. */
+  m: GPUBuffer;
+  v: GPUBuffer;
+  /** u32 step counter (element 0), advanced on the GPU by prepareStepIncrement. */
+  step: GPUBuffer;
+}
+
+function common(op: string, spec: OptimizerSpecBase, param: GPUBuffer, grad: GPUBuffer, others: Record<string, GPUBuffer>) {
+  checkCount(op, 'n', spec.n);
+  const off = spec.offset ?? 0;
+  const offGrad = spec.gradOffset ?? off;
+  for (const [k, v] of Object.entries({ offset: off, gradOffset: offGrad })) {
+    if (!Number.isInteger(v) || v < 0) throw new GpuError(`${op}: ${k} must be a non-negative integer, got ${v}`);
+  }
+  if (!Number.isFinite(spec.lr)) throw new GpuError(`${op}: lr must be finite, got ${spec.lr}`);
+  checkSize(op, 'param', param, off + spec.n);
+  checkSize(op, 'grad', grad, offGrad + spec.n);
+  for (const [k, b] of Object.entries(others)) checkSize(op, k, b, off + spec.n);
+  const all = [param, grad, ...Object.values(others)];
+  if (new Set(all).size !== all.length) throw new GpuError(`${op}: ${['param', 'grad', ...Object.keys(others)].join(', ')} must be different buffers`);
+  return { off, offGrad };
+}
+
+const UNUSED = { stepOffset: 0, momentum: 0, oneMinusBeta1: 0, oneMinusBeta2: 0, logBeta1: 0, logBeta2: 0, epsilon: 0 };
+
+/** SGD, optionally with (Nesterov) momentum, updating `param` in place. */
+export function prepareSgd(ctx: GpuContext, spec: SgdSpec, bufs: SgdBuffers): Dispatch {
+  const mom = spec.momentum !== undefined;
+  const op = `${mom ? (spec.nesterov ? 'nesterov ' : 'momentum ') : ''}sgd [${spec.n}]`;
+  if (spec.nesterov && !mom) throw new GpuError(`${op}: nesterov needs a momentum`);
+  if (mom && !bufs.accum) throw new GpuError(`${op}: momentum needs an accum buffer`);
+  const { off, offGrad } = common(op, spec, bufs.param, bufs.grad, mom ? { accum: bufs.accum! } : {});
+  const wg = Math.min(ELEMENTWISE_WG, ctx.limits.maxComputeInvocationsPerWorkgroup);
+  const kernel = mom
+    ? ctx.kernel('optimizer.wgsl', 'momentum', { WG: wg, NESTEROV: !!spec.nesterov })
+    : ctx.kernel('optimizer.wgsl', 'sgd', { WG: wg });
+  const params = kernel.params({ ...UNUSED, n: spec.n, off, offGrad, lr: spec.lr, momentum: spec.momentum ?? 0 });
+  const label = spec.label ?? op;
+  const resources: Record<string, GPUBuffer> = mom
+    ? { params, param: bufs.param, grad: bufs.grad, accum: bufs.accum! }
+    : { params, param: bufs.param, grad: bufs.grad };
+  return { kernel, bindGroup: kernel.bind(resources, label), workgroups: gridStrideGroups(ctx, spec.n, wg), label, flops: (mom ? 4 : 2) * spec.n };
+}
+
+/**
+ * Adam exactly as TensorFlow 1.x AdamOptimizer (defaults β1 0.9, β2 0.999, ε 1e-8), updating
+ * `param`, `m`, `v` in place; the step t comes from the GPU counter `step` (see AdamSpec.stepOffset).
+ */
+export function prepareAdam(ctx: GpuContext, spec: AdamSpec, bufs: AdamBuffers): Dispatch {
+  const op = `adam [${spec.n}]`;
+  const beta1 = spec.beta1 ?? 0.9;
+  const beta2 = spec.beta2 ?? 0.999;
+  const epsilon = spec.epsilon ?? 1e-8;
+  for (const [k, b] of Object.entries({ beta1, beta2 })) {
+    if (!(b > 0 && b < 1)) throw new GpuError(`${op}: ${k} must be in (0, 1), got ${b}`);
+  }
+  const { off, offGrad } = common(op, spec, bufs.param, bufs.grad, { m: bufs.m, v: bufs.v });
+  checkSize(op, 'step', bufs.step, 1);
+  const stepOffset = spec.stepOffset ?? 1;
+  if (!Number.isInteger(stepOffset) || stepOffset < 0) throw new GpuError(`${op}: stepOffset must be a non-negative integer, got ${stepOffset}`);
+  const wg = Math.min(ELEMENTWISE_WG, ctx.limits.maxComputeInvocationsPerWorkgroup);
+  const kernel = ctx.kernel('optimizer.wgsl', 'adam', { WG: wg });
+  const params = kernel.params({
+    n: spec.n, off, offGrad, stepOffset, lr: spec.lr, momentum: 0,
+    oneMinusBeta1: 1 - beta1, oneMinusBeta2: 1 - beta2,
+    logBeta1: Math.log(beta1), logBeta2: Math.log(beta2), epsilon,
+  });
+  const label = spec.label ?? op;
+  const bindGroup = kernel.bind({ params, param: bufs.param, grad: bufs.grad, m: bufs.m, v: bufs.v, step: bufs.step }, label);
+  return { kernel, bindGroup, workgroups: gridStrideGroups(ctx, spec.n, wg), label, flops: 12 * spec.n };
+}

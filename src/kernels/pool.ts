@@ -1,0 +1,111 @@
+import type { GpuContext } from '../gpu/context.js';
+import { ceilDiv, type Dispatch } from '../gpu/dispatch.js';
+import type { KernelConstants } from '../gpu/kernel.js';
+import { checkPositive, checkSize, lanesFor, rowsPerGroup, strides, windowDim, type Padding } from './conv2d.js';
+
+/** A 2-D pooling over x [batch, inH, inW, channels] (NHWC) → y [batch, outH, outW, channels]. */
+export interface Pool2dSpec {
+  batch: number;
+  inH: number;
+  inW: number;
+  channels: number;
+  /** Window height and width. */
+  kH: number;
+  kW: number;
+  /** [strideH, strideW] or one number for both; default the window size [kH, kW]. */
+  stride?: number | [number, number];
+  padding: Padding;
+  label?: string;
+}
+
+export interface Pool2dGeometry {
+  outH: number;
+  outW: number;
+  strideH: number;
+  strideW: number;
+  padTop: number;
+  padBottom: number;
+  padLeft: number;
+  padRight: number;
+}
+
+/** Output size and padding as TensorFlow computes them (e.g. 7x7, 2x2 window, stride 2, SAME → 4x4). */
+export function pool2dGeometry(spec: Pool2dSpec, op = `pool2d${spec.label ? ` ${spec.label}` : ''}`): Pool2dGeometry {
+  const { batch, inH, inW, channels, kH, kW } = spec;
+  checkPositive(op, { batch, inH, inW, channels, kH, kW });
+  const [strideH, strideW] = strides(spec.stride, [kH, kW]);
+  checkPositive(op, { strideH, strideW });
+  const h = windowDim(op, inH, kH, strideH, spec.padding);
+  const w = windowDim(op, inW, kW, strideW, spec.padding);
+  return { outH: h.out, outW: w.out, strideH, strideW, padTop: h.padBefore, padBottom: h.padAfter, padLeft: w.padBefore, padRight: w.padAfter };
+}
+
+type Entry = 'maxPool' | 'avgPool' | 'maxPoolBackward' | 'avgPoolBackward';
+
+function poolDispatch(
+  ctx: GpuContext, spec: Pool2dSpec, entry: Entry, opName: string,
+  bufs: Record<string, GPUBuffer>, sizes: Record<string, number>, constants: KernelConstants = {},
+): Dispatch {
+  const op = `${opName}${spec.label ? ` ${spec.label}` : ''}`;
+  const g = pool2dGeometry(spec, op);
+  const inFloats = spec.batch * spec.inH * spec.inW * spec.channels;
+  const outFloats = spec.batch * g.outH * g.outW * spec.channels;
+  const shapeIn = `[${spec.batch}, ${spec.inH}, ${spec.inW}, ${spec.channels}]`;
+  const shapeOut = `[${spec.batch}, ${g.outH}, ${g.outW}, ${spec.channels}]`;
+  for (const [name, side] of Object.entries(sizes)) {
+    const shown = name === 'argmaxIn' ? 'argmax' : name;
+    checkSize(op, shown, bufs[name], side ? outFloats : inFloats, `${shown} ${side ? shapeOut : shapeIn}`);
+  }
+  const backward = entry.endsWith('Backward');
+  const pixels = backward ? spec.batch * spec.inH * spec.inW : spec.batch * g.outH * g.outW;
+  // Four channels per lane (the shader's *4 entry points, vec4 loads and stores) when C allows.
+  const v4 = spec.channels % 4 === 0;
+  const lanes = v4 ? spec.channels / 4 : spec.channels;
+  const wg = lanesFor(ctx, lanes);
+  const rows = rowsPerGroup(ctx, pixels, 16);
+  const kernel = ctx.kernel('pool.wgsl', v4 ? `${entry}4` : entry, { WG: wg, ...constants });
+  const label = spec.label ? `${spec.label}/${opName}` : `${opName} ${spec.kH}x${spec.kW}`;
+  const params = kernel.params({
+    batch: spec.batch, inH: spec.inH, inW: spec.inW, C: spec.channels,
+    kH: spec.kH, kW: spec.kW, outH: g.outH, outW: g.outW,
+    strideH: g.strideH, strideW: g.strideW, padTop: g.padTop, padLeft: g.padLeft,
+    rowsPerGroup: rows,
+  }, `${label} params`);
+  return {
+    kernel,
+    bindGroup: kernel.bind({ params, ...(v4 ? Object.fromEntries(Object.entries(bufs).map(([k, b]) => [`${k}4`, b])) : bufs) }, label),
+    workgroups: [ceilDiv(lanes, wg), ceilDiv(pixels, rows), 1],
+    label,
+    flops: backward ? inFloats : outFloats * spec.kH * spec.kW,
+  };
+}
+
+/**
+ * Max pooling: y = max of each window (padding never wins), and argmax (a u32 buffer shaped like y)
+ * = the flat index into x of the first maximum in row-major window order, for the backward pass.
+ */
+export function maxPool2d(ctx: GpuContext, spec: Pool2dSpec, bufs: { x: GPUBuffer; y: GPUBuffer; argmax: GPUBuffer }): Dispatch {
+  return poolDispatch(ctx, spec, 'maxPool', 'maxPool2d', { x: bufs.x, y: bufs.y, argmax: bufs.argmax }, { x: 0, y: 1, argmax: 1 });
+}
+
+/**
+ * Max-pool backward: dx[i] (+)= Σ dy[o] over the windows o whose recorded argmax is i, as a gather
+ * over input elements (no atomics). `argmax` is the forward's. With `accumulate`, dx += instead of =.
+ */
+export function maxPool2dBackward(
+  ctx: GpuContext, spec: Pool2dSpec & { accumulate?: boolean },
+  bufs: { dy: GPUBuffer; argmax: GPUBuffer; dx: GPUBuffer },
+): Dispatch {
+  return poolDispatch(ctx, spec, 'maxPoolBackward', 'maxPool2dBackward', { dy: bufs.dy, argmaxIn: bufs.argmax, dx: bufs.dx },
+    { dy: 1, argmaxIn: 1, dx: 0 }, { ACCUMULATE: !!spec.accumulate });
+}
+
+/** Average pooling: y = mean of each window's in-bounds elements (TensorFlow does not count padding). */
+export function avgPool2d(ctx: GpuContext, spec: Pool2dSpec, bufs: { x: GPUBuffer; y: GPUBuffer }): Dispatch {
+  return poolDispatch(ctx, spec, 'avgPool', 'avgPool2d', { x: bufs.x, y: bufs.y }, { x: 0, y: 1 });
+}
+
+/** Average-pool backward: dx[i] (+)= Σ dy[o] / (in-bounds size of window o) over the windows covering i (a gather). */
+export function avgPool2dBackward(ctx: GpuContext, spec: Pool2dSpec & { accumulate?: boolean }, bufs: { dy: GPUBuffer; dx: GPUBuffer }): Dispatch {
+  return poolDispatch(ctx, spec, 'avgPoolBackward', 'avgPool2dBackward', { dy: bufs.dy, dx: bufs.dx }, { dy: 1, dx: 0 }, { ACCUMULATE: !!spec.accumulate });
+}

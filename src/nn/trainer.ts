@@ -1,0 +1,242 @@
+import type { GpuContext } from '../gpu/context.js';
+import { GpuError } from '../gpu/context.js';
+import { BufferUsage, MapMode } from '../gpu/flags.js';
+import { PassTimer, median, type PassTiming } from '../gpu/profiler.js';
+import { createStepCounter } from '../kernels/step.js';
+import { CompiledGraph, type OptimizerConfig } from '../graph/recorder.js';
+import { ParamStore } from './params.js';
+import { buildNet, fillBatch, IMAGE, type BuiltNet, type NetConfig } from './nets.js';
+
+export interface TrainerOptions extends NetConfig {
+  batch: number;
+  optimizer: OptimizerConfig;
+  /** Batch size of the evaluation graph (default 500). */
+  evalBatch?: number;
+}
+
+export interface TrainMetrics {
+  /** Mean training loss over the steps since the last read. */
+  loss: number;
+  /** Training accuracy over those steps. */
+  accuracy: number;
+  steps: number;
+}
+
+export interface EvalResult {
+  accuracy: number;
+  loss: number;
+  /** Predicted class per example. */
+  predictions: Uint8Array;
+}
+
+/** Labelled images, as the data loader gives them: images [count, 784] in [0, 1], labels 0..9. */
+export interface LabelledImages {
+  count: number;
+  images: Float32Array;
+  labels: Uint8Array;
+}
+
+export interface OpProfile {
+  label: string;
+  /** Median GPU time per step, ms. */
+  ms: number;
+  share: number;
+  dispatches: number;
+}
+
+/**
+ * A net compiled for training and evaluation on one device. A training step writes the batch
+ * into fixed input buffers and submits ONE command buffer (forward, backward, optimizer, step
+ * counter); loss and accuracy accumulate on the GPU and are read back only when asked.
+ */
+export class Trainer {
+  readonly store: ParamStore;
+  readonly net: BuiltNet;
+  readonly graph: CompiledGraph;
+  readonly stepCounter: GPUBuffer;
+  private evalNet: BuiltNet | undefined;
+  private evalGraph: CompiledGraph | undefined;
+  private readonly staging: GPUBuffer[] = [];
+  private evalStaging: GPUBuffer | undefined;
+  private stepsSinceRead = 0;
+  private readonly batchX: Float32Array;
+  private readonly batchY: Uint32Array;
+  private destroyed = false;
+
+  private constructor(readonly ctx: GpuContext, readonly opts: TrainerOptions) {
+    this.store = new ParamStore(ctx, opts.seed);
+    this.stepCounter = createStepCounter(ctx, 0);
+    this.net = buildNet(opts, this.store, opts.batch, true);
+    this.graph = new CompiledGraph(ctx, this.net.graph, { loss: this.net.loss, optimizer: opts.optimizer, stepCounter: this.stepCounter, incrementStep: true });
+    this.batchX = new Float32Array(this.net.x.size);
+    this.batchY = new Uint32Array(opts.batch);
+  }
+
+  static async create(ctx: GpuContext, opts: TrainerOptions): Promise<Trainer> {
+    if (!Number.isInteger(opts.batch) || opts.batch < 1) throw new GpuError(`batch size must be a positive integer, got ${opts.batch}`);
+    const t = new Trainer(ctx, opts);
+    await t.graph.ready();
+    ctx.throwIfFailed(`compiling ${opts.net}`);
+    return t;
+  }
+
+  get batch(): number {
+    return this.opts.batch;
+  }
+
+  /** Input buffers of the training graph, for callers that fill them on the GPU themselves. */
+  get inputBuffers(): { images: GPUBuffer; labels: GPUBuffer } {
+    return { images: this.graph.bufferOf(this.net.x), labels: this.graph.bufferOf(this.net.labels) };
+  }
+
+  /** Copies examples `index[0..batch)` of `data` into the input buffers (in the net's layout). */
+  writeBatch(data: LabelledImages, index: ArrayLike<number>): void {
+    fillBatch(this.net.layout, data.images, index, this.batch, this.batchX, this.batch);
+    for (let b = 0; b < this.batch; b++) this.batchY[b] = data.labels[index[b]];
+    this.ctx.write(this.inputBuffers.images, this.batchX);
+    this.ctx.write(this.inputBuffers.labels, this.batchY);
+  }
+
+  /**
+   * One training step on the batch already in the input buffers: one command buffer, one submit.
+   * With `readMetrics`, the same command buffer also copies out (and resets) the loss and
+   * accuracy accumulated since the last read, and the returned promise resolves with them.
+   */
+  step(readMetrics?: false): undefined;
+  step(readMetrics: true): Promise<TrainMetrics>;
+  step(readMetrics = false): Promise<TrainMetrics> | undefined {
+    if (this.destroyed) throw new GpuError('this Trainer was destroyed');
+    const enc = this.ctx.device.createCommandEncoder();
+    this.graph.encode(enc);
+    this.stepsSinceRead++;
+    if (!readMetrics) {
+      this.ctx.device.queue.submit([enc.finish()]);
+      return undefined;
+    }
+    const staging = this.staging.pop() ?? this.ctx.createBuffer(16, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'metrics readback');
+    const lossSum = this.graph.bufferOf(this.net.lossSum);
+    const correct = this.graph.bufferOf(this.net.correct);
+    enc.copyBufferToBuffer(lossSum, 0, staging, 0, 4);
+    enc.copyBufferToBuffer(correct, 0, staging, 4, 4);
+    enc.clearBuffer(lossSum);
+    enc.clearBuffer(correct);
+    this.ctx.device.queue.submit([enc.finish()]);
+    const steps = this.stepsSinceRead;
+    this.stepsSinceRead = 0;
+    return (async () => {
+      try {
+        await staging.mapAsync(MapMode.READ, 0, 8);
+      } catch (e) {
+        this.ctx.throwIfFailed('training step');
+        throw e;
+      }
+      const raw = staging.getMappedRange(0, 8).slice(0);
+      staging.unmap();
+      this.staging.push(staging);
+      this.ctx.throwIfFailed('training step');
+      return { loss: new Float32Array(raw, 0, 1)[0] / steps, accuracy: new Uint32Array(raw, 4, 1)[0] / (steps * this.batch), steps };
+    })();
+  }
+
+  /** Forward passes over a whole split in batches (dropout off); predictions and loss come back in one read. */
+  async evaluate(data: LabelledImages, count = data.count): Promise<EvalResult> {
+    const eb = this.opts.evalBatch ?? 500;
+    if (!this.evalGraph) {
+      this.evalNet = buildNet(this.opts, this.store, eb, false);
+      const ev = this.evalNet;
+      this.evalGraph = new CompiledGraph(this.ctx, ev.graph, { stepCounter: this.stepCounter, keep: [ev.predictions, ev.loss.producer!.outputs[2]] });
+      await this.evalGraph.ready();
+    }
+    const net = this.evalNet!;
+    const g = this.evalGraph;
+    const perExample = net.loss.producer!.outputs[2];
+    const bytes = Math.ceil(count / eb) * eb * 8;
+    if (!this.evalStaging || this.evalStaging.size < bytes) {
+      if (this.evalStaging) this.ctx.release(this.evalStaging);
+      this.evalStaging = this.ctx.createBuffer(bytes, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'evaluation readback');
+    }
+    const staging = this.evalStaging;
+    const x = new Float32Array(net.x.size);
+    const y = new Uint32Array(eb);
+    const index = new Uint32Array(eb);
+    const batches = Math.ceil(count / eb);
+    for (let k = 0; k < batches; k++) {
+      const n = Math.min(eb, count - k * eb);
+      for (let b = 0; b < eb; b++) index[b] = k * eb + Math.min(b, n - 1);
+      fillBatch(net.layout, data.images, index, n, x, eb);
+      for (let b = 0; b < eb; b++) y[b] = data.labels[index[b]];
+      this.ctx.write(g.bufferOf(net.x), x);
+      this.ctx.write(g.bufferOf(net.labels), y);
+      const enc = this.ctx.device.createCommandEncoder();
+      g.encode(enc);
+      enc.copyBufferToBuffer(g.bufferOf(net.predictions), 0, staging, k * eb * 4, eb * 4);
+      enc.copyBufferToBuffer(g.bufferOf(perExample), 0, staging, (batches * eb + k * eb) * 4, eb * 4);
+      this.ctx.device.queue.submit([enc.finish()]);
+    }
+    await staging.mapAsync(MapMode.READ, 0, bytes);
+    const all = staging.getMappedRange(0, bytes).slice(0);
+    staging.unmap();
+    this.ctx.throwIfFailed('evaluation');
+    const preds = new Uint32Array(all, 0, batches * eb);
+    const losses = new Float32Array(all, batches * eb * 4, batches * eb);
+    const predictions = new Uint8Array(count);
+    let correct = 0;
+    let loss = 0;
+    for (let i = 0; i < count; i++) {
+      predictions[i] = preds[i];
+      if (preds[i] === data.labels[i]) correct++;
+      loss += losses[i];
+    }
+    return { accuracy: correct / count, loss: loss / count, predictions };
+  }
+
+  /**
+   * Per-op GPU time of the training step from timestamp queries (one timed pass per op), median
+   * over `steps` steps after `warmup`, on the batch in the input buffers.
+   */
+  async profile(steps = 20, warmup = 3): Promise<{ ops: OpProfile[]; stepMs: number }> {
+    if (!this.ctx.hasTimestamps) throw new GpuError(`the adapter (${this.ctx.adapterDescription}) has no 'timestamp-query' feature: no GPU profile can be taken`);
+    const timer = new PassTimer(this.ctx, this.graph.ops.length);
+    const per: number[][] = this.graph.ops.map(() => []);
+    const totals: number[] = [];
+    try {
+      for (let s = 0; s < warmup + steps; s++) {
+        timer.reset();
+        const enc = this.ctx.device.createCommandEncoder();
+        this.graph.encode(enc, timer);
+        timer.resolve(enc);
+        this.ctx.device.queue.submit([enc.finish()]);
+        const t: PassTiming[] = await timer.read();
+        if (s < warmup) continue;
+        t.forEach((x, i) => per[i].push(x.ns / 1e6));
+        totals.push(t.reduce((a, x) => a + x.ns, 0) / 1e6);
+      }
+    } finally {
+      timer.destroy();
+    }
+    const stepMs = median(totals);
+    const ops = this.graph.ops.map((o, i) => ({ label: o.label, ms: median(per[i]), share: median(per[i]) / stepMs, dispatches: o.dispatches.length }));
+    ops.sort((a, b) => b.ms - a.ms);
+    return { ops, stepMs };
+  }
+
+  /** Waits for all submitted GPU work. */
+  async finish(): Promise<void> {
+    await this.ctx.device.queue.onSubmittedWorkDone();
+    this.ctx.throwIfFailed('training');
+  }
+
+  /** Releases every GPU buffer this trainer made (graphs, parameters, staging). */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.graph.destroy();
+    this.evalGraph?.destroy();
+    this.store.destroy();
+    for (const b of this.staging) this.ctx.release(b);
+    if (this.evalStaging) this.ctx.release(this.evalStaging);
+    this.ctx.release(this.stepCounter);
+  }
+}
+
+export { IMAGE };

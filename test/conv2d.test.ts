@@ -1,0 +1,161 @@
+import { expect } from 'chai';
+import { testContext } from './support/gpu.js';
+import { dot, expectClose, gradCheck, randomArray, relError, rng, type Act } from './support/cpu.js';
+import { conv2dBackward, conv2dColsBytes, conv2dForward, conv2dGeometry, type Conv2dSpec } from '../src/kernels/conv2d.js';
+import { runDispatches } from '../src/gpu/dispatch.js';
+import type { GpuContext } from '../src/gpu/context.js';
+import { conv2dBackwardRef, conv2dRef, convOut, type ConvShape } from './ref/conv2d.js';
+
+interface Case { spec: Conv2dSpec; act?: Act; bias?: boolean }
+
+const CASES: Case[] = [
+  // The tutorial CNN's two convolutions.
+  { spec: { batch: 50, inH: 28, inW: 28, inC: 1, kH: 5, kW: 5, outC: 32, padding: 'SAME', label: 'conv1' }, act: 'relu', bias: true },
+  { spec: { batch: 50, inH: 14, inW: 14, inC: 32, kH: 5, kW: 5, outC: 64, padding: 'SAME', label: 'conv2' }, act: 'relu', bias: true },
+  // Odd sizes: strides, VALID, non-square inputs and kernels, 3x3, channels over one workgroup.
+  { spec: { batch: 3, inH: 9, inW: 7, inC: 3, kH: 3, kW: 3, outC: 5, stride: 2, padding: 'VALID' }, bias: true },
+  { spec: { batch: 2, inH: 8, inW: 11, inC: 4, kH: 3, kW: 2, outC: 6, stride: 2, padding: 'SAME' }, act: 'relu', bias: true },
+  { spec: { batch: 1, inH: 7, inW: 7, inC: 2, kH: 3, kW: 3, outC: 3, stride: [2, 1], padding: 'SAME' } },
+  { spec: { batch: 4, inH: 5, inW: 6, inC: 3, kH: 5, kW: 5, outC: 2, stride: 3, padding: 'SAME' }, bias: true },
+  { spec: { batch: 2, inH: 9, inW: 9, inC: 2, kH: 2, kW: 2, outC: 3, stride: 3, padding: 'VALID' }, bias: true },
+  { spec: { batch: 1, inH: 4, inW: 4, inC: 2, kH: 4, kW: 4, outC: 1, padding: 'VALID' } },
+  { spec: { batch: 2, inH: 6, inW: 5, inC: 1, kH: 1, kW: 1, outC: 3, padding: 'VALID' }, act: 'tanh', bias: true },
+  { spec: { batch: 1, inH: 5, inW: 5, inC: 70, kH: 3, kW: 3, outC: 67, padding: 'SAME' }, bias: true },
+  // inC % 4 == 0 takes the vec4 im2col/col2im: with strides, VALID, and more than one workgroup of lanes.
+  { spec: { batch: 2, inH: 9, inW: 10, inC: 8, kH: 3, kW: 3, outC: 5, stride: [2, 3], padding: 'VALID' }, bias: true },
+  { spec: { batch: 1, inH: 6, inW: 5, inC: 260, kH: 2, kW: 3, outC: 3, stride: 2, padding: 'SAME' } },
+];
+
+function shapeOf(s: Conv2dSpec): ConvShape {
+  const [strideH, strideW] = typeof s.stride === 'number' ? [s.stride, s.stride] : s.stride ?? [1, 1];
+  return { batch: s.batch, inH: s.inH, inW: s.inW, inC: s.inC, kH: s.kH, kW: s.kW, outC: s.outC, strideH, strideW, padding: s.padding };
+}
+
+function describeSpec(s: Conv2dSpec): string {
+  return `[${s.batch},${s.inH},${s.inW},${s.inC}]⊛[${s.kH},${s.kW},${s.inC},${s.outC}] stride ${JSON.stringify(s.stride ?? 1)} ${s.padding}`;
+}
+
+describe('conv2d (shaders/conv2d.wgsl im2col/col2im + matmul) against float64', function () {
+  let ctx: GpuContext;
+  before(async () => { ctx = await testContext(); });
+
+  it('computes output sizes and padding as TensorFlow does', () => {
+    const g = (inH: number, k: number, stride: number, padding: 'SAME' | 'VALID') =>
+      conv2dGeometry({ batch: 1, inH, inW: inH, inC: 1, kH: k, kW: k, outC: 1, stride, padding });
+    expect(g(28, 5, 1, 'SAME')).to.include({ outH: 28, padTop: 2, padBottom: 2 });
+    expect(g(7, 2, 2, 'SAME')).to.include({ outH: 4, padTop: 0, padBottom: 1 });
+    expect(g(8, 3, 2, 'SAME')).to.include({ outH: 4, padTop: 0, padBottom: 1 });
+    expect(g(9, 3, 2, 'SAME')).to.include({ outH: 5, padTop: 1, padBottom: 1 });
+    expect(g(5, 4, 1, 'SAME')).to.include({ outH: 5, padTop: 1, padBottom: 2 });
+    expect(g(9, 3, 2, 'VALID')).to.include({ outH: 4, padTop: 0, padBottom: 0 });
+    expect(g(10, 3, 3, 'VALID')).to.include({ outH: 3 });
+    expect(g(5, 1, 3, 'SAME')).to.include({ outH: 2, padTop: 0, padBottom: 0 });
+  });
+
+  for (const c of CASES) {
+    it(`forward + backward ${describeSpec(c.spec)}${c.bias ? ' + bias' : ''}${c.act ? ` → ${c.act}` : ''}`, async function () {
+      const s = c.spec;
+      const sh = shapeOf(s);
+      const { outH, outW } = convOut(sh);
+      const geo = conv2dGeometry(s);
+      expect([geo.outH, geo.outW], 'output size').to.deep.equal([outH, outW]);
+      const rand = rng(s.batch * 1000 + s.inH * 100 + s.kH * 10 + s.inC);
+      const nx = s.batch * s.inH * s.inW * s.inC, nf = s.kH * s.kW * s.inC * s.outC, ny = s.batch * outH * outW * s.outC;
+      const x = randomArray(nx, rand);
+      const f = randomArray(nf, rand, 0.5);
+      const bias = c.bias ? randomArray(s.outC, rand) : undefined;
+      const dy = randomArray(ny, rand);
+      const bx = ctx.upload(x), bf = ctx.upload(f), bb = bias && ctx.upload(bias), bdy = ctx.upload(dy);
+      const by = ctx.storage(ny * 4), cols = ctx.storage(conv2dColsBytes(s));
+      const dx = ctx.storage(nx * 4), dF = ctx.storage(nf * 4), dB = ctx.storage(s.outC * 4);
+      for (const b of [by, cols, dx, dF, dB]) ctx.poison(b);
+
+      const t0 = performance.now();
+      const fwd = conv2dForward(ctx, { ...s, activation: c.act }, { x: bx, filter: bf, bias: bb, y: by, cols });
+      const bwd = conv2dBackward(ctx, s, { dy: bdy, filter: bf, cols, dx, dFilter: dF, dBias: dB });
+      await runDispatches(ctx, [...fwd, ...bwd]);
+      const [y, gdx, gdF, gdB] = [await ctx.readF32(by, ny), await ctx.readF32(dx, nx), await ctx.readF32(dF, nf), await ctx.readF32(dB, s.outC)];
+      const tGpu = performance.now() - t0;
+
+      const t1 = performance.now();
+      const yRef = conv2dRef(sh, x, f, bias, c.act);
+      const ref = conv2dBackwardRef(sh, x, f, dy);
+      const tCpu = performance.now() - t1;
+      for (const b of [bx, bf, bb, bdy, by, cols, dx, dF, dB]) if (b) ctx.release(b);
+
+      const what = describeSpec(s);
+      expectClose(y, yRef, 1e-5, `${what} y`);
+      expectClose(gdx, ref.dx, 1e-4, `${what} dx`);
+      expectClose(gdF, ref.dFilter, 1e-4, `${what} dFilter`);
+      expectClose(gdB, ref.dBias, 1e-4, `${what} dBias`);
+      console.log(`      rel. errors y ${relError(y, yRef).toExponential(1)}, dx ${relError(gdx, ref.dx).toExponential(1)}, ` +
+        `dF ${relError(gdF, ref.dFilter).toExponential(1)}, dB ${relError(gdB, ref.dBias).toExponential(1)}; ` +
+        `GPU ${tGpu.toFixed(0)} ms (incl. compile + readback), CPU float64 ${tCpu.toFixed(0)} ms`);
+    });
+  }
+
+  for (const inC of [5, 8]) it(`accumulates gradients (+=) and lets dCols reuse the cols buffer (inC ${inC})`, async () => {
+    const s: Conv2dSpec = { batch: 3, inH: 7, inW: 6, inC, kH: 3, kW: 3, outC: 4, stride: [1, 2], padding: 'SAME' };
+    const sh = shapeOf(s);
+    const { outH, outW } = convOut(sh);
+    const rand = rng(77);
+    const nx = s.batch * s.inH * s.inW * s.inC, nf = s.kH * s.kW * s.inC * s.outC, ny = s.batch * outH * outW * s.outC;
+    const x = randomArray(nx, rand), f = randomArray(nf, rand), dy = randomArray(ny, rand);
+    const dx0 = randomArray(nx, rand), dF0 = randomArray(nf, rand), dB0 = randomArray(s.outC, rand);
+    const bx = ctx.upload(x), bf = ctx.upload(f), bdy = ctx.upload(dy), by = ctx.storage(ny * 4), cols = ctx.storage(conv2dColsBytes(s));
+    const dx = ctx.upload(dx0), dF = ctx.upload(dF0), dB = ctx.upload(dB0);
+    ctx.poison(cols);
+    ctx.poison(by);
+    await runDispatches(ctx, [
+      ...conv2dForward(ctx, s, { x: bx, filter: bf, y: by, cols }),
+      ...conv2dBackward(ctx, { ...s, accumulate: true }, { dy: bdy, filter: bf, cols, dCols: cols, dx, dFilter: dF, dBias: dB }),
+    ]);
+    const ref = conv2dBackwardRef(sh, x, f, dy);
+    const plus = (a: Float64Array, b: Float32Array) => a.map((v, i) => v + b[i]);
+    expectClose(await ctx.readF32(dx, nx), plus(ref.dx, dx0), 1e-4, 'dx +=');
+    expectClose(await ctx.readF32(dF, nf), plus(ref.dFilter, dF0), 1e-4, 'dFilter +=');
+    expectClose(await ctx.readF32(dB, s.outC), plus(ref.dBias, dB0), 1e-4, 'dBias +=');
+    expectClose(await ctx.readF32(by, ny), conv2dRef(sh, x, f), 1e-5, 'y');
+    for (const b of [bx, bf, bdy, by, cols, dx, dF, dB]) ctx.release(b);
+  });
+
+  it('skips the gradients that are not asked for (no dx for a first layer)', async () => {
+    const s: Conv2dSpec = { batch: 2, inH: 5, inW: 5, inC: 1, kH: 3, kW: 3, outC: 2, padding: 'SAME' };
+    const b = ctx.storage(4096);
+    const ds = conv2dBackward(ctx, s, { dy: b, filter: b, cols: b, dFilter: b });
+    expect(ds.map((d) => d.label)).to.deep.equal(['conv2d 3x3x1x2/dFilter']);
+    ctx.release(b);
+  });
+
+  it('rejects bad shapes with messages naming the op', () => {
+    const b = ctx.dummyBuffer();
+    const s: Conv2dSpec = { batch: 1, inH: 3, inW: 3, inC: 1, kH: 5, kW: 5, outC: 1, padding: 'VALID', label: 'c1' };
+    expect(() => conv2dGeometry(s)).to.throw(/conv2d c1: VALID padding needs the window \(5\) no larger than the input \(3\)/);
+    expect(() => conv2dGeometry({ ...s, inC: 0 })).to.throw(/conv2d c1: inC must be a positive integer/);
+    expect(() => conv2dForward(ctx, { ...s, padding: 'SAME' }, { x: b, filter: b, y: b, cols: b })).to.throw(/conv2d c1: x holds 16 bytes, x \[1, 3, 3, 1\] needs 36/);
+  });
+
+  describe('finite-difference checks of the CPU backward twin (float64)', () => {
+    const small: ConvShape[] = [
+      { batch: 2, inH: 5, inW: 4, inC: 2, kH: 3, kW: 3, outC: 3, strideH: 1, strideW: 1, padding: 'SAME' },
+      { batch: 1, inH: 7, inW: 6, inC: 3, kH: 3, kW: 2, outC: 2, strideH: 2, strideW: 2, padding: 'VALID' },
+      { batch: 2, inH: 6, inW: 7, inC: 1, kH: 4, kW: 3, outC: 2, strideH: 2, strideW: 3, padding: 'SAME' },
+    ];
+    for (const sh of small) {
+      it(`dx, dFilter, dBias of [${sh.batch},${sh.inH},${sh.inW},${sh.inC}]⊛[${sh.kH},${sh.kW},${sh.inC},${sh.outC}] /${sh.strideH},${sh.strideW} ${sh.padding}`, () => {
+        const rand = rng(sh.inH * 31 + sh.kW);
+        const { outH, outW } = convOut(sh);
+        const x = Float64Array.from(randomArray(sh.batch * sh.inH * sh.inW * sh.inC, rand));
+        const f = Float64Array.from(randomArray(sh.kH * sh.kW * sh.inC * sh.outC, rand));
+        const b = Float64Array.from(randomArray(sh.outC, rand));
+        const w = randomArray(sh.batch * outH * outW * sh.outC, rand);
+        const g = conv2dBackwardRef(sh, x, f, w);
+        const ex = gradCheck((v) => dot(w, conv2dRef(sh, v, f, b)), x, g.dx);
+        const ef = gradCheck((v) => dot(w, conv2dRef(sh, x, v, b)), f, g.dFilter);
+        const eb = gradCheck((v) => dot(w, conv2dRef(sh, x, f, v)), b, g.dBias);
+        console.log(`      finite differences: dx ${ex.toExponential(1)}, dFilter ${ef.toExponential(1)}, dBias ${eb.toExponential(1)}`);
+        for (const [n, e] of [['dx', ex], ['dFilter', ef], ['dBias', eb]] as const) expect(e, n).to.be.lessThan(1e-6);
+      });
+    }
+  });
+});

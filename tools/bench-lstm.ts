@@ -1,0 +1,103 @@
+// GPU time per training step of the rnn net's recurrent layer (LSTM B=100, T=28, I=28, H=128, many-to-one,
+// no input gradient: the first layer reads the images), forward and backward, from timestamp queries:
+// median of timed steps after warm-up.
+// Usage: node dist/tools/bench-lstm.js [--runs N] [--cell lstm|gru|rnn] [--layers L] [--T 28 --B 100 --I 28 --H 128]
+//        [--unfused]     the LSTM step as matmul + cell kernel (2 dispatches) instead of one fused kernel
+//        [--breakdown]   also time every dispatch in its own pass and sum by kind (slower; adds pass overhead)
+import { createNodeContext } from '../src/gpu/node.js';
+import { prepareRecurrentStack, recurrentInit, type RecurrentCell } from '../src/kernels/recurrent.js';
+import { encodeDispatch, type Dispatch } from '../src/gpu/dispatch.js';
+import { PassTimer, median } from '../src/gpu/profiler.js';
+
+const args = process.argv.slice(2);
+const opt = (name: string, def: number) => (args.includes(`--${name}`) ? Number(args[args.indexOf(`--${name}`) + 1]) : def);
+const runs = Math.max(20, opt('runs', 25));
+const T = opt('T', 28), B = opt('B', 100), I = opt('I', 28), H = opt('H', 128), layers = opt('layers', 1);
+const cell = (args.includes('--cell') ? args[args.indexOf('--cell') + 1] : 'lstm') as RecurrentCell;
+const breakdown = args.includes('--breakdown');
+const fused = !args.includes('--unfused');
+
+const ctx = await createNodeContext();
+console.log(`adapter: ${ctx.adapterDescription}`);
+console.log(`${cell} ×${layers}: T=${T} B=${B} I=${I} H=${H}, many-to-one, ${fused ? 'fused steps' : 'matmul + cell per step'}, ${runs} timed steps`);
+
+let seed = 1;
+const rand = () => {
+  seed = (seed * 1103515245 + 12345) >>> 0;
+  return seed / 4294967296;
+};
+const hidden = Array(layers).fill(H);
+const x = ctx.storage(T * B * I * 4, 'x');
+ctx.write(x, Float32Array.from({ length: T * B * I }, () => rand()));
+const params = hidden.map((h, l) => {
+  const p = recurrentInit(cell, l === 0 ? I : hidden[l - 1], h, rand);
+  return { w: ctx.upload(p.w), b: ctx.upload(p.b) };
+});
+const stack = prepareRecurrentStack(ctx, { cell, T, B, I, hidden, gradFrom: 'last', inputGrad: false, fused }, { x, params });
+ctx.write(stack.dy, Float32Array.from({ length: B * H }, () => rand() - 0.5));
+await Promise.all([...stack.forward, ...stack.backward].map((d) => d.kernel.ready));
+console.log(`dispatches: forward ${stack.forward.length}, backward ${stack.backward.length}`);
+
+const timer = new PassTimer(ctx, Math.max(2 * runs, breakdown ? stack.forward.length + stack.backward.length : 0));
+
+async function timeSteps(n: number): Promise<{ fwd: number[]; bwd: number[] }> {
+  timer.reset();
+  const enc = ctx.device.createCommandEncoder();
+  for (let i = 0; i < n; i++) {
+    for (const [name, ds] of [['fwd', stack.forward], ['bwd', stack.backward]] as [string, Dispatch[]][]) {
+      const pass = enc.beginComputePass(timer.pass(name));
+      for (const d of ds) encodeDispatch(pass, d);
+      pass.end();
+    }
+  }
+  timer.resolve(enc);
+  ctx.device.queue.submit([enc.finish()]);
+  const t = await timer.read();
+  return { fwd: t.filter((p) => p.label === 'fwd').map((p) => p.ns), bwd: t.filter((p) => p.label === 'bwd').map((p) => p.ns) };
+}
+
+await timeSteps(3); // warm-up
+const { fwd, bwd } = await timeSteps(runs);
+ctx.throwIfFailed('bench-lstm');
+const ms = (ns: number) => (ns / 1e6).toFixed(3);
+const flops = (ds: Dispatch[]) => ds.reduce((s, d) => s + (d.flops ?? 0), 0);
+console.log(`\n| ${cell} T=${T} B=${B} I=${I} H=${H} | median ms | min ms | GFLOPS (matmul flops / median) |\n|---|---|---|---|`);
+console.log(`| forward | ${ms(median(fwd))} | ${ms(Math.min(...fwd))} | ${(flops(stack.forward) / median(fwd)).toFixed(2)} |`);
+console.log(`| backward | ${ms(median(bwd))} | ${ms(Math.min(...bwd))} | ${(flops(stack.backward) / median(bwd)).toFixed(2)} |`);
+const step = fwd.map((f, i) => f + bwd[i]);
+console.log(`| step | ${ms(median(step))} | ${ms(Math.min(...step))} | ${((flops(stack.forward) + flops(stack.backward)) / median(step)).toFixed(2)} |`);
+
+if (breakdown) {
+  // every dispatch in its own pass; median over rounds, summed by kind (the label without the layer/step)
+  const all = [...stack.forward, ...stack.backward];
+  const perKind = new Map<string, number[][]>();
+  const rounds = 7;
+  for (let r = 0; r < rounds; r++) {
+    timer.reset();
+    const enc = ctx.device.createCommandEncoder();
+    for (const [i, d] of all.entries()) {
+      const pass = enc.beginComputePass(timer.pass(`${i}`));
+      encodeDispatch(pass, d);
+      pass.end();
+    }
+    timer.resolve(enc);
+    ctx.device.queue.submit([enc.finish()]);
+    const t = await timer.read();
+    const sums = new Map<string, number>();
+    for (const [i, d] of all.entries()) {
+      const kind = `${i < stack.forward.length ? 'fwd' : 'bwd'} ${d.label.replace(/^.*layer \d+ /, '').replace(/ t=\d+$/, '')}`;
+      sums.set(kind, (sums.get(kind) ?? 0) + t[i].ns);
+    }
+    for (const [k, v] of sums) {
+      if (!perKind.has(k)) perKind.set(k, [[]]);
+      perKind.get(k)![0].push(v);
+    }
+  }
+  console.log('\n| dispatch kind (summed over steps) | count | median ms |\n|---|---|---|');
+  for (const [k, [v]] of perKind) {
+    const count = all.filter((d, i) => `${i < stack.forward.length ? 'fwd' : 'bwd'} ${d.label.replace(/^.*layer \d+ /, '').replace(/ t=\d+$/, '')}` === k).length;
+    console.log(`| ${k} | ${count} | ${ms(median(v))} |`);
+  }
+}
+timer.destroy();
+ctx.destroy();
