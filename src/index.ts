@@ -1,5 +1,14 @@
-export { GpuContext, GpuError, describeAdapterInfo } from './gpu/context.js';
+// Public API. Node users: createNodeContext(); browser or host apps: GpuContext.fromDevice(device).
+export { GpuContext, GpuError, describeAdapterInfo, type ContextOptions } from './gpu/context.js';
 export { Kernel, type KernelConstants, type BufferBinding } from './gpu/kernel.js';
 export { type Dispatch, encodeDispatch, runDispatches } from './gpu/dispatch.js';
 export { BufferUsage, MapMode } from './gpu/flags.js';
+export { PassTimer, median, type PassTiming } from './gpu/profiler.js';
+export { chromeTrace, type TraceSpan } from './gpu/trace.js';
 export { matmul, type MatmulSpec, type MatmulBuffers, type Activation } from './kernels/matmul.js';
+export { Graph, GraphError, type Node } from './graph/graph.js';
+export { Tensor } from './graph/tensor.js';
+export { CompiledGraph, type CompileOptions, type OptimizerConfig } from './graph/recorder.js';
+export { ParamStore, type Init } from './nn/params.js';
+export { buildNet, type NetConfig, type NetKind, type BuiltNet } from './nn/nets.js';
+export { Trainer, type TrainerOptions, type TrainMetrics, type EvalResult, type LabelledImages } from './nn/trainer.js';

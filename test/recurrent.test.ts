@@ -14,6 +14,7 @@ interface Case {
   gradFrom?: 'all' | 'last';
   initialState?: 'zeros' | 'given';
   dropout?: boolean;
+  fused?: boolean;
   seed: number;
 }
 
@@ -47,13 +48,13 @@ async function check(ctx: GpuContext, c: Case): Promise<void> {
   const c0 = given ? hidden.map((H) => randomArray(B * H, rand)) : undefined;
   const Htop = hidden[L - 1];
   const dy = randomArray(c.gradFrom === 'last' ? B * Htop : T * B * Htop, rand);
-  const tag = `${cell} ×${L} T=${T} B=${B} I=${I} H=${hidden.join(',')} ${c.gradFrom ?? 'all'}${given ? ' h0' : ''}${c.dropout ? ' dropout' : ''} seed=${c.seed}`;
+  const tag = `${cell} ×${L} T=${T} B=${B} I=${I} H=${hidden.join(',')} ${c.gradFrom ?? 'all'}${given ? ' h0' : ''}${c.dropout ? ' dropout' : ''}${c.fused ? ' fused' : ''} seed=${c.seed}`;
 
   const xb = ctx.upload(x);
   const pb = params.map((p) => ({ w: ctx.upload(Float32Array.from(p.w)), b: ctx.upload(Float32Array.from(p.b)) }));
   const mb = masks?.map((m) => ctx.upload(m));
   const stack = prepareRecurrentStack(ctx, {
-    cell, T, B, I, hidden, gradFrom: c.gradFrom, initialState: c.initialState, dropout: c.dropout,
+    cell, T, B, I, hidden, gradFrom: c.gradFrom, initialState: c.initialState, dropout: c.dropout, fused: c.fused,
   }, { x: xb, params: pb, masks: mb });
   for (const layer of stack.layers) {
     for (const buf of [layer.h, layer.c, layer.z, layer.rh, layer.dz, layer.dh, layer.dc, layer.dw, layer.db, layer.dx]) if (buf) ctx.poison(buf);
@@ -115,6 +116,17 @@ describe('recurrent layers (shaders/recurrent.wgsl + matmul) against float64 BPT
     });
   }
 
+  it('LSTM with fused steps (recurrent matmul inside the cell kernels): 1 and 2 layers, zero and given states', async () => {
+    let seed = 50;
+    for (const s of SHAPES) {
+      for (const gradFrom of ['all', 'last'] as const) {
+        await check(ctx, { cell: 'lstm', T: s.T, B: s.B, I: s.I, hidden: [s.H], gradFrom, fused: true, seed: seed++ });
+        await check(ctx, { cell: 'lstm', T: s.T, B: s.B, I: s.I, hidden: [s.H, 5], gradFrom, fused: true, initialState: 'given', dropout: true, seed: seed++ });
+      }
+    }
+    await check(ctx, { cell: 'lstm', T: 3, B: 13, I: 5, hidden: [70], gradFrom: 'all', fused: true, initialState: 'given', seed: seed++ });
+  });
+
   for (const cell of ['gru', 'rnn'] as Cell[]) {
     it(`${cell.toUpperCase()} forward and backward, 1 and 2 layers, many-to-many and many-to-one`, async () => {
       let seed = cell === 'gru' ? 100 : 200;
@@ -138,7 +150,7 @@ describe('recurrent layers (shaders/recurrent.wgsl + matmul) against float64 BPT
     }
   });
 
-  it('dispatches per forward+backward: 2T per direction plus a constant (LSTM, RNN), 4T for GRU', () => {
+  it('dispatches per forward+backward: 2T per direction plus a constant (LSTM, RNN), 4T for GRU, T for fused LSTM', () => {
     const x = ctx.storage(28 * 3 * 28 * 4);
     const counts: string[] = [];
     for (const cell of ['lstm', 'rnn', 'gru'] as Cell[]) {
@@ -154,6 +166,14 @@ describe('recurrent layers (shaders/recurrent.wgsl + matmul) against float64 BPT
           expect(layer.backward.length, `${cell} T=${T} ${initialState} backward`).to.equal(bwd);
           counts.push(`${cell} T=${T} ${initialState}: ${fwd}+${bwd}`);
           releaseRecurrent(ctx, layer);
+          if (cell === 'lstm') {
+            // fused: per step one kernel; backward also transposes W_h once, and dL/dh0 needs a matmul
+            const fl = prepareRecurrentLayer(ctx, { cell, T, B: 3, I: 28, H: 16, initialState, fused: true }, { x });
+            expect(fl.forward.length, `fused T=${T} ${initialState} forward`).to.equal(1 + T);
+            expect(fl.backward.length, `fused T=${T} ${initialState} backward`).to.equal(1 + T + (1 - z) + 4);
+            counts.push(`lstm fused T=${T} ${initialState}: ${fl.forward.length}+${fl.backward.length}`);
+            releaseRecurrent(ctx, fl);
+          }
         }
       }
     }

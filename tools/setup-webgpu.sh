@@ -12,6 +12,17 @@ have_new_lavapipe() {
   dpkg --compare-versions "$v" ge 24 && dpkg-query -W -f='${Status}' libvulkan1 2>/dev/null | grep -q 'install ok installed'
 }
 
+# An adapter that Dawn already finds (a real GPU, or lavapipe installed some other way) is enough.
+here=$(cd "$(dirname "$0")/.." && pwd)
+if [ -d "$here/node_modules/webgpu" ] && XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp} timeout 60 node -e "
+  import('webgpu').then(async ({ create }) => {
+    const gpu = create([]); const a = await gpu.requestAdapter();
+    process.exit(a ? 0 : 1);
+  }).catch(() => process.exit(1));" --input-type=module >/dev/null 2>&1; then
+  echo "setup-webgpu: a WebGPU adapter is already available"
+  exit 0
+fi
+
 if have_new_lavapipe; then
   echo "setup-webgpu: lavapipe $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers) already installed"
   exit 0

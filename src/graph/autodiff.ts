@@ -1,5 +1,5 @@
 import { Graph, GraphError, type Node } from './graph.js';
-import { GRADIENT_IS_OUTPUT, hasBackward } from './ops.js';
+import { GRADIENT_IS_OUTPUT, hasBackward, backwardNeeds, backwardTemps } from './ops.js';
 import type { Tensor } from './tensor.js';
 
 /**
@@ -52,10 +52,12 @@ export function buildBackward(g: Graph, loss: Tensor): Map<Tensor, Tensor> {
     }
     const grads = n.inputs.map((t) => (t.requiresGrad && t.dtype === 'f32' ? gradOf(t) : undefined));
     const accumulate = n.inputs.map((t, k) => !!grads[k] && written.has(t));
-    // Read everything the gradient may need; the planner keeps it alive until here.
-    const reads = [...new Set([...n.inputs, ...n.outputs, ...dOutputs.filter((d): d is Tensor => !!d)])];
-    const outs = grads.filter((d): d is Tensor => !!d);
+    // Read what the gradient needs; the planner keeps exactly that alive until here.
+    const reads = [...new Set([...backwardNeeds(n), ...dOutputs.filter((d): d is Tensor => !!d)])];
+    const temps = backwardTemps(n).map((t) => g.tensor(t.name, t.shape, 'f32', 'value'));
+    const outs = [...grads.filter((d): d is Tensor => !!d), ...temps];
     const b: Node = g.addNode(n.op, 'backward', reads, outs, { accumulate });
+    b.temps = temps;
     b.forward = n;
     b.grads = grads;
     b.dOutputs = dOutputs;

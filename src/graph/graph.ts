@@ -20,6 +20,8 @@ export interface Node {
   grads?: (Tensor | undefined)[];
   /** Backward nodes: the incoming gradients of the forward node's outputs. */
   dOutputs?: (Tensor | undefined)[];
+  /** Scratch written and read only inside this node (also listed in outputs, so it is planned). */
+  temps?: Tensor[];
 }
 
 /** Thrown when a graph is built wrong: names the op, its inputs and their shapes. */

@@ -5,7 +5,7 @@ import type { GpuContext } from '../gpu/context.js';
 import type { Dispatch } from '../gpu/dispatch.js';
 import { matmul, type Activation } from '../kernels/matmul.js';
 import { columnSum } from '../kernels/reduce.js';
-import { conv2dForward, conv2dBackward, type Padding } from '../kernels/conv2d.js';
+import { conv2dForward, conv2dBackward, prepareIm2col, type Padding } from '../kernels/conv2d.js';
 import { maxPool2d, maxPool2dBackward, avgPool2d, avgPool2dBackward } from '../kernels/pool.js';
 import { prepareDropout, prepareDropoutBackward } from '../kernels/dropout.js';
 import { prepareActivation, prepareActivationBackward } from '../kernels/activation.js';
@@ -137,7 +137,7 @@ const backward: Record<string, Lower> = {
   conv2d(env, n) {
     const f = n.forward!;
     const [, filter] = f.inputs;
-    const [y, cols] = f.outputs;
+    const [y] = f.outputs;
     const dy = n.dOutputs![0]!;
     const [dx, dFilter, dBias] = n.grads!;
     const acc = n.attrs.accumulate as boolean[];
@@ -147,13 +147,17 @@ const backward: Record<string, Lower> = {
     const spec = convSpec(f);
     const out: Dispatch[] = [];
     const dz = whole(env, dy, `${spec.label} backward`);
+    // The forward's im2col was not kept: recompute it into this node's scratch (it then also
+    // serves as dy·Wᵀ, since dFilter is done with it first).
+    const cols = env.buf(n.temps![0]);
+    if (dFilter) out.push(prepareIm2col(env.ctx, spec, { x: whole(env, f.inputs[0], 'conv2d'), cols }));
     if (spec.activation && spec.activation !== 'none') {
       out.push(prepareActivationBackward(env.ctx, { n: dy.size, activation: spec.activation, label: `${spec.label}/${spec.activation}'` }, { y: env.buf(y), dy: dz, dx: dz }));
     }
     out.push(...conv2dBackward(env.ctx, { ...spec, accumulate: acc.some((v) => v) }, {
-      dy: dz, filter: env.buf(filter), cols: env.buf(cols),
+      dy: dz, filter: env.buf(filter), cols,
       dx: dx && env.buf(dx), dFilter: dFilter && env.buf(dFilter), dBias: dBias && env.buf(dBias),
-      dCols: env.buf(cols), // the im2col is dead once dFilter is computed: reuse it for dy·Wᵀ
+      dCols: cols,
     }));
     return out;
   },
@@ -213,6 +217,32 @@ const update: Record<string, Lower> = {
       { param: env.buf(param), grad: env.buf(grad), m: env.buf(m), v: env.buf(v), step: env.step })];
   },
 };
+
+/**
+ * What each op's backward reads from its forward (besides the incoming gradients), so the planner
+ * keeps exactly that alive until then, and the scratch it needs.
+ */
+export function backwardNeeds(n: Node): Tensor[] {
+  const [x, w] = n.inputs;
+  const act = n.attrs.activation !== undefined && n.attrs.activation !== 'none';
+  switch (n.op) {
+    case 'dense': return act ? [x, w, n.outputs[0]] : [x, w];
+    case 'conv2d': return act ? [x, w, n.outputs[0]] : [x, w]; // x: im2col is recomputed
+    case 'maxpool': return [n.outputs[1]]; // argmax
+    case 'avgpool': return [];
+    case 'dropout': return [n.outputs[1]]; // mask
+    case 'activation': return [n.outputs[0]];
+    case 'recurrent': return n.inputs; // x and the weights; the sequence state is the op's own
+    default: return [...n.inputs, ...n.outputs];
+  }
+}
+
+/** Shapes of the scratch tensors an op's backward needs. */
+export function backwardTemps(n: Node): { name: string; shape: number[] }[] {
+  if (n.op !== 'conv2d') return [];
+  const cols = n.outputs[1];
+  return [{ name: `${n.attrs.name}/im2col (backward)`, shape: [...cols.shape] }];
+}
 
 /** Ops whose backward writes no dispatch of its own (their input gradient is another tensor). */
 export const GRADIENT_IS_OUTPUT: Record<string, number> = { xent: 1 /* dlogits */ };

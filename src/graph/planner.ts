@@ -25,10 +25,10 @@ export function isPlanned(t: Tensor): boolean {
 const align16 = (n: number) => Math.ceil(n / 16) * 16;
 
 /**
- * Liveness over the scheduled node order, then a greedy assignment: a tensor takes a free slot
- * when it is first written (best fit, growing the largest free slot if none fits) and gives it
- * back after its last reader (tensors in `keep` are read after the step: they never give it back). A node's outputs never share a slot with its own inputs, because
- * the inputs are released only after the outputs are placed.
+ * Liveness over the scheduled node order gives each tensor an interval [first write, last read]
+ * (tensors in `keep` are read after the step: to the end). Then greedy by size: the largest tensor
+ * first, each into the first slot holding no tensor whose interval overlaps its own, else a new
+ * slot. Intervals are inclusive, so a node's outputs never share a slot with its own inputs.
  */
 export function planBuffers(schedule: readonly Node[], keep: readonly Tensor[] = []): Plan {
   const first = new Map<Tensor, number>();
@@ -41,47 +41,23 @@ export function planBuffers(schedule: readonly Node[], keep: readonly Tensor[] =
       last.set(r, i);
     }
   });
-  // Tensors the caller reads after the step (predictions, losses) live to the end.
   for (const t of keep) if (last.has(t.root)) last.set(t.root, schedule.length - 1);
+  const tensors = [...first.keys()].sort((a, b) => b.bytes - a.bytes || first.get(a)! - first.get(b)!);
   const slots: Slot[] = [];
-  const free: Slot[] = [];
   const slotOf = new Map<Tensor, Slot>();
-  const dying = new Map<number, Tensor[]>();
-  for (const [t, i] of last) {
-    const list = dying.get(i) ?? [];
-    list.push(t);
-    dying.set(i, list);
-  }
+  const overlaps = (a: Tensor, b: Tensor) => first.get(a)! <= last.get(b)! && first.get(b)! <= last.get(a)!;
   let naiveBytes = 0;
-  schedule.forEach((n, i) => {
-    for (const o of n.outputs) {
-      const r = o.root;
-      if (!isPlanned(r) || slotOf.has(r) || first.get(r) !== i) continue;
-      const need = align16(r.bytes);
-      naiveBytes += need;
-      let best = -1;
-      for (let k = 0; k < free.length; k++) {
-        if (free[k].bytes >= need && (best < 0 || free[k].bytes < free[best].bytes)) best = k;
-      }
-      if (best < 0 && free.length) {
-        best = 0;
-        for (let k = 1; k < free.length; k++) if (free[k].bytes > free[best].bytes) best = k;
-      }
-      let slot: Slot;
-      if (best >= 0) {
-        slot = free.splice(best, 1)[0];
-        slot.bytes = Math.max(slot.bytes, need);
-      } else {
-        slot = { index: slots.length, bytes: need, tensors: [] };
-        slots.push(slot);
-      }
-      slot.tensors.push(r);
-      slotOf.set(r, slot);
+  for (const t of tensors) {
+    const need = align16(t.bytes);
+    naiveBytes += need;
+    let slot = slots.find((s) => !s.tensors.some((u) => overlaps(t, u)));
+    if (!slot) {
+      slot = { index: slots.length, bytes: need, tensors: [] };
+      slots.push(slot);
     }
-    for (const t of dying.get(i) ?? []) {
-      const s = slotOf.get(t);
-      if (s) free.push(s);
-    }
-  });
+    slot.bytes = Math.max(slot.bytes, need);
+    slot.tensors.push(t);
+    slotOf.set(t, slot);
+  }
   return { slots, slotOf, plannedBytes: slots.reduce((a, s) => a + s.bytes, 0), naiveBytes };
 }

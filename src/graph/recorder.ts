@@ -28,6 +28,11 @@ export interface CompileOptions {
   incrementStep?: boolean;
   /** Tensors read back after a step: their buffers are not reused within the step. */
   keep?: Tensor[];
+  /**
+   * Build the backward pass but no parameter update, keeping every parameter's gradient readable
+   * after the step (`gradientOf`): for gradient checks and for callers with their own optimizer.
+   */
+  gradientsOnly?: boolean;
 }
 
 /** One op's share of the step: its dispatches, for encoding and per-op profiling. */
@@ -51,13 +56,15 @@ export class CompiledGraph {
 
   constructor(private readonly ctx: GpuContext, readonly graph: Graph, opts: CompileOptions) {
     this.paramGrads = new Map();
-    if (opts.optimizer) {
-      if (!opts.loss) throw new GraphError('compile: an optimizer needs a loss');
+    const keep = [...(opts.keep ?? [])];
+    if (opts.optimizer || opts.gradientsOnly) {
+      if (!opts.loss) throw new GraphError('compile: a backward pass needs a loss');
       this.paramGrads = buildBackward(graph, opts.loss);
-      for (const [param, grad] of this.paramGrads) addUpdate(graph, param, grad, opts.optimizer);
+      if (opts.gradientsOnly) keep.push(...this.paramGrads.values());
+      else for (const [param, grad] of this.paramGrads) addUpdate(graph, param, grad, opts.optimizer!);
     }
-    const schedule = graph.nodes;
-    this.plan = planBuffers(schedule, opts.keep);
+    const schedule = interleaveUpdates(graph.nodes);
+    this.plan = planBuffers(schedule, keep);
     for (const slot of this.plan.slots) {
       const buf = ctx.storage(slot.bytes, `slot ${slot.index}: ${slot.tensors.map((t) => t.name).join(', ')}`.slice(0, 200));
       this.made.push(buf);
@@ -101,6 +108,13 @@ export class CompiledGraph {
     return b;
   }
 
+  /** The gradient tensor of a parameter (compiled with `gradientsOnly` to read it after a step). */
+  gradientOf(param: Tensor): Tensor {
+    const g = this.paramGrads.get(param);
+    if (!g) throw new GraphError(`${param} has no gradient in this graph`);
+    return g;
+  }
+
   get dispatchCount(): number {
     return this.ops.reduce((a, o) => a + o.dispatches.length, 0);
   }
@@ -135,6 +149,30 @@ export class CompiledGraph {
     for (const b of this.made) this.ctx.release(b);
     this.made.length = 0;
   }
+}
+
+/**
+ * Moves each parameter update to just after the last backward node that writes its gradient or
+ * reads the parameter, so a gradient's buffer is free for the rest of the backward pass.
+ */
+function interleaveUpdates(nodes: readonly Node[]): Node[] {
+  const updates = nodes.filter((n) => n.phase === 'update');
+  const rest = nodes.filter((n) => n.phase !== 'update');
+  const after = new Map<number, Node[]>();
+  for (const u of updates) {
+    const [grad] = u.inputs;
+    const param = u.outputs[0];
+    let at = -1;
+    rest.forEach((n, i) => {
+      if (n.outputs.includes(grad) || n.inputs.includes(param)) at = Math.max(at, i);
+    });
+    const list = after.get(at) ?? [];
+    list.push(u);
+    after.set(at, list);
+  }
+  const out: Node[] = [...(after.get(-1) ?? [])];
+  rest.forEach((n, i) => out.push(n, ...(after.get(i) ?? [])));
+  return out;
 }
 
 function opLabel(n: Node): string {

@@ -139,6 +139,29 @@ function paramsFor(spec: Conv2dSpec, g: Conv2dGeometry, rows: number) {
 }
 
 /**
+ * im2col alone: x [batch, inH, inW, inC] → cols [batch·outH·outW, kH·kW·inC]. The forward runs it
+ * before its matmul; a backward that did not keep the forward's cols runs it again (recompute
+ * instead of holding the largest tensor of a CNN from forward to backward).
+ */
+export function prepareIm2col(ctx: GpuContext, spec: Conv2dSpec, bufs: { x: GPUBuffer; cols: GPUBuffer }): Dispatch {
+  const g = conv2dGeometry(spec);
+  const label = spec.label ?? `conv2d ${spec.kH}x${spec.kW}x${spec.inC}x${spec.outC}`;
+  // Four channels per lane (vec4 loads and stores, ~2.5x faster on lavapipe) when inC allows.
+  const v4 = spec.inC % 4 === 0;
+  const lanes = v4 ? g.patch / 4 : g.patch;
+  const wg = lanesFor(ctx, lanes);
+  const rows = rowsPerGroup(ctx, g.rows, 16);
+  const kernel = ctx.kernel('conv2d.wgsl', v4 ? 'im2col4' : 'im2col', { WG: wg });
+  const params = kernel.params(paramsFor(spec, g, rows), `${label}/im2col params`);
+  return {
+    kernel,
+    bindGroup: kernel.bind(v4 ? { params, x4: bufs.x, cols4: bufs.cols } : { params, x: bufs.x, cols: bufs.cols }, `${label}/im2col`),
+    workgroups: [ceilDiv(lanes, wg), ceilDiv(g.rows, rows), 1],
+    label: `${label}/im2col`,
+  };
+}
+
+/**
  * Forward convolution: im2col (x → cols) then y = cols·filter (+ bias) (→ activation), the
  * matmul's fused epilogue. Returns [im2col, matmul]; encode them in order.
  */
@@ -152,20 +175,7 @@ export function conv2dForward(ctx: GpuContext, spec: Conv2dSpec, bufs: Conv2dFor
   checkSize(op, 'y', bufs.y, g.rows * spec.outC, `y [${spec.batch}, ${g.outH}, ${g.outW}, ${spec.outC}]`);
   checkSize(op, 'cols', bufs.cols, g.rows * g.patch, `cols [${g.rows}, ${g.patch}]`);
   const label = spec.label ?? `conv2d ${spec.kH}x${spec.kW}x${spec.inC}x${spec.outC}`;
-
-  // Four channels per lane (vec4 loads and stores, ~2.5x faster on lavapipe) when inC allows.
-  const v4 = spec.inC % 4 === 0;
-  const lanes = v4 ? g.patch / 4 : g.patch;
-  const wg = lanesFor(ctx, lanes);
-  const rows = rowsPerGroup(ctx, g.rows, 16);
-  const kernel = ctx.kernel('conv2d.wgsl', v4 ? 'im2col4' : 'im2col', { WG: wg });
-  const params = kernel.params(paramsFor(spec, g, rows), `${label}/im2col params`);
-  const im2col: Dispatch = {
-    kernel,
-    bindGroup: kernel.bind(v4 ? { params, x4: bufs.x, cols4: bufs.cols } : { params, x: bufs.x, cols: bufs.cols }, `${label}/im2col`),
-    workgroups: [ceilDiv(lanes, wg), ceilDiv(g.rows, rows), 1],
-    label: `${label}/im2col`,
-  };
+  const im2col = prepareIm2col(ctx, spec, { x: bufs.x, cols: bufs.cols });
   const mm = matmul(ctx, { M: g.rows, N: spec.outC, K: g.patch, activation: spec.activation, label: `${label}/matmul` },
     { a: bufs.cols, b: bufs.filter, bias: bufs.bias, c: bufs.y });
   return [im2col, mm];

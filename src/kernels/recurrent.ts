@@ -7,7 +7,8 @@
 //             z[t] += h_{t-1}·W_h (an element-offset slice of z) and ONE fused elementwise cell kernel
 //             (nonlinearities, c and h update, activations kept in z for backward). With a zero initial
 //             state step 0 needs no matmul.  LSTM/RNN: 2T dispatches; GRU: 4T (its candidate's matmul
-//             needs r first: matmul, gates kernel, matmul of r⊙h, cell kernel).
+//             needs r first: matmul, gates kernel, matmul of r⊙h, cell kernel). Option `fused` (LSTM):
+//             one kernel per step doing both the recurrent matmul and the cell (T + 1 dispatches).
 //   backward: per step one fused cell-backward kernel (dz_t, and dc_{t-1} for LSTM) and one matmul
 //             dh_{t-1} = dz_t·W_hᵀ (GRU: kernel, matmul, kernel, matmul); then over all steps at once:
 //             dW_x = xᵀ·dZ and dW_h = h_{prev}ᵀ·dZ (GRU: its r|u columns from h_{prev}, its candidate
@@ -59,7 +60,8 @@ export interface RecurrentLayerSpec {
   /** dw, db += instead of = (default false). */
   accumulateGrads?: boolean;
   /** LSTM: fuse each step's recurrent matmul into its cell kernel (forward and backward), so a step is ONE
-   *  dispatch; the backward then first transposes W_h once into a [4H, H] buffer (default true). */
+   *  dispatch (T + const per direction); the backward first transposes W_h once into a [4H, H] buffer.
+   *  Default false: on lavapipe it measured slower than matmul + cell (see tools/bench-lstm.ts --unfused). */
   fused?: boolean;
   label?: string;
 }
@@ -180,7 +182,7 @@ export function prepareRecurrentLayer(ctx: GpuContext, specIn: RecurrentLayerSpe
     gradFrom: specIn.gradFrom ?? 'all',
     inputGrad: specIn.inputGrad ?? true,
     accumulateGrads: specIn.accumulateGrads ?? false,
-    fused: (specIn.fused ?? true) && cell === 'lstm',
+    fused: (specIn.fused ?? false) && cell === 'lstm',
     label: name,
   } as const;
   const GH = G * H, BH = B * H, TB = T * B;

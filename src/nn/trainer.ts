@@ -67,7 +67,11 @@ export class Trainer {
     this.store = new ParamStore(ctx, opts.seed);
     this.stepCounter = createStepCounter(ctx, 0);
     this.net = buildNet(opts, this.store, opts.batch, true);
-    this.graph = new CompiledGraph(ctx, this.net.graph, { loss: this.net.loss, optimizer: opts.optimizer, stepCounter: this.stepCounter, incrementStep: true });
+    // Logits and predictions stay readable after a step (for embedding apps), at a few KB.
+    this.graph = new CompiledGraph(ctx, this.net.graph, {
+      loss: this.net.loss, optimizer: opts.optimizer, stepCounter: this.stepCounter, incrementStep: true,
+      keep: [this.net.logits, this.net.predictions],
+    });
     this.batchX = new Float32Array(this.net.x.size);
     this.batchY = new Uint32Array(opts.batch);
   }
@@ -87,6 +91,26 @@ export class Trainer {
   /** Input buffers of the training graph, for callers that fill them on the GPU themselves. */
   get inputBuffers(): { images: GPUBuffer; labels: GPUBuffer } {
     return { images: this.graph.bufferOf(this.net.x), labels: this.graph.bufferOf(this.net.labels) };
+  }
+
+  /** Output buffers of the training graph after a step: logits [B, 10] f32 and predictions [B] u32. */
+  get outputBuffers(): { logits: GPUBuffer; predictions: GPUBuffer } {
+    return { logits: this.graph.bufferOf(this.net.logits), predictions: this.graph.bufferOf(this.net.predictions) };
+  }
+
+  /** A parameter's GPU buffer by name (see `store.names`); the step updates it in place. */
+  paramBuffer(name: string): GPUBuffer {
+    return this.store.buffer(name);
+  }
+
+  /**
+   * Records one training step into the caller's command encoder (for apps that put the engine's
+   * step into their own command buffer, e.g. after filling the input buffers on the GPU).
+   */
+  encodeStep(encoder: GPUCommandEncoder): void {
+    if (this.destroyed) throw new GpuError('this Trainer was destroyed');
+    this.graph.encode(encoder);
+    this.stepsSinceRead++;
   }
 
   /** Copies examples `index[0..batch)` of `data` into the input buffers (in the net's layout). */
