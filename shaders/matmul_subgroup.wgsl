@@ -1,30 +1,31 @@
-// C = op(A) · op(B) (+ bias) (→ activation) (+= C): the fast path on adapters with the
-// 'subgroups' feature (where CPU adapters like lavapipe are found). Same semantics and Params as
-// matmul.wgsl.
+// C = op(A) · op(B) (+ bias) (→ activation) (+= C) using subgroup shuffles: the fast path on
+// adapters with the 'subgroups' feature. Same semantics and Params as matmul.wgsl.
 //
 // Why this shape: on CPU adapters (lavapipe's llvmpipe runs a subgroup as one 8-wide SIMD
-// vector) a memory load whose address differs per lane is executed lane by lane (per lane:
-// buffer pointer and size, bounds check, scalar load, insert: ~6-10 instructions per float),
-// while a load whose address is the same for every lane (uniform) is ONE scalar load and a
-// broadcast, and arithmetic is single vector instructions. So:
+// vector) every memory load inside a loop is executed lane by lane (per lane: buffer pointer and
+// size, bounds check, scalar load, insert; a vec4 load shares the pointer fetch), even when the
+// address is uniform, while arithmetic and shuffles with a uniform index are single vector
+// instructions. So loads are what costs, and this kernel makes each loaded float feed as many
+// FMAs as it can:
 //  - a workgroup computes TM rows × (4·WG) columns of C; each invocation owns 4 adjacent
-//    columns for all TM rows, so each per-lane float of B feeds TM FMAs (TM ≤ 32, chosen per
-//    shape by the host so that little of the last row tile is wasted);
-//  - the A values are uniform across the workgroup (same rows, same k): one scalar (or vec4)
-//    load per float for the whole subgroup, broadcast for free;
-//  - k advances 4 at a time in a straight-line body: B as 4 vec4 rows (VEC_B), or as 4 vec4
-//    runs along k of the 4 columns' rows when B is transposed (VEC_BT: the 4x4 transpose is
-//    free, it only renames SIMD registers), A as one vec4 along k per row (VEC_A). The
-//    accumulators are loop-carried values that llvmpipe writes back under the loop's execution
-//    mask (a blend) and, being TM·4 SIMD registers, spills; doing 4 k's per iteration pays
-//    that once per 4 FMAs instead of once per FMA. K % 4 leftover k's run in a scalar tail.
+//    columns for all TM rows (TM ≤ 32, chosen per shape by the host so that little of the last
+//    row tile is wasted), so each float of B it loads feeds TM FMAs;
+//  - k advances 4 at a time through a straight-line body: B as 4 vec4 (rows k..k+3 along n,
+//    VEC_B; or, B transposed, runs along k of the 4 columns' rows, VEC_BT, whose 4x4 transpose
+//    is free as it only renames SIMD registers), and A cooperatively: in each group of G rows,
+//    lane s loads row s's 4 k's as one vec4 (VEC_A; transposed, VEC_AT, lane s loads k + s%4 of
+//    4 rows along m) and every lane reads it with subgroupShuffle, so each A element is loaded
+//    once per subgroup. llvmpipe writes loop-carried values back under the loop's execution mask
+//    (a blend), and the TM·4 accumulator registers spill: 4 k's per iteration pay that once per
+//    4 FMAs. K % 4 leftover k's run in a scalar tail.
 // No shared memory and no barriers (llvmpipe implements barriers by switching coroutines).
-// On a GPU the same structure gives coalesced B loads, broadcast A loads and register tiling.
+// On a GPU the same structure gives coalesced B loads and register tiling.
 enable subgroups;
 
 override TRANS_A: bool = false;    // A stored [K, M] when true, else [M, K]
 override TRANS_B: bool = false;    // B stored [N, K] when true, else [K, N]
 override VEC_A: bool = false;      // !TRANS_A and lda, offA multiples of 4: A rows read as vec4 along k
+override VEC_AT: bool = false;     // TRANS_A and M, lda, offA, TM multiples of 4: A read as vec4 along m
 override VEC_B: bool = false;      // !TRANS_B and N, ldb, offB multiples of 4: B rows read as vec4 along n
 override VEC_BT: bool = false;     // TRANS_B and ldb, offB multiples of 4: B rows read as vec4 along k
 override HAS_BIAS: bool = false;
@@ -32,8 +33,10 @@ override ACTIVATION: u32 = 0u;     // 0 none, 1 relu, 2 sigmoid, 3 tanh
 override ACCUMULATE: bool = false;
 override WG: u32 = 16u;            // invocations per workgroup (each 4 columns)
 override TM: u32 = 16u;            // rows of C per workgroup, 1..TMAX
+override G: u32 = 8u;              // rows per cooperative A load: 4 or 8, ≤ WG and ≤ the subgroup size
 
 const TMAX: u32 = 32u;             // loops up to 32 constant trips are unrolled by llvmpipe
+const QMAX: u32 = 8u;              // TMAX / smallest G
 
 struct Params {
   M: u32, N: u32, K: u32,
@@ -66,12 +69,6 @@ fn b_row(k: u32, j0: u32) -> vec4f {
   return vec4f(b_at(k, min(j0, last)), b_at(k, min(j0 + 1u, last)), b_at(k, min(j0 + 2u, last)), b_at(k, min(j0 + 3u, last)));
 }
 
-// Row i of op(A) at k..k+3 (all in range).
-fn a_quad(i: u32, k: u32) -> vec4f {
-  if (VEC_A) { return A4[(params.offA + i * params.lda + k) / 4u]; }
-  return vec4f(a_at(i, k), a_at(i, k + 1u), a_at(i, k + 2u), a_at(i, k + 3u));
-}
-
 fn activate(x: vec4f) -> vec4f {
   switch ACTIVATION {
     case 1u: { return max(x, vec4f(0.0)); }
@@ -82,15 +79,19 @@ fn activate(x: vec4f) -> vec4f {
 }
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
+        @builtin(subgroup_invocation_id) lane: u32) {
   let M = params.M;
   let N = params.N;
   let K = params.K;
   let j0 = (wid.x * WG + lid.x) * 4u;
   let row0 = wid.y * TM;
   let last_row = M - 1u;
+  let s = lane % G;              // this lane's row within each group of G rows
+  let QA = (TM + G - 1u) / G;    // groups of rows
 
   var acc: array<vec4f, TMAX>;
+  var a: array<vec4f, QMAX>;
   let K4 = K & ~3u;
   for (var k = 0u; k < K4; k += 4u) {
     // Rows k..k+3 of op(B) at this invocation's 4 columns.
@@ -112,14 +113,34 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     } else {
       b0 = b_row(k, j0); b1 = b_row(k + 1u, j0); b2 = b_row(k + 2u, j0); b3 = b_row(k + 3u, j0);
     }
+    // A, cooperatively: one load per lane per group of G rows.
+    for (var q = 0u; q < QA; q++) {
+      if (VEC_AT) {
+        // Lane s holds A[k + s%4][rows 4·(s/4) .. +3 of the group] (a quad clamped into the matrix).
+        let i = min(row0 + q * G + (s / 4u) * 4u, M - 4u);
+        a[q] = A4[(params.offA + (k + s % 4u) * params.lda + i) / 4u];
+      } else {
+        let i = min(row0 + q * G + s, last_row);
+        if (VEC_A) { a[q] = A4[(params.offA + i * params.lda + k) / 4u]; }
+        else { a[q] = vec4f(a_at(i, k), a_at(i, k + 1u), a_at(i, k + 2u), a_at(i, k + 3u)); }
+      }
+    }
     for (var r = 0u; r < TM; r++) {
-      let a = a_quad(min(row0 + r, last_row), k);
-      acc[r] = fma(vec4f(a.w), b3, fma(vec4f(a.z), b2, fma(vec4f(a.y), b1, fma(vec4f(a.x), b0, acc[r]))));
+      var av: vec4f;
+      if (VEC_AT) {
+        let src = ((r % G) / 4u) * 4u;
+        let x = a[r / G][r % 4u];
+        av = vec4f(subgroupShuffle(x, src), subgroupShuffle(x, src + 1u), subgroupShuffle(x, src + 2u), subgroupShuffle(x, src + 3u));
+      } else {
+        av = subgroupShuffle(a[r / G], r % G);
+      }
+      acc[r] = fma(vec4f(av.w), b3, fma(vec4f(av.z), b2, fma(vec4f(av.y), b1, fma(vec4f(av.x), b0, acc[r]))));
     }
   }
   for (var k = K4; k < K; k++) {
     let b = b_row(k, j0);
-    for (var r = 0u; r < TM; r++) { acc[r] = fma(vec4f(a_at(min(row0 + r, last_row), k)), b, acc[r]); }
+    for (var q = 0u; q < QA; q++) { a[q].x = a_at(min(row0 + q * G + s, last_row), k); }
+    for (var r = 0u; r < TM; r++) { acc[r] = fma(vec4f(subgroupShuffle(a[r / G].x, r % G)), b, acc[r]); }
   }
 
   if (j0 >= N) { return; }

@@ -117,14 +117,11 @@ describe('recurrent layers (shaders/recurrent.wgsl + matmul) against float64 BPT
   }
 
   it('LSTM with fused steps (recurrent matmul inside the cell kernels): 1 and 2 layers, zero and given states', async () => {
-    let seed = 50;
-    for (const s of SHAPES) {
-      for (const gradFrom of ['all', 'last'] as const) {
-        await check(ctx, { cell: 'lstm', T: s.T, B: s.B, I: s.I, hidden: [s.H], gradFrom, fused: true, seed: seed++ });
-        await check(ctx, { cell: 'lstm', T: s.T, B: s.B, I: s.I, hidden: [s.H, 5], gradFrom, fused: true, initialState: 'given', dropout: true, seed: seed++ });
-      }
-    }
-    await check(ctx, { cell: 'lstm', T: 3, B: 13, I: 5, hidden: [70], gradFrom: 'all', fused: true, initialState: 'given', seed: seed++ });
+    const [s5, s28] = SHAPES;
+    await check(ctx, { cell: 'lstm', ...s5, hidden: [s5.H], gradFrom: 'all', fused: true, seed: 50 });
+    await check(ctx, { cell: 'lstm', ...s5, hidden: [s5.H, 5], gradFrom: 'last', fused: true, initialState: 'given', dropout: true, seed: 51 });
+    await check(ctx, { cell: 'lstm', ...s28, hidden: [s28.H], gradFrom: 'last', fused: true, seed: 52 });
+    await check(ctx, { cell: 'lstm', T: 3, B: 13, I: 5, hidden: [70], gradFrom: 'all', fused: true, initialState: 'given', seed: 53 });
   });
 
   for (const cell of ['gru', 'rnn'] as Cell[]) {
@@ -140,15 +137,14 @@ describe('recurrent layers (shaders/recurrent.wgsl + matmul) against float64 BPT
     });
   }
 
-  it('given initial states, dropout masks between layers, different hidden sizes, odd shapes (all cells)', async () => {
-    let seed = 300;
-    for (const cell of ['lstm', 'gru', 'rnn'] as Cell[]) {
-      await check(ctx, { cell, T: 7, B: 5, I: 9, hidden: [11, 6], initialState: 'given', dropout: true, gradFrom: 'all', seed: seed++ });
-      await check(ctx, { cell, T: 4, B: 3, I: 5, hidden: [7, 13], initialState: 'given', dropout: true, gradFrom: 'last', seed: seed++ });
-      await check(ctx, { cell, T: 1, B: 1, I: 1, hidden: [1], initialState: 'given', gradFrom: 'all', seed: seed++ });
-      await check(ctx, { cell, T: 3, B: 9, I: 70, hidden: [65], gradFrom: 'last', seed: seed++ });
-    }
-  });
+  for (const cell of ['lstm', 'gru', 'rnn'] as Cell[]) {
+    it(`${cell.toUpperCase()}: given initial states, dropout between layers of different sizes, odd shapes`, async () => {
+      const seed = 300 + 10 * cell.length;
+      await check(ctx, { cell, T: 7, B: 5, I: 9, hidden: [11, 6], initialState: 'given', dropout: true, gradFrom: 'all', seed });
+      await check(ctx, { cell, T: 7, B: 5, I: 9, hidden: [11, 6], initialState: 'given', dropout: true, gradFrom: 'last', seed: seed + 1 });
+      await check(ctx, { cell, T: 1, B: 1, I: 1, hidden: [1], initialState: 'given', gradFrom: 'all', seed: seed + 2 });
+    });
+  }
 
   it('dispatches per forward+backward: 2T per direction plus a constant (LSTM, RNN), 4T for GRU, T for fused LSTM', () => {
     const x = ctx.storage(28 * 3 * 28 * 4);

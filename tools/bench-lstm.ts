@@ -2,7 +2,7 @@
 // no input gradient: the first layer reads the images), forward and backward, from timestamp queries:
 // median of timed steps after warm-up.
 // Usage: node dist/tools/bench-lstm.js [--runs N] [--cell lstm|gru|rnn] [--layers L] [--T 28 --B 100 --I 28 --H 128]
-//        [--unfused]     the LSTM step as matmul + cell kernel (2 dispatches) instead of one fused kernel
+//        [--fused]       LSTM steps as one fused kernel (recurrent matmul + cell) instead of matmul + cell kernel
 //        [--breakdown]   also time every dispatch in its own pass and sum by kind (slower; adds pass overhead)
 import { createNodeContext } from '../src/gpu/node.js';
 import { prepareRecurrentStack, recurrentInit, type RecurrentCell } from '../src/kernels/recurrent.js';
@@ -15,7 +15,7 @@ const runs = Math.max(20, opt('runs', 25));
 const T = opt('T', 28), B = opt('B', 100), I = opt('I', 28), H = opt('H', 128), layers = opt('layers', 1);
 const cell = (args.includes('--cell') ? args[args.indexOf('--cell') + 1] : 'lstm') as RecurrentCell;
 const breakdown = args.includes('--breakdown');
-const fused = !args.includes('--unfused');
+const fused = args.includes('--fused');
 
 const ctx = await createNodeContext();
 console.log(`adapter: ${ctx.adapterDescription}`);

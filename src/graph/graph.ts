@@ -49,8 +49,9 @@ export interface RecurrentOptions {
   /** Hidden size per layer, bottom first. */
   hidden: number[];
   forgetBias?: number;
-  /** Dropout keep probability between stacked layers (training only). */
+  /** Dropout keep probability between stacked layers (training only), and the masks' seed. */
   keepProb?: number;
+  seed?: number;
   /** 'last': output the last step's h [B, H]; 'all': every step's h [T, B, H]. */
   output?: 'last' | 'all';
 }
@@ -181,7 +182,7 @@ export class Graph {
     return y;
   }
 
-  activation(x: Tensor, activation: Activation, name = activation): Tensor {
+  activation(x: Tensor, activation: Activation, name: string = activation): Tensor {
     const y = this.tensor(`${name}/y`, x.shape, 'f32', 'value');
     this.addNode('activation', 'forward', [x], [y], { name, activation });
     return y;
@@ -209,7 +210,7 @@ export class Graph {
     const shape = (opts.output ?? 'last') === 'last' ? [B, H] : [T, B, H];
     const y = this.tensor(`${name}/h`, shape, 'f32', 'value');
     y.opOwned = true;
-    this.addNode('recurrent', 'forward', ins, [y], { name, ...opts, output: opts.output ?? 'last', layers: opts.hidden.length });
+    this.addNode('recurrent', 'forward', ins, [y], { name, ...opts, output: opts.output ?? 'last', layers: opts.hidden.length, stream: this.nodes.length });
     return y;
   }
 

@@ -320,7 +320,7 @@ function recurrentStack(env: LowerEnv, n: Node): RecurrentStack {
       const count = T * B * hidden[l];
       const scratch = env.ctx.storage(count * 4, `${a(n, 'name')} mask ${l} scratch`);
       env.owned.push(scratch);
-      return prepareDropout(env.ctx, { n: count, keepProb, seed: a<number>(n, 'seed') ?? 1, stream: 1000 + l, label: `${a(n, 'name')} dropout mask ${l}` },
+      return prepareDropout(env.ctx, { n: count, keepProb, seed: a<number | undefined>(n, 'seed') ?? 1, stream: (a<number>(n, 'stream') << 8) + l, label: `${a(n, 'name')} dropout mask ${l}` },
         { x: ones, y: m, mask: scratch, step: env.step });
     });
     stack.forward.unshift(...pre);

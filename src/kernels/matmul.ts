@@ -76,17 +76,24 @@ export function matmul(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers): 
     // Rows per workgroup: as many as the kernel unrolls (each B load feeds TM FMAs), spread evenly
     // over the row tiles so that the last one wastes little (M = 50 → 2 × 25, 100 → 4 × 25).
     const rowTiles = ceilDiv(M, SUBGROUP_MAX_ROWS);
-    const tm = ceilDiv(M, rowTiles);
+    let tm = process.env.TMF ? Number(process.env.TMF) : Math.min(SUBGROUP_MAX_ROWS, ceilDiv(ceilDiv(M, rowTiles), 8) * 8);
+    const vecAT = transA && M % 4 === 0 && p.lda % 4 === 0 && p.offA % 4 === 0;
+    if (vecAT) tm = Math.min(SUBGROUP_MAX_ROWS, ceilDiv(tm, 4) * 4);
+    // Rows per cooperative A load: lanes 0..G-1 must exist in every subgroup.
+    const sgMin = (ctx.device as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo?.subgroupMinSize ?? 4;
+    const g = Math.min(8, wg, Math.max(4, sgMin));
     const kernel = ctx.kernel('matmul_subgroup.wgsl', 'main', {
       ...common,
       VEC_A: !transA && p.lda % 4 === 0 && p.offA % 4 === 0,
+      VEC_AT: vecAT,
       VEC_B: !transB && N % 4 === 0 && p.ldb % 4 === 0 && p.offB % 4 === 0,
       VEC_BT: transB && p.ldb % 4 === 0 && p.offB % 4 === 0,
       WG: wg,
       TM: tm,
+      G: g,
     });
     const bindGroup = kernel.bind({ params: kernel.params(p), A: bufs.a, B: bufs.b, A4: bufs.a, B4: bufs.b, bias, C: bufs.c }, label);
-    return { kernel, bindGroup, workgroups: [ceilDiv(N, 4 * wg), rowTiles, 1], label, flops };
+    return { kernel, bindGroup, workgroups: [ceilDiv(N, 4 * wg), ceilDiv(M, tm), 1], label, flops };
   }
 
   const wg = Math.min(64, ctx.limits.maxComputeInvocationsPerWorkgroup);

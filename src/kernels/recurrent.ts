@@ -61,7 +61,7 @@ export interface RecurrentLayerSpec {
   accumulateGrads?: boolean;
   /** LSTM: fuse each step's recurrent matmul into its cell kernel (forward and backward), so a step is ONE
    *  dispatch (T + const per direction); the backward first transposes W_h once into a [4H, H] buffer.
-   *  Default false: on lavapipe it measured slower than matmul + cell (see tools/bench-lstm.ts --unfused). */
+   *  Default false: on lavapipe it measured slower than matmul + cell (tools/bench-lstm.ts --fused). */
   fused?: boolean;
   label?: string;
 }

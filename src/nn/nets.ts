@@ -107,7 +107,7 @@ export function buildNet(cfg: NetConfig, store: ParamStore, batch: number, train
         });
         inSize = H;
       }
-      const last = g.recurrent(x, weights, { cell, hidden: Array(L).fill(H), forgetBias: 1.0, keepProb: keep, output: 'last' }, cell);
+      const last = g.recurrent(x, weights, { cell, hidden: Array(L).fill(H), forgetBias: 1.0, keepProb: keep, seed: cfg.seed, output: 'last' }, cell);
       logits = g.dense(last, P('rnn/out/w', [H, K], { kind: 'glorot_uniform', fanIn: H, fanOut: K }), P('rnn/out/b', [K], { kind: 'zeros' }), 'none', 'output');
       break;
     }
