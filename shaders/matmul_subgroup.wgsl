@@ -8,8 +8,9 @@
 // instructions. So loads are what costs, and this kernel makes each loaded float feed as many
 // FMAs as it can:
 //  - a workgroup computes TM rows × (4·WG) columns of C; each invocation owns 4 adjacent
-//    columns for all TM rows (TM ≤ 32, chosen per shape by the host so that little of the last
-//    row tile is wasted), so each float of B it loads feeds TM FMAs;
+//    columns for all TM rows (8, 16 or 32, chosen by the host: small batches waste fewer rows
+//    with 16; other trip counts compile to much slower code), so each float of B it loads feeds
+//    TM FMAs;
 //  - k advances 4 at a time through a straight-line body: B as 4 vec4 (rows k..k+3 along n,
 //    VEC_B; or, B transposed, runs along k of the 4 columns' rows, VEC_BT, whose 4x4 transpose
 //    is free as it only renames SIMD registers), and A cooperatively: in each group of G rows,
@@ -32,7 +33,7 @@ override HAS_BIAS: bool = false;
 override ACTIVATION: u32 = 0u;     // 0 none, 1 relu, 2 sigmoid, 3 tanh
 override ACCUMULATE: bool = false;
 override WG: u32 = 16u;            // invocations per workgroup (each 4 columns)
-override TM: u32 = 16u;            // rows of C per workgroup, 1..TMAX
+override TM: u32 = 16u;            // rows of C per workgroup: 8, 16 or 32 (a multiple of G, ≤ TMAX)
 override G: u32 = 8u;              // rows per cooperative A load: 4 or 8, ≤ WG and ≤ the subgroup size
 
 const TMAX: u32 = 32u;             // loops up to 32 constant trips are unrolled by llvmpipe

@@ -8,6 +8,7 @@ import type { GpuContext } from '../src/gpu/context.js';
 const SHAPES: [number, number, number][] = [
   [1, 1, 1], [7, 33, 100], [33, 7, 257], [100, 10, 256], [100, 256, 784], [1, 257, 7],
   [257, 100, 33], [50, 64, 3136], [3, 784, 1], [64, 64, 64], [9, 1, 784], [130, 70, 45], [16, 12, 32], [37, 20, 28],
+  [100, 36, 158], [52, 64, 20], [132, 24, 64],
 ];
 
 interface Variant { transA?: boolean; transB?: boolean; bias?: boolean; act?: Act; accumulate?: boolean; portable?: boolean }
@@ -78,6 +79,38 @@ for (const portable of [false, true]) {
         expect(Number.isNaN(got[0]) && Number.isNaN(got[offC + N]), 'elements outside C stay untouched').to.equal(true);
         for (const x of [a, b, c]) ctx.release(x);
       });
+    }
+
+    // Every load path of each operand, vec4 and scalar: aligned offsets/strides (vec4 along k or m
+    // or n) and unaligned ones (the scalar fallbacks), K % 4 != 0 (the scalar k tail), M % 4 != 0.
+    for (const [offA, lda, offB, ldb, M, N, K] of [
+      [4, 20, 8, 16, 12, 8, 9], [3, 21, 5, 19, 12, 8, 9], [0, 16, 4, 12, 16, 12, 12], [1, 17, 2, 13, 13, 11, 12], [4, 36, 0, 36, 36, 20, 35],
+      [4, 132, 0, 36, 132, 20, 35], [3, 133, 2, 37, 132, 20, 35],
+    ]) {
+      for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]]) {
+        it(`reads ${transA ? 'Aᵀ' : 'A'}·${transB ? 'Bᵀ' : 'B'} at offsets and strides (offA=${offA}, lda=${lda}, offB=${offB}, ldb=${ldb}, M=${M}, N=${N}, K=${K})`, async () => {
+          const rand = rng(11 + offA + lda + M);
+          const [aRows, aCols] = transA ? [K, M] : [M, K];
+          const [bRows, bCols] = transB ? [N, K] : [K, N];
+          const A = randomArray(offA + aRows * lda, rand);
+          const B = randomArray(offB + bRows * ldb, rand);
+          const offC = 3, ldc = N + 2;
+          const a = ctx.upload(A), b = ctx.upload(B), c = ctx.storage((offC + M * ldc) * 4);
+          ctx.poison(c);
+          await runDispatches(ctx, [matmul(ctx, { M, N, K, transA, transB, lda, ldb, ldc, offA, offB, offC, portable }, { a, b, c })]);
+          const got = await ctx.readF32(c, offC + M * ldc);
+          const denseA = new Float64Array(aRows * aCols);
+          for (let i = 0; i < aRows; i++) for (let k = 0; k < aCols; k++) denseA[i * aCols + k] = A[offA + i * lda + k];
+          const denseB = new Float64Array(bRows * bCols);
+          for (let i = 0; i < bRows; i++) for (let k = 0; k < bCols; k++) denseB[i * bCols + k] = B[offB + i * ldb + k];
+          const ref = matmulRef(denseA, denseB, M, N, K, { transA, transB });
+          const picked = new Float64Array(M * N);
+          for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) picked[i * N + j] = got[offC + i * ldc + j];
+          expectClose(picked, ref, 1e-5, `strided matmul transA=${transA} transB=${transB}`);
+          expect(Number.isNaN(got[0]) && Number.isNaN(got[offC + N]), 'elements outside C stay untouched').to.equal(true);
+          for (const x of [a, b, c]) ctx.release(x);
+        });
+      }
     }
   });
 }

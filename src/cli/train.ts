@@ -13,7 +13,7 @@ import { Trainer, type TrainMetrics } from '../nn/trainer.js';
 import { chromeTrace } from '../gpu/trace.js';
 
 /** How often (in steps) loss and accuracy are read back from the GPU. */
-const READ_EVERY = 25;
+const READ_EVERY = 10;
 
 class TrainingStopped extends Error {}
 

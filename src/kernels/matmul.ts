@@ -73,12 +73,12 @@ export function matmul(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers): 
   if (ctx.device.features.has('subgroups') && !spec.portable) {
     // Each invocation owns 4 columns; narrow outputs get a narrow workgroup.
     const wg = Math.min(16, Math.max(4, nextPow2(Math.ceil(N / 4))));
-    // Rows per workgroup: as many as the kernel unrolls (each B load feeds TM FMAs), spread evenly
-    // over the row tiles so that the last one wastes little (M = 50 → 2 × 25, 100 → 4 × 25).
-    const rowTiles = ceilDiv(M, SUBGROUP_MAX_ROWS);
-    let tm = process.env.TMF ? Number(process.env.TMF) : Math.min(SUBGROUP_MAX_ROWS, ceilDiv(ceilDiv(M, rowTiles), 8) * 8);
-    const vecAT = transA && M % 4 === 0 && p.lda % 4 === 0 && p.offA % 4 === 0;
-    if (vecAT) tm = Math.min(SUBGROUP_MAX_ROWS, ceilDiv(tm, 4) * 4);
+    // Rows per workgroup: a power of two (other trip counts compile to much slower code on
+    // llvmpipe), 32 where M is large (each B load then feeds 32 FMAs), 16 (or 8) for small
+    // batches, where 32 would waste rows (M = 100 → 7 × 16, 50 → 4 × 16).
+    const tm = M <= 8 ? 8 : M < 128 ? 16 : SUBGROUP_MAX_ROWS;
+    // (VEC_AT measured slower than scalar loads at TM = 16 on lavapipe, faster at 32.)
+    const vecAT = tm === SUBGROUP_MAX_ROWS && transA && M % 4 === 0 && p.lda % 4 === 0 && p.offA % 4 === 0;
     // Rows per cooperative A load: lanes 0..G-1 must exist in every subgroup.
     const sgMin = (ctx.device as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo?.subgroupMinSize ?? 4;
     const g = Math.min(8, wg, Math.max(4, sgMin));

@@ -59,6 +59,10 @@ export class Trainer {
   private readonly staging: GPUBuffer[] = [];
   private evalStaging: GPUBuffer | undefined;
   private stepsSinceRead = 0;
+  /** Steps submitted so far, and when the GPU was last seen finishing one (for pacing read-backs). */
+  private submitted = 0;
+  private lastDone: { step: number; time: number } | undefined;
+  private stepMs = 0;
   private readonly batchX: Float32Array;
   private readonly batchY: Uint32Array;
   private destroyed = false;
@@ -111,6 +115,7 @@ export class Trainer {
     if (this.destroyed) throw new GpuError('this Trainer was destroyed');
     this.graph.encode(encoder);
     this.stepsSinceRead++;
+    this.submitted++;
   }
 
   /** Copies examples `index[0..batch)` of `data` into the input buffers (in the net's layout). */
@@ -133,6 +138,7 @@ export class Trainer {
     const enc = this.ctx.device.createCommandEncoder();
     this.graph.encode(enc);
     this.stepsSinceRead++;
+    this.submitted++;
     if (!readMetrics) {
       this.ctx.device.queue.submit([enc.finish()]);
       return undefined;
@@ -147,7 +153,11 @@ export class Trainer {
     this.ctx.device.queue.submit([enc.finish()]);
     const steps = this.stepsSinceRead;
     this.stepsSinceRead = 0;
+    const step = this.submitted;
     return (async () => {
+      // dawn.node polls its event queue on the main thread while a mapAsync is pending, taking
+      // CPU from a software adapter's worker threads: sleep until the step is expected to be done.
+      await this.sleepUntilDone(step);
       try {
         await staging.mapAsync(MapMode.READ, 0, 8);
       } catch (e) {
@@ -158,8 +168,25 @@ export class Trainer {
       staging.unmap();
       this.staging.push(staging);
       this.ctx.throwIfFailed('training step');
+      this.noteDone(step);
       return { loss: new Float32Array(raw, 0, 1)[0] / steps, accuracy: new Uint32Array(raw, 4, 1)[0] / (steps * this.batch), steps };
     })();
+  }
+
+  private noteDone(step: number): void {
+    const now = performance.now();
+    if (this.lastDone && step > this.lastDone.step) {
+      const ms = (now - this.lastDone.time) / (step - this.lastDone.step);
+      this.stepMs = this.stepMs ? 0.7 * this.stepMs + 0.3 * ms : ms;
+    }
+    this.lastDone = { step, time: now };
+  }
+
+  private async sleepUntilDone(step: number): Promise<void> {
+    if (!this.lastDone || !this.stepMs) return;
+    // A little early rather than late: the read then waits only a few polls.
+    const wait = this.lastDone.time + (step - this.lastDone.step) * this.stepMs * 0.9 - performance.now();
+    if (wait > 2) await new Promise((r) => setTimeout(r, Math.min(wait, 10_000)));
   }
 
   /** Forward passes over a whole split in batches (dropout off); predictions and loss come back in one read. */
