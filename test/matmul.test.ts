@@ -122,3 +122,36 @@ describe('matmul input checks', () => {
     expect(() => matmul(ctx, { M: 0, N: 3, K: 3 }, { a: b, b, c: b })).to.throw(/M must be a positive integer/);
   });
 });
+
+describe('matmul on a device the caller created (the embedding path)', () => {
+  it('GpuContext.fromDevice wraps the caller\'s device; a matmul runs on it; destroy() leaves the device alive', async () => {
+    const { create } = await import('webgpu');
+    const gpu = create([]);
+    const adapter = await gpu.requestAdapter();
+    expect(adapter, 'an adapter').to.not.equal(null);
+    const device = await adapter!.requestDevice();
+    try {
+      const { GpuContext } = await import('../src/gpu/context.js');
+      const ctx = GpuContext.fromDevice(device);
+      expect(ctx.ownsDevice).to.equal(false);
+      const rand = rng(99);
+      const [M, N, K] = [33, 20, 57];
+      const A = randomArray(M * K, rand), B = randomArray(K * N, rand);
+      const a = ctx.upload(A), b = ctx.upload(B), c = ctx.storage(M * N * 4);
+      ctx.poison(c);
+      await runDispatches(ctx, [matmul(ctx, { M, N, K }, { a, b, c })]);
+      expectClose(await ctx.readF32(c, M * N), matmulRef(A, B, M, N, K), 1e-5, 'matmul on the caller\'s device');
+      ctx.destroy();
+      expect(ctx.liveBuffers).to.equal(0);
+      // The caller's device still works after the engine is gone.
+      const own = device.createBuffer({ size: 16, usage: 0x0008 | 0x0001 });
+      device.queue.writeBuffer(own, 0, new Float32Array([1, 2, 3, 4]));
+      await own.mapAsync(0x0001);
+      expect([...new Float32Array(own.getMappedRange())]).to.deep.equal([1, 2, 3, 4]);
+      own.unmap();
+    } finally {
+      device.destroy();
+    }
+    void gpu; // keep the GPU object alive until the device is destroyed
+  });
+});

@@ -5,6 +5,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { mulberry32 } from './random.js';
 
 /** A bad data folder or file. The message is one line: the file, what is wrong, how to fix it. */
 export class DataError extends Error {
@@ -229,18 +230,6 @@ export function checkImageSize(data: Pick<Mnist, 'rows' | 'cols' | 'files'>, row
   if (data.rows !== rows || data.cols !== cols) {
     throw new DataError(`${data.files.trainImages} has ${data.rows}x${data.cols} images but --net ${net} expects ${rows}x${cols}: pass --data with a folder of ${rows}x${cols} MNIST-format files`);
   }
-}
-
-/** mulberry32: small, fast, good enough to shuffle. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Mixes seed and epoch into one 32-bit state (murmur3 finaliser), so epoch k's order needs no epochs before it. */

@@ -1,5 +1,6 @@
 import type { GpuContext } from '../gpu/context.js';
 import { GraphError } from '../graph/graph.js';
+import { mulberry32 } from '../data/random.js';
 
 /** How a parameter starts. */
 export type Init =
@@ -84,18 +85,6 @@ function seedFor(seed: number, name: string): number {
   let h = 2166136261 ^ seed;
   for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619);
   return h >>> 0;
-}
-
-/** Deterministic PRNG (mulberry32). */
-export function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function initialValues(n: number, init: Init, seed: number): Float32Array {

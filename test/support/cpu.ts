@@ -1,17 +1,10 @@
 // Float64 CPU twins of the kernels, and helpers to compare GPU results against them.
 import { expect } from 'chai';
 
+import { mulberry32 } from '../../src/data/random.js';
+
 /** Deterministic PRNG (mulberry32) so a failing case can be re-run from its seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 /** Uniform values in [-scale, scale], never exactly zero. */
 export function randomArray(n: number, rand: () => number, scale = 1): Float32Array {
