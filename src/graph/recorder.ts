@@ -63,6 +63,12 @@ export class CompiledGraph {
       if (opts.gradientsOnly) keep.push(...this.paramGrads.values());
       else for (const [param, grad] of this.paramGrads) addUpdate(graph, param, grad, opts.optimizer!);
     }
+    const limit = ctx.limits.maxStorageBufferBindingSize;
+    for (const t of graph.tensors) {
+      if (t.bytes > limit) {
+        throw new GraphError(`${t} needs ${t.bytes} bytes, more than this adapter binds at once (maxStorageBufferBindingSize ${limit}): use a smaller batch`);
+      }
+    }
     const schedule = interleaveUpdates(graph.nodes);
     this.plan = planBuffers(schedule, keep);
     for (const slot of this.plan.slots) {

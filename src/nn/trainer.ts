@@ -173,6 +173,18 @@ export class Trainer {
     })();
   }
 
+  /** The evaluation net at the largest batch (≤ evalBatch, default 500) whose tensors the adapter can bind. */
+  private buildEvalNet(): BuiltNet {
+    const limit = this.ctx.limits.maxStorageBufferBindingSize;
+    const want = this.opts.evalBatch ?? 500;
+    for (const b of [want, 250, 200, 100, 50, 25, 10, 1]) {
+      if (b > want) continue;
+      const net = buildNet(this.opts, this.store, b, false);
+      if (net.graph.tensors.every((t) => t.bytes <= limit)) return net;
+    }
+    throw new GpuError(`the ${this.opts.net} net does not fit this adapter's maxStorageBufferBindingSize (${limit}) even at batch 1`);
+  }
+
   private noteDone(step: number): void {
     const now = performance.now();
     if (this.lastDone && step > this.lastDone.step) {
@@ -191,15 +203,15 @@ export class Trainer {
 
   /** Forward passes over a whole split in batches (dropout off); predictions and loss come back in one read. */
   async evaluate(data: LabelledImages, count = data.count): Promise<EvalResult> {
-    const eb = this.opts.evalBatch ?? 500;
     if (!this.evalGraph) {
-      this.evalNet = buildNet(this.opts, this.store, eb, false);
+      this.evalNet = this.buildEvalNet();
       const ev = this.evalNet;
       this.evalGraph = new CompiledGraph(this.ctx, ev.graph, { stepCounter: this.stepCounter, keep: [ev.predictions, ev.loss.producer!.outputs[2]] });
       await this.evalGraph.ready();
     }
     const net = this.evalNet!;
     const g = this.evalGraph;
+    const eb = net.labels.shape[0];
     const perExample = net.loss.producer!.outputs[2];
     const bytes = Math.ceil(count / eb) * eb * 8;
     if (!this.evalStaging || this.evalStaging.size < bytes) {
