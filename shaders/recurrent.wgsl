@@ -16,6 +16,7 @@
 // One invocation per (n, j) of [B, H]: lanes run along j, so every per-lane load is contiguous.
 
 override WG: u32 = 64u;
+override GATES_IN_DZ: bool = false; // lstm_bwd: the gates are in dz (dz and z are one buffer) and are overwritten by their gradients
 
 struct Params {
   B: u32, H: u32,
@@ -101,10 +102,12 @@ fn lstm_bwd(@builtin(global_invocation_id) gid: vec3u) {
   let dh = dh_in(idx);
   var dcn = 0.0;
   if (params.hasRec != 0u) { dcn = dc[idx]; }
-  let i = z[zo];
-  let a = z[zo + H];
-  let f = z[zo + 2u * H];
-  let o = z[zo + 3u * H];
+  var i: f32; var a: f32; var f: f32; var o: f32;
+  if (GATES_IN_DZ) {
+    i = dz[zo]; a = dz[zo + H]; f = dz[zo + 2u * H]; o = dz[zo + 3u * H];
+  } else {
+    i = z[zo]; a = z[zo + H]; f = z[zo + 2u * H]; o = z[zo + 3u * H];
+  }
   let tc = tanh_(cs[so + BH]);
   let dct = dcn + dh * o * (1.0 - tc * tc);
   dz[zo] = dct * a * i * (1.0 - i);

@@ -144,7 +144,7 @@ describe('planner: liveness and sharing on small graphs', () => {
     expect(p2.slotOf.get(c2)).to.equal(p2.slotOf.get(a2));
   });
 
-  it('inputs, parameters, state and op-owned tensors are not planned', () => {
+  it('inputs, parameters and state are not planned; recurrent sequence state is', () => {
     const g = new Graph();
     const x = g.input('x', [2, 3]);
     const w = g.param('w', [3, 4], fake);
@@ -162,8 +162,12 @@ describe('planner: liveness and sharing on small graphs', () => {
     const rw = g.param('rw', [9, 20], fake);
     const rb = g.param('rb', [20], fake);
     const h = g.recurrent(seq, [{ w: rw, b: rb }], { cell: 'lstm', hidden: [5] });
-    expect(h.opOwned).to.equal(true);
-    expect(planBuffers(g.nodes).slotOf.has(h), 'a recurrent output lives in its op\'s own storage').to.equal(false);
+    // The output is a view into the top layer's planned h [(T+1)·B·H], at the last step.
+    expect(h.viewOf?.name).to.equal('lstm/layer0/h');
+    expect(h.viewOffset).to.equal(3 * 2 * 5);
+    const recPlan = planBuffers(g.nodes);
+    expect(recPlan.slotOf.has(h), 'a view has no slot of its own').to.equal(false);
+    expect(recPlan.slotOf.has(h.viewOf!), 'the sequence state is planned').to.equal(true);
   });
 });
 

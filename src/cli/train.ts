@@ -1,10 +1,10 @@
 // `node dist/train.js --net NAME [flags]`: trains one of the tutorials' MNIST nets on the GPU.
-import { writeFileSync, renameSync, mkdirSync } from 'node:fs';
+import { writeFileSync, renameSync, mkdirSync, existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ArgsError, parseArgs, helpText, hyperParameters, SHAPE_KEYS, type TrainArgs } from './args.js';
 import { EpochProgress, formatDuration } from './progress.js';
 import { writePlots, type EpochStats, type Misclassified } from './plots.js';
-import { CheckpointError, loadCheckpoint, saveCheckpoint, checkShapes, checkMetadata } from './checkpoint.js';
+import { CheckpointError, loadCheckpoint, saveCheckpoint, checkShapes, checkMetadata, type Checkpoint } from './checkpoint.js';
 import { DataError, loadMnist, makeShuffler, checkImageSize, type Mnist } from '../data/mnist.js';
 import { createNodeContext } from '../gpu/node.js';
 import { GpuError, type GpuContext } from '../gpu/context.js';
@@ -16,6 +16,17 @@ import { chromeTrace } from '../gpu/trace.js';
 const READ_EVERY = 10;
 
 class TrainingStopped extends Error {}
+
+/**
+ * Test hook (not a user flag): WEBGPU_TRAIN_TEST_LOSE_DEVICE_AT_STEP=N destroys the device after
+ * training step N is submitted, to check that a lost device ends the run with one line, not a hang.
+ */
+const LOSE_DEVICE_AT = Number(process.env.WEBGPU_TRAIN_TEST_LOSE_DEVICE_AT_STEP ?? NaN);
+
+/** A suggested lower learning rate, in a readable form (1e-5, 0.0001, 100000). */
+function lower(lr: number): string {
+  return String(Number((lr / 10).toPrecision(3)));
+}
 
 const mb = (bytes: number) => (bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : `${(bytes / 1e3).toFixed(0)} KB`);
 
@@ -38,12 +49,23 @@ export async function main(argv: string[]): Promise<number> {
   const log = (s: string) => { if (!json) console.log(s); };
   const emit = (o: object) => { if (json) console.log(JSON.stringify(o)); };
 
+  // Everything that can be checked without the GPU is checked first: a mistake costs one line at once,
+  // not after the device is made and the graph compiled (or after training, for --save).
   let data: Mnist;
+  let ckpt: Checkpoint | undefined;
   try {
     data = loadMnist({ dir: args.data, validation: args.val });
     checkImageSize(data, 28, 28, args.net);
+    if (!args.eval && data.train.count < args.batch) {
+      throw new DataError(`the training set has ${data.train.count} images, fewer than one batch of ${args.batch}: lower --batch or --val`);
+    }
+    if (args.load) {
+      ckpt = loadCheckpoint(args.load);
+      checkMetadata(ckpt, hyperParameters(args), SHAPE_KEYS, args.load);
+    }
+    if (args.save && !args.eval) checkSavePath(args.save);
   } catch (e) {
-    if (e instanceof DataError) {
+    if (e instanceof DataError || e instanceof CheckpointError) {
       console.error(`error: ${e.message}`);
       return 2;
     }
@@ -63,9 +85,7 @@ export async function main(argv: string[]): Promise<number> {
     const g = trainer.graph;
     log(`net ${args.net}: ${g.dispatchCount} dispatches per step in 1 submit, ${mb(g.plan.plannedBytes)} planned for activations and gradients (${mb(g.plan.naiveBytes)} without sharing), compiled in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
-    if (args.load) {
-      const ckpt = loadCheckpoint(args.load);
-      checkMetadata(ckpt, hyperParameters(args), SHAPE_KEYS, args.load);
+    if (args.load && ckpt) {
       checkShapes(ckpt, trainer.store.shapes(), args.load);
       for (const [name, t] of Object.entries(ckpt.tensors)) trainer.store.write(name, t.data);
       log(`loaded ${args.load}`);
@@ -104,7 +124,10 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     if (e instanceof GpuError || e instanceof GraphError) {
-      console.error(`error: ${e.message}`);
+      const lost = ctx?.deviceLost !== undefined && !e.message.includes('device was lost') ? ` (the GPU device was lost: ${ctx.deviceLost})` : '';
+      const saved = args.save && !args.eval ? `; ${args.save} was not written` : '';
+      const hint = ctx?.deviceLost !== undefined ? `${saved}; run again (a lost device is a driver reset, a removed GPU or an out-of-memory)` : '';
+      console.error(`error: ${oneLine(e.message)}${lost}${hint}`);
       return 1;
     }
     throw e;
@@ -118,7 +141,7 @@ async function train(args: TrainArgs, data: Mnist, trainer: Trainer, history: Ep
   log: (s: string) => void, emit: (o: object) => void): Promise<void> {
   const B = trainer.batch;
   const perEpoch = Math.floor(data.train.count / B);
-  if (perEpoch < 1) throw new DataError(`the training set has ${data.train.count} images, fewer than one batch of ${B}: lower --batch or --val`);
+  if (perEpoch < 1) throw new DataError(`the training set has ${data.train.count} images, fewer than one batch of ${B}: lower --batch or --val`); // checked in main too
   const totalSteps = args.steps ?? (args.epochs ?? 1) * perEpoch;
   const epochs = Math.ceil(totalSteps / perEpoch);
   const shuffler = makeShuffler(args.seed);
@@ -131,11 +154,14 @@ async function train(args: TrainArgs, data: Mnist, trainer: Trainer, history: Ep
     const bar = new EpochProgress({ stream: process.stderr, total: steps, batch: B, epoch: epoch + 1, epochs, tty: !args.json && process.stderr.isTTY === true });
     const t0 = performance.now();
     let pending: Promise<TrainMetrics> | undefined;
+    /** The last step (1-based, over the run) that the pending read-back covers. */
+    let pendingStep = 0;
     let lossSum = 0, accSum = 0, reads = 0;
     let latest: number | undefined;
     const take = (m: TrainMetrics, step: number) => {
       if (!Number.isFinite(m.loss)) {
-        throw new TrainingStopped(`the training loss became ${m.loss} by step ${step} (epoch ${epoch + 1}): the learning rate ${args.lr} is too high for ${args.net}; try --lr ${args.lr / 10}`);
+        const kept = args.save ? `; nothing was written to ${args.save}` : '';
+        throw new TrainingStopped(`the training loss became ${m.loss} by step ${step} (epoch ${epoch + 1}): the learning rate ${args.lr} is too high for ${args.net}; try --lr ${lower(args.lr)}${kept}`);
       }
       latest = m.loss;
       lossSum += m.loss * m.steps;
@@ -147,15 +173,17 @@ async function train(args: TrainArgs, data: Mnist, trainer: Trainer, history: Ep
       const last = s === steps - 1;
       if ((s + 1) % READ_EVERY === 0 || last) {
         // Wait for the read-back of READ_EVERY steps ago (long finished), never for this step.
-        if (pending) take(await pending, done + s);
+        if (pending) take(await pending, pendingStep);
         pending = trainer.step(true);
+        pendingStep = done + s + 1;
         bar.update(s + 1, latest);
         latest = undefined;
       } else {
         trainer.step();
       }
+      if (done + s + 1 === LOSE_DEVICE_AT) trainer.ctx.device.destroy();
     }
-    if (pending) take(await pending, done + steps);
+    if (pending) take(await pending, pendingStep);
     done += steps;
     bar.finish();
     const seconds = (performance.now() - t0) / 1000;
@@ -170,6 +198,18 @@ async function train(args: TrainArgs, data: Mnist, trainer: Trainer, history: Ep
   const total = (performance.now() - start) / 1000;
   log(`trained ${done} steps (${epochs} epochs) in ${formatDuration(total)}`);
   emit({ event: 'trained', steps: done, epochs, seconds: total });
+}
+
+/** Throws CheckpointError unless --save FILE can be written: its folder exists and FILE is not a folder. */
+function checkSavePath(file: string): void {
+  const dir = dirname(file);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CheckpointError(`cannot save ${file}: folder ${dir} does not exist; create it or give --save another path`);
+  if (existsSync(file) && statSync(file).isDirectory()) throw new CheckpointError(`cannot save ${file}: it is a folder; give --save a file name, e.g. --save ${file}/model.safetensors`);
+}
+
+/** A message on one line (GPU validation messages can span several): its lines joined by " | ". */
+function oneLine(msg: string): string {
+  return msg.split('\n').map((l) => l.trim()).filter((l) => l.length > 0).join(' | ');
 }
 
 async function profile(args: TrainArgs, data: Mnist, trainer: Trainer, log: (s: string) => void, emit: (o: object) => void): Promise<void> {

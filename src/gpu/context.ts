@@ -37,6 +37,8 @@ export class GpuContext {
   private readonly kernels = new Map<string, Kernel>();
   private readonly uncaptured: string[] = [];
   private lost: string | undefined;
+  /** Resolves (never rejects) with the reason when the device is lost; a read-back races it so it cannot hang. */
+  private readonly lostReason: Promise<string>;
   private destroyed = false;
   private gpu: GPU | undefined;
 
@@ -50,8 +52,10 @@ export class GpuContext {
       const err = (ev as GPUUncapturedErrorEvent).error;
       this.uncaptured.push(err?.message ?? String(err));
     });
-    device.lost.then((info) => {
-      if (!this.destroyed) this.lost = `${info.reason}: ${info.message}`;
+    this.lostReason = device.lost.then((info) => {
+      const reason = `${info.reason}: ${info.message}`;
+      if (!this.destroyed) this.lost = reason;
+      return reason;
     });
   }
 
@@ -175,7 +179,7 @@ export class GpuContext {
       const enc = this.device.createCommandEncoder();
       enc.copyBufferToBuffer(src, offset, staging, 0, size);
       this.device.queue.submit([enc.finish()]);
-      await staging.mapAsync(MapMode.READ);
+      await this.mapRead(staging, 0, size, 'reading a buffer back');
       return staging.getMappedRange().slice(0, bytes);
     } finally {
       staging.destroy();
@@ -204,6 +208,35 @@ export class GpuContext {
       if (err) throw new GpuError(`${what}: ${err.message}`);
     }
     return result;
+  }
+
+  /**
+   * `buf.mapAsync(READ, offset, size)` that cannot hang on a lost device: it races the map against
+   * `device.lost`, and any failure becomes a GpuError naming `what` (and the loss, if that was it).
+   */
+  async mapRead(buf: GPUBuffer, offset: number, size: number, what: string): Promise<void> {
+    this.assertUsable(what);
+    const map = buf.mapAsync(MapMode.READ, offset, size).then(() => 'mapped' as const);
+    map.catch(() => { /* handled below, or moot once the device is lost */ });
+    let outcome: 'mapped' | { lost: string };
+    try {
+      outcome = await Promise.race([map, this.lostReason.then((reason) => ({ lost: reason }))]);
+    } catch (e) {
+      // Give a loss that caused the failure the chance to be reported as such.
+      const reason = await Promise.race([this.lostReason, new Promise<undefined>((r) => setTimeout(() => r(undefined), 50))]);
+      if (reason !== undefined && !this.destroyed) throw new GpuError(`${what}: the GPU device was lost (${reason})`);
+      this.throwIfFailed(what);
+      throw new GpuError(`${what}: mapping the read-back buffer failed (${(e as Error)?.message ?? String(e)})`);
+    }
+    if (outcome !== 'mapped') {
+      if (this.destroyed) throw new GpuError(`${what}: this GpuContext was destroyed while waiting for the GPU`);
+      throw new GpuError(`${what}: the GPU device was lost (${outcome.lost})`);
+    }
+  }
+
+  /** Throws a GpuError naming `context` if the device was lost (or this context destroyed). */
+  throwIfLost(context = 'GPU'): void {
+    this.assertUsable(context);
   }
 
   /** Throws if the device reported an uncaptured error or was lost since the last call. */
@@ -242,9 +275,10 @@ export class GpuContext {
     this.gpu = undefined; // lets dawn.node's instance go, so the process can exit
   }
 
-  private assertUsable(): void {
-    if (this.destroyed) throw new GpuError('this GpuContext was destroyed');
-    if (this.lost) throw new GpuError(`the GPU device was lost (${this.lost})`);
+  private assertUsable(context?: string): void {
+    const at = context ? `${context}: ` : '';
+    if (this.destroyed) throw new GpuError(`${at}this GpuContext was destroyed`);
+    if (this.lost) throw new GpuError(`${at}the GPU device was lost (${this.lost})`);
   }
 }
 

@@ -54,7 +54,14 @@ export function buildBackward(g: Graph, loss: Tensor): Map<Tensor, Tensor> {
     const accumulate = n.inputs.map((t, k) => !!grads[k] && written.has(t));
     // Read what the gradient needs; the planner keeps exactly that alive until here.
     const reads = [...new Set([...backwardNeeds(n), ...dOutputs.filter((d): d is Tensor => !!d)])];
-    const temps = backwardTemps(n).map((t) => g.tensor(t.name, t.shape, 'f32', 'value'));
+    const temps = backwardTemps(n).map((spec) => {
+      const t = g.tensor(spec.name, spec.shape, 'f32', 'value');
+      if (spec.inPlaceOf) {
+        t.viewOf = spec.inPlaceOf;
+        t.inPlace = true;
+      }
+      return t;
+    });
     const outs = [...grads.filter((d): d is Tensor => !!d), ...temps];
     const b: Node = g.addNode(n.op, 'backward', reads, outs, { accumulate });
     b.temps = temps;

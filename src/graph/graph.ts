@@ -44,6 +44,14 @@ export interface PoolOptions {
   padding?: Padding;
 }
 
+/** One recurrent layer's planned sequence state. */
+export interface RecurrentState {
+  h: Tensor;
+  c?: Tensor;
+  gates: Tensor;
+  rh?: Tensor;
+}
+
 export interface RecurrentOptions {
   cell: RecurrentCell;
   /** Hidden size per layer, bottom first. */
@@ -206,11 +214,26 @@ export class Graph {
       inSize = H;
     });
     const [T, B] = x.shape;
+    // The sequence state of each layer is planned like any tensor: h and c [(T+1)·B·H] (slot 0 the
+    // initial state), the gates z [T·B·G·H] (LSTM and RNN write their gate gradients over them in
+    // backward), GRU's r⊙h.
+    const layers: RecurrentState[] = opts.hidden.map((H, l) => {
+      const S = (what: string, n: number) => this.tensor(`${name}/layer${l}/${what}`, [n], 'f32', 'value');
+      return {
+        h: S('h', (T + 1) * B * H),
+        c: opts.cell === 'lstm' ? S('c', (T + 1) * B * H) : undefined,
+        gates: S('gates', T * B * G * H),
+        rh: opts.cell === 'gru' ? S('r*h', T * B * H) : undefined,
+      };
+    });
+    const state = layers.flatMap((s) => [s.h, s.c, s.gates, s.rh].filter((t): t is Tensor => !!t));
     const H = opts.hidden[opts.hidden.length - 1];
-    const shape = (opts.output ?? 'last') === 'last' ? [B, H] : [T, B, H];
-    const y = this.tensor(`${name}/h`, shape, 'f32', 'value');
-    y.opOwned = true;
-    this.addNode('recurrent', 'forward', ins, [y], { name, ...opts, output: opts.output ?? 'last', layers: opts.hidden.length, stream: this.nodes.length });
+    const output = opts.output ?? 'last';
+    const hTop = layers[layers.length - 1].h;
+    const y = this.tensor(`${name}/${output === 'last' ? 'last_h' : 'outputs'}`, output === 'last' ? [B, H] : [T, B, H], 'f32', 'value');
+    y.viewOf = hTop;
+    y.viewOffset = output === 'last' ? T * B * H : B * H;
+    this.addNode('recurrent', 'forward', ins, [...state, y], { name, ...opts, output, layers: opts.hidden.length, state: layers, stream: this.nodes.length });
     return y;
   }
 

@@ -13,7 +13,7 @@ import { prepareSoftmaxXent } from '../kernels/softmax-xent.js';
 import { prepareArgmax } from '../kernels/argmax.js';
 import { prepareSgd, prepareAdam } from '../kernels/optimizer.js';
 import { prepareRecurrentStack, type RecurrentStack, type RecurrentCell } from '../kernels/recurrent.js';
-import { GraphError, type Node } from './graph.js';
+import { GraphError, type Node, type RecurrentState } from './graph.js';
 import type { Tensor } from './tensor.js';
 
 /** What lowering needs: the context, where each tensor lives, and the GPU step counter. */
@@ -232,16 +232,22 @@ export function backwardNeeds(n: Node): Tensor[] {
     case 'avgpool': return [];
     case 'dropout': return [n.outputs[1]]; // mask
     case 'activation': return [n.outputs[0]];
-    case 'recurrent': return n.inputs; // x and the weights; the sequence state is the op's own
+    case 'recurrent': return [...n.inputs, ...n.outputs.slice(0, -1)]; // x, weights and the sequence state
     default: return [...n.inputs, ...n.outputs];
   }
 }
 
-/** Shapes of the scratch tensors an op's backward needs. */
-export function backwardTemps(n: Node): { name: string; shape: number[] }[] {
-  if (n.op !== 'conv2d') return [];
-  const cols = n.outputs[1];
-  return [{ name: `${n.attrs.name}/im2col (backward)`, shape: [...cols.shape] }];
+/** The scratch tensors an op's backward writes: new ones, or values written in place over a forward tensor. */
+export function backwardTemps(n: Node): { name: string; shape: number[]; inPlaceOf?: Tensor }[] {
+  if (n.op === 'conv2d') {
+    const cols = n.outputs[1];
+    return [{ name: `${n.attrs.name}/im2col (backward)`, shape: [...cols.shape] }];
+  }
+  if (n.op === 'recurrent' && n.attrs.cell !== 'gru') {
+    // LSTM and RNN: the gate gradients overwrite the gates (see the recurrent lowering).
+    return a<RecurrentState[]>(n, 'state').map((s) => ({ name: `d(${s.gates.name})`, shape: [...s.gates.shape], inPlaceOf: s.gates }));
+  }
+  return [];
 }
 
 /** Ops whose backward writes no dispatch of its own (their input gradient is another tensor). */
@@ -283,16 +289,18 @@ function poolSpec(n: Node) {
  */
 function recurrentStack(env: LowerEnv, n: Node): RecurrentStack {
   const [x, ...wb] = n.inputs;
-  const [y] = n.outputs;
-  const [T, B, I] = x.shape;
+  const cell = a<RecurrentCell>(n, 'cell');
   const hidden = a<number[]>(n, 'hidden');
   const L = hidden.length;
+  const [T, B, I] = x.shape;
+  const y = n.outputs[n.outputs.length - 1];
+  const state = a<RecurrentState[]>(n, 'state');
   const back = n.attrs.backward as Node | undefined; // set by autodiff when gradients flow
   const grads = back?.grads ?? [];
-  const dyT = back?.dOutputs?.[0];
+  const dyT = back?.dOutputs?.[n.outputs.length - 1];
   const keepProb = a<number | undefined>(n, 'keepProb') ?? 1;
   const stack = prepareRecurrentStack(env.ctx, {
-    cell: a<RecurrentCell>(n, 'cell'), T, B, I, hidden,
+    cell, T, B, I, hidden,
     forgetBias: a<number | undefined>(n, 'forgetBias'),
     gradFrom: a(n, 'output') === 'last' ? 'last' : 'all',
     inputGrad: !!grads[0],
@@ -302,16 +310,22 @@ function recurrentStack(env: LowerEnv, n: Node): RecurrentStack {
     x: env.buf(x), xOffset: env.offset(x),
     dy: dyT ? env.buf(dyT) : undefined,
     dx: grads[0] ? env.buf(grads[0]) : undefined,
-    params: Array.from({ length: L }, (_, l) => ({
-      w: env.buf(wb[2 * l]), b: env.buf(wb[2 * l + 1]),
-      dw: grads[1 + 2 * l] ? env.buf(grads[1 + 2 * l]!) : undefined,
-      db: grads[2 + 2 * l] ? env.buf(grads[2 + 2 * l]!) : undefined,
-    })),
+    params: Array.from({ length: L }, (_, l) => {
+      const s = state[l];
+      const z = env.buf(s.gates);
+      return {
+        w: env.buf(wb[2 * l]), b: env.buf(wb[2 * l + 1]),
+        dw: grads[1 + 2 * l] ? env.buf(grads[1 + 2 * l]!) : undefined,
+        db: grads[2 + 2 * l] ? env.buf(grads[2 + 2 * l]!) : undefined,
+        h: env.buf(s.h), c: s.c && env.buf(s.c), rh: s.rh && env.buf(s.rh),
+        // LSTM and RNN write their gate gradients over the gates; GRU's backward still reads them.
+        z, dz: cell === 'gru' ? undefined : z,
+      };
+    }),
   });
+  if (env.buf(y) !== stack.output.buffer) throw new GraphError(`${a(n, 'name')}: the recurrent output is not in the planned h buffer`);
   env.owned.push(...stack.owned);
   env.state.set(n, stack);
-  const top = stack.layers[L - 1];
-  y.external = { buffer: top.h, offset: a(n, 'output') === 'last' ? top.finalOffset : top.outputOffset };
   if (L > 1 && keepProb < 1) {
     // Fill each inter-layer mask (0 or 1/keep) from the GPU RNG before the stack runs: dropout of ones.
     const ones = env.ctx.upload(new Float32Array(Math.max(...stack.masks.map((m) => m.size / 4))).fill(1), `${a(n, 'name')} ones`);

@@ -13,13 +13,13 @@ export interface Plan {
   slotOf: Map<Tensor, Slot>;
   /** Sum of the slots' sizes: the planned GPU memory for activations and gradients. */
   plannedBytes: number;
-  /** What the same tensors would take with a buffer each. */
+  /** What the same tensors would take with a buffer each (in-place values included). */
   naiveBytes: number;
 }
 
-/** Tensors the planner places: activations and gradients (not inputs, params, state, views or op-owned storage). */
+/** Tensors the planner places: activations and gradients (not inputs, params, state, views or external storage). */
 export function isPlanned(t: Tensor): boolean {
-  return (t.role === 'value' || t.role === 'grad') && !t.viewOf && !t.external && !t.opOwned;
+  return (t.role === 'value' || t.role === 'grad') && !t.viewOf && !t.external;
 }
 
 const align16 = (n: number) => Math.ceil(n / 16) * 16;
@@ -33,8 +33,10 @@ const align16 = (n: number) => Math.ceil(n / 16) * 16;
 export function planBuffers(schedule: readonly Node[], keep: readonly Tensor[] = []): Plan {
   const first = new Map<Tensor, number>();
   const last = new Map<Tensor, number>();
+  const inPlace = new Set<Tensor>();
   schedule.forEach((n, i) => {
     for (const t of [...n.inputs, ...n.outputs]) {
+      if (t.inPlace) inPlace.add(t);
       const r = t.root;
       if (!isPlanned(r)) continue;
       if (!first.has(r)) first.set(r, i);
@@ -46,7 +48,7 @@ export function planBuffers(schedule: readonly Node[], keep: readonly Tensor[] =
   const slots: Slot[] = [];
   const slotOf = new Map<Tensor, Slot>();
   const overlaps = (a: Tensor, b: Tensor) => first.get(a)! <= last.get(b)! && first.get(b)! <= last.get(a)!;
-  let naiveBytes = 0;
+  let naiveBytes = [...inPlace].reduce((sum, t) => sum + align16(t.bytes), 0);
   for (const t of tensors) {
     const need = align16(t.bytes);
     naiveBytes += need;

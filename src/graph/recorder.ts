@@ -86,7 +86,7 @@ export class CompiledGraph {
     const env: LowerEnv = {
       ctx,
       buf: (t) => this.bufferOf(t),
-      offset: (t) => t.root.external?.offset ?? 0,
+      offset: (t) => t.offset,
       step: opts.stepCounter,
       state: new Map(),
       owned: this.made,
@@ -110,7 +110,7 @@ export class CompiledGraph {
     const r = t.root;
     if (r.external) return r.external.buffer;
     const b = this.buffers.get(r);
-    if (!b) throw new GraphError(`no buffer for ${t}${r.opOwned ? ' (its op has not been lowered yet)' : ''}`);
+    if (!b) throw new GraphError(`no buffer for ${t}`);
     return b;
   }
 

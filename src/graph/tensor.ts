@@ -21,11 +21,13 @@ export class Tensor {
   producer: Node | undefined;
   /** True when a gradient must flow to it (it depends on a parameter). */
   requiresGrad = false;
-  /** Storage shared with another tensor (free reshapes). */
+  /** Storage shared with another tensor (free reshapes, slices), starting `viewOffset` elements into it. */
   viewOf: Tensor | undefined;
+  viewOffset = 0;
+  /** A distinct value written over its view's storage (e.g. gradients over the activations they came from):
+   *  no buffer of its own, but a buffer in a plan without reuse, so it counts in the naive sum. */
+  inPlace = false;
   external: ExternalStorage | undefined;
-  /** Storage an op makes for itself when it is lowered (e.g. a recurrent layer's outputs). */
-  opOwned = false;
 
   constructor(
     readonly id: number,
@@ -49,6 +51,17 @@ export class Tensor {
     let t: Tensor = this;
     while (t.viewOf) t = t.viewOf;
     return t;
+  }
+
+  /** Element offset of this tensor in its root's storage (views and external storage). */
+  get offset(): number {
+    let off = 0;
+    let t: Tensor = this;
+    while (t.viewOf) {
+      off += t.viewOffset;
+      t = t.viewOf;
+    }
+    return off + (t.external?.offset ?? 0);
   }
 
   toString(): string {

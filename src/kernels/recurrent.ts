@@ -81,6 +81,17 @@ export interface RecurrentLayerBuffers {
   /** Input gradient [T, B, I], written (not accumulated) at element dxOffset. */
   dx?: GPUBuffer;
   dxOffset?: number;
+  /**
+   * The sequence state, for callers that plan memory themselves: h and c [(T+1), B, H], gates z
+   * [T, B, G·H], GRU r⊙h [T, B, H], and the gate gradients dz [T, B, G·H]. For LSTM and RNN, dz may
+   * be the same buffer as z: the cell backward then reads each step's gates from the place where it
+   * writes their gradients (z is not needed once they are computed).
+   */
+  h?: GPUBuffer;
+  c?: GPUBuffer;
+  z?: GPUBuffer;
+  rh?: GPUBuffer;
+  dz?: GPUBuffer;
 }
 
 export interface RecurrentLayer {
@@ -203,11 +214,14 @@ export function prepareRecurrentLayer(ctx: GpuContext, specIn: RecurrentLayerSpe
   const db = alloc(GH, 'db', bufs.db);
   const dy = alloc(spec.gradFrom === 'all' ? TB * H : BH, 'dy', bufs.dy);
   const dx = spec.inputGrad ? alloc(dxOffset + TB * I, 'dx', bufs.dx) : undefined;
-  const h = alloc((T + 1) * BH, 'h');
-  const c = cell === 'lstm' ? alloc((T + 1) * BH, 'c') : undefined;
-  const z = alloc(TB * GH, 'z');
-  const rh = cell === 'gru' ? alloc(TB * H, 'rh') : undefined;
-  const dz = alloc(TB * GH, 'dz');
+  const h = alloc((T + 1) * BH, 'h', bufs.h);
+  const c = cell === 'lstm' ? alloc((T + 1) * BH, 'c', bufs.c) : undefined;
+  const z = alloc(TB * GH, 'z', bufs.z);
+  const rh = cell === 'gru' ? alloc(TB * H, 'rh', bufs.rh) : undefined;
+  const dz = alloc(TB * GH, 'dz', bufs.dz);
+  // Gates and their gradients in one buffer (see RecurrentLayerBuffers.dz).
+  const inPlace = dz === z;
+  if (inPlace && (cell === 'gru' || spec.fused)) throw new GpuError(`${name}: dz may share z's buffer only for the unfused LSTM and RNN cells`);
   const dh = alloc(BH, 'dh');
   const dc = cell === 'lstm' ? alloc(BH, 'dc') : undefined;
   const drh = cell === 'gru' ? alloc(BH, 'drh') : undefined;
@@ -221,14 +235,16 @@ export function prepareRecurrentLayer(ctx: GpuContext, specIn: RecurrentLayerSpe
   };
   type StepFlags = { zeroPrev?: boolean; hasDy?: boolean; hasRec?: boolean; dyOff?: number };
   const kernelStep = (entry: string, t: number, f: StepFlags, constants: Record<string, number>, workgroups: [number, number, number], flops: number, paramB = B): Dispatch => {
-    const kernel = ctx.kernel('recurrent.wgsl', entry, { WG: wg, ...constants });
+    const kernel = ctx.kernel('recurrent.wgsl', entry, { WG: wg, ...(inPlace && entry === 'lstm_bwd' ? { GATES_IN_DZ: true } : {}), ...constants });
     const label = `${name} ${entry}${t >= 0 ? ` t=${t}` : ''}`;
     const params = kernel.params({
       B: paramB, H, t: Math.max(t, 0),
       zeroPrev: f.zeroPrev ? 1 : 0, hasDy: f.hasDy ? 1 : 0, hasRec: f.hasRec ? 1 : 0, dyOff: f.dyOff ?? 0,
       forgetBias: spec.forgetBias, wOff: I * GH,
     }, label);
-    return { kernel, bindGroup: bindUsed(kernel, { params, ...cellBufs }, label), workgroups, label, flops };
+    // In place, the backward reads the gates through dz; z gets a stand-in (a buffer may not be bound twice for writing).
+    const bound = inPlace && entry.endsWith('_bwd') ? { ...cellBufs, z: dummy } : cellBufs;
+    return { kernel, bindGroup: bindUsed(kernel, { params, ...bound }, label), workgroups, label, flops };
   };
   /** An elementwise cell kernel: one invocation per (n, j). */
   const cellStep = (entry: string, t: number, f: StepFlags): Dispatch =>
@@ -342,8 +358,8 @@ export interface RecurrentStackBuffers {
   /** Gradient of the top layer's outputs ([T, B, H_top] or [B, H_top], as gradFrom). */
   dy?: GPUBuffer;
   dx?: GPUBuffer;
-  /** Per layer weights and gradients (any may be left out to be allocated). */
-  params?: { w?: GPUBuffer; b?: GPUBuffer; dw?: GPUBuffer; db?: GPUBuffer }[];
+  /** Per layer weights and gradients, and optionally its sequence state (any may be left out to be allocated). */
+  params?: Pick<RecurrentLayerBuffers, 'w' | 'b' | 'dw' | 'db' | 'h' | 'c' | 'z' | 'rh' | 'dz'>[];
   /** Dropout masks, one per gap between layers (hidden.length − 1), each [T, B, hidden[l]]. */
   masks?: GPUBuffer[];
 }

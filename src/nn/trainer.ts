@@ -1,6 +1,6 @@
 import type { GpuContext } from '../gpu/context.js';
 import { GpuError } from '../gpu/context.js';
-import { BufferUsage, MapMode } from '../gpu/flags.js';
+import { BufferUsage } from '../gpu/flags.js';
 import { PassTimer, median, type PassTiming } from '../gpu/profiler.js';
 import { createStepCounter } from '../kernels/step.js';
 import { CompiledGraph, type OptimizerConfig } from '../graph/recorder.js';
@@ -82,6 +82,13 @@ export class Trainer {
 
   static async create(ctx: GpuContext, opts: TrainerOptions): Promise<Trainer> {
     if (!Number.isInteger(opts.batch) || opts.batch < 1) throw new GpuError(`batch size must be a positive integer, got ${opts.batch}`);
+    // Bad knobs are a clear error here, not a failure deep inside graph building.
+    for (const k of ['hidden', 'layers', 'evalBatch'] as const) {
+      const v = opts[k];
+      if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new GpuError(`Trainer.create: ${k} must be a positive integer, got ${v}`);
+    }
+    if (opts.keepProb !== undefined && !(opts.keepProb > 0 && opts.keepProb <= 1)) throw new GpuError(`Trainer.create: keepProb must be in (0, 1], got ${opts.keepProb}`);
+    ctx.throwIfLost(`compiling ${opts.net}`);
     const t = new Trainer(ctx, opts);
     await t.graph.ready();
     ctx.throwIfFailed(`compiling ${opts.net}`);
@@ -113,6 +120,7 @@ export class Trainer {
    */
   encodeStep(encoder: GPUCommandEncoder): void {
     if (this.destroyed) throw new GpuError('this Trainer was destroyed');
+    this.ctx.throwIfLost(`training step ${this.submitted + 1}`);
     this.graph.encode(encoder);
     this.stepsSinceRead++;
     this.submitted++;
@@ -135,6 +143,7 @@ export class Trainer {
   step(readMetrics: true): Promise<TrainMetrics>;
   step(readMetrics = false): Promise<TrainMetrics> | undefined {
     if (this.destroyed) throw new GpuError('this Trainer was destroyed');
+    this.ctx.throwIfLost(`training step ${this.submitted + 1}`);
     const enc = this.ctx.device.createCommandEncoder();
     this.graph.encode(enc);
     this.stepsSinceRead++;
@@ -159,9 +168,9 @@ export class Trainer {
       // CPU from a software adapter's worker threads: sleep until the step is expected to be done.
       await this.sleepUntilDone(step);
       try {
-        await staging.mapAsync(MapMode.READ, 0, 8);
+        await this.ctx.mapRead(staging, 0, 8, `training step ${step}`);
       } catch (e) {
-        this.ctx.throwIfFailed('training step');
+        this.ctx.release(staging); // not back in the pool: nothing else would free it
         throw e;
       }
       const raw = staging.getMappedRange(0, 8).slice(0);
@@ -203,6 +212,8 @@ export class Trainer {
 
   /** Forward passes over a whole split in batches (dropout off); predictions and loss come back in one read. */
   async evaluate(data: LabelledImages, count = data.count): Promise<EvalResult> {
+    if (this.destroyed) throw new GpuError('this Trainer was destroyed');
+    this.ctx.throwIfLost('evaluation');
     if (!this.evalGraph) {
       this.evalNet = this.buildEvalNet();
       const ev = this.evalNet;
@@ -236,7 +247,7 @@ export class Trainer {
       enc.copyBufferToBuffer(g.bufferOf(perExample), 0, staging, (batches * eb + k * eb) * 4, eb * 4);
       this.ctx.device.queue.submit([enc.finish()]);
     }
-    await staging.mapAsync(MapMode.READ, 0, bytes);
+    await this.ctx.mapRead(staging, 0, bytes, 'evaluation');
     const all = staging.getMappedRange(0, bytes).slice(0);
     staging.unmap();
     this.ctx.throwIfFailed('evaluation');
