@@ -140,6 +140,22 @@ export class GpuContext {
     return list;
   }
 
+  /** Runs `fn`; if it throws, releases every buffer it made through this context, then rethrows. */
+  releaseOnThrow<T>(fn: () => T): T {
+    let result!: T;
+    const list: GPUBuffer[] = [];
+    this.collecting.push(list);
+    try {
+      result = fn();
+    } catch (e) {
+      for (const b of list) this.release(b);
+      throw e;
+    } finally {
+      this.collecting.splice(this.collecting.indexOf(list), 1);
+    }
+    return result;
+  }
+
   createBuffer(size: number, usage: number, label?: string): GPUBuffer {
     this.assertUsable();
     // Zero-sized bindings are invalid, and kernels may view a buffer as array<vec4f>: round to 16 bytes.

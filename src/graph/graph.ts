@@ -24,13 +24,8 @@ export interface Node {
   temps?: Tensor[];
 }
 
-/** Thrown when a graph is built wrong: names the op, its inputs and their shapes. */
-export class GraphError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'GraphError';
-  }
-}
+import { GraphError } from './errors.js';
+export { GraphError };
 
 export interface Conv2dOptions {
   stride?: number | [number, number];

@@ -1,4 +1,5 @@
 import type { Node } from './graph.js';
+import { GraphError } from './errors.js';
 
 export type DType = 'f32' | 'u32';
 
@@ -37,7 +38,7 @@ export class Tensor {
     readonly role: Role,
   ) {
     for (const d of shape) {
-      if (!Number.isInteger(d) || d < 1) throw new Error(`tensor ${name}: bad shape [${shape.join(', ')}]`);
+      if (!Number.isInteger(d) || d < 1) throw new GraphError(`tensor ${name}: every dimension must be a positive integer, got [${shape.join(', ')}]`);
     }
     this.size = shape.reduce((a, b) => a * b, 1);
   }

@@ -89,9 +89,15 @@ export class Trainer {
     }
     if (opts.keepProb !== undefined && !(opts.keepProb > 0 && opts.keepProb <= 1)) throw new GpuError(`Trainer.create: keepProb must be in (0, 1], got ${opts.keepProb}`);
     ctx.throwIfLost(`compiling ${opts.net}`);
-    const t = new Trainer(ctx, opts);
-    await t.graph.ready();
-    ctx.throwIfFailed(`compiling ${opts.net}`);
+    // A graph that fails to compile (e.g. a tensor too large to bind) leaves no buffers behind.
+    const t = ctx.releaseOnThrow(() => new Trainer(ctx, opts));
+    try {
+      await t.graph.ready();
+      ctx.throwIfFailed(`compiling ${opts.net}`);
+    } catch (e) {
+      t.destroy();
+      throw e;
+    }
     return t;
   }
 

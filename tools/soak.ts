@@ -1,0 +1,122 @@
+// Soak test (issue 8, item 4; not in the default suite, it takes minutes):
+//   node --expose-gc dist/tools/soak.js [--steps 5000] [--net mlp] [--batch 100]
+// Trains N steps on real MNIST the way the CLI does (a read-back every 10 steps, an evaluation of
+// 1,000 validation images every 1,000 steps) and checks that the number of live GPU buffers is the
+// same after the first step (and first evaluation) as at the end, and that the JS heap (after
+// global.gc) grows by less than 20 MB. Prints the figures; exits 1 if either check fails.
+import { loadMnist, makeShuffler } from '../src/data/mnist.js';
+import { createNodeContext } from '../src/gpu/node.js';
+import { Trainer, type TrainMetrics } from '../src/nn/trainer.js';
+import type { NetKind } from '../src/nn/nets.js';
+
+const HEAP_LIMIT_MB = 20;
+const READ_EVERY = 10;
+const EVAL_EVERY = 1000;
+
+function flag(name: string, def: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : def;
+}
+
+const steps = Number(flag('steps', '5000'));
+const net = flag('net', 'mlp') as NetKind;
+const batch = Number(flag('batch', '100'));
+if (!Number.isInteger(steps) || steps < 2 || !Number.isInteger(batch) || batch < 1) {
+  console.error('usage: node --expose-gc dist/tools/soak.js [--steps N (≥ 2)] [--net mlp] [--batch N]');
+  process.exit(2);
+}
+
+const gc = (globalThis as { gc?: () => void }).gc;
+if (!gc) console.log('note: run with node --expose-gc for exact heap figures (without it the heap is measured without a forced collection)');
+
+async function heapMB(): Promise<number> {
+  if (gc) {
+    // Two passes with a turn of the event loop between: finalizers and weak refs settle.
+    gc();
+    await new Promise((r) => setTimeout(r, 20));
+    gc();
+  }
+  return process.memoryUsage().heapUsed / 1e6;
+}
+
+const mb = (x: number) => `${x.toFixed(2)} MB`;
+
+async function main(): Promise<number> {
+  const data = loadMnist({ validation: 5000 });
+  const ctx = await createNodeContext();
+  const trainer = await Trainer.create(ctx, { net, seed: 1, batch, optimizer: { kind: 'adam', lr: 1e-3 } });
+  const val = { count: 1000, images: data.validation.images, labels: data.validation.labels };
+  const shuffler = makeShuffler(1);
+  const order = new Uint32Array(data.train.count);
+  const perEpoch = Math.floor(data.train.count / batch);
+  let epoch = -1;
+  const t0 = performance.now();
+  try {
+    // Step 1 (with its read-back) and a first evaluation make everything that is made lazily.
+    const batchAt = (s: number) => {
+      const e = Math.floor(s / perEpoch);
+      if (e !== epoch) {
+        shuffler.permutation(e, data.train.count, order);
+        epoch = e;
+      }
+      const k = s % perEpoch;
+      trainer.writeBatch(data.train, order.subarray(k * batch, k * batch + batch));
+    };
+    batchAt(0);
+    const first = await trainer.step(true);
+    await trainer.evaluate(val);
+    const buffers0 = ctx.liveBuffers;
+    const heap0 = await heapMB();
+    const rss0 = process.memoryUsage().rss / 1e6;
+    const ab0 = process.memoryUsage().arrayBuffers / 1e6;
+    console.log(`${net}, batch ${batch}, ${steps} steps on ${ctx.adapterDescription}`);
+    console.log(`after step 1: ${buffers0} live GPU buffers, heap ${mb(heap0)}, rss ${mb(rss0)}, loss ${first.loss.toFixed(4)}`);
+
+    let pending: Promise<TrainMetrics> | undefined;
+    let lastLoss = first.loss;
+    let maxBuffers = buffers0;
+    let minBuffers = buffers0;
+    const samples: string[] = [];
+    for (let s = 1; s < steps; s++) {
+      batchAt(s);
+      if ((s + 1) % READ_EVERY === 0 || s === steps - 1) {
+        if (pending) lastLoss = (await pending).loss;
+        pending = trainer.step(true);
+      } else {
+        trainer.step();
+      }
+      maxBuffers = Math.max(maxBuffers, ctx.liveBuffers);
+      minBuffers = Math.min(minBuffers, ctx.liveBuffers);
+      if ((s + 1) % EVAL_EVERY === 0) {
+        if (pending) lastLoss = (await pending).loss;
+        pending = undefined;
+        const ev = await trainer.evaluate(val);
+        const heap = await heapMB();
+        const line = `step ${s + 1}: ${ctx.liveBuffers} live GPU buffers, heap ${mb(heap)} (${heap - heap0 >= 0 ? '+' : ''}${mb(heap - heap0)}), train loss ${lastLoss.toFixed(4)}, validation accuracy ${ev.accuracy.toFixed(3)}, ${((performance.now() - t0) / 1000).toFixed(0)} s`;
+        samples.push(line);
+        console.log(line);
+      }
+    }
+    if (pending) lastLoss = (await pending).loss;
+    await trainer.finish();
+    const buffers1 = ctx.liveBuffers;
+    const heap1 = await heapMB();
+    const rss1 = process.memoryUsage().rss / 1e6;
+    const ab1 = process.memoryUsage().arrayBuffers / 1e6;
+    const seconds = (performance.now() - t0) / 1000;
+    const growth = heap1 - heap0;
+    console.log(`after step ${steps}: ${buffers1} live GPU buffers (min ${minBuffers}, max ${maxBuffers} during the run), heap ${mb(heap1)}, rss ${mb(rss1)}, final train loss ${lastLoss.toFixed(4)}`);
+    console.log(`heap growth ${mb(growth)} (limit ${HEAP_LIMIT_MB} MB${gc ? '' : ', measured without --expose-gc'}), ArrayBuffer growth ${mb(ab1 - ab0)} (same limit; MNIST's arrays are ${mb(ab0)} of them), rss growth ${mb(rss1 - rss0)}, ${steps} steps in ${seconds.toFixed(1)} s (${(steps / seconds).toFixed(1)} steps/s)`);
+    const buffersOk = buffers1 === buffers0 && maxBuffers === buffers0 && minBuffers === buffers0;
+    const heapOk = growth < HEAP_LIMIT_MB && ab1 - ab0 < HEAP_LIMIT_MB;
+    console.log(`live GPU buffers constant: ${buffersOk ? 'yes' : 'NO'}; heap and ArrayBuffer growth under ${HEAP_LIMIT_MB} MB: ${heapOk ? 'yes' : 'NO'}`);
+    return buffersOk && heapOk ? 0 : 1;
+  } finally {
+    trainer.destroy();
+    const left = ctx.liveBuffers;
+    ctx.destroy();
+    console.log(`after trainer.destroy(): ${left} live GPU buffers (the context's shared dummy binding is the only one expected)`);
+  }
+}
+
+process.exitCode = await main();
