@@ -93,12 +93,20 @@ export class GpuContext {
     return this.device.limits;
   }
 
+  private readonly extraShaders = new Map<string, string>();
+
+  /** Adds a WGSL shader of the caller's under `name`, for `kernel(name, ...)` (an app's own kernels). */
+  defineShader(name: string, source: string): void {
+    if (this.extraShaders.has(name)) throw new GpuError(`a shader named ${name} is already defined on this context`);
+    this.extraShaders.set(name, source);
+  }
+
   /** Compiles (once) and returns the kernel for a shader file's entry point with the given override constants. */
   kernel(file: string, entry = 'main', constants: KernelConstants = {}): Kernel {
     const key = `${file}#${entry}#${JSON.stringify(Object.entries(constants).sort())}`;
     let k = this.kernels.get(key);
     if (!k) {
-      k = new Kernel(this, file, entry, constants);
+      k = new Kernel(this, file, entry, constants, this.extraShaders.get(file));
       this.kernels.set(key, k);
     }
     return k;

@@ -16,22 +16,23 @@ interface BindingInfo {
   info: VariableInfo;
 }
 
+/** Reflection is pure in the source text: cache it by the text. */
 const reflectCache = new Map<string, WgslReflect>();
 
-function reflectShader(file: string): WgslReflect {
-  let r = reflectCache.get(file);
+function reflectShader(file: string, src: string): WgslReflect {
+  let r = reflectCache.get(src);
   if (!r) {
-    const src = shaderSource(file);
     try {
       r = new WgslReflect(src);
     } catch (e) {
       throw new GpuError(`shaders/${file}: wgsl_reflect could not parse it: ${(e as Error).message}`);
     }
-    reflectCache.set(file, r);
+    reflectCache.set(src, r);
   }
   return r;
 }
 
+/** The source of one of the engine's shaders (shaders/*.wgsl, embedded at build time). */
 export function shaderSource(file: string): string {
   const src = shaderSources[file];
   if (src === undefined) throw new GpuError(`no shader named shaders/${file} (known: ${Object.keys(shaderSources).join(', ')})`);
@@ -57,16 +58,17 @@ export class Kernel {
     readonly file: string,
     readonly entry: string,
     readonly constants: KernelConstants,
+    source = shaderSource(file),
   ) {
     this.label = `${file}:${entry}`;
-    const reflect = reflectShader(file);
+    const reflect = reflectShader(file, source);
     const fn = reflect.entry.compute.find((f) => f.name === entry);
     if (!fn) throw new GpuError(`shaders/${file} has no @compute entry point named "${entry}"`);
     const declared = new Set(reflect.overrides.map((o) => o.name));
     for (const k of Object.keys(constants)) {
       if (!declared.has(k)) throw new GpuError(`shaders/${file} declares no override named "${k}" (it has: ${[...declared].join(', ') || 'none'})`);
     }
-    this.workgroupSize = resolveWorkgroupSize(reflect, fn.attributes ?? [], constants, file);
+    this.workgroupSize = resolveWorkgroupSize(fn.attributes ?? [], constants, file, source);
     const bindings: BindingInfo[] = [];
     for (const r of fn.resources) {
       if (r.group !== 0) throw new GpuError(`shaders/${file}: binding ${r.name} uses @group(${r.group}); kernels use group 0 only`);
@@ -81,7 +83,7 @@ export class Kernel {
 
     const device = ctx.device;
     device.pushErrorScope('validation');
-    const module = device.createShaderModule({ code: shaderSource(file), label: file });
+    const module = device.createShaderModule({ code: source, label: file });
     this.layout = device.createBindGroupLayout({
       label: this.label,
       entries: bindings.map((b) => ({ binding: b.binding, visibility: ShaderStage.COMPUTE, buffer: { type: b.kind } })),
@@ -149,7 +151,7 @@ export class Kernel {
   }
 }
 
-function resolveWorkgroupSize(reflect: WgslReflect, attrs: { name: string; value: unknown }[], constants: KernelConstants, file: string): [number, number, number] {
+function resolveWorkgroupSize(attrs: { name: string; value: unknown }[], constants: KernelConstants, file: string, source: string): [number, number, number] {
   const attr = attrs.find((a) => a.name === 'workgroup_size');
   if (!attr) throw new GpuError(`shaders/${file}: compute entry has no @workgroup_size`);
   const raw = Array.isArray(attr.value) ? attr.value : [attr.value];
@@ -157,7 +159,7 @@ function resolveWorkgroupSize(reflect: WgslReflect, attrs: { name: string; value
     const s = String(v).trim();
     if (/^\d+u?$/.test(s)) return parseInt(s, 10);
     if (s in constants) return Number(constants[s]);
-    const m = new RegExp(`override\\s+${s}\\s*(?::\\s*\\w+)?\\s*=\\s*(\\d+)`).exec(shaderSource(file));
+    const m = new RegExp(`override\\s+${s}\\s*(?::\\s*\\w+)?\\s*=\\s*(\\d+)`).exec(source);
     if (m) return parseInt(m[1], 10);
     throw new GpuError(`shaders/${file}: cannot resolve workgroup size "${s}"`);
   });
