@@ -1,0 +1,53 @@
+// What the engine and the TensorFlow.js peer of tools/bench.ts share: the nets' settings and the batches.
+import { loadMnist, type Split } from '../src/data/mnist.js';
+
+export type BenchNet = 'mlp' | 'cnn' | 'rnn';
+export const BENCH_NETS: readonly BenchNet[] = ['mlp', 'cnn', 'rnn'];
+
+/** The tutorials' batch sizes and Adam learning rates (the train CLI's defaults). */
+export const NET_SETTINGS: Record<BenchNet, { batch: number; lr: number; description: string }> = {
+  mlp: { batch: 100, lr: 1e-3, description: 'mlp 784-256 relu-10' },
+  cnn: { batch: 50, lr: 1e-4, description: 'cnn conv5x5x32-pool-conv5x5x64-pool-1024-dropout-10' },
+  rnn: { batch: 100, lr: 1e-3, description: 'rnn LSTM 128 over 28x28, last output-10' },
+};
+
+/** Real MNIST training images, the tutorials' 55,000-image split. */
+export function trainSplit(): Split {
+  return loadMnist().train;
+}
+
+/** Example indices of batch `k`: consecutive training images, wrapping at the end of the split. */
+export function batchIndex(k: number, batch: number, count: number): Uint32Array {
+  const idx = new Uint32Array(batch);
+  for (let b = 0; b < batch; b++) idx[b] = (k * batch + b) % count;
+  return idx;
+}
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** What a peer child process reports per net (one JSON line prefixed with PEER_RESULT). */
+export interface PeerNetResult {
+  net: BenchNet;
+  backend: string;
+  batch: number;
+  steps: number;
+  warmup: number;
+  /** Median wall time of a trainOnBatch step (loss read back), ms. */
+  stepMs: number;
+  examplesPerSec: number;
+  /** Per measured step (webgpu only): queue submits, compute dispatches, bind groups and buffers created. */
+  submits?: number;
+  dispatches?: number;
+  bindGroups?: number;
+  buffers?: number;
+  finalLoss: number;
+  note?: string;
+  error?: string;
+}
+export const PEER_RESULT = 'PEER_RESULT ';

@@ -1,0 +1,398 @@
+// The speed benchmark (npm run bench): the engine's training step on mlp, cnn and rnn against
+// TensorFlow.js 4.22 (webgpu backend on the same Dawn adapter, and wasm), measured in ONE run, the
+// engine first, then each peer backend in its own child process (tools/bench-peer.ts), one after
+// the other. Prints a table and writes it to BENCHMARKS.md.
+// Usage: node dist/tools/bench.js [--nets mlp,cnn,rnn] [--steps N] [--warmup N] [--no-peer] [--out FILE]
+//
+// How each figure is measured:
+// - examples/s: median wall time of a step after warm-up, each step's GPU work finished before the
+//   next starts (engine: writeBatch + step(true), which reads loss and accuracy back; tfjs:
+//   trainOnBatch, which awaits the loss's data()). dawn.node polls its event queue on the main
+//   thread while a map is pending, taking a core from lavapipe's workers, so both sides sleep
+//   through most of the expected GPU time before mapping (the engine's trainer paces its
+//   read-backs; the peer's GPUBuffer.mapAsync is wrapped to do the same).
+// - pipelined examples/s (engine): the same steps submitted back to back, one read at the end.
+// - GPU ms/step: timestamps around the whole step (one compute pass), median over the steps.
+// - per-op GPU ms: one timed pass per op (Trainer.profile's layout, paced the same way), median of
+//   min(steps, 10) steps.
+// - roofline: (FLOPs per step / GPU time) / peak, the peak from shaders/fma_peak.wgsl.
+import { writeFileSync } from 'node:fs';
+import { cpus, platform, release } from 'node:os';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createNodeContext } from '../src/gpu/node.js';
+import type { GpuContext } from '../src/gpu/context.js';
+import { BufferUsage, MapMode } from '../src/gpu/flags.js';
+import { PassTimer } from '../src/gpu/profiler.js';
+import { Trainer } from '../src/nn/trainer.js';
+import { BENCH_NETS, NET_SETTINGS, PEER_RESULT, batchIndex, median, sleep, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
+
+const args = process.argv.slice(2);
+const usage = 'usage: node dist/tools/bench.js [--nets mlp,cnn,rnn] [--steps N] [--warmup N] [--no-peer] [--out FILE]';
+const known = new Set(['--nets', '--steps', '--warmup', '--no-peer', '--out', '--help', '-h']);
+for (let i = 0; i < args.length; i++) {
+  if (!known.has(args[i])) {
+    console.error(`bench: unknown argument "${args[i]}"\n${usage}`);
+    process.exit(2);
+  }
+  if (['--nets', '--steps', '--warmup', '--out'].includes(args[i])) i++;
+}
+if (args.includes('--help') || args.includes('-h')) {
+  console.log(usage);
+  process.exit(0);
+}
+const flag = (name: string) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : undefined);
+const nets = (flag('nets') ?? BENCH_NETS.join(',')).split(',') as BenchNet[];
+for (const n of nets) {
+  if (!BENCH_NETS.includes(n)) {
+    console.error(`bench: --nets takes mlp, cnn, rnn (comma-separated), got "${n}"`);
+    process.exit(2);
+  }
+}
+const steps = Number(flag('steps') ?? 20);
+const warmup = Number(flag('warmup') ?? 3);
+if (!Number.isInteger(steps) || steps < 1 || !Number.isInteger(warmup) || warmup < 1) {
+  console.error(`bench: --steps and --warmup must be positive integers (got ${flag('steps')}, ${flag('warmup')})`);
+  process.exit(2);
+}
+const withPeer = !args.includes('--no-peer');
+const outFile = flag('out') ?? 'BENCHMARKS.md';
+const log = (s: string) => process.stderr.write(`[engine] ${s}\n`);
+
+// --- counting what a step asks of the device -------------------------------------------------
+
+const counts = { submits: 0, dispatches: 0 };
+function countDeviceCalls(ctx: GpuContext): void {
+  const q = Object.getPrototypeOf(ctx.device.queue) as { submit: (...a: unknown[]) => unknown };
+  const submit = q.submit;
+  q.submit = function (this: unknown, ...a: unknown[]) {
+    counts.submits++;
+    return submit.apply(this, a);
+  };
+  const enc = ctx.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  const p = Object.getPrototypeOf(pass) as { dispatchWorkgroups: (...a: unknown[]) => unknown };
+  pass.end();
+  enc.finish();
+  const dispatch = p.dispatchWorkgroups;
+  p.dispatchWorkgroups = function (this: unknown, ...a: unknown[]) {
+    counts.dispatches++;
+    return dispatch.apply(this, a);
+  };
+}
+
+/** Maps and reads a buffer after sleeping through `expectMs` (so dawn.node does not poll meanwhile). */
+async function readAfter(buf: GPUBuffer, bytes: number, expectMs: number): Promise<ArrayBuffer> {
+  if (expectMs > 2) await sleep(expectMs * 0.9);
+  await buf.mapAsync(MapMode.READ, 0, bytes);
+  const out = buf.getMappedRange(0, bytes).slice(0);
+  buf.unmap();
+  return out;
+}
+
+// --- the adapter's FMA peak --------------------------------------------------------------------
+
+interface Peak {
+  gflops: number;
+  entry: string;
+  ms: number;
+}
+
+async function measurePeak(ctx: GpuContext): Promise<Peak> {
+  const WG = 64;
+  const groups = 512; // 32,768 invocations: enough to fill every lane of a software or real adapter
+  const out = ctx.storage(groups * WG * 4, 'fma peak out');
+  const timer = new PassTimer(ctx, 8);
+  let best: Peak = { gflops: 0, entry: '', ms: 0 };
+  // Entry point and vec4 FMAs per loop round (chains x unrolled copies, as in the shader).
+  for (const [entry, fmas] of [['peak2', 8], ['peak4', 16], ['peak8', 16]] as const) {
+    const kernel = ctx.kernel('fma_peak.wgsl', entry, { WG });
+    await kernel.ready;
+    const time = async (iters: number, runs: number, expectMs: number): Promise<number[]> => {
+      const params = kernel.params({ iters, a: 0.9999, b: 1e-4 }, 'fma peak params');
+      const bind = kernel.bind({ params, out });
+      timer.reset();
+      const enc = ctx.device.createCommandEncoder();
+      for (let r = 0; r < runs; r++) {
+        const pass = enc.beginComputePass(timer.pass(`${entry} ${r}`));
+        pass.setPipeline(kernel.pipeline);
+        pass.setBindGroup(0, bind);
+        pass.dispatchWorkgroups(groups);
+        pass.end();
+      }
+      timer.resolve(enc);
+      ctx.device.queue.submit([enc.finish()]);
+      if (expectMs > 2) await sleep(expectMs * runs * 0.9);
+      const t = (await timer.read()).map((x) => x.ns / 1e6);
+      ctx.release(params);
+      return t;
+    };
+    // Grow the loop until one dispatch takes ≥ 40 ms of GPU time, then take the fastest of 5
+    // (a peak: the best the adapter showed; a shared machine only ever slows a run down).
+    let iters = 64;
+    await time(iters, 1, 0); // the first dispatch of a pipeline can carry one-time costs
+    let ms = (await time(iters, 1, 0))[0];
+    while (ms < 40 && iters < 1 << 22) {
+      const grow = Math.min(16, Math.max(2, Math.ceil(50 / Math.max(ms, 0.1))));
+      iters *= grow;
+      ms = (await time(iters, 1, ms * grow))[0];
+    }
+    ms = Math.min(...(await time(iters, 5, ms)));
+    const flops = groups * WG * iters * fmas * 4 * 2;
+    const gflops = flops / (ms * 1e6);
+    log(`fma peak ${entry}: ${iters} iterations, ${ms.toFixed(2)} ms, ${gflops.toFixed(1)} GFLOPS`);
+    if (gflops > best.gflops) best = { gflops, entry, ms };
+  }
+  timer.destroy();
+  ctx.release(out);
+  ctx.throwIfFailed('fma peak');
+  return best;
+}
+
+// --- the engine ----------------------------------------------------------------------------------
+
+interface EngineResult {
+  net: BenchNet;
+  batch: number;
+  stepMs: number;
+  examplesPerSec: number;
+  pipelinedExamplesPerSec: number;
+  gpuMs: number;
+  opSumMs: number;
+  submits: number;
+  dispatches: number;
+  plannedBytes: number;
+  flops: number;
+  gflops: number;
+  roofline: number;
+  topOps: { label: string; ms: number; share: number; dispatches: number }[];
+  loss: number;
+}
+
+async function benchEngine(ctx: GpuContext, net: BenchNet, data: ReturnType<typeof trainSplit>, peak: Peak): Promise<EngineResult> {
+  const { batch, lr } = NET_SETTINGS[net];
+  const t = await Trainer.create(ctx, {
+    net, seed: 1, batch, optimizer: { kind: 'adam', lr },
+    ...(net === 'cnn' ? { hidden: 1024, keepProb: 0.5 } : net === 'mlp' ? { hidden: 256, layers: 1, keepProb: 1 } : { hidden: 128, layers: 1, cell: 'lstm' as const, keepProb: 1 }),
+  });
+  try {
+    let k = 0;
+    const next = () => t.writeBatch(data, batchIndex(k++, batch, data.count));
+    // Warm-up, then per-step timing: each step's GPU work done (loss read back) before the next.
+    let loss = NaN;
+    for (let s = 0; s < warmup; s++) {
+      next();
+      loss = (await t.step(true)).loss;
+    }
+    const times: number[] = [];
+    const stepSubmits: number[] = [];
+    const stepDispatches: number[] = [];
+    for (let s = 0; s < steps; s++) {
+      const t0 = performance.now();
+      counts.submits = counts.dispatches = 0;
+      next();
+      loss = (await t.step(true)).loss;
+      times.push(performance.now() - t0);
+      stepSubmits.push(counts.submits);
+      stepDispatches.push(counts.dispatches);
+    }
+    const stepMs = median(times);
+    log(`${net}: ${stepMs.toFixed(2)} ms/step median of ${steps} (each step finished), ${((batch * 1000) / stepMs).toFixed(0)} examples/s, loss ${loss.toFixed(4)}`);
+
+    // Pipelined: the same number of steps back to back, one read at the end.
+    const p0 = performance.now();
+    for (let s = 0; s < steps; s++) {
+      next();
+      if (s < steps - 1) t.step(false);
+      else loss = (await t.step(true)).loss;
+    }
+    const pipeMs = (performance.now() - p0) / steps;
+
+    // GPU time of the whole step: timestamps from empty passes around the step's one pass.
+    const qs = ctx.device.createQuerySet({ type: 'timestamp', count: 2 * steps, label: 'bench step timestamps' });
+    const resolveBuf = ctx.createBuffer(16 * steps, BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC, 'bench timestamps');
+    const readBuf = ctx.createBuffer(16 * steps, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'bench timestamps readback');
+    const enc = ctx.device.createCommandEncoder();
+    for (let s = 0; s < steps; s++) {
+      enc.beginComputePass({ timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 2 * s } }).end();
+      t.graph.encode(enc);
+      enc.beginComputePass({ timestampWrites: { querySet: qs, endOfPassWriteIndex: 2 * s + 1 } }).end();
+    }
+    enc.resolveQuerySet(qs, 0, 2 * steps, resolveBuf, 0);
+    enc.copyBufferToBuffer(resolveBuf, 0, readBuf, 0, 16 * steps);
+    ctx.device.queue.submit([enc.finish()]);
+    const ts = new BigInt64Array(await readAfter(readBuf, 16 * steps, pipeMs * steps));
+    const gpuTimes = Array.from({ length: steps }, (_, s) => Number(ts[2 * s + 1] - ts[2 * s]) / 1e6);
+    const gpuMs = median(gpuTimes);
+    qs.destroy();
+    ctx.release(resolveBuf);
+    ctx.release(readBuf);
+
+    // Per-op GPU time: one timed pass per op, a read per step after sleeping through the step.
+    const ops = t.graph.ops;
+    const timer = new PassTimer(ctx, ops.length);
+    const per: number[][] = ops.map(() => []);
+    const sums: number[] = [];
+    let expect = 0;
+    // The step is warm by now: one more warm-up, and at most 10 timed steps (the cnn's are slow).
+    const opSteps = Math.min(steps, 10);
+    try {
+      for (let s = 0; s < 1 + opSteps; s++) {
+        timer.reset();
+        const e = ctx.device.createCommandEncoder();
+        t.graph.encode(e, timer);
+        timer.resolve(e);
+        const t0 = performance.now();
+        ctx.device.queue.submit([e.finish()]);
+        if (expect > 2) await sleep(expect * 0.9);
+        const r = await timer.read();
+        const wall = performance.now() - t0;
+        expect = expect ? 0.7 * expect + 0.3 * wall : wall;
+        if (s < 1) continue;
+        r.forEach((x, i) => per[i].push(x.ns / 1e6));
+        sums.push(r.reduce((a, x) => a + x.ns, 0) / 1e6);
+      }
+    } finally {
+      timer.destroy();
+    }
+    const opSumMs = median(sums);
+    const topOps = ops
+      .map((o, i) => ({ label: o.label, ms: median(per[i]), share: median(per[i]) / opSumMs, dispatches: o.dispatches.length }))
+      .sort((a, b) => b.ms - a.ms);
+    ctx.throwIfFailed(`bench ${net}`);
+
+    const flops = t.graph.flops;
+    const gflops = flops / (gpuMs * 1e6);
+    const res: EngineResult = {
+      net, batch, stepMs, examplesPerSec: (batch * 1000) / stepMs, pipelinedExamplesPerSec: (batch * 1000) / pipeMs,
+      gpuMs, opSumMs, submits: median(stepSubmits), dispatches: median(stepDispatches), plannedBytes: t.graph.plan.plannedBytes,
+      flops, gflops, roofline: gflops / peak.gflops, topOps, loss,
+    };
+    if (res.dispatches !== t.graph.dispatchCount) log(`${net}: note: ${res.dispatches} dispatches encoded per step, graph.dispatchCount says ${t.graph.dispatchCount}`);
+    log(`${net}: pipelined ${pipeMs.toFixed(2)} ms/step; GPU ${gpuMs.toFixed(2)} ms/step (ops timed one pass each: ${opSumMs.toFixed(2)} ms); ${res.dispatches} dispatches, ${res.submits} submit(s); ${(flops / 1e6).toFixed(1)} MFLOP, ${gflops.toFixed(2)} GFLOPS, roofline ${(100 * res.roofline).toFixed(1)}%`);
+    return res;
+  } finally {
+    t.destroy();
+  }
+}
+
+// --- the peer ------------------------------------------------------------------------------------
+
+async function runPeer(backend: 'webgpu' | 'wasm'): Promise<{ results: PeerNetResult[]; error?: string }> {
+  const script = fileURLToPath(new URL('./bench-peer.js', import.meta.url));
+  const child = spawn(process.execPath, [script, '--backend', backend, '--nets', nets.join(','), '--steps', String(steps), '--warmup', String(warmup)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const results: PeerNetResult[] = [];
+  let buf = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (d: string) => {
+    buf += d;
+    let nl: number;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (line.startsWith(PEER_RESULT)) results.push(JSON.parse(line.slice(PEER_RESULT.length)) as PeerNetResult);
+    }
+  });
+  let err = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d: string) => {
+    err = (err + d).slice(-2000);
+    for (const line of d.split('\n')) if (line.startsWith('[tfjs-')) process.stderr.write(line + '\n');
+  });
+  // A peer that hangs must not hold the benchmark: 10 minutes each at most.
+  const kill = setTimeout(() => child.kill('SIGKILL'), 600_000);
+  const code = await new Promise<number | null>((r) => child.on('close', r));
+  clearTimeout(kill);
+  if (code !== 0) return { results, error: `tfjs-${backend} exited with ${code}: ${err.trim().split('\n').slice(-3).join(' | ')}` };
+  return { results };
+}
+
+// --- the report ----------------------------------------------------------------------------------
+
+const fmt = (x: number | undefined, digits = 0) => (x === undefined || !Number.isFinite(x) ? 'n/a' : x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }));
+const ratio = (a: number, b: number | undefined) => (b === undefined || !Number.isFinite(b) || !(b > 0) ? 'n/a' : `${(a / b).toFixed(1)}x`);
+
+const started = new Date();
+const data = trainSplit();
+const ctx = await createNodeContext();
+if (!ctx.hasTimestamps) {
+  console.error(`bench: the adapter (${ctx.adapterDescription}) has no 'timestamp-query' feature; GPU times cannot be measured`);
+  process.exit(1);
+}
+countDeviceCalls(ctx);
+log(`adapter: ${ctx.adapterDescription}`);
+const peak = await measurePeak(ctx);
+const engine: EngineResult[] = [];
+for (const net of nets) engine.push(await benchEngine(ctx, net, data, peak));
+ctx.destroy();
+
+const peers: Record<'webgpu' | 'wasm', Map<BenchNet, PeerNetResult>> = { webgpu: new Map(), wasm: new Map() };
+const peerErrors: string[] = [];
+let idleCpuMs = 0;
+let peerWallMs = 0;
+if (withPeer) {
+  const cpu0 = process.cpuUsage();
+  const w0 = performance.now();
+  for (const backend of ['webgpu', 'wasm'] as const) {
+    const { results, error } = await runPeer(backend);
+    for (const r of results) peers[backend].set(r.net, r);
+    if (error) peerErrors.push(error);
+  }
+  const cpu = process.cpuUsage(cpu0);
+  idleCpuMs = (cpu.user + cpu.system) / 1000;
+  peerWallMs = performance.now() - w0;
+}
+
+const cpuList = cpus();
+const machine = `${cpuList[0]?.model ?? 'unknown CPU'}, ${cpuList.length} cores, ${platform()} ${release()}, Node ${process.version}`;
+const header = ['net (batch)', 'engine ex/s', 'tfjs-webgpu ex/s', 'tfjs-wasm ex/s', 'engine / webgpu', 'engine / wasm', 'engine pipelined ex/s', 'GPU ms/step', 'dispatches/step', 'submits/step', 'planned MB', 'MFLOP/step', 'GFLOPS', 'roofline', 'top 3 ops by GPU time'];
+const rows = engine.map((e) => {
+  const w = peers.webgpu.get(e.net);
+  const a = peers.wasm.get(e.net);
+  return [
+    `${e.net} (${e.batch})`, fmt(e.examplesPerSec), fmt(w?.examplesPerSec, 1), fmt(a?.examplesPerSec, 1), ratio(e.examplesPerSec, w?.examplesPerSec), ratio(e.examplesPerSec, a?.examplesPerSec),
+    fmt(e.pipelinedExamplesPerSec), fmt(e.gpuMs, 2), String(e.dispatches), String(e.submits), fmt(e.plannedBytes / 1e6, 2), fmt(e.flops / 1e6, 1), fmt(e.gflops, 2), `${(100 * e.roofline).toFixed(1)}%`,
+    e.topOps.slice(0, 3).map((o) => `${o.label} ${o.ms.toFixed(2)} ms (${(100 * o.share).toFixed(0)}%)`).join('; '),
+  ];
+});
+const table = (h: string[], rs: string[][]) => [`| ${h.join(' | ')} |`, `|${h.map(() => '---').join('|')}|`, ...rs.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+const peerHeader = ['net', 'backend', 'ms/step', 'ex/s', 'submits/step', 'dispatches/step', 'bind groups created/step', 'buffers created/step', 'note'];
+const peerRows: string[][] = [];
+for (const backend of ['webgpu', 'wasm'] as const) {
+  for (const net of nets) {
+    const r = peers[backend].get(net);
+    if (!r) continue;
+    peerRows.push([net, `tfjs-${backend}`, fmt(r.stepMs, 1), fmt(r.examplesPerSec, 1), fmt(r.submits), fmt(r.dispatches), fmt(r.bindGroups), fmt(r.buffers), r.error ? `failed: ${r.error}` : (r.note ?? '')]);
+  }
+}
+
+const md = [
+  '# Benchmarks',
+  '',
+  `Written by \`npm run bench\` (tools/bench.ts) on ${started.toISOString()}.`,
+  '',
+  `- adapter: ${ctx.adapterDescription}`,
+  `- machine: ${machine}`,
+  `- FMA peak (shaders/fma_peak.wgsl, ${peak.entry}, fastest of 5 dispatches): ${peak.gflops.toFixed(1)} GFLOPS`,
+  `- steps: ${steps} measured after ${warmup} warm-up, per net and per backend, on real MNIST training batches (the same batches everywhere)`,
+  withPeer ? `- peer: TensorFlow.js 4.22 tf.layers models (same architectures, Adam, softmax cross-entropy from logits) trained with \`model.trainOnBatch\`; one child process per backend, after the engine` : '- peer: not run (--no-peer)',
+  withPeer ? `- CPU used by the benchmark's own process while the peers ran: ${idleCpuMs.toFixed(0)} ms over ${(peerWallMs / 1000).toFixed(0)} s` : '',
+  '',
+  table(header, rows),
+  '',
+  'examples/s: batch / median wall time of a step, each step finished before the next starts (engine: `writeBatch` + `step(true)`, which reads loss and accuracy back; tfjs: `trainOnBatch`, which awaits the loss). Both sides sleep through most of the expected GPU time before mapping a buffer, since dawn.node polls on the main thread while a map is pending. Pipelined: the same steps submitted back to back with one read at the end. GPU ms/step: timestamps around the whole step. Top ops: one timed pass per op, median of min(steps, 10) steps (their sum is given per net below; separate passes change the timing a little). Roofline: (FLOPs per step / GPU time) / FMA peak. planned MB: the buffer planner\'s activations and gradients (parameters and optimizer state not included).',
+  '',
+  ...(withPeer ? ['## The peer per step', '', table(peerHeader, peerRows), '', ...peerErrors.map((e) => `- ${e}`), ''] : []),
+  '## Engine ops by GPU time', '',
+  ...engine.flatMap((e) => [`### ${e.net}`, '', `GPU time of the step in one pass: ${e.gpuMs.toFixed(2)} ms; the ops in one timed pass each: ${e.opSumMs.toFixed(2)} ms in all.`, '', table(['op', 'GPU ms', 'share', 'dispatches'], e.topOps.slice(0, 12).map((o) => [o.label, o.ms.toFixed(3), `${(100 * o.share).toFixed(1)}%`, String(o.dispatches)])), '']),
+].filter((l, i, a) => !(l === '' && a[i - 1] === ''));
+writeFileSync(outFile, md.join('\n') + '\n');
+
+console.log(`\nadapter: ${ctx.adapterDescription}\nmachine: ${machine}\nFMA peak: ${peak.gflops.toFixed(1)} GFLOPS (${peak.entry})\n`);
+console.log(table(header, rows));
+if (withPeer) console.log('\n' + table(peerHeader, peerRows));
+for (const e of peerErrors) console.log(`peer error: ${e}`);
+console.log(`\nwrote ${outFile}`);
+process.exit(0);
