@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeSafetensors, type TensorMap } from '../src/cli/checkpoint.js';
+import { idxImages, idxLabels } from './support/idx.js';
 
 const ROOT = '/work/main';
 const CLI = 'dist/train.js';
@@ -77,25 +78,6 @@ function expectGpuError(r: Run, code: number, ...parts: (string | RegExp)[]): st
 
 // ------------------------------------------------------------------ small synthetic MNIST-format sets
 
-function idxImages(count: number, rows: number, cols: number, seed = 1): Uint8Array {
-  const out = new Uint8Array(16 + count * rows * cols);
-  const v = new DataView(out.buffer);
-  v.setUint32(0, 0x803);
-  v.setUint32(4, count);
-  v.setUint32(8, rows);
-  v.setUint32(12, cols);
-  for (let i = 0; i < count * rows * cols; i++) out[16 + i] = (i * 37 + seed * 101) % 256;
-  return out;
-}
-
-function idxLabels(labels: number[]): Uint8Array {
-  const out = new Uint8Array(8 + labels.length);
-  const v = new DataView(out.buffer);
-  v.setUint32(0, 0x801);
-  v.setUint32(4, labels.length);
-  out.set(labels, 8);
-  return out;
-}
 
 const TRAIN_IMAGES = 'train-images-idx3-ubyte';
 const TRAIN_LABELS = 'train-labels-idx1-ubyte';
@@ -112,9 +94,9 @@ function writeSet(dir: string, o: { rows?: number; cols?: number; edit?: Partial
   const rows = o.rows ?? 28;
   const cols = o.cols ?? 28;
   const files: Record<FileName, Uint8Array> = {
-    [TRAIN_IMAGES]: idxImages(N_TRAIN, rows, cols, 1),
+    [TRAIN_IMAGES]: idxImages(N_TRAIN, rows, cols, (i) => (i * 37 + 101) % 256),
     [TRAIN_LABELS]: idxLabels(Array.from({ length: N_TRAIN }, (_, i) => (i * 7) % 10)),
-    [TEST_IMAGES]: idxImages(N_TEST, rows, cols, 2),
+    [TEST_IMAGES]: idxImages(N_TEST, rows, cols, (i) => (i * 37 + 202) % 256),
     [TEST_LABELS]: idxLabels(Array.from({ length: N_TEST }, (_, i) => (i * 3) % 10)),
   };
   for (const name of Object.keys(files) as FileName[]) {

@@ -3,30 +3,12 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { idxImages, idxLabels } from './support/idx.js';
 import {
   BatchIterator, DataError, checkImageSize, defaultMnistDir, loadMnist, makeShuffler, readIdxImages, readIdxLabels,
   type Mnist, type Split,
 } from '../src/data/mnist.js';
 
-function idxImages(count: number, rows: number, cols: number, pixel: (i: number) => number = (i) => (i * 37) % 256): Uint8Array {
-  const out = new Uint8Array(16 + count * rows * cols);
-  const v = new DataView(out.buffer);
-  v.setUint32(0, 0x803);
-  v.setUint32(4, count);
-  v.setUint32(8, rows);
-  v.setUint32(12, cols);
-  for (let i = 0; i < count * rows * cols; i++) out[16 + i] = pixel(i);
-  return out;
-}
-
-function idxLabels(labels: number[]): Uint8Array {
-  const out = new Uint8Array(8 + labels.length);
-  const v = new DataView(out.buffer);
-  v.setUint32(0, 0x801);
-  v.setUint32(4, labels.length);
-  out.set(labels, 8);
-  return out;
-}
 
 const NAMES = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'] as const;
 

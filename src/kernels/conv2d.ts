@@ -77,7 +77,8 @@ export interface Conv2dSpec {
   label?: string;
 }
 
-export interface Conv2dGeometry {
+/** Output size, strides and padding of a sliding window over NHWC input (convolution and pooling). */
+export interface WindowGeometry {
   outH: number;
   outW: number;
   strideH: number;
@@ -86,6 +87,9 @@ export interface Conv2dGeometry {
   padBottom: number;
   padLeft: number;
   padRight: number;
+}
+
+export interface Conv2dGeometry extends WindowGeometry {
   /** Rows of the im2col matrix: batch·outH·outW. */
   rows: number;
   /** Columns of the im2col matrix (a filter patch): kH·kW·inC. */

@@ -1,7 +1,7 @@
 import type { GpuContext } from '../gpu/context.js';
 import { ceilDiv, type Dispatch } from '../gpu/dispatch.js';
 import type { KernelConstants } from '../gpu/kernel.js';
-import { checkPositive, checkSize, lanesFor, rowsPerGroup, strides, windowDim, type Padding } from './conv2d.js';
+import { checkPositive, checkSize, lanesFor, rowsPerGroup, strides, windowDim, type Padding, type WindowGeometry } from './conv2d.js';
 
 /** A 2-D pooling over x [batch, inH, inW, channels] (NHWC) → y [batch, outH, outW, channels]. */
 export interface Pool2dSpec {
@@ -18,16 +18,7 @@ export interface Pool2dSpec {
   label?: string;
 }
 
-export interface Pool2dGeometry {
-  outH: number;
-  outW: number;
-  strideH: number;
-  strideW: number;
-  padTop: number;
-  padBottom: number;
-  padLeft: number;
-  padRight: number;
-}
+export type Pool2dGeometry = WindowGeometry;
 
 /** Output size and padding as TensorFlow computes them (e.g. 7x7, 2x2 window, stride 2, SAME → 4x4). */
 export function pool2dGeometry(spec: Pool2dSpec, op = `pool2d${spec.label ? ` ${spec.label}` : ''}`): Pool2dGeometry {
