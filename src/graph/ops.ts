@@ -20,14 +20,12 @@ import type { Tensor } from './tensor.js';
 export interface LowerEnv {
   ctx: GpuContext;
   buf(t: Tensor): GPUBuffer;
-  /** Element offset of a tensor in its buffer (non-zero only for op-owned storage). */
+  /** Element offset of a tensor in its buffer (views and external storage). */
   offset(t: Tensor): number;
   /** u32 step counter on the GPU (dropout masks, Adam's t). */
   step: GPUBuffer;
   /** Per-node state shared between a forward node's lowering and its backward's (e.g. a recurrent stack). */
   state: Map<Node, unknown>;
-  /** Buffers made by ops themselves, released with the compiled graph. */
-  owned: GPUBuffer[];
 }
 
 type Lower = (env: LowerEnv, n: Node) => Dispatch[];
@@ -324,16 +322,13 @@ function recurrentStack(env: LowerEnv, n: Node): RecurrentStack {
     }),
   });
   if (env.buf(y) !== stack.output.buffer) throw new GraphError(`${a(n, 'name')}: the recurrent output is not in the planned h buffer`);
-  env.owned.push(...stack.owned);
   env.state.set(n, stack);
   if (L > 1 && keepProb < 1) {
     // Fill each inter-layer mask (0 or 1/keep) from the GPU RNG before the stack runs: dropout of ones.
     const ones = env.ctx.upload(new Float32Array(Math.max(...stack.masks.map((m) => m.size / 4))).fill(1), `${a(n, 'name')} ones`);
-    env.owned.push(ones);
     const pre = stack.masks.map((m, l) => {
       const count = T * B * hidden[l];
       const scratch = env.ctx.storage(count * 4, `${a(n, 'name')} mask ${l} scratch`);
-      env.owned.push(scratch);
       return prepareDropout(env.ctx, { n: count, keepProb, seed: a<number | undefined>(n, 'seed') ?? 1, stream: (a<number>(n, 'stream') << 8) + l, label: `${a(n, 'name')} dropout mask ${l}` },
         { x: ones, y: m, mask: scratch, step: env.step });
     });

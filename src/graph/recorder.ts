@@ -89,7 +89,6 @@ export class CompiledGraph {
       offset: (t) => t.offset,
       step: opts.stepCounter,
       state: new Map(),
-      owned: this.made,
     };
     this.ops = [];
     // Uniform and scratch buffers that kernels make while being prepared belong to this graph too.
@@ -102,7 +101,7 @@ export class CompiledGraph {
         this.ops.push({ label: 'step counter', node: undefined, dispatches: [prepareStepIncrement(ctx, {}, { counter: opts.stepCounter })] });
       }
     });
-    for (const b of made) if (!this.made.includes(b)) this.made.push(b);
+    this.made.push(...made);
   }
 
   /** The GPU buffer holding a tensor (views resolve to their root). */

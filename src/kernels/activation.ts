@@ -2,6 +2,7 @@ import type { GpuContext } from '../gpu/context.js';
 import { GpuError } from '../gpu/context.js';
 import { ceilDiv, type Dispatch } from '../gpu/dispatch.js';
 import { ACTIVATION_CODE, type Activation } from './matmul.js';
+import { checkPositive } from './checks.js';
 
 /** Workgroup size of the elementwise kernels (activation, dropout, optimizer). */
 export const ELEMENTWISE_WG = 64;
@@ -21,7 +22,7 @@ export function gridStrideGroups(ctx: GpuContext, items: number, wg = ELEMENTWIS
 
 /** Throws a GpuError naming `op` unless `v` is a positive integer. */
 export function checkCount(op: string, name: string, v: number): void {
-  if (!Number.isInteger(v) || v < 1) throw new GpuError(`${op}: ${name} must be a positive integer, got ${v}`);
+  checkPositive(op, { [name]: v });
 }
 
 /** Throws a GpuError naming `op` unless `buf` holds at least `elems` 4-byte elements. */

@@ -3,6 +3,7 @@ import { GpuError } from '../gpu/context.js';
 import { ceilDiv, type Dispatch } from '../gpu/dispatch.js';
 import { matmul, type Activation } from './matmul.js';
 import { columnSum } from './reduce.js';
+import { checkPositive } from './checks.js';
 
 export type Padding = 'SAME' | 'VALID';
 
@@ -33,11 +34,7 @@ export function windowDim(op: string, size: number, k: number, stride: number, p
   throw new GpuError(`${op}: padding must be 'SAME' or 'VALID', got ${String(padding)}`);
 }
 
-export function checkPositive(op: string, dims: Record<string, number>): void {
-  for (const [k, v] of Object.entries(dims)) {
-    if (!Number.isInteger(v) || v < 1) throw new GpuError(`${op}: ${k} must be a positive integer, got ${v}`);
-  }
-}
+export { checkPositive };
 
 export function strides(stride: number | [number, number] | undefined, dflt: [number, number]): [number, number] {
   if (stride === undefined) return dflt;

@@ -1,6 +1,6 @@
 import type { GpuContext } from '../gpu/context.js';
-import { GpuError } from '../gpu/context.js';
 import { ceilDiv, type Dispatch } from '../gpu/dispatch.js';
+import { checkPositive } from './checks.js';
 
 export type Activation = 'none' | 'relu' | 'sigmoid' | 'tanh';
 export const ACTIVATION_CODE: Record<Activation, number> = { none: 0, relu: 1, sigmoid: 2, tanh: 3 };
@@ -44,9 +44,7 @@ const SUBGROUP_MAX_ROWS = 32; // TMAX in shaders/matmul_subgroup.wgsl
 /** Prepares one matmul dispatch (pipeline, uniforms, bind group); encode it as often as needed. */
 export function matmul(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers): Dispatch {
   const { M, N, K } = spec;
-  for (const [k, v] of Object.entries({ M, N, K })) {
-    if (!Number.isInteger(v) || v < 1) throw new GpuError(`matmul${spec.label ? ` ${spec.label}` : ''}: ${k} must be a positive integer, got ${v}`);
-  }
+  checkPositive(`matmul${spec.label ? ` ${spec.label}` : ''}`, { M, N, K });
   const transA = !!spec.transA;
   const transB = !!spec.transB;
   const p = {

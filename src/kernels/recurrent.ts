@@ -34,6 +34,7 @@ import { ceilDiv, type Dispatch } from '../gpu/dispatch.js';
 import type { Kernel } from '../gpu/kernel.js';
 import { matmul } from './matmul.js';
 import { columnSum } from './reduce.js';
+import { checkPositive } from './checks.js';
 
 export type RecurrentCell = 'lstm' | 'gru' | 'rnn';
 /** Gate blocks per cell: the weight matrix has G·H columns. */
@@ -130,11 +131,6 @@ export interface RecurrentLayer {
 const FUSED_ROWS = 4;
 const FUSED_ROWS_BWD = 8; // TMB
 
-function checkDims(op: string, dims: Record<string, number>): void {
-  for (const [k, v] of Object.entries(dims)) {
-    if (!Number.isInteger(v) || v < 1) throw new GpuError(`${op}: ${k} must be a positive integer, got ${v}`);
-  }
-}
 
 function checkSize(op: string, what: string, buf: GPUBuffer, floats: number): void {
   if (buf.size < floats * 4) throw new GpuError(`${op}: ${what} needs ${floats} floats (${floats * 4} bytes), the buffer has ${buf.size} bytes`);
@@ -165,7 +161,7 @@ function workgroups1d(ctx: GpuContext, op: string, n: number, wg: number): [numb
 export function maskMultiply(ctx: GpuContext, spec: { n: number; offX?: number; offOut?: number; label?: string },
   bufs: { src: GPUBuffer; mask: GPUBuffer; out: GPUBuffer }): Dispatch {
   const op = spec.label ?? `mask ${spec.n}`;
-  checkDims('maskMultiply', { n: spec.n });
+  checkPositive('maskMultiply', { n: spec.n });
   checkSize(op, 'src', bufs.src, (spec.offX ?? 0) + spec.n);
   checkSize(op, 'mask', bufs.mask, spec.n);
   checkSize(op, 'out', bufs.out, (spec.offOut ?? 0) + spec.n);
@@ -185,7 +181,7 @@ export function prepareRecurrentLayer(ctx: GpuContext, specIn: RecurrentLayerSpe
   const G = GATE_COUNT[cell];
   const name = specIn.label ?? `${cell} T=${T} B=${B} I=${I} H=${H}`;
   if (G === undefined) throw new GpuError(`${name}: unknown cell "${cell}" (lstm, gru or rnn)`);
-  checkDims(`recurrent layer ${name}`, { T, B, I, H });
+  checkPositive(`recurrent layer ${name}`, { T, B, I, H });
   const spec = {
     cell, T, B, I, H,
     forgetBias: specIn.forgetBias ?? 1.0,
@@ -382,7 +378,7 @@ export function prepareRecurrentStack(ctx: GpuContext, spec: RecurrentStackSpec,
   const { cell, T, B, I, hidden } = spec;
   const name = spec.label ?? `${cell}×${hidden.length}`;
   if (!hidden.length) throw new GpuError(`recurrent stack ${name}: no layers (hidden is empty)`);
-  checkDims(`recurrent stack ${name}`, { T, B, I, ...Object.fromEntries(hidden.map((h, l) => [`hidden[${l}]`, h])) });
+  checkPositive(`recurrent stack ${name}`, { T, B, I, ...Object.fromEntries(hidden.map((h, l) => [`hidden[${l}]`, h])) });
   const L = hidden.length;
   const owned: GPUBuffer[] = [];
   const masks: GPUBuffer[] = [];

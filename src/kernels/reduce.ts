@@ -1,15 +1,11 @@
 import type { GpuContext } from '../gpu/context.js';
 import { GpuError } from '../gpu/context.js';
 import { ceilDiv, type Dispatch } from '../gpu/dispatch.js';
+import { checkPositive } from './checks.js';
 
 /** Rows summed serially by one invocation in one pass (shaders/reduce.wgsl blockRows). */
 const BLOCK_ROWS = 256;
 
-function checkDims(op: string, dims: Record<string, number>): void {
-  for (const [k, v] of Object.entries(dims)) {
-    if (!Number.isInteger(v) || v < 1) throw new GpuError(`${op}: ${k} must be a positive integer, got ${v}`);
-  }
-}
 
 /** Lanes per workgroup for `cols` columns: enough to cover them, at most 64. */
 function lanesFor(ctx: GpuContext, cols: number): number {
@@ -34,7 +30,7 @@ export function columnSum(
 ): Dispatch[] {
   const { rows, cols } = spec;
   const name = `columnSum${spec.label ? ` ${spec.label}` : ''}`;
-  checkDims(name, { rows, cols });
+  checkPositive(name, { rows, cols });
   if (bufs.x.size < rows * cols * 4) throw new GpuError(`${name}: x holds ${bufs.x.size} bytes, [${rows}, ${cols}] needs ${rows * cols * 4}`);
   if (bufs.out.size < cols * 4) throw new GpuError(`${name}: out holds ${bufs.out.size} bytes, ${cols} columns need ${cols * 4}`);
   const maxGroups = ctx.limits.maxComputeWorkgroupsPerDimension;
