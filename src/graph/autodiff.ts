@@ -1,5 +1,5 @@
 import { Graph, GraphError, type Node } from './graph.js';
-import { GRADIENT_IS_OUTPUT, hasBackward, backwardNeeds, backwardTemps } from './ops.js';
+import { GRADIENT_IS_OUTPUT, hasBackward, backwardNeeds, backwardSplit, backwardTemps } from './ops.js';
 import type { Tensor } from './tensor.js';
 
 /**
@@ -62,13 +62,21 @@ export function buildBackward(g: Graph, loss: Tensor): Map<Tensor, Tensor> {
       }
       return t;
     });
-    const outs = [...grads.filter((d): d is Tensor => !!d), ...temps];
-    const b: Node = g.addNode(n.op, 'backward', reads, outs, { accumulate });
+    const split = backwardSplit(n, temps);
+    const tailGrads = (split?.inputs ?? []).map((k) => grads[k]).filter((d): d is Tensor => !!d);
+    const outs = [...grads.filter((d): d is Tensor => !!d && !tailGrads.includes(d)), ...temps];
+    const b: Node = g.addNode(n.op, 'backward', reads, outs, { accumulate, split: tailGrads.length > 0 });
     b.temps = temps;
     b.forward = n;
     b.grads = grads;
     b.dOutputs = dOutputs;
     n.attrs.backward = b;
+    if (tailGrads.length) {
+      const tail = g.addNode(n.op, 'backward', split!.reads, tailGrads, { accumulate, part: 'gradients' });
+      tail.forward = n;
+      tail.grads = grads;
+      tail.dOutputs = dOutputs;
+    }
     n.inputs.forEach((t, k) => grads[k] && written.add(t));
   }
 

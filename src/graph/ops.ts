@@ -193,7 +193,9 @@ const backward: Record<string, Lower> = {
 
   recurrent(env, n) {
     const stack = env.state.get(n.forward!) as RecurrentStack;
-    return stack.backward;
+    const k = stack.bottomGradientDispatches;
+    if (n.attrs.part === 'gradients') return stack.backward.slice(-k);
+    return n.attrs.split ? stack.backward.slice(0, -k) : stack.backward;
   },
 };
 
@@ -246,6 +248,20 @@ export function backwardTemps(n: Node): { name: string; shape: number[]; inPlace
     return a<RecurrentState[]>(n, 'state').map((s) => ({ name: `d(${s.gates.name})`, shape: [...s.gates.shape], inPlaceOf: s.gates }));
   }
   return [];
+}
+
+/**
+ * Ops whose backward is scheduled as two nodes: the second reads only `reads` and writes the gradients
+ * of the inputs numbered `inputs`, so what only the first half reads is free before they are written.
+ * The recurrent op: the bottom layer's dW, db and dX follow the backward through time, when the cell
+ * states are dead (their memory can then hold the weight gradient).
+ */
+export function backwardSplit(n: Node, temps: readonly Tensor[]): { inputs: number[]; reads: Tensor[] } | undefined {
+  if (n.op !== 'recurrent') return undefined;
+  const [x, w0] = n.inputs;
+  const s = a<RecurrentState[]>(n, 'state')[0];
+  const dz = temps.find((t) => t.viewOf === s.gates); // in place over the gates (LSTM, RNN); GRU's is the stack's own
+  return { inputs: [0, 1, 2], reads: [x, w0, s.h, ...(s.rh ? [s.rh] : []), ...(dz ? [dz] : [])] };
 }
 
 /** Ops whose backward writes no dispatch of its own (their input gradient is another tensor). */

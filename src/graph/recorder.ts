@@ -183,7 +183,7 @@ function interleaveUpdates(nodes: readonly Node[]): Node[] {
 function opLabel(n: Node): string {
   const name = (n.forward ?? n).attrs.name as string | undefined;
   const base = name ?? n.op;
-  if (n.phase === 'backward') return `${base} backward`;
+  if (n.phase === 'backward') return `${base} backward${n.attrs.part ? ` (${n.attrs.part})` : ''}`;
   if (n.phase === 'update') return `${n.op} ${n.outputs[0].name}`;
   return base;
 }

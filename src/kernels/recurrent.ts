@@ -123,6 +123,9 @@ export interface RecurrentLayer {
   dc: GPUBuffer | undefined;
   forward: Dispatch[];
   backward: Dispatch[];
+  /** How many of `backward`'s last dispatches are the parameter and input gradients (dW, db, dX): they
+   *  read x, h, dz and w but no longer c or the recurrent gradients. */
+  gradientDispatches: number;
   /** Buffers this layer allocated; `releaseRecurrent` frees them. */
   owned: GPUBuffer[];
 }
@@ -307,6 +310,7 @@ export function prepareRecurrentLayer(ctx: GpuContext, specIn: RecurrentLayerSpe
     }
   }
   const acc = spec.accumulateGrads;
+  const throughTime = backward.length;
   backward.push(matmul(ctx, { M: I, N: GH, K: TB, transA: true, offA: xOffset, accumulate: acc, label: `${name} dW_x=xᵀ·dZ` }, { a: x, b: dz, c: dw }));
   if (cell === 'gru') {
     backward.push(matmul(ctx, { M: H, N: 2 * H, K: TB, transA: true, ldb: GH, offC: I * GH, ldc: GH, accumulate: acc, label: `${name} dW_h[r|u]=hᵀ·dZ` }, { a: h, b: dz, c: dw }));
@@ -319,7 +323,7 @@ export function prepareRecurrentLayer(ctx: GpuContext, specIn: RecurrentLayerSpe
 
   return {
     spec, x, xOffset, w, b, dw, db, dy, dx, h, c, outputOffset: BH, finalOffset: T * BH,
-    z, rh, dz, dh, dc, forward, backward, owned,
+    z, rh, dz, dh, dc, forward, backward, gradientDispatches: backward.length - throughTime, owned,
   };
 }
 
@@ -370,6 +374,9 @@ export interface RecurrentStack {
   dx: GPUBuffer | undefined;
   forward: Dispatch[];
   backward: Dispatch[];
+  /** How many of `backward`'s last dispatches are the bottom layer's dW, db and dX (see RecurrentLayer):
+   *  a graph can schedule them as a node of their own, after which the cell states are free. */
+  bottomGradientDispatches: number;
   owned: GPUBuffer[];
 }
 
@@ -454,7 +461,7 @@ export function prepareRecurrentStack(ctx: GpuContext, spec: RecurrentStackSpec,
   const topLayer = layers[L - 1];
   return {
     layers, masks, output: { buffer: topLayer.h, offset: topLayer.outputOffset },
-    dy: topLayer.dy, dx: layers[0].dx, forward, backward, owned,
+    dy: topLayer.dy, dx: layers[0].dx, forward, backward, bottomGradientDispatches: layers[0].gradientDispatches, owned,
   };
 }
 

@@ -1,0 +1,35 @@
+// The buffer planner's figures for each net's training step at the tutorials' batch sizes: planned
+// bytes for activations and gradients against the naive sum (a buffer per tensor, in-place values
+// counted), and the largest shared slots with the tensors that take turns in them.
+// Usage: node dist/tools/plan.js [--net mlp|cnn|rnn|...] [--slots N]
+import { createNodeContext } from '../src/gpu/node.js';
+import { Trainer } from '../src/nn/trainer.js';
+import { NET_DEFAULTS, NETS, type NetName } from '../src/cli/args.js';
+
+const args = process.argv.slice(2);
+const pick = (name: string) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : undefined);
+const nets = (pick('net') ? [pick('net')] : ['cnn', 'rnn']) as NetName[];
+for (const n of nets) if (!NETS.includes(n)) throw new Error(`--net ${n}: expected one of ${NETS.join(', ')}`);
+const showSlots = Number(pick('slots') ?? 6);
+const mb = (b: number) => `${(b / 1e6).toFixed(2)} MB`;
+
+const ctx = await createNodeContext();
+try {
+  for (const net of nets) {
+    const d = NET_DEFAULTS[net];
+    const trainer = await Trainer.create(ctx, {
+      net, seed: 1, batch: d.batch, hidden: d.hidden, layers: d.layers, cell: d.cell, keepProb: d.keepProb,
+      optimizer: { kind: d.optimizer, lr: d.lr },
+    });
+    const { plannedBytes, naiveBytes, slots } = trainer.graph.plan;
+    const share = plannedBytes / naiveBytes;
+    console.log(`${net} (batch ${d.batch}): planned ${mb(plannedBytes)} of ${mb(naiveBytes)} naive = ${(share * 100).toFixed(1)}%` +
+      ` in ${slots.length} slots, ${trainer.graph.dispatchCount} dispatches per step`);
+    for (const s of [...slots].sort((a, b) => b.bytes - a.bytes).slice(0, showSlots)) {
+      console.log(`  slot ${s.index} ${mb(s.bytes)}: ${s.tensors.map((t) => `${t.name} ${mb(t.bytes)}`).join(' | ')}`);
+    }
+    trainer.destroy();
+  }
+} finally {
+  ctx.destroy();
+}
