@@ -40,6 +40,13 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> m: array<f32>;
 @group(0) @binding(5) var<storage, read_write> v: array<f32>;
 @group(0) @binding(6) var<storage, read> step: array<u32>;
+// The same buffers four floats at a time, for adam4 (n, off and offGrad multiples of 4): on CPU
+// adapters every load in a loop is issued lane by lane, so a vec4 load moves 4 floats for the
+// price of about 1.5.
+@group(0) @binding(7) var<storage, read_write> param4: array<vec4f>;
+@group(0) @binding(8) var<storage, read> grad4: array<vec4f>;
+@group(0) @binding(9) var<storage, read_write> m4: array<vec4f>;
+@group(0) @binding(10) var<storage, read_write> v4: array<vec4f>;
 
 @compute @workgroup_size(WG)
 fn sgd(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -98,5 +105,25 @@ fn adam(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
     m[p] = mi;
     v[p] = vi;
     param[p] -= (mi * lr_t) / (sqrt(vi) + eps);
+  }
+}
+
+// adam over vec4s: params.n, off and offGrad count vec4s here.
+@compute @workgroup_size(WG)
+fn adam4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let stride = nwg.x * WG;
+  let t = f32(step[0] + params.stepOffset);
+  let lr_t = params.lr * sqrt(-expm1(t * params.logBeta2)) / -expm1(t * params.logBeta1);
+  let omb1 = params.oneMinusBeta1;
+  let omb2 = params.oneMinusBeta2;
+  let eps = params.epsilon;
+  for (var i = gid.x; i < params.n; i += stride) {
+    let p = params.off + i;
+    let g = grad4[params.offGrad + i];
+    let mi = m4[p] + (g - m4[p]) * omb1;
+    let vi = v4[p] + (g * g - v4[p]) * omb2;
+    m4[p] = mi;
+    v4[p] = vi;
+    param4[p] -= (mi * lr_t) / (sqrt(vi) + eps);
   }
 }

@@ -8,7 +8,7 @@ import { matmul } from '../src/kernels/matmul.js';
 import { runDispatches, type Dispatch } from '../src/gpu/dispatch.js';
 import type { GpuContext } from '../src/gpu/context.js';
 
-const SIZES = [1, 7, 1000, 100 * 256, 55000 * 10];
+const SIZES = [1, 7, 1000, 100 * 256, 55000 * 10]; // 1 and 7: the scalar Adam kernel; the others: adam4
 const notes: string[] = [];
 const f64 = (a: ArrayLike<number>) => Float64Array.from(a);
 
@@ -132,22 +132,28 @@ describe('optimizers (shaders/optimizer.wgsl) against float64', function () {
     }
   });
 
-  it('updates a slice of buffers holding several tensors (offsets) and nothing else', async () => {
-    const total = 50, off = 13, n = 20, goff = 3;
-    const rand = rng(50);
-    const p = randomArray(total, rand), g = randomArray(total, rand), m = randomArray(total, rand), v = positive(total, rand, 0.1, 1);
-    for (let i = 0; i < total; i++) if (i < off || i >= off + n) { p[i] = NaN; m[i] = NaN; v[i] = NaN; }
-    const bufs = { param: ctx.upload(p), grad: ctx.upload(g), m: ctx.upload(m), v: ctx.upload(v), step: createStepCounter(ctx, 4) };
-    await runDispatches(ctx, [prepareAdam(ctx, { n, lr: 0.1, offset: off, gradOffset: goff }, bufs)]);
-    const got = { p: await ctx.readF32(bufs.param, total), m: await ctx.readF32(bufs.m, total), v: await ctx.readF32(bufs.v, total) };
-    for (const b of Object.values(bufs)) ctx.release(b);
-    const ref = { p: f64(p.slice(off, off + n)), m: f64(m.slice(off, off + n)), v: f64(v.slice(off, off + n)) };
-    adamRef(ref.p, g.slice(goff, goff + n), ref.m, ref.v, 5, { lr: 0.1 });
-    expectClose(got.p.slice(off, off + n), ref.p, 1e-5, 'sliced adam param');
-    expectClose(got.m.slice(off, off + n), ref.m, 1e-5, 'sliced adam m');
-    for (const arr of [got.p, got.m, got.v]) {
-      const touched = Array.from(arr).flatMap((x, i) => ((i >= off && i < off + n) || Number.isNaN(x) ? [] : [`[${i}] = ${x}`]));
-      expect(touched, 'elements outside the slice untouched').to.deep.equal([]);
+  it('updates a slice of buffers holding several tensors (offsets) and nothing else, scalar and vec4 paths', async () => {
+    // [off, gradOffset, kernel]: slices not aligned to 4 floats take the scalar kernel, aligned ones adam4
+    for (const [off, goff, entry] of [[13, 3, 'adam'], [12, 4, 'adam4']] as const) {
+      const total = 50, n = 20;
+      const rand = rng(50 + off);
+      const p = randomArray(total, rand), g = randomArray(total, rand), m = randomArray(total, rand), v = positive(total, rand, 0.1, 1);
+      for (let i = 0; i < total; i++) if (i < off || i >= off + n) { p[i] = NaN; m[i] = NaN; v[i] = NaN; }
+      const bufs = { param: ctx.upload(p), grad: ctx.upload(g), m: ctx.upload(m), v: ctx.upload(v), step: createStepCounter(ctx, 4) };
+      const d = prepareAdam(ctx, { n, lr: 0.1, offset: off, gradOffset: goff }, bufs);
+      expect(d.kernel.entry).to.equal(entry);
+      await runDispatches(ctx, [d]);
+      const got = { p: await ctx.readF32(bufs.param, total), m: await ctx.readF32(bufs.m, total), v: await ctx.readF32(bufs.v, total) };
+      for (const b of Object.values(bufs)) ctx.release(b);
+      const ref = { p: f64(p.slice(off, off + n)), m: f64(m.slice(off, off + n)), v: f64(v.slice(off, off + n)) };
+      adamRef(ref.p, g.slice(goff, goff + n), ref.m, ref.v, 5, { lr: 0.1 });
+      expectClose(got.p.slice(off, off + n), ref.p, 1e-5, `sliced ${entry} param`);
+      expectClose(got.m.slice(off, off + n), ref.m, 1e-5, `sliced ${entry} m`);
+      expectClose(got.v.slice(off, off + n), ref.v, 1e-5, `sliced ${entry} v`);
+      for (const arr of [got.p, got.m, got.v]) {
+        const touched = Array.from(arr).flatMap((x, i) => ((i >= off && i < off + n) || Number.isNaN(x) ? [] : [`[${i}] = ${x}`]));
+        expect(touched, `${entry}: elements outside the slice untouched`).to.deep.equal([]);
+      }
     }
   });
 

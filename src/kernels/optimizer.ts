@@ -100,13 +100,18 @@ export function prepareAdam(ctx: GpuContext, spec: AdamSpec, bufs: AdamBuffers):
   const stepOffset = spec.stepOffset ?? 1;
   if (!Number.isInteger(stepOffset) || stepOffset < 0) throw new GpuError(`${op}: stepOffset must be a non-negative integer, got ${stepOffset}`);
   const wg = Math.min(ELEMENTWISE_WG, ctx.limits.maxComputeInvocationsPerWorkgroup);
-  const kernel = ctx.kernel('optimizer.wgsl', 'adam', { WG: wg });
+  // Four elements per load where the slice is aligned to vec4s (most weight matrices).
+  const vec4 = spec.n % 4 === 0 && off % 4 === 0 && offGrad % 4 === 0;
+  const q = vec4 ? 4 : 1;
+  const kernel = ctx.kernel('optimizer.wgsl', vec4 ? 'adam4' : 'adam', { WG: wg });
   const params = kernel.params({
-    n: spec.n, off, offGrad, stepOffset, lr: spec.lr, momentum: 0,
+    n: spec.n / q, off: off / q, offGrad: offGrad / q, stepOffset, lr: spec.lr, momentum: 0,
     oneMinusBeta1: 1 - beta1, oneMinusBeta2: 1 - beta2,
     logBeta1: Math.log(beta1), logBeta2: Math.log(beta2), epsilon,
   });
   const label = spec.label ?? op;
-  const bindGroup = kernel.bind({ params, param: bufs.param, grad: bufs.grad, m: bufs.m, v: bufs.v, step: bufs.step }, label);
-  return { kernel, bindGroup, workgroups: gridStrideGroups(ctx, spec.n, wg), label, flops: 12 * spec.n };
+  const bindGroup = vec4
+    ? kernel.bind({ params, param4: bufs.param, grad4: bufs.grad, m4: bufs.m, v4: bufs.v, step: bufs.step }, label)
+    : kernel.bind({ params, param: bufs.param, grad: bufs.grad, m: bufs.m, v: bufs.v, step: bufs.step }, label);
+  return { kernel, bindGroup, workgroups: gridStrideGroups(ctx, spec.n / q, wg), label, flops: 12 * spec.n };
 }
