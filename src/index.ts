@@ -10,5 +10,6 @@ export { Graph, GraphError, type Node } from './graph/graph.js';
 export { Tensor } from './graph/tensor.js';
 export { CompiledGraph, type CompileOptions, type OptimizerConfig } from './graph/recorder.js';
 export { ParamStore, type Init } from './nn/params.js';
-export { buildNet, type NetConfig, type NetKind, type BuiltNet } from './nn/nets.js';
-export { Trainer, type TrainerOptions, type TrainMetrics, type EvalResult, type LabelledImages } from './nn/trainer.js';
+export { buildNet, IMAGE, type NetConfig, type NetKind, type BuiltNet } from './nn/nets.js';
+export { Trainer, type TrainerOptions, type TrainMetrics, type EvalResult, type Prediction, type LabelledImages } from './nn/trainer.js';
+export { trainSteps, type TrainStepsOptions } from './nn/loop.js';

@@ -5,48 +5,15 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { mulberry32 } from './random.js';
+import {
+  DataError, NUM_CLASSES, checkPair, parseIdxImages, parseIdxLabels, splitOf, type IdxImages, type IdxLabels, type Shuffler, type Split,
+} from './idx.js';
 
-/** A bad data folder or file. The message is one line: the file, what is wrong, how to fix it. */
-export class DataError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'DataError';
-  }
-}
+// The byte-level format and the shuffle live in idx.ts (no file system, shared with the browser).
+export { DataError, NUM_CLASSES, makeShuffler, parseIdxImages, parseIdxLabels, type IdxImages, type IdxLabels, type Shuffler, type Split } from './idx.js';
 
-/** IDX magic numbers: two zero bytes, type 0x08 (unsigned byte), number of dimensions. */
-const IMAGES_MAGIC = 0x00000803;
-const LABELS_MAGIC = 0x00000801;
-/** Labels must be class indices below this. */
-export const NUM_CLASSES = 10;
 /** How many of the training images the TensorFlow tutorials hold out for validation (the last ones). */
 export const DEFAULT_VALIDATION = 5000;
-
-export interface IdxImages {
-  /** The file it came from (for messages). */
-  file: string;
-  count: number;
-  rows: number;
-  cols: number;
-  /** [count, rows*cols], pixel / 255 in [0, 1]. */
-  pixels: Float32Array;
-}
-
-export interface IdxLabels {
-  file: string;
-  count: number;
-  labels: Uint8Array;
-}
-
-/** One part of the data set. `images` is [count, rows*cols]; both arrays may be views into a larger set. */
-export interface Split {
-  count: number;
-  rows: number;
-  cols: number;
-  images: Float32Array;
-  labels: Uint8Array;
-}
 
 export interface Mnist {
   /** The folder the files came from. */
@@ -107,8 +74,8 @@ export function findMnistFiles(dir: string): MnistFiles {
   return out as MnistFiles;
 }
 
-/** The file's bytes, gunzipped when it is gzip (by its magic bytes, whatever its name). */
-function readMaybeGz(file: string): Uint8Array {
+/** The bytes of an IDX file, gunzipped when it is gzip (by its magic bytes, whatever its name). */
+export function readIdxFile(file: string): Uint8Array {
   if (!existsSync(file)) throw new DataError(`${file} is missing: check the --data folder`);
   const raw = readFileSync(file);
   if (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b) {
@@ -122,72 +89,14 @@ function readMaybeGz(file: string): Uint8Array {
   return raw;
 }
 
-function readHeader(file: string, bytes: Uint8Array, magic: number, dims: number, what: string): number[] {
-  const headerLen = 4 + 4 * dims;
-  if (bytes.length < 4) throw new DataError(`${file} is truncated: ${bytes.length} bytes, too short for an IDX header; download it again`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const got = view.getUint32(0, false);
-  if (got !== magic) {
-    const hint = got === IMAGES_MAGIC ? ' (that is an images file)' : got === LABELS_MAGIC ? ' (that is a labels file)' : '';
-    throw new DataError(`${file} has magic number 0x${hex8(got)}${hint}, expected 0x${hex8(magic)} for an IDX ${what} file: check that the file is the MNIST ${what} file and not swapped or damaged`);
-  }
-  if (bytes.length < headerLen) throw new DataError(`${file} is truncated: ${bytes.length} bytes, shorter than its ${headerLen}-byte IDX header; download it again`);
-  const sizes: number[] = [];
-  for (let i = 0; i < dims; i++) sizes.push(view.getUint32(4 + 4 * i, false));
-  const expected = headerLen + sizes.reduce((a, b) => a * b, 1);
-  if (bytes.length < expected) {
-    throw new DataError(`${file} is truncated: ${bytes.length} bytes but its header (${sizes.join('x')}) needs ${expected}; download it again`);
-  }
-  if (bytes.length > expected) {
-    throw new DataError(`${file} has ${bytes.length - expected} bytes after the ${sizes.join('x')} ${what} its header announces: the file is damaged or not an IDX ${what} file`);
-  }
-  return sizes;
-}
-
-function hex8(n: number): string {
-  return n.toString(16).padStart(8, '0');
-}
-
 /** Reads an IDX3 unsigned-byte images file (raw or gz) into [count, rows*cols] floats in [0, 1]. */
 export function readIdxImages(file: string): IdxImages {
-  const bytes = readMaybeGz(file);
-  const [count, rows, cols] = readHeader(file, bytes, IMAGES_MAGIC, 3, 'images');
-  if (rows === 0 || cols === 0) throw new DataError(`${file} has images of ${rows}x${cols} pixels: the file is damaged or not an images file`);
-  const n = count * rows * cols;
-  const pixels = new Float32Array(n);
-  const src = bytes.subarray(16, 16 + n);
-  for (let i = 0; i < n; i++) pixels[i] = src[i] / 255;
-  return { file, count, rows, cols, pixels };
+  return parseIdxImages(readIdxFile(file), file);
 }
 
 /** Reads an IDX1 unsigned-byte labels file (raw or gz); every label must be 0-9. */
 export function readIdxLabels(file: string): IdxLabels {
-  const bytes = readMaybeGz(file);
-  const [count] = readHeader(file, bytes, LABELS_MAGIC, 1, 'labels');
-  const labels = new Uint8Array(bytes.subarray(8, 8 + count));
-  for (let i = 0; i < count; i++) {
-    if (labels[i] >= NUM_CLASSES) {
-      throw new DataError(`${file} has label ${labels[i]} at index ${i}, outside 0-${NUM_CLASSES - 1}: the file is damaged or not a digit labels file`);
-    }
-  }
-  return { file, count, labels };
-}
-
-function pair(images: IdxImages, labels: IdxLabels): void {
-  if (images.count !== labels.count) {
-    throw new DataError(`${images.file} has ${images.count} images but ${labels.file} has ${labels.count} labels: use the images and labels files of the same set`);
-  }
-}
-
-function view(images: IdxImages, labels: IdxLabels, from: number, to: number): Split {
-  const size = images.rows * images.cols;
-  return {
-    count: to - from,
-    rows: images.rows,
-    cols: images.cols,
-    images: images.pixels.subarray(from * size, to * size),
-    labels: labels.labels.subarray(from, to),
-  };
+  return parseIdxLabels(readIdxFile(file), file);
 }
 
 /**
@@ -203,10 +112,10 @@ export function loadMnist(opts: LoadMnistOptions = {}): Mnist {
   const files = findMnistFiles(dir);
   const trainImages = readIdxImages(files.trainImages);
   const trainLabels = readIdxLabels(files.trainLabels);
-  pair(trainImages, trainLabels);
+  checkPair(trainImages, trainLabels);
   const testImages = readIdxImages(files.testImages);
   const testLabels = readIdxLabels(files.testLabels);
-  pair(testImages, testLabels);
+  checkPair(testImages, testLabels);
   if (testImages.rows !== trainImages.rows || testImages.cols !== trainImages.cols) {
     throw new DataError(`${files.testImages} has ${testImages.rows}x${testImages.cols} images but ${files.trainImages} has ${trainImages.rows}x${trainImages.cols}: use training and test files of the same set`);
   }
@@ -219,9 +128,9 @@ export function loadMnist(opts: LoadMnistOptions = {}): Mnist {
     files,
     rows: trainImages.rows,
     cols: trainImages.cols,
-    train: view(trainImages, trainLabels, 0, cut),
-    validation: view(trainImages, trainLabels, cut, trainImages.count),
-    test: view(testImages, testLabels, 0, testImages.count),
+    train: splitOf(trainImages, trainLabels, 0, cut),
+    validation: splitOf(trainImages, trainLabels, cut, trainImages.count),
+    test: splitOf(testImages, testLabels, 0, testImages.count),
   };
 }
 
@@ -230,43 +139,6 @@ export function checkImageSize(data: Pick<Mnist, 'rows' | 'cols' | 'files'>, row
   if (data.rows !== rows || data.cols !== cols) {
     throw new DataError(`${data.files.trainImages} has ${data.rows}x${data.cols} images but --net ${net} expects ${rows}x${cols}: pass --data with a folder of ${rows}x${cols} MNIST-format files`);
   }
-}
-
-/** Mixes seed and epoch into one 32-bit state (murmur3 finaliser), so epoch k's order needs no epochs before it. */
-function mix(seed: number, epoch: number): number {
-  let h = (seed >>> 0) ^ Math.imul(epoch + 1, 0x9e3779b1);
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
-}
-
-export interface Shuffler {
-  readonly seed: number;
-  /**
-   * The order of `n` rows for `epoch` (0-based): the same for the same seed and epoch, different
-   * from epoch to epoch. Written into `out` when given (length ≥ n), else into a new array.
-   */
-  permutation(epoch: number, n: number, out?: Uint32Array): Uint32Array;
-}
-
-/** A seeded shuffler: a new permutation each epoch, reproducible (and resumable) from seed and epoch. */
-export function makeShuffler(seed: number): Shuffler {
-  return {
-    seed,
-    permutation(epoch: number, n: number, out?: Uint32Array): Uint32Array {
-      if (out && out.length < n) throw new RangeError(`permutation: out has ${out.length} slots, needs ${n}`);
-      const p = out ? out.subarray(0, n) : new Uint32Array(n);
-      for (let i = 0; i < n; i++) p[i] = i;
-      const rand = mulberry32(mix(seed, epoch));
-      for (let i = n - 1; i > 0; i--) {
-        const j = Math.floor(rand() * (i + 1));
-        const t = p[i];
-        p[i] = p[j];
-        p[j] = t;
-      }
-      return p;
-    },
-  };
 }
 
 export interface BatchIteratorOptions {

@@ -73,9 +73,10 @@ export class GpuContext {
     if (!gpu) throw new GpuError('WebGPU is not available here (no navigator.gpu). Use a browser with WebGPU enabled, or Node with the "webgpu" package.');
     const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
     if (!adapter) {
-      throw new GpuError(
-        'No WebGPU adapter found. On a Linux machine without a GPU, install Mesa lavapipe from Debian bookworm-backports: sudo bash tools/setup-webgpu.sh',
-      );
+      // The fix differs: a page cannot install drivers, a Node process on a GPU-less box can.
+      throw new GpuError(typeof document !== 'undefined'
+        ? 'No WebGPU adapter found: this browser has WebGPU but offers no adapter (GPU blocklisted or WebGPU disabled). See chrome://gpu, or start Chromium with --enable-unsafe-webgpu'
+        : 'No WebGPU adapter found. On a Linux machine without a GPU, install Mesa lavapipe from Debian bookworm-backports: sudo bash tools/setup-webgpu.sh');
     }
     const requiredFeatures: GPUFeatureName[] = [];
     if (!opts.noTimestamps && adapter.features.has('timestamp-query')) requiredFeatures.push('timestamp-query');

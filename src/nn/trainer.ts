@@ -4,6 +4,7 @@ import { BufferUsage } from '../gpu/flags.js';
 import { PassTimer, median, type PassTiming } from '../gpu/profiler.js';
 import { createStepCounter } from '../kernels/step.js';
 import { CompiledGraph, type OptimizerConfig } from '../graph/recorder.js';
+import type { Tensor } from '../graph/tensor.js';
 import { ParamStore } from './params.js';
 import { buildNet, fillBatch, IMAGE, type BuiltNet, type NetConfig } from './nets.js';
 
@@ -27,6 +28,13 @@ export interface EvalResult {
   loss: number;
   /** Predicted class per example. */
   predictions: Uint8Array;
+}
+
+export interface Prediction {
+  /** Predicted class per image. */
+  predictions: Uint8Array;
+  /** Softmax of the logits, [count, 10]. */
+  probabilities: Float32Array;
 }
 
 /** Labelled images, as the data loader gives them: images [count, 784] in [0, 1], labels 0..9. */
@@ -58,9 +66,13 @@ export class Trainer {
   private evalGraph: CompiledGraph | undefined;
   private readonly staging: GPUBuffer[] = [];
   private evalStaging: GPUBuffer | undefined;
+  /** Settles when the evaluate()/predict() calls in flight are done; undefined when none is. */
+  private evalQueue: Promise<void> | undefined;
   private stepsSinceRead = 0;
-  /** Steps submitted so far, and when the GPU was last seen finishing one (for pacing read-backs). */
+  /** Steps submitted so far, when each unfinished one was submitted, when the GPU was last seen
+   *  finishing one, and its estimated busy time per step (for pacing read-backs). */
   private submitted = 0;
+  private readonly submitTimes = new Map<number, number>();
   private lastDone: { step: number; time: number } | undefined;
   private stepMs = 0;
   private readonly batchX: Float32Array;
@@ -129,7 +141,7 @@ export class Trainer {
     this.ctx.throwIfLost(`training step ${this.submitted + 1}`);
     this.graph.encode(encoder);
     this.stepsSinceRead++;
-    this.submitted++;
+    this.noteSubmit();
   }
 
   /** Copies examples `index[0..batch)` of `data` into the input buffers (in the net's layout). */
@@ -153,7 +165,7 @@ export class Trainer {
     const enc = this.ctx.device.createCommandEncoder();
     this.graph.encode(enc);
     this.stepsSinceRead++;
-    this.submitted++;
+    this.noteSubmit();
     if (!readMetrics) {
       this.ctx.device.queue.submit([enc.finish()]);
       return undefined;
@@ -200,37 +212,125 @@ export class Trainer {
     throw new GpuError(`the ${this.opts.net} net does not fit this adapter's maxStorageBufferBindingSize (${limit}) even at batch 1`);
   }
 
+  /**
+   * When the GPU started on the steps after the last one seen done: the later of that one's
+   * completion and the next one's submit (the GPU idles in between when the host waits).
+   */
+  private busySince(): number | undefined {
+    if (!this.lastDone) return undefined;
+    const submit = this.submitTimes.get(this.lastDone.step + 1);
+    return submit === undefined ? undefined : Math.max(submit, this.lastDone.time);
+  }
+
+  private noteSubmit(): void {
+    this.submitted++;
+    this.submitTimes.set(this.submitted, performance.now());
+    // An app that encodes steps and never reads metrics back must not grow this without bound.
+    if (this.submitTimes.size > 1024) this.submitTimes.delete(this.submitTimes.keys().next().value!);
+  }
+
   private noteDone(step: number): void {
     const now = performance.now();
-    if (this.lastDone && step > this.lastDone.step) {
-      const ms = (now - this.lastDone.time) / (step - this.lastDone.step);
+    const since = this.busySince();
+    if (since !== undefined && step > this.lastDone!.step) {
+      // Busy time, not the interval between completions: that one includes the host's own time
+      // and any oversleeping, and pacing by it would keep the GPU idle for good.
+      const ms = (now - since) / (step - this.lastDone!.step);
       this.stepMs = this.stepMs ? 0.7 * this.stepMs + 0.3 * ms : ms;
     }
     this.lastDone = { step, time: now };
+    for (const k of this.submitTimes.keys()) if (k <= step) this.submitTimes.delete(k);
   }
 
   private async sleepUntilDone(step: number): Promise<void> {
-    if (!this.lastDone || !this.stepMs) return;
+    const since = this.busySince();
+    if (since === undefined || !this.stepMs) return;
     // A little early rather than late: the read then waits only a few polls.
-    const wait = this.lastDone.time + (step - this.lastDone.step) * this.stepMs * 0.9 - performance.now();
+    const wait = since + (step - this.lastDone!.step) * this.stepMs * 0.9 - performance.now();
     if (wait > 2) await new Promise((r) => setTimeout(r, Math.min(wait, 10_000)));
   }
 
   /** Forward passes over a whole split in batches (dropout off); predictions and loss come back in one read. */
   async evaluate(data: LabelledImages, count = data.count): Promise<EvalResult> {
-    if (this.destroyed) throw new GpuError('this Trainer was destroyed');
-    this.ctx.throwIfLost('evaluation');
-    if (!this.evalGraph) {
-      this.evalNet = this.buildEvalNet();
-      const ev = this.evalNet;
-      this.evalGraph = new CompiledGraph(this.ctx, ev.graph, { stepCounter: this.stepCounter, keep: [ev.predictions, ev.loss.producer!.outputs[2]] });
-      await this.evalGraph.ready();
+    const [preds, lossBytes] = await this.runEval(data, count, (net) => [net.predictions, net.loss.producer!.outputs[2]], 'evaluation');
+    const classes = new Uint32Array(preds);
+    const losses = new Float32Array(lossBytes);
+    const predictions = new Uint8Array(count);
+    let correct = 0;
+    let loss = 0;
+    for (let i = 0; i < count; i++) {
+      predictions[i] = classes[i];
+      if (predictions[i] === data.labels[i]) correct++;
+      loss += losses[i];
     }
+    return { accuracy: correct / count, loss: loss / count, predictions };
+  }
+
+  /**
+   * Class probabilities (softmax of the logits, [count, 10]) and predicted classes of `count`
+   * images [count, 784] in [0, 1], dropout off: e.g. one digit drawn on a web page.
+   */
+  async predict(images: Float32Array, count = Math.floor(images.length / (IMAGE.rows * IMAGE.cols))): Promise<Prediction> {
+    const P = IMAGE.rows * IMAGE.cols;
+    if (!Number.isInteger(count) || count < 1 || images.length < count * P) {
+      throw new RangeError(`Trainer.predict: ${count} images need ${count * P} floats (28x28 each, in [0, 1]), got ${images.length}`);
+    }
+    const data = { count, images, labels: new Uint8Array(count) };
+    const [preds, logitBytes] = await this.runEval(data, count, (net) => [net.predictions, net.logits], 'prediction');
+    const logits = new Float32Array(logitBytes);
+    const K = IMAGE.classes;
+    const probabilities = new Float32Array(count * K);
+    for (let i = 0; i < count; i++) {
+      const row = logits.subarray(i * K, i * K + K);
+      const max = Math.max(...row);
+      let sum = 0;
+      for (let k = 0; k < K; k++) sum += Math.exp(row[k] - max);
+      for (let k = 0; k < K; k++) probabilities[i * K + k] = Math.exp(row[k] - max) / sum;
+    }
+    return { predictions: Uint8Array.from(new Uint32Array(preds, 0, count)), probabilities };
+  }
+
+  /**
+   * Runs the evaluation graph over `data` (see forwardAll) for `outputs` of it, one call at a time:
+   * evaluate() and predict() share its buffers, and a page may call both while training. When none
+   * is in flight the call starts at once, so its work is submitted before the caller goes on.
+   */
+  private runEval(data: LabelledImages, count: number, outputs: (net: BuiltNet) => Tensor[], what: string): Promise<ArrayBuffer[]> {
+    const go = async () => {
+      if (this.destroyed) throw new GpuError('this Trainer was destroyed');
+      this.ctx.throwIfLost(what);
+      if (!this.evalGraph) await this.buildEvalGraph();
+      return this.forwardAll(data, count, outputs(this.evalNet!), what);
+    };
+    const run = this.evalQueue ? this.evalQueue.then(go) : go();
+    const tail = run.then(() => undefined, () => undefined);
+    this.evalQueue = tail;
+    void tail.then(() => { if (this.evalQueue === tail) this.evalQueue = undefined; });
+    return run;
+  }
+
+  /** The evaluation graph, sharing the training graph's parameters (built on first use). */
+  private async buildEvalGraph(): Promise<void> {
+    const ev = this.buildEvalNet();
+    const g = new CompiledGraph(this.ctx, ev.graph, { stepCounter: this.stepCounter, keep: [ev.predictions, ev.loss.producer!.outputs[2], ev.logits] });
+    this.evalNet = ev;
+    this.evalGraph = g;
+    await g.ready();
+  }
+
+  /**
+   * Forward passes of the evaluation graph over examples 0..count-1 of `data`; after each batch the
+   * `outputs` ([batch, ...] tensors of 32-bit values) are copied into one staging buffer, read back
+   * once at the end: one ArrayBuffer per output, rows past `count` included.
+   */
+  private async forwardAll(data: LabelledImages, count: number, outputs: Tensor[], what: string): Promise<ArrayBuffer[]> {
     const net = this.evalNet!;
-    const g = this.evalGraph;
+    const g = this.evalGraph!;
     const eb = net.labels.shape[0];
-    const perExample = net.loss.producer!.outputs[2];
-    const bytes = Math.ceil(count / eb) * eb * 8;
+    const batches = Math.ceil(count / eb);
+    const sizes = outputs.map((t) => batches * t.bytes);
+    const starts = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0));
+    const bytes = sizes.reduce((a, b) => a + b, 0);
     if (!this.evalStaging || this.evalStaging.size < bytes) {
       if (this.evalStaging) this.ctx.release(this.evalStaging);
       this.evalStaging = this.ctx.createBuffer(bytes, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'evaluation readback');
@@ -239,7 +339,6 @@ export class Trainer {
     const x = new Float32Array(net.x.size);
     const y = new Uint32Array(eb);
     const index = new Uint32Array(eb);
-    const batches = Math.ceil(count / eb);
     for (let k = 0; k < batches; k++) {
       const n = Math.min(eb, count - k * eb);
       for (let b = 0; b < eb; b++) index[b] = k * eb + Math.min(b, n - 1);
@@ -249,25 +348,15 @@ export class Trainer {
       this.ctx.write(g.bufferOf(net.labels), y);
       const enc = this.ctx.device.createCommandEncoder();
       g.encode(enc);
-      enc.copyBufferToBuffer(g.bufferOf(net.predictions), 0, staging, k * eb * 4, eb * 4);
-      enc.copyBufferToBuffer(g.bufferOf(perExample), 0, staging, (batches * eb + k * eb) * 4, eb * 4);
+      outputs.forEach((t, i) => enc.copyBufferToBuffer(g.bufferOf(t), 0, staging, starts[i] + k * t.bytes, t.bytes));
       this.ctx.device.queue.submit([enc.finish()]);
     }
-    await this.ctx.mapRead(staging, 0, bytes, 'evaluation');
-    const all = staging.getMappedRange(0, bytes).slice(0);
+    await this.ctx.mapRead(staging, 0, bytes, what);
+    const all = staging.getMappedRange(0, bytes);
+    const out = sizes.map((size, i) => all.slice(starts[i], starts[i] + size));
     staging.unmap();
-    this.ctx.throwIfFailed('evaluation');
-    const preds = new Uint32Array(all, 0, batches * eb);
-    const losses = new Float32Array(all, batches * eb * 4, batches * eb);
-    const predictions = new Uint8Array(count);
-    let correct = 0;
-    let loss = 0;
-    for (let i = 0; i < count; i++) {
-      predictions[i] = preds[i];
-      if (preds[i] === data.labels[i]) correct++;
-      loss += losses[i];
-    }
-    return { accuracy: correct / count, loss: loss / count, predictions };
+    this.ctx.throwIfFailed(what);
+    return out;
   }
 
   /**

@@ -1,0 +1,48 @@
+// Trainer.predict (the demo page's drawn digit): the same classes as evaluate(), softmax
+// probabilities, one image or many, and safe to call while an evaluation is in flight.
+import { expect } from 'chai';
+import { testContext } from './support/gpu.js';
+import { rng } from './support/cpu.js';
+import { Trainer } from '../src/nn/trainer.js';
+import type { GpuContext } from '../src/gpu/context.js';
+
+describe('Trainer.predict', function () {
+  this.timeout(60_000);
+  let ctx: GpuContext;
+  let trainer: Trainer;
+  const count = 230; // not a multiple of the evaluation batch: a partial last batch
+  const rand = rng(5);
+  const data = {
+    count,
+    images: Float32Array.from({ length: count * 784 }, () => (rand() < 0.2 ? rand() : 0)),
+    labels: Uint8Array.from({ length: count }, () => Math.floor(rand() * 10)),
+  };
+
+  before(async () => {
+    ctx = await testContext();
+    trainer = await Trainer.create(ctx, { net: 'mlp', hidden: 32, seed: 3, batch: 10, evalBatch: 100, optimizer: { kind: 'adam', lr: 1e-3 } });
+  });
+  after(() => trainer?.destroy());
+
+  it('gives evaluate()\'s classes and softmax probabilities, for many images and for one', async () => {
+    // Both at once: they share the evaluation graph's buffers, so the second waits for the first.
+    const [ev, p] = await Promise.all([trainer.evaluate(data), trainer.predict(data.images, count)]);
+    expect(Array.from(p.predictions)).to.deep.equal(Array.from(ev.predictions));
+    for (let i = 0; i < count; i++) {
+      const row = Array.from(p.probabilities.subarray(i * 10, i * 10 + 10));
+      expect(row.reduce((a, b) => a + b, 0), `row ${i} sums to 1`).to.be.closeTo(1, 1e-5);
+      expect(row.indexOf(Math.max(...row)), `row ${i}: the predicted class is the most probable`).to.equal(p.predictions[i]);
+    }
+    const one = await trainer.predict(data.images.subarray(784 * 7, 784 * 8));
+    expect(one.predictions[0]).to.equal(p.predictions[7]);
+    const tol = (a: number) => 1e-6 + 1e-5 * Math.abs(a);
+    Array.from(one.probabilities).forEach((v, k) => expect(v).to.be.closeTo(p.probabilities[70 + k], tol(v)));
+  });
+
+  it('rejects too few pixels with a message naming the sizes', async () => {
+    let err: unknown;
+    await trainer.predict(new Float32Array(784), 2).catch((e) => { err = e; });
+    expect(err).to.be.instanceOf(RangeError);
+    expect((err as Error).message).to.match(/Trainer\.predict: 2 images need 1568 floats \(28x28 each, in \[0, 1\]\), got 784/);
+  });
+});
