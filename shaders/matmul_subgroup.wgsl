@@ -53,6 +53,9 @@ struct Params {
 // The same buffers as A and B, read four floats at a time when VEC_A / VEC_B / VEC_BT allow it.
 @group(0) @binding(5) var<storage, read> A4: array<vec4f>;
 @group(0) @binding(6) var<storage, read> B4: array<vec4f>;
+// C as vec4s, for main_c4 (N, ldc and offC multiples of 4): one store per 4 floats instead of 4,
+// which matters where K is short and the epilogue is a large share of the work.
+@group(0) @binding(7) var<storage, read_write> C4: array<vec4f>;
 
 fn a_at(i: u32, k: u32) -> f32 {
   if (TRANS_A) { return A[params.offA + k * params.lda + i]; }
@@ -79,9 +82,9 @@ fn activate(x: vec4f) -> vec4f {
   }
 }
 
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
-        @builtin(subgroup_invocation_id) lane: u32) {
+// This invocation's TM x 4 block of op(A)·op(B) (before bias, activation and accumulation), at
+// rows wid.y·TM.. and columns j0..j0+3 with j0 = (wid.x·WG + lid.x)·4.
+fn tile(wid: vec3u, lid: vec3u, lane: u32, acc: ptr<function, array<vec4f, TMAX>>) {
   let M = params.M;
   let N = params.N;
   let K = params.K;
@@ -91,7 +94,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let s = lane % G;              // this lane's row within each group of G rows
   let QA = (TM + G - 1u) / G;    // groups of rows
 
-  var acc: array<vec4f, TMAX>;
   var a: array<vec4f, QMAX>;
   let K4 = K & ~3u;
   for (var k = 0u; k < K4; k += 4u) {
@@ -135,26 +137,39 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       } else {
         av = subgroupShuffle(a[r / G], r % G);
       }
-      acc[r] = fma(vec4f(av.w), b3, fma(vec4f(av.z), b2, fma(vec4f(av.y), b1, fma(vec4f(av.x), b0, acc[r]))));
+      (*acc)[r] = fma(vec4f(av.w), b3, fma(vec4f(av.z), b2, fma(vec4f(av.y), b1, fma(vec4f(av.x), b0, (*acc)[r]))));
     }
   }
   for (var k = K4; k < K; k++) {
     let b = b_row(k, j0);
     for (var q = 0u; q < QA; q++) { a[q].x = a_at(min(row0 + q * G + s, last_row), k); }
-    for (var r = 0u; r < TM; r++) { acc[r] = fma(vec4f(subgroupShuffle(a[r / G].x, r % G)), b, acc[r]); }
+    for (var r = 0u; r < TM; r++) { (*acc)[r] = fma(vec4f(subgroupShuffle(a[r / G].x, r % G)), b, (*acc)[r]); }
   }
+}
+
+// Bias at columns j0..j0+3 (clamped; extra columns are never stored).
+fn bias_at(j0: u32) -> vec4f {
+  if (!HAS_BIAS) { return vec4f(0.0); }
+  let last = params.N - 1u;
+  return vec4f(bias[params.offBias + j0], bias[params.offBias + min(j0 + 1u, last)],
+               bias[params.offBias + min(j0 + 2u, last)], bias[params.offBias + min(j0 + 3u, last)]);
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
+        @builtin(subgroup_invocation_id) lane: u32) {
+  var acc: array<vec4f, TMAX>;
+  tile(wid, lid, lane, &acc);
+  let N = params.N;
+  let j0 = (wid.x * WG + lid.x) * 4u;
+  let row0 = wid.y * TM;
 
   if (j0 >= N) { return; }
-  var add = vec4f(0.0);
-  if (HAS_BIAS) {
-    let last = N - 1u;
-    add = vec4f(bias[params.offBias + j0], bias[params.offBias + min(j0 + 1u, last)],
-                bias[params.offBias + min(j0 + 2u, last)], bias[params.offBias + min(j0 + 3u, last)]);
-  }
+  let add = bias_at(j0);
   let ncols = min(4u, N - j0);
   for (var r = 0u; r < TM; r++) {
     let i = row0 + r;
-    if (i >= M) { break; }
+    if (i >= params.M) { break; }
     let v = activate(acc[r] + add);
     let base = params.offC + i * params.ldc + j0;
     for (var c = 0u; c < ncols; c++) {
@@ -162,5 +177,25 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       if (ACCUMULATE) { x += C[base + c]; }
       C[base + c] = x;
     }
+  }
+}
+
+// main with C stored as vec4s (N, ldc and offC multiples of 4, so every column quad is whole).
+@compute @workgroup_size(WG)
+fn main_c4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
+           @builtin(subgroup_invocation_id) lane: u32) {
+  var acc: array<vec4f, TMAX>;
+  tile(wid, lid, lane, &acc);
+  let j0 = (wid.x * WG + lid.x) * 4u;
+  let row0 = wid.y * TM;
+  if (j0 >= params.N) { return; }
+  let add = bias_at(j0);
+  for (var r = 0u; r < TM; r++) {
+    let i = row0 + r;
+    if (i >= params.M) { break; }
+    var v = activate(acc[r] + add);
+    let at = (params.offC + i * params.ldc + j0) / 4u;
+    if (ACCUMULATE) { v += C4[at]; }
+    C4[at] = v;
   }
 }

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { testContext } from './support/gpu.js';
 import { expectClose, matmulRef, randomArray, rng, type Act } from './support/cpu.js';
-import { matmul } from '../src/kernels/matmul.js';
+import { matmul, type MatmulSpec } from '../src/kernels/matmul.js';
 import { runDispatches } from '../src/gpu/dispatch.js';
 import type { GpuContext } from '../src/gpu/context.js';
 
@@ -120,6 +120,20 @@ describe('matmul input checks', () => {
     const ctx = await testContext();
     const b = ctx.dummyBuffer();
     expect(() => matmul(ctx, { M: 0, N: 3, K: 3 }, { a: b, b, c: b })).to.throw(/M must be a positive integer/);
+  });
+
+  it('the subgroup kernel stores C as vec4s exactly when N, ldc and offC allow (both paths are in the tests above)', async () => {
+    const ctx = await testContext();
+    const [a, b, c] = [ctx.storage(4096), ctx.storage(4096), ctx.storage(4096)];
+    const entry = (s: Partial<MatmulSpec>) => matmul(ctx, { M: 5, N: 8, K: 3, ...s }, { a, b, c }).kernel.entry;
+    const c4 = ctx.device.features.has('subgroups') ? 'main_c4' : 'main'; // the portable kernel has one entry
+    expect(entry({})).to.equal(c4);
+    expect(entry({ offC: 4, ldc: 12 })).to.equal(c4);
+    expect(entry({ N: 7 })).to.equal('main');
+    expect(entry({ offC: 2 })).to.equal('main');
+    expect(entry({ ldc: 10 })).to.equal('main');
+    expect(entry({ portable: true })).to.equal('main');
+    for (const x of [a, b, c]) ctx.release(x);
   });
 });
 

@@ -80,7 +80,9 @@ export function matmul(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers): 
     // Rows per cooperative A load: lanes 0..G-1 must exist in every subgroup.
     const sgMin = (ctx.device as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo?.subgroupMinSize ?? 4;
     const g = Math.min(8, wg, Math.max(4, sgMin));
-    const kernel = ctx.kernel('matmul_subgroup.wgsl', 'main', {
+    // Whole column quads of C: stored as vec4s.
+    const vecC = N % 4 === 0 && p.ldc % 4 === 0 && p.offC % 4 === 0;
+    const kernel = ctx.kernel('matmul_subgroup.wgsl', vecC ? 'main_c4' : 'main', {
       ...common,
       VEC_A: !transA && p.lda % 4 === 0 && p.offA % 4 === 0,
       VEC_AT: vecAT,
@@ -90,7 +92,8 @@ export function matmul(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers): 
       TM: tm,
       G: g,
     });
-    const bindGroup = kernel.bind({ params: kernel.params(p), A: bufs.a, B: bufs.b, A4: bufs.a, B4: bufs.b, bias, C: bufs.c }, label);
+    const out: Record<string, GPUBuffer> = vecC ? { C4: bufs.c } : { C: bufs.c };
+    const bindGroup = kernel.bind({ params: kernel.params(p), A: bufs.a, B: bufs.b, A4: bufs.a, B4: bufs.b, bias, ...out }, label);
     return { kernel, bindGroup, workgroups: [ceilDiv(N, 4 * wg), ceilDiv(M, tm), 1], label, flops };
   }
 
