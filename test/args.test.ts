@@ -43,7 +43,8 @@ describe('CLI flags (src/cli/args.ts)', () => {
   it('has the tutorials\' architectures and optimizers', () => {
     expect(NET_DEFAULTS.bp.hidden).to.equal(50);
     expect(NET_DEFAULTS.mlp).to.include({ hidden: 256, optimizer: 'adam', lr: 1e-3, batch: 100 });
-    expect(NET_DEFAULTS.cnn).to.include({ optimizer: 'adam', lr: 1e-4, batch: 50, keepProb: 0.5, hidden: 1024 });
+    // cnn: the tutorial's Adam at 1e-3 instead of 1e-4, to reach 0.990 in 5,000 steps instead of 20,000 (see args.ts)
+    expect(NET_DEFAULTS.cnn).to.include({ optimizer: 'adam', lr: 1e-3, batch: 50, keepProb: 0.5, hidden: 1024 });
     expect(NET_DEFAULTS.rnn).to.include({ cell: 'lstm', hidden: 128, optimizer: 'adam', lr: 1e-3, batch: 100 });
     expect(NET_DEFAULTS.softmax.optimizer).to.equal('sgd');
     expect(NET_DEFAULTS.bp.optimizer).to.equal('sgd');

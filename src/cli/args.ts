@@ -46,14 +46,16 @@ export interface NetDefaults {
  *   doc's hand-written backprop sums over the batch). CPU run (W1 normal*0.1, W2 normal*0.1): test
  *   0.9531 at epoch 6, 0.9610 at 10.
  * - mlp: 784-256 relu-10, Adam 1e-3, batch 100 (target 0.978).
- * - cnn: the "deep MNIST" net, Adam 1e-4, batch 50, keep 0.5, 20,000 steps (target 0.990).
+ * - cnn: the "deep MNIST" net, batch 50, keep 0.5 (target 0.990). The tutorial's Adam 1e-4 for 20,000 steps
+ *   takes ~2.4 h here; Adam 1e-3 for 5,000 steps (4.5 epochs) gave test 0.9901 in 48 min (validation
+ *   0.9844, 0.9906, 0.9910, 0.9928 after epochs 1-4). `--lr 1e-4 --steps 20000` is the tutorial's run.
  * - rnn: LSTM 128 over 28 rows of 28 pixels, Adam 1e-3, batch 100 (target 0.985).
  */
 export const NET_DEFAULTS: Record<NetName, NetDefaults> = {
   softmax: { description: 'one dense layer 784-10, softmax', budget: { epochs: 10 }, batch: 100, lr: 0.2, optimizer: 'sgd' },
   bp: { description: '784-50 sigmoid-10 softmax, plain SGD', budget: { epochs: 10 }, batch: 100, lr: 0.5, optimizer: 'sgd', hidden: 50 },
   mlp: { description: '784-256 relu-10', budget: { epochs: 15 }, batch: 100, lr: 1e-3, optimizer: 'adam', hidden: 256, layers: 1, keepProb: 1 },
-  cnn: { description: 'conv5x5x32-pool-conv5x5x64-pool-dense1024-dropout-10', budget: { steps: 20000 }, batch: 50, lr: 1e-4, optimizer: 'adam', hidden: 1024, keepProb: 0.5 },
+  cnn: { description: 'conv5x5x32-pool-conv5x5x64-pool-dense1024-dropout-10', budget: { steps: 5000 }, batch: 50, lr: 1e-3, optimizer: 'adam', hidden: 1024, keepProb: 0.5 },
   rnn: { description: 'LSTM 128 over 28 rows of 28 pixels, last output-10', budget: { steps: 10000 }, batch: 100, lr: 1e-3, optimizer: 'adam', hidden: 128, layers: 1, cell: 'lstm', keepProb: 1 },
 };
 
