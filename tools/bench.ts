@@ -2,7 +2,12 @@
 // TensorFlow.js 4.22 (webgpu backend on the same Dawn adapter, and wasm), measured in ONE run, the
 // engine first, then each peer backend in its own child process (tools/bench-peer.ts), one after
 // the other. Prints a table and writes it to BENCHMARKS.md.
-// Usage: node dist/tools/bench.js [--nets mlp,cnn,rnn] [--steps N] [--warmup N] [--no-peer] [--out FILE]
+// Usage: node dist/tools/bench.js [--nets mlp,cnn,rnn] [--steps N] [--warmup N] [--rounds N] [--no-peer] [--out FILE]
+//
+// Rounds: the whole sequence (engine, tfjs-webgpu, tfjs-wasm) runs --rounds times (default 3). A
+// shared 2-core machine drifts by tens of percent over minutes, so each ratio is taken within a
+// round (its two sides measured minutes apart, not a quarter of an hour), and the table gives the
+// median over rounds with the range.
 //
 // How each figure is measured:
 // - examples/s: median wall time of a step after warm-up, each step's GPU work finished before the
@@ -28,14 +33,14 @@ import { Trainer } from '../src/nn/trainer.js';
 import { BENCH_NETS, NET_SETTINGS, PEER_RESULT, batchIndex, median, sleep, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
 
 const args = process.argv.slice(2);
-const usage = 'usage: node dist/tools/bench.js [--nets mlp,cnn,rnn] [--steps N] [--warmup N] [--no-peer] [--out FILE]';
-const known = new Set(['--nets', '--steps', '--warmup', '--no-peer', '--out', '--help', '-h']);
+const usage = 'usage: node dist/tools/bench.js [--nets mlp,cnn,rnn] [--steps N] [--warmup N] [--rounds N] [--no-peer] [--out FILE]';
+const known = new Set(['--nets', '--steps', '--warmup', '--rounds', '--no-peer', '--out', '--help', '-h']);
 for (let i = 0; i < args.length; i++) {
   if (!known.has(args[i])) {
     console.error(`bench: unknown argument "${args[i]}"\n${usage}`);
     process.exit(2);
   }
-  if (['--nets', '--steps', '--warmup', '--out'].includes(args[i])) i++;
+  if (['--nets', '--steps', '--warmup', '--rounds', '--out'].includes(args[i])) i++;
 }
 if (args.includes('--help') || args.includes('-h')) {
   console.log(usage);
@@ -51,8 +56,9 @@ for (const n of nets) {
 }
 const steps = Number(flag('steps') ?? 20);
 const warmup = Number(flag('warmup') ?? 3);
-if (!Number.isInteger(steps) || steps < 1 || !Number.isInteger(warmup) || warmup < 1) {
-  console.error(`bench: --steps and --warmup must be positive integers (got ${flag('steps')}, ${flag('warmup')})`);
+const roundCount = Number(flag('rounds') ?? 3);
+if (![steps, warmup, roundCount].every((v) => Number.isInteger(v) && v >= 1)) {
+  console.error(`bench: --steps, --warmup and --rounds must be positive integers (got ${flag('steps')}, ${flag('warmup')}, ${flag('rounds')})`);
   process.exit(2);
 }
 const withPeer = !args.includes('--no-peer');
@@ -324,45 +330,78 @@ if (!ctx.hasTimestamps) {
 countDeviceCalls(ctx);
 log(`adapter: ${ctx.adapterDescription}`);
 const peak = await measurePeak(ctx);
-const engine: EngineResult[] = [];
-for (const net of nets) engine.push(await benchEngine(ctx, net, data, peak));
-ctx.destroy();
-
-const peers: Record<'webgpu' | 'wasm', Map<BenchNet, PeerNetResult>> = { webgpu: new Map(), wasm: new Map() };
+type PeerBackend = 'webgpu' | 'wasm';
+interface Round {
+  engine: Map<BenchNet, EngineResult>;
+  peers: Record<PeerBackend, Map<BenchNet, PeerNetResult>>;
+}
+const rounds: Round[] = [];
 const peerErrors: string[] = [];
 let idleCpuMs = 0;
 let peerWallMs = 0;
-if (withPeer) {
-  const cpu0 = process.cpuUsage();
-  const w0 = performance.now();
-  for (const backend of ['webgpu', 'wasm'] as const) {
-    const { results, error } = await runPeer(backend);
-    for (const r of results) peers[backend].set(r.net, r);
-    if (error) peerErrors.push(error);
+for (let r = 0; r < roundCount; r++) {
+  log(`round ${r + 1} of ${roundCount}`);
+  const round: Round = { engine: new Map(), peers: { webgpu: new Map(), wasm: new Map() } };
+  for (const net of nets) round.engine.set(net, await benchEngine(ctx, net, data, peak));
+  if (withPeer) {
+    const cpu0 = process.cpuUsage();
+    const w0 = performance.now();
+    for (const backend of ['webgpu', 'wasm'] as const) {
+      const { results, error } = await runPeer(backend);
+      for (const res of results) round.peers[backend].set(res.net, res);
+      if (error) peerErrors.push(`round ${r + 1}: ${error}`);
+    }
+    const cpu = process.cpuUsage(cpu0);
+    idleCpuMs += (cpu.user + cpu.system) / 1000;
+    peerWallMs += performance.now() - w0;
   }
-  const cpu = process.cpuUsage(cpu0);
-  idleCpuMs = (cpu.user + cpu.system) / 1000;
-  peerWallMs = performance.now() - w0;
+  rounds.push(round);
 }
+ctx.destroy();
 
+/** The value over rounds: median, and the range when there are several. */
+const overRounds = (values: (number | undefined)[]) => {
+  const v = values.filter((x): x is number => x !== undefined && Number.isFinite(x));
+  return v.length ? { median: median(v), min: Math.min(...v), max: Math.max(...v), n: v.length } : undefined;
+};
+const peerExs = (backend: PeerBackend, net: BenchNet) => overRounds(rounds.map((r) => r.peers[backend].get(net)?.examplesPerSec));
+const ratioOver = (backend: PeerBackend, net: BenchNet) => overRounds(rounds.map((r) => {
+  const p = r.peers[backend].get(net)?.examplesPerSec;
+  return p && p > 0 ? r.engine.get(net)!.examplesPerSec / p : undefined;
+}));
+// The engine's per-step details come from its median round (by examples/s).
+const engine: EngineResult[] = nets.map((net) => {
+  const byExs = rounds.map((r) => r.engine.get(net)!).sort((a, b) => a.examplesPerSec - b.examplesPerSec);
+  return byExs[(byExs.length - 1) >> 1];
+});
 const cpuList = cpus();
 const machine = `${cpuList[0]?.model ?? 'unknown CPU'}, ${cpuList.length} cores, ${platform()} ${release()}, Node ${process.version}`;
 const header = ['net (batch)', 'engine ex/s', 'tfjs-webgpu ex/s', 'tfjs-wasm ex/s', 'engine / webgpu', 'engine / wasm', 'engine pipelined ex/s', 'GPU ms/step', 'dispatches/step', 'submits/step', 'planned MB', 'MFLOP/step', 'GFLOPS', 'roofline', 'top 3 ops by GPU time'];
-const rows = engine.map((e) => {
-  const w = peers.webgpu.get(e.net);
-  const a = peers.wasm.get(e.net);
-  return [
-    `${e.net} (${e.batch})`, fmt(e.examplesPerSec), fmt(w?.examplesPerSec, 1), fmt(a?.examplesPerSec, 1), ratio(e.examplesPerSec, w?.examplesPerSec), ratio(e.examplesPerSec, a?.examplesPerSec),
-    fmt(e.pipelinedExamplesPerSec), fmt(e.gpuMs, 2), String(e.dispatches), String(e.submits), fmt(e.plannedBytes / 1e6, 2), fmt(e.flops / 1e6, 1), fmt(e.gflops, 2), `${(100 * e.roofline).toFixed(1)}%`,
-    e.topOps.slice(0, 3).map((o) => `${o.label} ${o.ms.toFixed(2)} ms (${(100 * o.share).toFixed(0)}%)`).join('; '),
-  ];
-});
+const range = (x: ReturnType<typeof overRounds>, digits: number, unit = '') =>
+  !x ? 'n/a' : x.n > 1 ? `${fmt(x.median, digits)}${unit} (${fmt(x.min, digits)}–${fmt(x.max, digits)})` : `${fmt(x.median, digits)}${unit}`;
+const rows = engine.map((e) => [
+  `${e.net} (${e.batch})`, range(overRounds(rounds.map((r) => r.engine.get(e.net)!.examplesPerSec)), 0),
+  range(peerExs('webgpu', e.net), 1), range(peerExs('wasm', e.net), 1),
+  range(ratioOver('webgpu', e.net), 1, 'x'), range(ratioOver('wasm', e.net), 1, 'x'),
+  range(overRounds(rounds.map((r) => r.engine.get(e.net)!.pipelinedExamplesPerSec)), 0),
+  fmt(e.gpuMs, 2), String(e.dispatches), String(e.submits), fmt(e.plannedBytes / 1e6, 2), fmt(e.flops / 1e6, 1), fmt(e.gflops, 2), `${(100 * e.roofline).toFixed(1)}%`,
+  e.topOps.slice(0, 3).map((o) => `${o.label} ${o.ms.toFixed(2)} ms (${(100 * o.share).toFixed(0)}%)`).join('; '),
+]);
+const roundHeader = ['net', 'round', 'engine ex/s', 'tfjs-webgpu ex/s', 'tfjs-wasm ex/s', 'engine / webgpu', 'engine / wasm'];
+const roundRows = nets.flatMap((net) => rounds.map((r, i) => {
+  const e = r.engine.get(net)!.examplesPerSec;
+  const w = r.peers.webgpu.get(net)?.examplesPerSec;
+  const a = r.peers.wasm.get(net)?.examplesPerSec;
+  return [net, String(i + 1), fmt(e), fmt(w, 1), fmt(a, 1), ratio(e, w), ratio(e, a)];
+}));
 const table = (h: string[], rs: string[][]) => [`| ${h.join(' | ')} |`, `|${h.map(() => '---').join('|')}|`, ...rs.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 const peerHeader = ['net', 'backend', 'ms/step', 'ex/s', 'submits/step', 'dispatches/step', 'bind groups created/step', 'buffers created/step', 'note'];
 const peerRows: string[][] = [];
 for (const backend of ['webgpu', 'wasm'] as const) {
   for (const net of nets) {
-    const r = peers[backend].get(net);
+    // the round whose examples/s is the median, as for the engine
+    const rs = rounds.map((r) => r.peers[backend].get(net)).filter((x): x is PeerNetResult => !!x).sort((a, b) => a.examplesPerSec - b.examplesPerSec);
+    const r = rs[(rs.length - 1) >> 1];
     if (!r) continue;
     peerRows.push([net, `tfjs-${backend}`, fmt(r.stepMs, 1), fmt(r.examplesPerSec, 1), fmt(r.submits), fmt(r.dispatches), fmt(r.bindGroups), fmt(r.buffers), r.error ? `failed: ${r.error}` : (r.note ?? '')]);
   }
@@ -376,22 +415,25 @@ const md = [
   `- adapter: ${ctx.adapterDescription}`,
   `- machine: ${machine}`,
   `- FMA peak (shaders/fma_peak.wgsl, ${peak.entry}, fastest of 5 dispatches): ${peak.gflops.toFixed(1)} GFLOPS`,
-  `- steps: ${steps} measured after ${warmup} warm-up, per net and per backend, on real MNIST training batches (the same batches everywhere)`,
-  withPeer ? `- peer: TensorFlow.js 4.22 tf.layers models (same architectures, Adam, softmax cross-entropy from logits) trained with \`model.trainOnBatch\`; one child process per backend, after the engine` : '- peer: not run (--no-peer)',
+  `- steps: ${steps} measured after ${warmup} warm-up, per net and per backend, on real MNIST training batches (the same batches everywhere); ${roundCount} round(s) of engine, tfjs-webgpu, tfjs-wasm in turn: examples/s and ratios are medians over the rounds (range in brackets), each ratio taken within a round`,
+  withPeer ? `- peer: TensorFlow.js 4.22 tf.layers models (same architectures, Adam, softmax cross-entropy from logits) trained with \`model.trainOnBatch\`; one child process per backend, after the engine in each round` : '- peer: not run (--no-peer)',
   withPeer ? `- CPU used by the benchmark's own process while the peers ran: ${idleCpuMs.toFixed(0)} ms over ${(peerWallMs / 1000).toFixed(0)} s` : '',
   '',
   table(header, rows),
   '',
+  ...(roundCount > 1 ? ['### Per round', '', table(roundHeader, roundRows), ''] : []),
+  '',
   'examples/s: batch / median wall time of a step, each step finished before the next starts (engine: `writeBatch` + `step(true)`, which reads loss and accuracy back; tfjs: `trainOnBatch`, which awaits the loss). Both sides sleep through most of the expected GPU time before mapping a buffer, since dawn.node polls on the main thread while a map is pending. Pipelined: the same steps submitted back to back with one read at the end. GPU ms/step: timestamps around the whole step. Top ops: one timed pass per op, median of min(steps, 10) steps (their sum is given per net below; separate passes change the timing a little). Roofline: (FLOPs per step / GPU time) / FMA peak. planned MB: the buffer planner\'s activations and gradients (parameters and optimizer state not included).',
   '',
-  ...(withPeer ? ['## The peer per step', '', table(peerHeader, peerRows), '', ...peerErrors.map((e) => `- ${e}`), ''] : []),
-  '## Engine ops by GPU time', '',
+  ...(withPeer ? ['## The peer per step (its median round)', '', table(peerHeader, peerRows), '', ...peerErrors.map((e) => `- ${e}`), ''] : []),
+  '## Engine ops by GPU time (its median round)', '',
   ...engine.flatMap((e) => [`### ${e.net}`, '', `GPU time of the step in one pass: ${e.gpuMs.toFixed(2)} ms; the ops in one timed pass each: ${e.opSumMs.toFixed(2)} ms in all.`, '', table(['op', 'GPU ms', 'share', 'dispatches'], e.topOps.slice(0, 12).map((o) => [o.label, o.ms.toFixed(3), `${(100 * o.share).toFixed(1)}%`, String(o.dispatches)])), '']),
 ].filter((l, i, a) => !(l === '' && a[i - 1] === ''));
 writeFileSync(outFile, md.join('\n') + '\n');
 
 console.log(`\nadapter: ${ctx.adapterDescription}\nmachine: ${machine}\nFMA peak: ${peak.gflops.toFixed(1)} GFLOPS (${peak.entry})\n`);
 console.log(table(header, rows));
+if (roundCount > 1) console.log('\n' + table(roundHeader, roundRows));
 if (withPeer) console.log('\n' + table(peerHeader, peerRows));
 for (const e of peerErrors) console.log(`peer error: ${e}`);
 console.log(`\nwrote ${outFile}`);
