@@ -104,7 +104,7 @@ export async function main(argv: string[]): Promise<number> {
     emit({ event: 'test', accuracy: test.accuracy, loss: test.loss, misclassified: wrong.length, first: wrong.slice(0, 25) });
 
     if (args.plots) {
-      const files = writePlots(args.plots, history, { images: data.test.images, rows: data.rows, cols: data.cols, misclassified: wrong.slice(0, 25) });
+      const files = writePlots(args.plots, history, { images: data.test.images, rows: data.rows, cols: data.cols, misclassified: wrong }); // all of them: the grid shows the first 25 and says of how many
       log(`plots: ${files.join(', ')}`);
     }
     if (args.save && !args.eval) {
