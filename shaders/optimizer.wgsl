@@ -85,13 +85,18 @@ fn expm1(z: f32) -> f32 {
   return exp(z) - 1.0;
 }
 
-@compute @workgroup_size(WG)
-fn adam(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let stride = nwg.x * WG;
+// Adam's bias-corrected step size at t = step[0] + stepOffset: lr·sqrt(1 − β2^t)/(1 − β1^t).
+fn adam_step_size() -> f32 {
   let t = f32(step[0] + params.stepOffset);
   let bc1 = -expm1(t * params.logBeta1);   // 1 − β1^t
   let bc2 = -expm1(t * params.logBeta2);   // 1 − β2^t
-  let lr_t = params.lr * sqrt(bc2) / bc1;
+  return params.lr * sqrt(bc2) / bc1;
+}
+
+@compute @workgroup_size(WG)
+fn adam(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let stride = nwg.x * WG;
+  let lr_t = adam_step_size();
   let omb1 = params.oneMinusBeta1;
   let omb2 = params.oneMinusBeta2;
   let eps = params.epsilon;
@@ -112,8 +117,7 @@ fn adam(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 @compute @workgroup_size(WG)
 fn adam4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let stride = nwg.x * WG;
-  let t = f32(step[0] + params.stepOffset);
-  let lr_t = params.lr * sqrt(-expm1(t * params.logBeta2)) / -expm1(t * params.logBeta1);
+  let lr_t = adam_step_size();
   let omb1 = params.oneMinusBeta1;
   let omb2 = params.oneMinusBeta2;
   let eps = params.epsilon;
