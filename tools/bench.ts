@@ -369,11 +369,13 @@ const ratioOver = (backend: PeerBackend, net: BenchNet) => overRounds(rounds.map
   const p = r.peers[backend].get(net)?.examplesPerSec;
   return p && p > 0 ? r.engine.get(net)!.examplesPerSec / p : undefined;
 }));
-// The engine's per-step details come from its median round (by examples/s).
-const engine: EngineResult[] = nets.map((net) => {
-  const byExs = rounds.map((r) => r.engine.get(net)!).sort((a, b) => a.examplesPerSec - b.examplesPerSec);
-  return byExs[(byExs.length - 1) >> 1];
-});
+/** The result of the median round by examples/s (the lower middle one for an even count). */
+function medianRound<T extends { examplesPerSec: number }>(results: (T | undefined)[]): T | undefined {
+  const sorted = results.filter((x): x is T => !!x).sort((a, b) => a.examplesPerSec - b.examplesPerSec);
+  return sorted[(sorted.length - 1) >> 1];
+}
+// The engine's per-step details come from its median round.
+const engine: EngineResult[] = nets.map((net) => medianRound(rounds.map((r) => r.engine.get(net)))!);
 const cpuList = cpus();
 const machine = `${cpuList[0]?.model ?? 'unknown CPU'}, ${cpuList.length} cores, ${platform()} ${release()}, Node ${process.version}`;
 const header = ['net (batch)', 'engine ex/s', 'tfjs-webgpu ex/s', 'tfjs-wasm ex/s', 'engine / webgpu', 'engine / wasm', 'engine pipelined ex/s', 'GPU ms/step', 'dispatches/step', 'submits/step', 'planned MB', 'MFLOP/step', 'GFLOPS', 'roofline', 'top 3 ops by GPU time'];
@@ -399,9 +401,7 @@ const peerHeader = ['net', 'backend', 'ms/step', 'ex/s', 'submits/step', 'dispat
 const peerRows: string[][] = [];
 for (const backend of ['webgpu', 'wasm'] as const) {
   for (const net of nets) {
-    // the round whose examples/s is the median, as for the engine
-    const rs = rounds.map((r) => r.peers[backend].get(net)).filter((x): x is PeerNetResult => !!x).sort((a, b) => a.examplesPerSec - b.examplesPerSec);
-    const r = rs[(rs.length - 1) >> 1];
+    const r = medianRound(rounds.map((round) => round.peers[backend].get(net)));
     if (!r) continue;
     peerRows.push([net, `tfjs-${backend}`, fmt(r.stepMs, 1), fmt(r.examplesPerSec, 1), fmt(r.submits), fmt(r.dispatches), fmt(r.bindGroups), fmt(r.buffers), r.error ? `failed: ${r.error}` : (r.note ?? '')]);
   }
