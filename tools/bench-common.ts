@@ -23,6 +23,9 @@ export function batchIndex(k: number, batch: number, count: number): Uint32Array
   return idx;
 }
 
+/** Most measured steps per net (a fast step and a long --seconds would otherwise run on and on). */
+export const MAX_STEPS = 2000;
+
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;

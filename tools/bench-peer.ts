@@ -2,9 +2,10 @@
 // model.trainOnBatch on the same MNIST batches, on one backend per process (webgpu on the same Dawn
 // adapter, or wasm). Prints progress on stderr and one line per net on stdout:
 //   PEER_RESULT {"net":"mlp","backend":"webgpu","stepMs":...}
-// Usage: node dist/tools/bench-peer.js --backend webgpu|wasm [--nets mlp,cnn,rnn] [--steps N] [--warmup N]
+// Usage: node dist/tools/bench-peer.js --backend webgpu|wasm [--nets mlp,cnn,rnn] [--steps N] [--seconds S] [--warmup N]
 // Only the benchmark runs this file: nothing in the library or the tests imports TensorFlow.js.
-import { BENCH_NETS, NET_SETTINGS, PEER_RESULT, batchIndex, median, sleep, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
+import { ReadPacer } from '../src/gpu/pacer.js';
+import { BENCH_NETS, NET_SETTINGS, PEER_RESULT, MAX_STEPS, batchIndex, median, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
 
@@ -14,13 +15,14 @@ const backend = flag('backend') ?? 'webgpu';
 const nets = (flag('nets') ?? BENCH_NETS.join(',')).split(',') as BenchNet[];
 const steps = Number(flag('steps') ?? 20);
 const warmup = Number(flag('warmup') ?? 3);
+const seconds = Number(flag('seconds') ?? 2);
 const stepsFor = (net: BenchNet) => Number(flag(`steps-${net}`) ?? steps);
 const log = (s: string) => process.stderr.write(`[tfjs-${backend}] ${s}\n`);
 
 /** Per-step counts of what tfjs-webgpu asks of the device (prototype wrappers, webgpu only). */
 const counts = { submits: 0, dispatches: 0, bindGroups: 0, buffers: 0 };
-/** Sleep-then-read pacing of buffer maps, as the engine's trainer paces its read-backs. */
-let mapMs = 0;
+/** Sleep-then-read pacing of buffer maps, the same as the engine's trainer paces its read-backs. */
+const mapPacer = new ReadPacer();
 
 async function setUpWebGpu(): Promise<string> {
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
@@ -47,10 +49,9 @@ async function setUpWebGpu(): Promise<string> {
   const mapAsync = bufProto.mapAsync as (...a: unknown[]) => Promise<void>;
   bufProto.mapAsync = async function (this: unknown, ...a: unknown[]) {
     const t0 = performance.now();
-    if (mapMs > 2) await sleep(mapMs * 0.85);
+    const woke = await mapPacer.sleep(t0);
     await mapAsync.apply(this, a);
-    const ms = performance.now() - t0;
-    mapMs = mapMs ? 0.7 * mapMs + 0.3 * ms : ms;
+    mapPacer.done(t0, 1, woke);
   };
   const adapter = await gpu.requestAdapter();
   const info = adapter?.info;
@@ -146,7 +147,9 @@ async function benchNet(tf: Tf, net: BenchNet, data: ReturnType<typeof trainSpli
   const times: number[] = [];
   const per = { submits: [] as number[], dispatches: [] as number[], bindGroups: [] as number[], buffers: [] as number[] };
   let loss = NaN;
-  for (let s = 0; s < warmup + n; s++) {
+  // At least n measured steps, and more until they span `seconds` (as the engine's are measured).
+  let measuredMs = 0;
+  for (let s = 0; s < warmup + n || (measuredMs < seconds * 1000 && s < warmup + MAX_STEPS); s++) {
     const idx = batchIndex(s, batch, data.count);
     const t0 = performance.now();
     for (const c of Object.keys(counts) as (keyof typeof counts)[]) counts[c] = 0;
@@ -168,12 +171,13 @@ async function benchNet(tf: Tf, net: BenchNet, data: ReturnType<typeof trainSpli
       continue;
     }
     times.push(ms);
+    measuredMs += ms;
     for (const c of Object.keys(counts) as (keyof typeof counts)[]) per[c].push(counts[c]);
   }
   const stepMs = median(times);
   model.dispose();
   tf.disposeVariables();
-  const res: PeerNetResult = { net, backend, batch, steps: n, warmup, stepMs, examplesPerSec: (batch * 1000) / stepMs, finalLoss: loss };
+  const res: PeerNetResult = { net, backend, batch, steps: times.length, warmup, stepMs, examplesPerSec: (batch * 1000) / stepMs, finalLoss: loss };
   if (backend === 'webgpu') {
     res.submits = median(per.submits);
     res.dispatches = median(per.dispatches);
@@ -181,7 +185,7 @@ async function benchNet(tf: Tf, net: BenchNet, data: ReturnType<typeof trainSpli
     res.buffers = median(per.buffers);
   }
   if (backend === 'wasm' && net === 'cnn') res.note = 'Conv2DBackpropFilter by a shim (Pad + Transpose + Conv2D wasm kernels)';
-  log(`${net}: ${stepMs.toFixed(1)} ms/step median of ${n}, ${res.examplesPerSec.toFixed(1)} examples/s, loss ${loss.toFixed(4)}`);
+  log(`${net}: ${stepMs.toFixed(1)} ms/step median of ${times.length}, ${res.examplesPerSec.toFixed(1)} examples/s, loss ${loss.toFixed(4)}`);
   return res;
 }
 

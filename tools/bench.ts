@@ -2,7 +2,7 @@
 // TensorFlow.js 4.22 (webgpu backend on the same Dawn adapter, and wasm), measured in ONE run, the
 // engine first, then each peer backend in its own child process (tools/bench-peer.ts), one after
 // the other. Prints a table and writes it to BENCHMARKS.md.
-// Usage: node dist/tools/bench.js [--nets mlp,cnn,rnn] [--steps N] [--warmup N] [--rounds N] [--no-peer] [--out FILE]
+// Usage: node dist/tools/bench.js [--nets mlp,cnn,rnn] [--steps N] [--seconds S] [--warmup N] [--rounds N] [--no-peer] [--out FILE]
 //
 // Rounds: the whole sequence (engine, tfjs-webgpu, tfjs-wasm) runs --rounds times (default 3). A
 // shared 2-core machine drifts by tens of percent over minutes, so each ratio is taken within a
@@ -10,12 +10,14 @@
 // median over rounds with the range.
 //
 // How each figure is measured:
-// - examples/s: median wall time of a step after warm-up, each step's GPU work finished before the
+// - examples/s: median wall time of a step after warm-up (at least --steps steps, and more until
+//   they span --seconds, default 2, on both sides), each step's GPU work finished before the
 //   next starts (engine: writeBatch + step(true), which reads loss and accuracy back; tfjs:
 //   trainOnBatch, which awaits the loss's data()). dawn.node polls its event queue on the main
 //   thread while a map is pending, taking a core from lavapipe's workers, so both sides sleep
 //   through most of the expected GPU time before mapping (the engine's trainer paces its
-//   read-backs; the peer's GPUBuffer.mapAsync is wrapped to do the same).
+//   read-backs; the peer's GPUBuffer.mapAsync is wrapped to do the same, both with
+//   src/gpu/pacer.ts).
 // - pipelined examples/s (engine): the same steps submitted back to back, one read at the end.
 // - GPU ms/step: timestamps around the whole step (one compute pass), median over the steps.
 // - per-op GPU ms: one timed pass per op (Trainer.profile's layout, paced the same way), median of
@@ -29,18 +31,19 @@ import { createNodeContext } from '../src/gpu/node.js';
 import type { GpuContext } from '../src/gpu/context.js';
 import { BufferUsage, MapMode } from '../src/gpu/flags.js';
 import { PassTimer } from '../src/gpu/profiler.js';
+import { ReadPacer } from '../src/gpu/pacer.js';
 import { Trainer } from '../src/nn/trainer.js';
-import { BENCH_NETS, NET_SETTINGS, PEER_RESULT, batchIndex, median, sleep, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
+import { BENCH_NETS, NET_SETTINGS, PEER_RESULT, MAX_STEPS, batchIndex, median, sleep, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
 
 const args = process.argv.slice(2);
-const usage = 'usage: node dist/tools/bench.js [--nets mlp,cnn,rnn] [--steps N] [--warmup N] [--rounds N] [--no-peer] [--out FILE]';
-const known = new Set(['--nets', '--steps', '--warmup', '--rounds', '--no-peer', '--out', '--help', '-h']);
+const usage = 'usage: node dist/tools/bench.js [--nets mlp,cnn,rnn] [--steps N] [--seconds S] [--warmup N] [--rounds N] [--no-peer] [--out FILE]';
+const known = new Set(['--nets', '--steps', '--seconds', '--warmup', '--rounds', '--no-peer', '--out', '--help', '-h']);
 for (let i = 0; i < args.length; i++) {
   if (!known.has(args[i])) {
     console.error(`bench: unknown argument "${args[i]}"\n${usage}`);
     process.exit(2);
   }
-  if (['--nets', '--steps', '--warmup', '--rounds', '--out'].includes(args[i])) i++;
+  if (['--nets', '--steps', '--seconds', '--warmup', '--rounds', '--out'].includes(args[i])) i++;
 }
 if (args.includes('--help') || args.includes('-h')) {
   console.log(usage);
@@ -57,8 +60,13 @@ for (const n of nets) {
 const steps = Number(flag('steps') ?? 20);
 const warmup = Number(flag('warmup') ?? 3);
 const roundCount = Number(flag('rounds') ?? 3);
+const seconds = Number(flag('seconds') ?? 2);
 if (![steps, warmup, roundCount].every((v) => Number.isInteger(v) && v >= 1)) {
   console.error(`bench: --steps, --warmup and --rounds must be positive integers (got ${flag('steps')}, ${flag('warmup')}, ${flag('rounds')})`);
+  process.exit(2);
+}
+if (!(seconds >= 0 && seconds <= 600)) {
+  console.error(`bench: --seconds must be a number of seconds from 0 to 600, got ${flag('seconds')}`);
   process.exit(2);
 }
 const withPeer = !args.includes('--no-peer');
@@ -193,17 +201,22 @@ async function benchEngine(ctx: GpuContext, net: BenchNet, data: ReturnType<type
     const times: number[] = [];
     const stepSubmits: number[] = [];
     const stepDispatches: number[] = [];
-    for (let s = 0; s < steps; s++) {
+    // At least --steps steps, and more until they span --seconds: a short window (20 mlp steps
+    // are 0.1 s) can fall wholly inside one of a shared machine's slow spells.
+    let measuredMs = 0;
+    for (let s = 0; s < steps || (measuredMs < seconds * 1000 && s < MAX_STEPS); s++) {
       const t0 = performance.now();
       counts.submits = counts.dispatches = 0;
       next();
       loss = (await t.step(true)).loss;
-      times.push(performance.now() - t0);
+      const ms = performance.now() - t0;
+      times.push(ms);
+      measuredMs += ms;
       stepSubmits.push(counts.submits);
       stepDispatches.push(counts.dispatches);
     }
     const stepMs = median(times);
-    log(`${net}: ${stepMs.toFixed(2)} ms/step median of ${steps} (each step finished), ${((batch * 1000) / stepMs).toFixed(0)} examples/s, loss ${loss.toFixed(4)}`);
+    log(`${net}: ${stepMs.toFixed(2)} ms/step median of ${times.length} (each step finished), ${((batch * 1000) / stepMs).toFixed(0)} examples/s, loss ${loss.toFixed(4)}`);
 
     // Pipelined: the same number of steps back to back, one read at the end.
     const p0 = performance.now();
@@ -239,7 +252,7 @@ async function benchEngine(ctx: GpuContext, net: BenchNet, data: ReturnType<type
     const timer = new PassTimer(ctx, ops.length);
     const per: number[][] = ops.map(() => []);
     const sums: number[] = [];
-    let expect = 0;
+    const pacer = new ReadPacer();
     // The step is warm by now: one more warm-up, and at most 10 timed steps (the cnn's are slow).
     const opSteps = Math.min(steps, 10);
     try {
@@ -250,10 +263,9 @@ async function benchEngine(ctx: GpuContext, net: BenchNet, data: ReturnType<type
         timer.resolve(e);
         const t0 = performance.now();
         ctx.device.queue.submit([e.finish()]);
-        if (expect > 2) await sleep(expect * 0.9);
+        const woke = await pacer.sleep(t0);
         const r = await timer.read();
-        const wall = performance.now() - t0;
-        expect = expect ? 0.7 * expect + 0.3 * wall : wall;
+        pacer.done(t0, 1, woke);
         if (s < 1) continue;
         r.forEach((x, i) => per[i].push(x.ns / 1e6));
         sums.push(r.reduce((a, x) => a + x.ns, 0) / 1e6);
@@ -286,7 +298,7 @@ async function benchEngine(ctx: GpuContext, net: BenchNet, data: ReturnType<type
 
 async function runPeer(backend: 'webgpu' | 'wasm'): Promise<{ results: PeerNetResult[]; error?: string }> {
   const script = fileURLToPath(new URL('./bench-peer.js', import.meta.url));
-  const child = spawn(process.execPath, [script, '--backend', backend, '--nets', nets.join(','), '--steps', String(steps), '--warmup', String(warmup)], {
+  const child = spawn(process.execPath, [script, '--backend', backend, '--nets', nets.join(','), '--steps', String(steps), '--seconds', String(seconds), '--warmup', String(warmup)], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const results: PeerNetResult[] = [];
@@ -415,7 +427,7 @@ const md = [
   `- adapter: ${ctx.adapterDescription}`,
   `- machine: ${machine}`,
   `- FMA peak (shaders/fma_peak.wgsl, ${peak.entry}, fastest of 5 dispatches): ${peak.gflops.toFixed(1)} GFLOPS`,
-  `- steps: ${steps} measured after ${warmup} warm-up, per net and per backend, on real MNIST training batches (the same batches everywhere); ${roundCount} round(s) of engine, tfjs-webgpu, tfjs-wasm in turn: examples/s and ratios are medians over the rounds (range in brackets), each ratio taken within a round`,
+  `- steps: at least ${steps}, and more until they span ${seconds} s (at most ${MAX_STEPS}), measured after ${warmup} warm-up, per net and per backend, on real MNIST training batches (the same batches everywhere); ${roundCount} round(s) of engine, tfjs-webgpu, tfjs-wasm in turn: examples/s and ratios are medians over the rounds (range in brackets), each ratio taken within a round`,
   withPeer ? `- peer: TensorFlow.js 4.22 tf.layers models (same architectures, Adam, softmax cross-entropy from logits) trained with \`model.trainOnBatch\`; one child process per backend, after the engine in each round` : '- peer: not run (--no-peer)',
   withPeer ? `- CPU used by the benchmark's own process while the peers ran: ${idleCpuMs.toFixed(0)} ms over ${(peerWallMs / 1000).toFixed(0)} s` : '',
   '',
@@ -423,7 +435,7 @@ const md = [
   '',
   ...(roundCount > 1 ? ['### Per round', '', table(roundHeader, roundRows), ''] : []),
   '',
-  'examples/s: batch / median wall time of a step, each step finished before the next starts (engine: `writeBatch` + `step(true)`, which reads loss and accuracy back; tfjs: `trainOnBatch`, which awaits the loss). Both sides sleep through most of the expected GPU time before mapping a buffer, since dawn.node polls on the main thread while a map is pending. Pipelined: the same steps submitted back to back with one read at the end. GPU ms/step: timestamps around the whole step. Top ops: one timed pass per op, median of min(steps, 10) steps (their sum is given per net below; separate passes change the timing a little). Roofline: (FLOPs per step / GPU time) / FMA peak. planned MB: the buffer planner\'s activations and gradients (parameters and optimizer state not included).',
+  'examples/s: batch / median wall time of a step (over the steps above), each step finished before the next starts (engine: `writeBatch` + `step(true)`, which reads loss and accuracy back; tfjs: `trainOnBatch`, which awaits the loss). Both sides sleep through most of the expected GPU time before mapping a buffer, since dawn.node polls on the main thread while a map is pending. Pipelined: the same steps submitted back to back with one read at the end. GPU ms/step: timestamps around the whole step. Top ops: one timed pass per op, median of min(steps, 10) steps (their sum is given per net below; separate passes change the timing a little). Roofline: (FLOPs per step / GPU time) / FMA peak. planned MB: the buffer planner\'s activations and gradients (parameters and optimizer state not included).',
   '',
   ...(withPeer ? ['## The peer per step (its median round)', '', table(peerHeader, peerRows), '', ...peerErrors.map((e) => `- ${e}`), ''] : []),
   '## Engine ops by GPU time (its median round)', '',

@@ -2,6 +2,7 @@ import type { GpuContext } from '../gpu/context.js';
 import { GpuError } from '../gpu/context.js';
 import { BufferUsage } from '../gpu/flags.js';
 import { PassTimer, median, type PassTiming } from '../gpu/profiler.js';
+import { ReadPacer } from '../gpu/pacer.js';
 import { createStepCounter } from '../kernels/step.js';
 import { CompiledGraph, type OptimizerConfig } from '../graph/recorder.js';
 import type { Tensor } from '../graph/tensor.js';
@@ -57,6 +58,13 @@ export interface OpProfile {
  * into fixed input buffers and submits ONE command buffer (forward, backward, optimizer, step
  * counter); loss and accuracy accumulate on the GPU and are read back only when asked.
  */
+/** A paced read's start of GPU work, steps covered and when its sleep ended (undefined: no sleep). */
+interface Wait {
+  since: number;
+  units: number;
+  woke: number | undefined;
+}
+
 export class Trainer {
   readonly store: ParamStore;
   readonly net: BuiltNet;
@@ -74,7 +82,7 @@ export class Trainer {
   private submitted = 0;
   private readonly submitTimes = new Map<number, number>();
   private lastDone: { step: number; time: number } | undefined;
-  private stepMs = 0;
+  private readonly pacer = new ReadPacer();
   private readonly batchX: Float32Array;
   private readonly batchY: Uint32Array;
   private destroyed = false;
@@ -184,7 +192,7 @@ export class Trainer {
     return (async () => {
       // dawn.node polls its event queue on the main thread while a mapAsync is pending, taking
       // CPU from a software adapter's worker threads: sleep until the step is expected to be done.
-      await this.sleepUntilDone(step);
+      const wait = await this.sleepUntilDone(step);
       try {
         await this.ctx.mapRead(staging, 0, 8, `training step ${step}`);
       } catch (e) {
@@ -195,7 +203,7 @@ export class Trainer {
       staging.unmap();
       this.staging.push(staging);
       this.ctx.throwIfFailed('training step');
-      this.noteDone(step);
+      this.noteDone(step, wait);
       return { loss: new Float32Array(raw, 0, 1)[0] / steps, accuracy: new Uint32Array(raw, 4, 1)[0] / (steps * this.batch), steps };
     })();
   }
@@ -229,25 +237,22 @@ export class Trainer {
     if (this.submitTimes.size > 1024) this.submitTimes.delete(this.submitTimes.keys().next().value!);
   }
 
-  private noteDone(step: number): void {
-    const now = performance.now();
-    const since = this.busySince();
-    if (since !== undefined && step > this.lastDone!.step) {
-      // Busy time, not the interval between completions: that one includes the host's own time
-      // and any oversleeping, and pacing by it would keep the GPU idle for good.
-      const ms = (now - since) / (step - this.lastDone!.step);
-      this.stepMs = this.stepMs ? 0.7 * this.stepMs + 0.3 * ms : ms;
+  /** Records that the GPU finished `step` (seen just now), for pacing; `wait` is what sleepUntilDone returned. */
+  private noteDone(step: number, wait: Wait | undefined): void {
+    const since = wait?.since ?? this.busySince();
+    if (since !== undefined && this.lastDone && step > this.lastDone.step) {
+      this.pacer.done(since, wait?.units ?? step - this.lastDone.step, wait?.woke);
     }
-    this.lastDone = { step, time: now };
+    if (!this.lastDone || step > this.lastDone.step) this.lastDone = { step, time: performance.now() };
     for (const k of this.submitTimes.keys()) if (k <= step) this.submitTimes.delete(k);
   }
 
-  private async sleepUntilDone(step: number): Promise<void> {
+  /** Sleeps until the GPU is expected to be nearly done with `step` (see ReadPacer). */
+  private async sleepUntilDone(step: number): Promise<Wait | undefined> {
     const since = this.busySince();
-    if (since === undefined || !this.stepMs) return;
-    // A little early rather than late: the read then waits only a few polls.
-    const wait = since + (step - this.lastDone!.step) * this.stepMs * 0.9 - performance.now();
-    if (wait > 2) await new Promise((r) => setTimeout(r, Math.min(wait, 10_000)));
+    if (since === undefined) return undefined;
+    const units = step - this.lastDone!.step;
+    return { since, units, woke: await this.pacer.sleep(since, units) };
   }
 
   /** Forward passes over a whole split in batches (dropout off); predictions and loss come back in one read. */
