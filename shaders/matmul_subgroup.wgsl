@@ -32,6 +32,7 @@ override VEC_BT: bool = false;     // TRANS_B and ldb, offB multiples of 4: B ro
 override HAS_BIAS: bool = false;
 override ACTIVATION: u32 = 0u;     // 0 none, 1 relu, 2 sigmoid, 3 tanh
 override ACCUMULATE: bool = false;
+override BIAS_GRAD: bool = false;  // also dbias[j] (+)= Σ_k op(B)[k][j] (a bias gradient: dW = Xᵀ·dZ, db = 1ᵀ·dZ)
 override WG: u32 = 16u;            // invocations per workgroup (each 4 columns)
 override TM: u32 = 16u;            // rows of C per workgroup: 8, 16 or 32 (a multiple of G, ≤ TMAX)
 override G: u32 = 8u;              // rows per cooperative A load: 4 or 8, ≤ WG and ≤ the subgroup size
@@ -42,7 +43,7 @@ const QMAX: u32 = 8u;              // TMAX / smallest G
 struct Params {
   M: u32, N: u32, K: u32,
   lda: u32, ldb: u32, ldc: u32,
-  offA: u32, offB: u32, offC: u32, offBias: u32,
+  offA: u32, offB: u32, offC: u32, offBias: u32, offDbias: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -56,6 +57,9 @@ struct Params {
 // C as vec4s, for main_c4 (N, ldc and offC multiples of 4): one store per 4 floats instead of 4,
 // which matters where K is short and the epilogue is a large share of the work.
 @group(0) @binding(7) var<storage, read_write> C4: array<vec4f>;
+// BIAS_GRAD: the column sums of op(B), which the tile loads anyway; the first row of workgroups
+// stores them. The sum over k is serial, so the host fuses it only for short K (a batch).
+@group(0) @binding(8) var<storage, read_write> dbias: array<f32>;
 
 fn a_at(i: u32, k: u32) -> f32 {
   if (TRANS_A) { return A[params.offA + k * params.lda + i]; }
@@ -84,7 +88,7 @@ fn activate(x: vec4f) -> vec4f {
 
 // This invocation's TM x 4 block of op(A)·op(B) (before bias, activation and accumulation), at
 // rows wid.y·TM.. and columns j0..j0+3 with j0 = (wid.x·WG + lid.x)·4.
-fn tile(wid: vec3u, lid: vec3u, lane: u32, acc: ptr<function, array<vec4f, TMAX>>) {
+fn tile(wid: vec3u, lid: vec3u, lane: u32, acc: ptr<function, array<vec4f, TMAX>>, colsum: ptr<function, vec4f>) {
   let M = params.M;
   let N = params.N;
   let K = params.K;
@@ -116,6 +120,7 @@ fn tile(wid: vec3u, lid: vec3u, lane: u32, acc: ptr<function, array<vec4f, TMAX>
     } else {
       b0 = b_row(k, j0); b1 = b_row(k + 1u, j0); b2 = b_row(k + 2u, j0); b3 = b_row(k + 3u, j0);
     }
+    if (BIAS_GRAD) { *colsum += (b0 + b1) + (b2 + b3); }
     // A, cooperatively: one load per lane per group of G rows.
     for (var q = 0u; q < QA; q++) {
       if (VEC_AT) {
@@ -142,6 +147,7 @@ fn tile(wid: vec3u, lid: vec3u, lane: u32, acc: ptr<function, array<vec4f, TMAX>
   }
   for (var k = K4; k < K; k++) {
     let b = b_row(k, j0);
+    if (BIAS_GRAD) { *colsum += b; }
     for (var q = 0u; q < QA; q++) { a[q].x = a_at(min(row0 + q * G + s, last_row), k); }
     for (var r = 0u; r < TM; r++) { (*acc)[r] = fma(vec4f(subgroupShuffle(a[r / G].x, r % G)), b, (*acc)[r]); }
   }
@@ -155,16 +161,28 @@ fn bias_at(j0: u32) -> vec4f {
                bias[params.offBias + min(j0 + 2u, last)], bias[params.offBias + min(j0 + 3u, last)]);
 }
 
+// BIAS_GRAD: the first row of workgroups stores the column sums at columns j0.. (j0 < N).
+fn store_bias_grad(wid: vec3u, j0: u32, colsum: vec4f) {
+  if (!BIAS_GRAD || wid.y != 0u) { return; }
+  for (var c = 0u; c < min(4u, params.N - j0); c++) {
+    var x = colsum[c];
+    if (ACCUMULATE) { x += dbias[params.offDbias + j0 + c]; }
+    dbias[params.offDbias + j0 + c] = x;
+  }
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
         @builtin(subgroup_invocation_id) lane: u32) {
   var acc: array<vec4f, TMAX>;
-  tile(wid, lid, lane, &acc);
+  var colsum = vec4f(0.0);
+  tile(wid, lid, lane, &acc, &colsum);
   let N = params.N;
   let j0 = (wid.x * WG + lid.x) * 4u;
   let row0 = wid.y * TM;
 
   if (j0 >= N) { return; }
+  store_bias_grad(wid, j0, colsum);
   let add = bias_at(j0);
   let ncols = min(4u, N - j0);
   for (var r = 0u; r < TM; r++) {
@@ -185,10 +203,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 fn main_c4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
            @builtin(subgroup_invocation_id) lane: u32) {
   var acc: array<vec4f, TMAX>;
-  tile(wid, lid, lane, &acc);
+  var colsum = vec4f(0.0);
+  tile(wid, lid, lane, &acc, &colsum);
   let j0 = (wid.x * WG + lid.x) * 4u;
   let row0 = wid.y * TM;
   if (j0 >= params.N) { return; }
+  store_bias_grad(wid, j0, colsum);
   let add = bias_at(j0);
   for (var r = 0u; r < TM; r++) {
     let i = row0 + r;

@@ -115,6 +115,54 @@ for (const portable of [false, true]) {
   });
 }
 
+describe('matmul with the bias gradient fused (dW = Xᵀ·dZ and db = 1ᵀ·dZ in one pass) against float64', () => {
+  let ctx: GpuContext;
+  before(async () => {
+    ctx = await testContext();
+  });
+
+  // [M (inputs), N (units), K (batch)]: K up to BIAS_GRAD_MAX_K; N not a multiple of 4 too (scalar C path).
+  const DENSE: [number, number, number][] = [[784, 256, 100], [256, 10, 100], [3136, 64, 50], [33, 7, 1], [28, 130, 256], [5, 1, 37], [100, 45, 3]];
+  for (const accumulate of [false, true]) {
+    it(`${accumulate ? 'accumulates into dW and db' : 'writes dW and db'}, ${DENSE.length} shapes, both store paths`, async function () {
+      if (!ctx.device.features.has('subgroups')) throw new Error(`adapter ${ctx.adapterDescription} has no 'subgroups' feature`);
+      let seed = accumulate ? 400 : 300;
+      for (const [M, N, K] of DENSE) {
+        const rand = rng(seed++);
+        const X = randomArray(K * M, rand); // stored [K, M]: used transposed
+        const dZ = randomArray(K * N, rand);
+        const c0 = accumulate ? randomArray(M * N, rand) : undefined;
+        const db0 = accumulate ? randomArray(N, rand) : undefined;
+        const a = ctx.upload(X), b = ctx.upload(dZ), c = ctx.storage(M * N * 4), dbias = ctx.storage((N + 2) * 4);
+        if (c0) ctx.write(c, c0); else ctx.poison(c);
+        ctx.poison(dbias);
+        if (db0) ctx.write(dbias, db0, 4); // at offDbias = 1: the elements either side stay NaN
+        const d = matmul(ctx, { M, N, K, transA: true, accumulate, biasGrad: true, offDbias: 1 }, { a, b, c, dbias });
+        await runDispatches(ctx, [d]);
+        const what = `dW+db M=${M} N=${N} K=${K} accumulate=${accumulate}`;
+        expectClose(await ctx.readF32(c, M * N), matmulRef(X, dZ, M, N, K, { transA: true, c0 }), 1e-5, `${what}: dW`);
+        const got = await ctx.readF32(dbias, N + 2);
+        const ref = new Float64Array(N);
+        for (let j = 0; j < N; j++) {
+          let sum = db0 ? db0[j] : 0;
+          for (let k = 0; k < K; k++) sum += dZ[k * N + j];
+          ref[j] = sum;
+        }
+        expectClose(got.subarray(1, N + 1), ref, 1e-5, `${what}: db`);
+        expect(Number.isNaN(got[0]) && Number.isNaN(got[N + 1]), `${what}: elements outside db stay untouched`).to.equal(true);
+        for (const x of [a, b, c, dbias]) ctx.release(x);
+      }
+    });
+  }
+
+  it('is refused where the serial sum would be long, or without a dbias buffer, naming the fix', () => {
+    const x = ctx.dummyBuffer();
+    expect(() => matmul(ctx, { M: 4, N: 4, K: 257, transA: true, biasGrad: true }, { a: x, b: x, c: x, dbias: x })).to.throw(/K ≤ 256.*columnSum/);
+    expect(() => matmul(ctx, { M: 4, N: 4, K: 8, transA: true, biasGrad: true }, { a: x, b: x, c: x })).to.throw(/needs a dbias buffer/);
+    expect(() => matmul(ctx, { M: 4, N: 4, K: 8, biasGrad: true, portable: true }, { a: x, b: x, c: x, dbias: x })).to.throw(/subgroup kernel/);
+  });
+});
+
 describe('matmul input checks', () => {
   it('rejects a non-positive dimension with a message naming it', async () => {
     const ctx = await testContext();

@@ -118,18 +118,22 @@ export class GpuContext {
     return this.kernels.size;
   }
 
-  private dummy: GPUBuffer | undefined;
+  private readonly dummies: GPUBuffer[] = [];
 
-  /** A small storage buffer for bindings a kernel variant declares but does not read. */
-  dummyBuffer(): GPUBuffer {
-    if (!this.dummy) {
+  /**
+   * A small storage buffer for bindings a kernel variant declares but does not use. Unused
+   * bindings of one dispatch that may be written need distinct ones (`index` 0, 1, …): WebGPU
+   * refuses a buffer bound both writable and read-only in one dispatch.
+   */
+  dummyBuffer(index = 0): GPUBuffer {
+    if (!this.dummies[index]) {
       // Shared by every graph of this context: kept out of any collectBuffers() scope.
       const scopes = this.collecting;
       this.collecting = [];
-      this.dummy = this.storage(16, 'unused binding');
+      this.dummies[index] = this.storage(16, `unused binding ${index}`);
       this.collecting = scopes;
     }
-    return this.dummy;
+    return this.dummies[index];
   }
 
   private collecting: GPUBuffer[][] = [];

@@ -3,7 +3,7 @@
 // gradients each backward node writes; this file turns nodes into kernel dispatches.
 import type { GpuContext } from '../gpu/context.js';
 import type { Dispatch } from '../gpu/dispatch.js';
-import { matmul, type Activation } from '../kernels/matmul.js';
+import { fusesBiasGrad, matmul, type Activation } from '../kernels/matmul.js';
 import { columnSum } from '../kernels/reduce.js';
 import { conv2dForward, conv2dBackward, prepareIm2col, type Padding } from '../kernels/conv2d.js';
 import { maxPool2d, maxPool2dBackward, avgPool2d, avgPool2dBackward } from '../kernels/pool.js';
@@ -126,8 +126,13 @@ const backward: Record<string, Lower> = {
     const dz = whole(env, dy, `${name} backward`);
     // dz = dy ⊙ act'(y), in place: dy has no other reader
     if (act !== 'none') out.push(prepareActivationBackward(env.ctx, { n: B * N, activation: act, label: `${name}/${act}'` }, { y: env.buf(y), dy: dz, dx: dz }));
-    if (dw) out.push(matmul(env.ctx, { M: K, N, K: B, transA: true, offA: env.offset(x), accumulate: acc[1], label: `${name}/dW` }, { a: env.buf(x), b: dz, c: env.buf(dw) }));
-    if (db && b) out.push(...columnSum(env.ctx, { rows: B, cols: N, accumulate: acc[2], label: `${name}/db` }, { x: dz, out: env.buf(db) }));
+    // db = 1ᵀ·dz in the dW product's pass over dz where the kernel can (a short batch), else its own column sum.
+    const fuseDb = !!(dw && db && b) && acc[1] === acc[2] && fusesBiasGrad(env.ctx, B);
+    if (dw) {
+      out.push(matmul(env.ctx, { M: K, N, K: B, transA: true, offA: env.offset(x), accumulate: acc[1], biasGrad: fuseDb, label: fuseDb ? `${name}/dW+db` : `${name}/dW` },
+        { a: env.buf(x), b: dz, c: env.buf(dw), dbias: fuseDb ? env.buf(db!) : undefined }));
+    }
+    if (db && b && !fuseDb) out.push(...columnSum(env.ctx, { rows: B, cols: N, accumulate: acc[2], label: `${name}/db` }, { x: dz, out: env.buf(db) }));
     if (dx) out.push(matmul(env.ctx, { M: B, N: K, K: N, transB: true, offC: env.offset(dx), accumulate: acc[0], label: `${name}/dx` }, { a: dz, b: env.buf(w), c: env.buf(dx) }));
     return out;
   },

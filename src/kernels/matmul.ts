@@ -1,6 +1,7 @@
 import type { GpuContext } from '../gpu/context.js';
 import { ceilDiv, type Dispatch } from '../gpu/dispatch.js';
 import { checkPositive } from './checks.js';
+import { GpuError } from '../gpu/context.js';
 
 export type Activation = 'none' | 'relu' | 'sigmoid' | 'tanh';
 export const ACTIVATION_CODE: Record<Activation, number> = { none: 0, relu: 1, sigmoid: 2, tanh: 3 };
@@ -26,6 +27,13 @@ export interface MatmulSpec {
   offB?: number;
   offC?: number;
   offBias?: number;
+  /**
+   * Also write the column sums of op(B) over K to `bufs.dbias` (+= with `accumulate`): a dense
+   * layer's bias gradient alongside dW = Xᵀ·dZ, in the same pass over dZ. Only where
+   * `fusesBiasGrad` says so (a serial sum: short K).
+   */
+  biasGrad?: boolean;
+  offDbias?: number;
   label?: string;
   /** Use the portable kernel even where the adapter has subgroups (for tests and comparisons). */
   portable?: boolean;
@@ -36,15 +44,29 @@ export interface MatmulBuffers {
   b: GPUBuffer;
   c: GPUBuffer;
   bias?: GPUBuffer;
+  /** The column sums of op(B), with `biasGrad`. */
+  dbias?: GPUBuffer;
 }
 
 const PORTABLE_ROWS = 8; // TM in shaders/matmul.wgsl
 const SUBGROUP_MAX_ROWS = 32; // TMAX in shaders/matmul_subgroup.wgsl
+/** Longest K whose column sums the matmul takes on: the rows one block of columnSum's tree sums serially. */
+export const BIAS_GRAD_MAX_K = 256;
+
+/** Whether `matmul` can fuse the column sums of op(B) (see MatmulSpec.biasGrad) for this K. */
+export function fusesBiasGrad(ctx: GpuContext, K: number): boolean {
+  return ctx.device.features.has('subgroups') && K <= BIAS_GRAD_MAX_K;
+}
 
 /** Prepares one matmul dispatch (pipeline, uniforms, bind group); encode it as often as needed. */
 export function matmul(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers): Dispatch {
   const { M, N, K } = spec;
-  checkPositive(`matmul${spec.label ? ` ${spec.label}` : ''}`, { M, N, K });
+  const name = `matmul${spec.label ? ` ${spec.label}` : ''}`;
+  checkPositive(name, { M, N, K });
+  if (spec.biasGrad && !bufs.dbias) throw new GpuError(`${name}: biasGrad needs a dbias buffer`);
+  if (spec.biasGrad && (spec.portable || !fusesBiasGrad(ctx, K))) {
+    throw new GpuError(`${name}: biasGrad is fused only by the subgroup kernel and for K ≤ ${BIAS_GRAD_MAX_K} (K = ${K}); use columnSum`);
+  }
   const transA = !!spec.transA;
   const transB = !!spec.transB;
   const p = {
@@ -84,6 +106,7 @@ export function matmul(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers): 
     const vecC = N % 4 === 0 && p.ldc % 4 === 0 && p.offC % 4 === 0;
     const kernel = ctx.kernel('matmul_subgroup.wgsl', vecC ? 'main_c4' : 'main', {
       ...common,
+      BIAS_GRAD: !!spec.biasGrad,
       VEC_A: !transA && p.lda % 4 === 0 && p.offA % 4 === 0,
       VEC_AT: vecAT,
       VEC_B: !transB && N % 4 === 0 && p.ldb % 4 === 0 && p.offB % 4 === 0,
@@ -93,8 +116,9 @@ export function matmul(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers): 
       G: g,
     });
     const out: Record<string, GPUBuffer> = vecC ? { C4: bufs.c } : { C: bufs.c };
-    const bindGroup = kernel.bind({ params: kernel.params(p), A: bufs.a, B: bufs.b, A4: bufs.a, B4: bufs.b, bias, ...out }, label);
-    return { kernel, bindGroup, workgroups: [ceilDiv(N, 4 * wg), ceilDiv(M, tm), 1], label, flops };
+    out.dbias = spec.biasGrad ? bufs.dbias! : ctx.dummyBuffer(1);
+    const bindGroup = kernel.bind({ params: kernel.params({ ...p, offDbias: spec.offDbias ?? 0 }), A: bufs.a, B: bufs.b, A4: bufs.a, B4: bufs.b, bias, ...out }, label);
+    return { kernel, bindGroup, workgroups: [ceilDiv(N, 4 * wg), ceilDiv(M, tm), 1], label, flops: flops + (spec.biasGrad ? K * N : 0) };
   }
 
   const wg = Math.min(64, ctx.limits.maxComputeInvocationsPerWorkgroup);
