@@ -2,7 +2,7 @@
 // own compute kernel, and trains an MLP on them without a CPU round trip for the data.
 // Run after `npm run build`:  node examples/embed.mjs   (in a browser: navigator.gpu instead of create())
 import { create } from 'webgpu';
-import { GpuContext, Trainer, BufferUsage, MapMode } from '../dist/src/index.js';
+import { GpuContext, Trainer, BufferUsage, MapMode, gentleWait } from '../dist/src/index.js';
 
 process.env.XDG_RUNTIME_DIR ??= '/tmp'; // Vulkan on a headless Linux box wants one
 const gpu = create([]); // keep this referenced while the device is in use
@@ -27,7 +27,7 @@ const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0
   { binding: 0, resource: { buffer: labelBuf } }, { binding: 1, resource: { buffer: imageBuf } }] });
 
 // The engine on the app's device: GpuContext.fromDevice never destroys a device it did not create.
-const ctx = GpuContext.fromDevice(device);
+const ctx = GpuContext.fromDevice(device, { wait: gentleWait }); // gentleWait: dawn.node polls for results without spinning a core
 const trainer = await Trainer.create(ctx, { net: 'mlp', hidden: 64, seed: 1, batch: B, optimizer: { kind: 'adam', lr: 0.01 } });
 const { images: engineImages, labels: engineLabels } = trainer.inputBuffers; // fixed GPU input buffers
 

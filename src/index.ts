@@ -1,5 +1,8 @@
 // Public API. Node users: createNodeContext(); browser or host apps: GpuContext.fromDevice(device).
 export { GpuContext, GpuError, describeAdapterInfo, type ContextOptions } from './gpu/context.js';
+export { createNodeContext, type NodeContextOptions } from './gpu/node.js';
+export { gentleWait } from './gpu/gentle-wait.js';
+export { ReadPacer } from './gpu/pacer.js';
 export { Kernel, type KernelConstants, type BufferBinding } from './gpu/kernel.js';
 export { type Dispatch, encodeDispatch, runDispatches } from './gpu/dispatch.js';
 export { BufferUsage, MapMode } from './gpu/flags.js';

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 // What the engine and the TensorFlow.js peer of tools/bench.ts share: the nets' settings and the batches.
 import { loadMnist, type Split } from '../src/data/mnist.js';
 
@@ -32,6 +33,19 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
+/**
+ * CPU time the calling thread has run, in ms (Linux: /proc/thread-self/schedstat); undefined
+ * elsewhere. On the main thread this is the host's share of a step: JS, Dawn's command recording,
+ * and dawn.node's event polling while a map is pending.
+ */
+export function threadCpuMs(): number | undefined {
+  try {
+    return Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1e6;
+  } catch {
+    return undefined;
+  }
+}
+
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** What a peer child process reports per net (one JSON line prefixed with PEER_RESULT). */
@@ -44,6 +58,8 @@ export interface PeerNetResult {
   /** Median wall time of a trainOnBatch step (loss read back), ms. */
   stepMs: number;
   examplesPerSec: number;
+  /** Main-thread CPU per measured step, ms (see threadCpuMs). */
+  hostCpuMs?: number;
   /** Per measured step (webgpu only): queue submits, compute dispatches, bind groups and buffers created. */
   submits?: number;
   dispatches?: number;

@@ -5,7 +5,8 @@
 // Usage: node dist/tools/bench-peer.js --backend webgpu|wasm [--nets mlp,cnn,rnn] [--steps N] [--seconds S] [--warmup N]
 // Only the benchmark runs this file: nothing in the library or the tests imports TensorFlow.js.
 import { ReadPacer } from '../src/gpu/pacer.js';
-import { BENCH_NETS, NET_SETTINGS, PEER_RESULT, MAX_STEPS, batchIndex, median, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
+import { gentleWait } from '../src/gpu/gentle-wait.js';
+import { BENCH_NETS, NET_SETTINGS, PEER_RESULT, MAX_STEPS, batchIndex, median, threadCpuMs, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
 
@@ -44,13 +45,14 @@ async function setUpWebGpu(): Promise<string> {
   wrap('GPUDevice', 'createBindGroup', () => counts.bindGroups++);
   wrap('GPUDevice', 'createBuffer', () => counts.buffers++);
   // dawn.node polls its event queue on the main thread while a map is pending, taking a core from
-  // lavapipe's workers: sleep through most of the expected GPU time first (the engine does the same).
+  // lavapipe's workers: sleep through most of the expected GPU time first, then poll gently (the
+  // engine does the same: ReadPacer, gentleWait).
   const bufProto = g.GPUBuffer.prototype;
   const mapAsync = bufProto.mapAsync as (...a: unknown[]) => Promise<void>;
   bufProto.mapAsync = async function (this: unknown, ...a: unknown[]) {
     const t0 = performance.now();
     const woke = await mapPacer.sleep(t0);
-    await mapAsync.apply(this, a);
+    await gentleWait(() => mapAsync.apply(this, a));
     mapPacer.done(t0, 1, woke);
   };
   const adapter = await gpu.requestAdapter();
@@ -149,9 +151,11 @@ async function benchNet(tf: Tf, net: BenchNet, data: ReturnType<typeof trainSpli
   let loss = NaN;
   // At least n measured steps, and more until they span `seconds` (as the engine's are measured).
   let measuredMs = 0;
+  let cpuMs = 0;
   for (let s = 0; s < warmup + n || (measuredMs < seconds * 1000 && s < warmup + MAX_STEPS); s++) {
     const idx = batchIndex(s, batch, data.count);
     const t0 = performance.now();
+    const cpu0 = threadCpuMs();
     for (const c of Object.keys(counts) as (keyof typeof counts)[]) counts[c] = 0;
     y.fill(0);
     for (let b = 0; b < batch; b++) {
@@ -172,12 +176,14 @@ async function benchNet(tf: Tf, net: BenchNet, data: ReturnType<typeof trainSpli
     }
     times.push(ms);
     measuredMs += ms;
+    cpuMs += (threadCpuMs() ?? NaN) - (cpu0 ?? NaN);
     for (const c of Object.keys(counts) as (keyof typeof counts)[]) per[c].push(counts[c]);
   }
   const stepMs = median(times);
   model.dispose();
   tf.disposeVariables();
   const res: PeerNetResult = { net, backend, batch, steps: times.length, warmup, stepMs, examplesPerSec: (batch * 1000) / stepMs, finalLoss: loss };
+  if (Number.isFinite(cpuMs)) res.hostCpuMs = cpuMs / times.length;
   if (backend === 'webgpu') {
     res.submits = median(per.submits);
     res.dispatches = median(per.dispatches);

@@ -15,9 +15,10 @@
 //   next starts (engine: writeBatch + step(true), which reads loss and accuracy back; tfjs:
 //   trainOnBatch, which awaits the loss's data()). dawn.node polls its event queue on the main
 //   thread while a map is pending, taking a core from lavapipe's workers, so both sides sleep
-//   through most of the expected GPU time before mapping (the engine's trainer paces its
-//   read-backs; the peer's GPUBuffer.mapAsync is wrapped to do the same, both with
-//   src/gpu/pacer.ts).
+//   through most of the expected GPU time before mapping, then let dawn.node poll once per
+//   0.2 ms instead of flat out (the engine's trainer paces its read-backs; the peer's
+//   GPUBuffer.mapAsync is wrapped to do the same, both with src/gpu/pacer.ts and
+//   src/gpu/gentle-wait.ts).
 // - pipelined examples/s (engine): the same steps submitted back to back, one read at the end.
 // - GPU ms/step: timestamps around the whole step (one compute pass), median over the steps.
 // - per-op GPU ms: one timed pass per op (Trainer.profile's layout, paced the same way), median of
@@ -33,7 +34,7 @@ import { BufferUsage, MapMode } from '../src/gpu/flags.js';
 import { PassTimer } from '../src/gpu/profiler.js';
 import { ReadPacer } from '../src/gpu/pacer.js';
 import { Trainer } from '../src/nn/trainer.js';
-import { BENCH_NETS, NET_SETTINGS, PEER_RESULT, MAX_STEPS, batchIndex, median, sleep, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
+import { BENCH_NETS, NET_SETTINGS, PEER_RESULT, MAX_STEPS, batchIndex, median, sleep, threadCpuMs, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
 
 const args = process.argv.slice(2);
 const usage = 'usage: node dist/tools/bench.js [--nets mlp,cnn,rnn] [--steps N] [--seconds S] [--warmup N] [--rounds N] [--no-peer] [--out FILE]';
@@ -98,7 +99,7 @@ function countDeviceCalls(ctx: GpuContext): void {
 /** Maps and reads a buffer after sleeping through `expectMs` (so dawn.node does not poll meanwhile). */
 async function readAfter(buf: GPUBuffer, bytes: number, expectMs: number): Promise<ArrayBuffer> {
   if (expectMs > 2) await sleep(expectMs * 0.9);
-  await buf.mapAsync(MapMode.READ, 0, bytes);
+  await ctx.wait(() => buf.mapAsync(MapMode.READ, 0, bytes));
   const out = buf.getMappedRange(0, bytes).slice(0);
   buf.unmap();
   return out;
@@ -170,6 +171,8 @@ interface EngineResult {
   batch: number;
   stepMs: number;
   examplesPerSec: number;
+  /** Main-thread CPU per measured step, ms (NaN where it cannot be read). */
+  hostCpuMs: number;
   pipelinedExamplesPerSec: number;
   gpuMs: number;
   opSumMs: number;
@@ -204,6 +207,7 @@ async function benchEngine(ctx: GpuContext, net: BenchNet, data: ReturnType<type
     // At least --steps steps, and more until they span --seconds: a short window (20 mlp steps
     // are 0.1 s) can fall wholly inside one of a shared machine's slow spells.
     let measuredMs = 0;
+    const cpu0 = threadCpuMs();
     for (let s = 0; s < steps || (measuredMs < seconds * 1000 && s < MAX_STEPS); s++) {
       const t0 = performance.now();
       counts.submits = counts.dispatches = 0;
@@ -215,6 +219,7 @@ async function benchEngine(ctx: GpuContext, net: BenchNet, data: ReturnType<type
       stepSubmits.push(counts.submits);
       stepDispatches.push(counts.dispatches);
     }
+    const hostCpuMs = ((threadCpuMs() ?? NaN) - (cpu0 ?? NaN)) / times.length;
     const stepMs = median(times);
     log(`${net}: ${stepMs.toFixed(2)} ms/step median of ${times.length} (each step finished), ${((batch * 1000) / stepMs).toFixed(0)} examples/s, loss ${loss.toFixed(4)}`);
 
@@ -282,7 +287,7 @@ async function benchEngine(ctx: GpuContext, net: BenchNet, data: ReturnType<type
     const flops = t.graph.flops;
     const gflops = flops / (gpuMs * 1e6);
     const res: EngineResult = {
-      net, batch, stepMs, examplesPerSec: (batch * 1000) / stepMs, pipelinedExamplesPerSec: (batch * 1000) / pipeMs,
+      net, batch, stepMs, examplesPerSec: (batch * 1000) / stepMs, hostCpuMs, pipelinedExamplesPerSec: (batch * 1000) / pipeMs,
       gpuMs, opSumMs, submits: median(stepSubmits), dispatches: median(stepDispatches), plannedBytes: t.graph.plan.plannedBytes,
       flops, gflops, roofline: gflops / peak.gflops, topOps, loss,
     };
@@ -419,6 +424,20 @@ for (const backend of ['webgpu', 'wasm'] as const) {
   }
 }
 
+// Main-thread CPU per step, each side in its median round: the host's share of a step (JS, command
+// recording, and dawn.node's polling while a map is pending), which on a CPU adapter is taken from
+// the cores that run the kernels.
+const hostHeader = ['net', 'side', 'wall ms/step', 'main-thread CPU ms/step', 'share of wall'];
+const hostRows: string[][] = [];
+for (const net of nets) {
+  const sides: [string, { stepMs: number; hostCpuMs?: number } | undefined][] = [['engine', engine.find((e) => e.net === net)]];
+  if (withPeer) for (const backend of ['webgpu', 'wasm'] as const) sides.push([`tfjs-${backend}`, medianRound(rounds.map((round) => round.peers[backend].get(net)))]);
+  for (const [side, r] of sides) {
+    if (!r || r.hostCpuMs === undefined || !Number.isFinite(r.hostCpuMs)) continue;
+    hostRows.push([net, side, fmt(r.stepMs, 2), fmt(r.hostCpuMs, 2), `${((100 * r.hostCpuMs) / r.stepMs).toFixed(0)}%`]);
+  }
+}
+
 const md = [
   '# Benchmarks',
   '',
@@ -435,9 +454,11 @@ const md = [
   '',
   ...(roundCount > 1 ? ['### Per round', '', table(roundHeader, roundRows), ''] : []),
   '',
-  'examples/s: batch / median wall time of a step (over the steps above), each step finished before the next starts (engine: `writeBatch` + `step(true)`, which reads loss and accuracy back; tfjs: `trainOnBatch`, which awaits the loss). Both sides sleep through most of the expected GPU time before mapping a buffer, since dawn.node polls on the main thread while a map is pending. Pipelined: the same steps submitted back to back with one read at the end. GPU ms/step: timestamps around the whole step. Top ops: one timed pass per op, median of min(steps, 10) steps (their sum is given per net below; separate passes change the timing a little). Roofline: (FLOPs per step / GPU time) / FMA peak. planned MB: the buffer planner\'s activations and gradients (parameters and optimizer state not included).',
+  'examples/s: batch / median wall time of a step (over the steps above), each step finished before the next starts (engine: `writeBatch` + `step(true)`, which reads loss and accuracy back; tfjs: `trainOnBatch`, which awaits the loss). Both sides sleep through most of the expected GPU time before mapping a buffer, since dawn.node polls on the main thread while a map is pending, and then let it poll once per 0.2 ms rather than flat out (src/gpu/pacer.ts, src/gpu/gentle-wait.ts). Pipelined: the same steps submitted back to back with one read at the end. GPU ms/step: timestamps around the whole step. Top ops: one timed pass per op, median of min(steps, 10) steps (their sum is given per net below; separate passes change the timing a little). Roofline: (FLOPs per step / GPU time) / FMA peak. planned MB: the buffer planner\'s activations and gradients (parameters and optimizer state not included).',
   '',
   ...(withPeer ? ['## The peer per step (its median round)', '', table(peerHeader, peerRows), '', ...peerErrors.map((e) => `- ${e}`), ''] : []),
+  ...(hostRows.length ? ['## Host CPU per step (main thread, median round)', '', table(hostHeader, hostRows), '',
+    'From /proc/thread-self/schedstat over the timed steps. On a software adapter the host\'s CPU comes out of the cores that run the kernels; a pending map costs CPU because dawn.node polls for it.', ''] : []),
   '## Engine ops by GPU time (its median round)', '',
   ...engine.flatMap((e) => [`### ${e.net}`, '', `GPU time of the step in one pass: ${e.gpuMs.toFixed(2)} ms; the ops in one timed pass each: ${e.opSumMs.toFixed(2)} ms in all.`, '', table(['op', 'GPU ms', 'share', 'dispatches'], e.topOps.slice(0, 12).map((o) => [o.label, o.ms.toFixed(3), `${(100 * o.share).toFixed(1)}%`, String(o.dispatches)])), '']),
 ].filter((l, i, a) => !(l === '' && a[i - 1] === ''));
@@ -447,6 +468,7 @@ console.log(`\nadapter: ${ctx.adapterDescription}\nmachine: ${machine}\nFMA peak
 console.log(table(header, rows));
 if (roundCount > 1) console.log('\n' + table(roundHeader, roundRows));
 if (withPeer) console.log('\n' + table(peerHeader, peerRows));
+if (hostRows.length) console.log('\n' + table(hostHeader, hostRows));
 for (const e of peerErrors) console.log(`peer error: ${e}`);
 console.log(`\nwrote ${outFile}`);
 process.exit(0);

@@ -7,6 +7,11 @@ export interface ContextOptions {
   adapterDescription?: string;
   /** True when the context created the device and so may destroy it. */
   ownsDevice?: boolean;
+  /**
+   * How the host waits for the GPU: runs `start` (a mapAsync, onSubmittedWorkDone) and resolves
+   * with it. The default just awaits; Node contexts use gentleWait (see src/gpu/gentle-wait.ts).
+   */
+  wait?: <T>(start: () => Promise<T>) => Promise<T>;
 }
 
 interface InternalOptions extends ContextOptions {
@@ -41,9 +46,11 @@ export class GpuContext {
   private readonly lostReason: Promise<string>;
   private destroyed = false;
   private gpu: GPU | undefined;
+  private readonly waitHook: (<T>(start: () => Promise<T>) => Promise<T>) | undefined;
 
   private constructor(device: GPUDevice, opts: InternalOptions) {
     this.gpu = opts.gpu;
+    this.waitHook = opts.wait;
     this.device = device;
     this.adapterDescription = opts.adapterDescription ?? describeAdapterInfo((device as { adapterInfo?: GPUAdapterInfo }).adapterInfo);
     this.hasTimestamps = device.features.has('timestamp-query');
@@ -69,7 +76,7 @@ export class GpuContext {
    * or `create()` from the `webgpu` package in Node), asking for the adapter's full
    * limits and for 'timestamp-query' when it is offered.
    */
-  static async request(gpu: GPU | undefined, opts: { powerPreference?: GPUPowerPreference; noTimestamps?: boolean } = {}): Promise<GpuContext> {
+  static async request(gpu: GPU | undefined, opts: { powerPreference?: GPUPowerPreference; noTimestamps?: boolean; wait?: ContextOptions['wait'] } = {}): Promise<GpuContext> {
     if (!gpu) throw new GpuError('WebGPU is not available here (no navigator.gpu). Use a browser with WebGPU enabled, or Node with the "webgpu" package.');
     const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
     if (!adapter) {
@@ -87,7 +94,12 @@ export class GpuContext {
       if (typeof v === 'number') requiredLimits[name] = v;
     }
     const device = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'webgpu-train' });
-    return new GpuContext(device, { adapterDescription: describeAdapterInfo(adapter.info), ownsDevice: true, gpu });
+    return new GpuContext(device, { adapterDescription: describeAdapterInfo(adapter.info), ownsDevice: true, gpu, wait: opts.wait });
+  }
+
+  /** Starts a GPU wait (`start` calls mapAsync or onSubmittedWorkDone) the way this context waits (ContextOptions.wait). */
+  wait<T>(start: () => Promise<T>): Promise<T> {
+    return this.waitHook ? this.waitHook(start) : start();
   }
 
   get limits(): GPUSupportedLimits {
@@ -245,7 +257,7 @@ export class GpuContext {
    */
   async mapRead(buf: GPUBuffer, offset: number, size: number, what: string): Promise<void> {
     this.assertUsable(what);
-    const map = buf.mapAsync(MapMode.READ, offset, size).then(() => 'mapped' as const);
+    const map = this.wait(() => buf.mapAsync(MapMode.READ, offset, size)).then(() => 'mapped' as const);
     map.catch(() => { /* handled below, or moot once the device is lost */ });
     let outcome: 'mapped' | { lost: string };
     try {

@@ -27,7 +27,7 @@ export async function runDispatches(ctx: GpuContext, dispatches: readonly Dispat
   for (const d of dispatches) encodeDispatch(pass, d);
   pass.end();
   ctx.device.queue.submit([enc.finish()]);
-  await ctx.device.queue.onSubmittedWorkDone();
+  await ctx.wait(() => ctx.device.queue.onSubmittedWorkDone());
   ctx.throwIfFailed(dispatches.map((d) => d.label).join(', '));
 }
 

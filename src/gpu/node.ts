@@ -1,10 +1,13 @@
 // Node-only: a context on Dawn through the `webgpu` package. Kept out of the browser path.
 import { GpuContext } from './context.js';
+import { gentleWait } from './gentle-wait.js';
 
 export interface NodeContextOptions {
   /** Dawn toggles; timestamp quantization is disabled by default so profiles are exact. */
   dawnOptions?: string[];
   noTimestamps?: boolean;
+  /** Let dawn.node poll for GPU results flat out instead of gently (see gentle-wait.ts); for comparisons. */
+  spinWait?: boolean;
 }
 
 export async function createNodeContext(opts: NodeContextOptions = {}): Promise<GpuContext> {
@@ -12,5 +15,5 @@ export async function createNodeContext(opts: NodeContextOptions = {}): Promise<
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   const { create } = await import('webgpu');
   const gpu = create(opts.dawnOptions ?? ['disable-dawn-features=timestamp_quantization']);
-  return GpuContext.request(gpu, { noTimestamps: opts.noTimestamps });
+  return GpuContext.request(gpu, { noTimestamps: opts.noTimestamps, wait: opts.spinWait ? undefined : gentleWait });
 }

@@ -53,7 +53,7 @@ export class PassTimer {
   async read(): Promise<PassTiming[]> {
     const n = this.labels.length * 2;
     if (n === 0) return [];
-    await this.readBuf.mapAsync(MapMode.READ, 0, n * 8);
+    await this.ctx.wait(() => this.readBuf.mapAsync(MapMode.READ, 0, n * 8));
     const t = new BigInt64Array(this.readBuf.getMappedRange(0, n * 8).slice(0));
     this.readBuf.unmap();
     return this.labels.map((label, i) => ({ label, ns: Number(t[2 * i + 1] - t[2 * i]) }));

@@ -396,7 +396,7 @@ export class Trainer {
 
   /** Waits for all submitted GPU work. */
   async finish(): Promise<void> {
-    await this.ctx.device.queue.onSubmittedWorkDone();
+    await this.ctx.wait(() => this.ctx.device.queue.onSubmittedWorkDone());
     this.ctx.throwIfFailed('training');
   }
 
