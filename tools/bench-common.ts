@@ -58,8 +58,9 @@ export interface PeerNetResult {
   /** Median wall time of a trainOnBatch step (loss read back), ms. */
   stepMs: number;
   examplesPerSec: number;
-  /** Main-thread CPU per measured step, ms (see threadCpuMs). */
+  /** Main-thread CPU per measured step, ms (mean; see threadCpuMs), and as a share of the steps' wall time. */
   hostCpuMs?: number;
+  hostCpuShare?: number;
   /** Per measured step (webgpu only): queue submits, compute dispatches, bind groups and buffers created. */
   submits?: number;
   dispatches?: number;

@@ -183,7 +183,10 @@ async function benchNet(tf: Tf, net: BenchNet, data: ReturnType<typeof trainSpli
   model.dispose();
   tf.disposeVariables();
   const res: PeerNetResult = { net, backend, batch, steps: times.length, warmup, stepMs, examplesPerSec: (batch * 1000) / stepMs, finalLoss: loss };
-  if (Number.isFinite(cpuMs)) res.hostCpuMs = cpuMs / times.length;
+  if (Number.isFinite(cpuMs)) {
+    res.hostCpuMs = cpuMs / times.length;
+    res.hostCpuShare = cpuMs / measuredMs;
+  }
   if (backend === 'webgpu') {
     res.submits = median(per.submits);
     res.dispatches = median(per.dispatches);
