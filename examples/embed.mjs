@@ -2,7 +2,7 @@
 // own compute kernel, and trains an MLP on them without a CPU round trip for the data.
 // Run after `npm run build`:  node examples/embed.mjs   (in a browser: navigator.gpu instead of create())
 import { create } from 'webgpu';
-import { GpuContext, Trainer, BufferUsage, MapMode, gentleWait } from '../dist/src/index.js';
+import { GpuContext, Trainer, BufferUsage, MapMode, gentleWait } from '../dist/src/node.js';
 
 process.env.XDG_RUNTIME_DIR ??= '/tmp'; // Vulkan on a headless Linux box wants one
 const gpu = create([]); // keep this referenced while the device is in use
