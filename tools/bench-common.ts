@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 // What the engine and the TensorFlow.js peer of tools/bench.ts share: the nets' settings and the batches.
+import { readFileSync } from 'node:fs';
 import { loadMnist, type Split } from '../src/data/mnist.js';
 
 export type BenchNet = 'mlp' | 'cnn' | 'rnn';
@@ -26,6 +26,11 @@ export function batchIndex(k: number, batch: number, count: number): Uint32Array
 
 /** Most measured steps per net (a fast step and a long --seconds would otherwise run on and on). */
 export const MAX_STEPS = 2000;
+
+/** Whether to time another step: at least `minSteps`, and more until they span `seconds` (both sides use this). */
+export function measureMore(measured: number, measuredMs: number, minSteps: number, seconds: number): boolean {
+  return measured < minSteps || (measuredMs < seconds * 1000 && measured < MAX_STEPS);
+}
 
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);

@@ -6,7 +6,7 @@
 // Only the benchmark runs this file: nothing in the library or the tests imports TensorFlow.js.
 import { ReadPacer } from '../src/gpu/pacer.js';
 import { gentleWait } from '../src/gpu/gentle-wait.js';
-import { BENCH_NETS, NET_SETTINGS, PEER_RESULT, MAX_STEPS, batchIndex, median, threadCpuMs, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
+import { BENCH_NETS, NET_SETTINGS, PEER_RESULT, batchIndex, measureMore, median, threadCpuMs, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
 
@@ -152,7 +152,7 @@ async function benchNet(tf: Tf, net: BenchNet, data: ReturnType<typeof trainSpli
   // At least n measured steps, and more until they span `seconds` (as the engine's are measured).
   let measuredMs = 0;
   let cpuMs = 0;
-  for (let s = 0; s < warmup + n || (measuredMs < seconds * 1000 && s < warmup + MAX_STEPS); s++) {
+  for (let s = 0; s < warmup || measureMore(s - warmup, measuredMs, n, seconds); s++) {
     const idx = batchIndex(s, batch, data.count);
     const t0 = performance.now();
     const cpu0 = threadCpuMs();

@@ -34,7 +34,7 @@ import { BufferUsage, MapMode } from '../src/gpu/flags.js';
 import { PassTimer } from '../src/gpu/profiler.js';
 import { ReadPacer } from '../src/gpu/pacer.js';
 import { Trainer } from '../src/nn/trainer.js';
-import { BENCH_NETS, NET_SETTINGS, PEER_RESULT, MAX_STEPS, batchIndex, median, sleep, threadCpuMs, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
+import { BENCH_NETS, NET_SETTINGS, PEER_RESULT, MAX_STEPS, batchIndex, measureMore, median, sleep, threadCpuMs, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
 
 const args = process.argv.slice(2);
 const usage = 'usage: node dist/tools/bench.js [--nets mlp,cnn,rnn] [--steps N] [--seconds S] [--warmup N] [--rounds N] [--no-peer] [--out FILE]';
@@ -209,7 +209,7 @@ async function benchEngine(ctx: GpuContext, net: BenchNet, data: ReturnType<type
     // are 0.1 s) can fall wholly inside one of a shared machine's slow spells.
     let measuredMs = 0;
     const cpu0 = threadCpuMs();
-    for (let s = 0; s < steps || (measuredMs < seconds * 1000 && s < MAX_STEPS); s++) {
+    for (let s = 0; measureMore(s, measuredMs, steps, seconds); s++) {
       const t0 = performance.now();
       counts.submits = counts.dispatches = 0;
       next();

@@ -53,11 +53,6 @@ export interface OpProfile {
   dispatches: number;
 }
 
-/**
- * A net compiled for training and evaluation on one device. A training step writes the batch
- * into fixed input buffers and submits ONE command buffer (forward, backward, optimizer, step
- * counter); loss and accuracy accumulate on the GPU and are read back only when asked.
- */
 /** A paced read's start of GPU work, steps covered and when its sleep ended (undefined: no sleep). */
 interface Wait {
   since: number;
@@ -65,6 +60,11 @@ interface Wait {
   woke: number | undefined;
 }
 
+/**
+ * A net compiled for training and evaluation on one device. A training step writes the batch
+ * into fixed input buffers and submits ONE command buffer (forward, backward, optimizer, step
+ * counter); loss and accuracy accumulate on the GPU and are read back only when asked.
+ */
 export class Trainer {
   readonly store: ParamStore;
   readonly net: BuiltNet;
