@@ -10,9 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeSafetensors, type TensorMap } from '../src/cli/checkpoint.js';
 import { idxImages, idxLabels } from './support/idx.js';
+import { CLI_ENTRY as CLI, PACKAGE_ROOT as ROOT } from './support/paths.js';
 
-const ROOT = '/work/main';
-const CLI = 'dist/train.js';
 
 interface Run {
   code: number | null;

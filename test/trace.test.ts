@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testContext } from './support/gpu.js';
+import { CLI_ENTRY, PACKAGE_ROOT } from './support/paths.js';
 import { rng } from './support/cpu.js';
 import { chromeTrace, type TraceSpan } from '../src/gpu/trace.js';
 import { Trainer, type TrainerOptions } from '../src/nn/trainer.js';
@@ -101,7 +102,7 @@ describe('trace: Chrome trace JSON', function () {
     const argv = ['--net', 'softmax', '--steps', '30', '--val', '1000', '--trace', file, '--profile'];
     try {
       const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-        execFile(process.execPath, ['dist/train.js', ...argv], { cwd: process.cwd(), env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' }, timeout: 100_000 },
+        execFile(process.execPath, [CLI_ENTRY, ...argv], { cwd: PACKAGE_ROOT, env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' }, timeout: 100_000 },
           (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
       });
       expect(code, `exit code; stderr:\n${stderr}`).to.equal(0);
