@@ -2,12 +2,8 @@
 // model's on the same weights and batch; and a badly shaped graph fails naming the op and shapes.
 import { expect } from 'chai';
 import { testContext } from './support/gpu.js';
-import { expectClose, matmulRef, relError, rng, type Act } from './support/cpu.js';
-import { conv2dRef, conv2dBackwardRef, type ConvShape } from './ref/conv2d.js';
-import { maxPoolRef, maxPoolBackwardRef, type PoolShape } from './ref/pool.js';
-import { stackForwardRef, stackBackwardRef, type Cell } from './ref/recurrent.js';
-import { softmaxXentRef } from './ref/softmax-xent.js';
-import { activationDerivFromOutput } from './ref/activation.js';
+import { expectClose, relError, rng } from './support/cpu.js';
+import { mlpCpu, cnnCpu, rnnCpu, type CpuResult, type Weights } from './ref/nets.js';
 import { Graph, GraphError } from '../src/graph/graph.js';
 import { CompiledGraph } from '../src/graph/recorder.js';
 import { ParamStore } from '../src/nn/params.js';
@@ -16,107 +12,6 @@ import { createStepCounter } from '../src/kernels/step.js';
 import type { GpuContext } from '../src/gpu/context.js';
 
 const K = IMAGE.classes;
-type Weights = Record<string, Float64Array>;
-
-interface CpuResult {
-  loss: number;
-  grads: Weights;
-}
-
-// ------------------------------------------------------------------ float64 CPU model pieces
-
-function denseForward(x: ArrayLike<number>, w: ArrayLike<number>, b: ArrayLike<number>, B: number, In: number, Out: number, act: Act): Float64Array {
-  return matmulRef(x, w, B, Out, In, { bias: b, act });
-}
-
-/** Gradients of a dense layer y = act(x·w + b) from dL/dy, through the forward output y. */
-function denseBackward(x: ArrayLike<number>, w: ArrayLike<number>, y: ArrayLike<number>, dy: ArrayLike<number>, B: number, In: number, Out: number, act: Act) {
-  const dz = new Float64Array(B * Out);
-  for (let i = 0; i < dz.length; i++) dz[i] = dy[i] * activationDerivFromOutput(y[i], act);
-  const dw = matmulRef(x, dz, In, Out, B, { transA: true });
-  const db = new Float64Array(Out);
-  for (let r = 0; r < B; r++) for (let j = 0; j < Out; j++) db[j] += dz[r * Out + j];
-  const dx = matmulRef(dz, w, B, In, Out, { transB: true });
-  return { dx, dw, db };
-}
-
-function reluBackward(y: ArrayLike<number>, dy: ArrayLike<number>): Float64Array {
-  const dz = new Float64Array(y.length);
-  for (let i = 0; i < y.length; i++) dz[i] = y[i] > 0 ? dy[i] : 0;
-  return dz;
-}
-
-// ------------------------------------------------------------------ the three nets on the CPU
-
-function mlpCpu(W: Weights, x: Float32Array, labels: Uint32Array, B: number, H: number, layers: number): CpuResult {
-  const grads: Weights = {};
-  const acts: Float64Array[] = [Float64Array.from(x)];
-  let inSize = IMAGE.rows * IMAGE.cols;
-  const sizes: number[] = [];
-  for (let l = 1; l <= layers; l++) {
-    sizes.push(inSize);
-    acts.push(denseForward(acts[l - 1], W[`mlp/w${l}`], W[`mlp/b${l}`], B, inSize, H, 'relu'));
-    inSize = H;
-  }
-  const logits = denseForward(acts[layers], W['mlp/w_out'], W['mlp/b_out'], B, H, K, 'none');
-  const xent = softmaxXentRef(logits, labels, B, K);
-  let g = denseBackward(acts[layers], W['mlp/w_out'], logits, xent.grad, B, H, K, 'none');
-  grads['mlp/w_out'] = g.dw;
-  grads['mlp/b_out'] = g.db;
-  for (let l = layers; l >= 1; l--) {
-    g = denseBackward(acts[l - 1], W[`mlp/w${l}`], acts[l], g.dx, B, sizes[l - 1], H, 'relu');
-    grads[`mlp/w${l}`] = g.dw;
-    grads[`mlp/b${l}`] = g.db;
-  }
-  return { loss: xent.mean, grads };
-}
-
-function cnnCpu(W: Weights, x: Float32Array, labels: Uint32Array, B: number, H: number): CpuResult {
-  const R = IMAGE.rows, C = IMAGE.cols;
-  const c1: ConvShape = { batch: B, inH: R, inW: C, inC: 1, kH: 5, kW: 5, outC: 32, strideH: 1, strideW: 1, padding: 'SAME' };
-  const p1: PoolShape = { batch: B, inH: R, inW: C, channels: 32, kH: 2, kW: 2, strideH: 2, strideW: 2, padding: 'SAME' };
-  const c2: ConvShape = { batch: B, inH: 14, inW: 14, inC: 32, kH: 5, kW: 5, outC: 64, strideH: 1, strideW: 1, padding: 'SAME' };
-  const p2: PoolShape = { batch: B, inH: 14, inW: 14, channels: 64, kH: 2, kW: 2, strideH: 2, strideW: 2, padding: 'SAME' };
-  const F = 7 * 7 * 64;
-  const y1 = conv2dRef(c1, x, W['cnn/conv1/w'], W['cnn/conv1/b'], 'relu');
-  const q1 = maxPoolRef(p1, y1).y;
-  const y2 = conv2dRef(c2, q1, W['cnn/conv2/w'], W['cnn/conv2/b'], 'relu');
-  const q2 = maxPoolRef(p2, y2).y; // NHWC [B, 7, 7, 64] is the flattened [B, 3136]
-  const d1 = denseForward(q2, W['cnn/fc1/w'], W['cnn/fc1/b'], B, F, H, 'relu');
-  const logits = denseForward(d1, W['cnn/fc2/w'], W['cnn/fc2/b'], B, H, K, 'none');
-  const xent = softmaxXentRef(logits, labels, B, K);
-
-  const grads: Weights = {};
-  const g2 = denseBackward(d1, W['cnn/fc2/w'], logits, xent.grad, B, H, K, 'none');
-  const g1 = denseBackward(q2, W['cnn/fc1/w'], d1, g2.dx, B, F, H, 'relu');
-  const dz2 = reluBackward(y2, maxPoolBackwardRef(p2, y2, g1.dx));
-  const gc2 = conv2dBackwardRef(c2, q1, W['cnn/conv2/w'], dz2);
-  const dz1 = reluBackward(y1, maxPoolBackwardRef(p1, y1, gc2.dx));
-  const gc1 = conv2dBackwardRef(c1, x, W['cnn/conv1/w'], dz1);
-  Object.assign(grads, {
-    'cnn/conv1/w': gc1.dFilter, 'cnn/conv1/b': gc1.dBias, 'cnn/conv2/w': gc2.dFilter, 'cnn/conv2/b': gc2.dBias,
-    'cnn/fc1/w': g1.dw, 'cnn/fc1/b': g1.db, 'cnn/fc2/w': g2.dw, 'cnn/fc2/b': g2.db,
-  });
-  return { loss: xent.mean, grads };
-}
-
-function rnnCpu(W: Weights, x: Float32Array, labels: Uint32Array, B: number, cell: Cell, H: number, layers: number): CpuResult {
-  const T = IMAGE.rows, I = IMAGE.cols;
-  const Hs = Array(layers).fill(H);
-  const params = Hs.map((_, l) => ({ w: W[`rnn/${cell}${l}/w`], b: W[`rnn/${cell}${l}/b`] }));
-  const fwd = stackForwardRef(cell, T, B, I, Hs, x, params, { forgetBias: 1.0 });
-  const last = fwd.layers[layers - 1].h.slice(T * B * H); // h after the last step, [B, H]
-  const logits = denseForward(last, W['rnn/out/w'], W['rnn/out/b'], B, H, K, 'none');
-  const xent = softmaxXentRef(logits, labels, B, K);
-  const g = denseBackward(last, W['rnn/out/w'], logits, xent.grad, B, H, K, 'none');
-  const grads: Weights = { 'rnn/out/w': g.dw, 'rnn/out/b': g.db };
-  const sg = stackBackwardRef(cell, T, B, I, Hs, params, fwd, g.dx);
-  sg.forEach((gl, l) => {
-    grads[`rnn/${cell}${l}/w`] = gl.dw;
-    grads[`rnn/${cell}${l}/b`] = gl.db;
-  });
-  return { loss: xent.mean, grads };
-}
 
 // ------------------------------------------------------------------ the GPU side
 
