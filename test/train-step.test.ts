@@ -20,7 +20,11 @@ const PIXELS = IMAGE.rows * IMAGE.cols;
 const MOMENTUM: OptimizerConfig = { kind: 'sgd', lr: 0.05, momentum: 0.9 };
 const ADAM: OptimizerConfig = { kind: 'adam', lr: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8 };
 
-/** Per element: |gpu − ref| ≤ PARAM_TOL·(|ref| + rms(ref)). The rms term is the floor for elements near 0. */
+/**
+ * Per element: |gpu − ref| ≤ PARAM_TOL·(|ref| + rms(ref)); the rms term is the floor for elements near 0
+ * (biases that start at 0). The tightest elements are Adam steps of weights whose gradient is about ε
+ * (1e-8): there g/(|g| + ε) follows the float32 gradient's last digits.
+ */
 const PARAM_TOL = 1e-4;
 /** The step's mean loss, relative. */
 const LOSS_TOL = 1e-5;
