@@ -1,6 +1,7 @@
 // The buffer planner's figures for each net's training step at the tutorials' batch sizes: planned
-// bytes for activations and gradients against the naive sum (a buffer per tensor, in-place values
-// counted), and the largest shared slots with the tensors that take turns in them.
+// bytes for activations and gradients against the naive sum (a buffer per tensor), once counting the
+// values written in place over another tensor (the recurrent gate gradients) as buffers of their own
+// and once without them, and the largest shared slots with the tensors that take turns in them.
 // Usage: node dist/tools/plan.js [--net mlp|cnn|rnn|...] [--slots N]
 import { createNodeContext } from '../src/gpu/node.js';
 import { Trainer } from '../src/nn/trainer.js';
@@ -21,10 +22,11 @@ try {
       net, seed: 1, batch: d.batch, hidden: d.hidden, layers: d.layers, cell: d.cell, keepProb: d.keepProb,
       optimizer: { kind: d.optimizer, lr: d.lr },
     });
-    const { plannedBytes, naiveBytes, slots } = trainer.graph.plan;
-    const share = plannedBytes / naiveBytes;
-    console.log(`${net} (batch ${d.batch}): planned ${mb(plannedBytes)} of ${mb(naiveBytes)} naive = ${(share * 100).toFixed(1)}%` +
-      ` in ${slots.length} slots, ${trainer.graph.dispatchCount} dispatches per step`);
+    const { plannedBytes, naiveBytes, inPlaceBytes, slots } = trainer.graph.plan;
+    const pct = (naive: number) => `${((plannedBytes / naive) * 100).toFixed(1)}%`;
+    console.log(`${net} (batch ${d.batch}): planned ${mb(plannedBytes)} in ${slots.length} slots, ${trainer.graph.dispatchCount} dispatches per step;` +
+      ` of ${mb(naiveBytes)} naive with in-place values counted as buffers = ${pct(naiveBytes)},` +
+      ` of ${mb(naiveBytes - inPlaceBytes)} naive without them = ${pct(naiveBytes - inPlaceBytes)}`);
     for (const s of [...slots].sort((a, b) => b.bytes - a.bytes).slice(0, showSlots)) {
       console.log(`  slot ${s.index} ${mb(s.bytes)}: ${s.tensors.map((t) => `${t.name} ${mb(t.bytes)}`).join(' | ')}`);
     }
