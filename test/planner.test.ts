@@ -288,7 +288,6 @@ describe('planner: the real training graphs', function () {
       try {
         const g = trainer.graph;
         const { life, undeclared, naiveCompiledBytes, dispatches } = dispatchLifetimes(trainer, opts);
-        expect(undeclared, 'dispatches bind only planned tensors their op declares').to.deep.equal([]);
         const used = g.plan.slots.flatMap((s) => s.tensors).filter((t) => life.has(t.id));
         expect(used.length, 'the dispatches bind planned tensors').to.be.greaterThan(10);
         let shared = 0;
@@ -301,6 +300,8 @@ describe('planner: the real training graphs', function () {
           }
         }
         expect(shared, 'some slots are really shared (else the check above checks nothing)').to.be.greaterThan(0);
+        // Stricter: a binding the op does not declare is a read the planner cannot see, even where no slot is shared yet.
+        expect(undeclared, 'dispatches bind only planned tensors their op declares').to.deep.equal([]);
         // The plan's naive figure without in-place values is what a buffer per tensor really allocates.
         expect(g.plan.naiveBytes - g.plan.inPlaceBytes, 'naive bytes without in-place values').to.equal(naiveCompiledBytes);
         const inPlace = g.graph.tensors.filter((t) => t.inPlace).reduce((a, t) => a + Math.ceil(t.bytes / 16) * 16, 0);
