@@ -120,11 +120,9 @@ function judge(name: string, s: Spelling): { ok: boolean; value?: string | numbe
 }
 
 /** A flag with a value, valid or (wantBad) not: the value is drawn among those whose validity is the one wanted. */
-function valueKnob(r: Rand, name: string, wantBad: boolean): FlagKnob {
-  const rule = FLAG_RULES[name] ?? { kind: 'choice', choices: NETS, wrongChoices: NET_WRONG };
+function valueKnob(r: Rand, name: string, wantBad: boolean, only?: string): FlagKnob {
   const inline = r() < 0.25;
-  const pool = rule.kind === 'int' || rule.kind === 'float' ? NUMBER_SPELLINGS
-    : rule.kind === 'string' ? STRING_SPELLINGS : [...rule.choices!, ...rule.wrongChoices!].map((t) => sp(t));
+  const pool = poolOf(name).filter((s) => only === undefined || s.text === only);
   const judged = pool.map((s) => ({ s, ...judge(name, s), consumed: inline || takenAsValue(s) }));
   const fitting = judged.filter((j) => (j.ok && j.consumed) !== wantBad);
   const j = pick(r, fitting);
@@ -140,8 +138,100 @@ function boolKnob(r: Rand, name: string, wantBad: boolean): FlagKnob {
 
 interface FlagCase { argv: string[]; bad: FlagKnob['bad'][]; expected?: Partial<TrainArgs> }
 
-/** A random command line with its bad knobs known, and for a valid one the parse it must give. */
-function flagCase(r: Rand): FlagCase {
+const shuffle = <T>(r: Rand, xs: T[]): T[] => {
+  for (let i = xs.length - 1; i > 0; i--) {
+    const j = int(r, 0, i);
+    [xs[i], xs[j]] = [xs[j], xs[i]];
+  }
+  return xs;
+};
+
+const VALUE_FLAGS = Object.keys(FLAG_RULES).filter((n) => FLAG_RULES[n].kind !== 'bool');
+const BOOL_FLAGS = Object.keys(FLAG_RULES).filter((n) => FLAG_RULES[n].kind === 'bool');
+/** The flags that only some nets take, and the net default that says which. */
+const KNOB_OF: Record<string, 'hidden' | 'layers' | 'cell' | 'keepProb'> = { hidden: 'hidden', layers: 'layers', cell: 'cell', 'keep-prob': 'keepProb' };
+const takes = (net: NetName, flag: string) => !KNOB_OF[flag] || NET_DEFAULTS[net][KNOB_OF[flag]] !== undefined;
+
+function poolOf(name: string): Spelling[] {
+  const rule = FLAG_RULES[name] ?? { kind: 'choice', choices: NETS, wrongChoices: NET_WRONG };
+  if (rule.kind === 'int' || rule.kind === 'float') return NUMBER_SPELLINGS;
+  if (rule.kind === 'string') return STRING_SPELLINGS;
+  return [...rule.choices!, ...rule.wrongChoices!].map((t) => sp(t));
+}
+
+/** One documented mistake to plant in an otherwise valid command line, and the nets it needs. */
+interface Planted { knobs: FlagKnob[]; without?: string; net?: (n: NetName) => boolean; isNet?: boolean; noNet?: boolean; first?: boolean; last?: boolean }
+
+/** Every documented mistake: each bad value of each flag (both forms), and each rule between flags. */
+function plantedMistakes(): Planted[] {
+  const list: Planted[] = [];
+  const bad = (why: string, ...names: string[]) => ({ why, names });
+  for (const name of ['net', ...VALUE_FLAGS]) {
+    for (const inline of [false, true]) {
+      for (const s of poolOf(name)) {
+        const consumed = inline || takenAsValue(s);
+        if (consumed && judge(name, s).ok) continue;
+        const tokens = inline ? [`--${name}=${s.text}`] : [`--${name}`, s.text];
+        list.push({ knobs: [{ tokens, flag: name, bad: bad(`--${name} ${JSON.stringify(s.text)}`, `--${name}`) }], net: (n) => takes(n, name), isNet: name === 'net' });
+      }
+    }
+    list.push({ knobs: [{ tokens: [`--${name}`], flag: name, bad: bad(`--${name} without a value`, `--${name}`) }], isNet: name === 'net', net: (n) => takes(n, name), last: true });
+  }
+  for (const name of BOOL_FLAGS) list.push({ knobs: [{ tokens: [`--${name}=1`], flag: name, bad: bad(`--${name} given a value`, `--${name}`) }] });
+  for (const name of UNKNOWN) list.push({ knobs: [{ tokens: [`--${name}`, '3'], bad: bad('unknown flag', `--${name}`) }] });
+  list.push({ knobs: [{ tokens: ['mlp'], bad: bad('stray word', '"mlp"') }], first: true });
+  for (const tok of ['--', '-x']) list.push({ knobs: [{ tokens: [tok], bad: bad('stray token', JSON.stringify(tok)) }] });
+  for (const [tokens, flag, value] of [[['--batch', '5'], 'batch', 5], [['--lr=0.5'], 'lr', 0.5], [['--json'], 'json', true], [['--data', 'a b'], 'data', 'a b']] as const) {
+    list.push({ knobs: [{ tokens: [...tokens], flag, value }, { tokens: [...tokens], flag, bad: bad('given twice', `--${flag}`) }] });
+  }
+  for (const [flag, text, value] of [['hidden', '5', 5], ['layers', '2', 2], ['cell', 'gru', 'gru'], ['keep-prob', '0.5', 0.5]] as const) {
+    list.push({ knobs: [{ tokens: [`--${flag}`, text], flag, value }], net: (n) => !takes(n, flag) }); // the rule between flags makes it bad
+  }
+  list.push({ knobs: [], noNet: true });
+  list.push({ knobs: [{ tokens: ['--epochs', '2'], flag: 'epochs', value: 2 }, { tokens: ['--steps', '3'], flag: 'steps', value: 3 }] });
+  list.push({ knobs: [{ tokens: ['--eval'], flag: 'eval', value: true }], without: 'load' });
+  for (const f of ['epochs', 'steps', 'save']) {
+    list.push({ knobs: [{ tokens: ['--eval'], flag: 'eval', value: true }, { tokens: ['--load', 'm.st'], flag: 'load', value: 'm.st' }, { tokens: [`--${f}`, '4'], flag: f, value: f === 'save' ? '4' : 4 }] });
+  }
+  return list;
+}
+const PLANTED = plantedMistakes();
+
+/**
+ * A command line meant to be valid: a net, then up to five other flags it takes, each with a valid
+ * value (eval with load and without epochs, steps or save; not both epochs and steps); with
+ * `plant`, one documented mistake put in as well.
+ */
+function validKnobs(r: Rand, plant?: Planted): FlagKnob[] {
+  const knobs: FlagKnob[] = [];
+  const help = !plant?.noNet && r() < 0.08;
+  const nets = NETS.filter((n) => !plant?.net || plant.net(n));
+  const net = pick(r, nets.length ? nets : NETS);
+  if (!plant?.isNet && !plant?.noNet && !(help && r() < 0.5)) knobs.push(valueKnob(r, 'net', false, net));
+  if (help) knobs.push(boolKnob(r, 'help', false));
+  const planted = new Set((plant?.knobs ?? []).map((k) => k.flag));
+  const names = shuffle(r, Object.keys(FLAG_RULES).filter((n) => n !== 'help' && takes(help && !knobs.length ? 'mlp' : net, n) && !planted.has(n)));
+  const chosen = new Set(names.slice(0, int(r, 0, 5)));
+  if (chosen.has('epochs')) chosen.delete('steps');
+  if (chosen.has('eval')) {
+    for (const f of ['epochs', 'steps', 'save']) chosen.delete(f);
+    if (!planted.has('load')) chosen.add('load');
+  }
+  if (planted.has('eval') || planted.has('epochs') || planted.has('steps')) chosen.delete('eval');
+  if (plant?.without) chosen.delete(plant.without);
+  for (const name of chosen) knobs.push(FLAG_RULES[name].kind === 'bool' ? boolKnob(r, name, false) : valueKnob(r, name, false));
+  if (plant) {
+    const rest = plant.knobs.filter((k) => !k.bad || (!plant.first && !plant.last));
+    knobs.push(...rest);
+  }
+  shuffle(r, knobs);
+  if (plant?.first) knobs.unshift(...plant.knobs);
+  if (plant?.last) knobs.push(...plant.knobs);
+  return knobs;
+}
+
+/** A fully random command line: any flags, values bad now and then, structural mistakes now and then. */
+function randomKnobs(r: Rand): FlagKnob[] {
   const knobs: FlagKnob[] = [];
   const u = r();
   if (u >= 0.06) knobs.push(valueKnob(r, 'net', u < 0.12));
@@ -162,10 +252,7 @@ function flagCase(r: Rand): FlagCase {
     const twice = pick(r, valued);
     knobs.push({ tokens: [...twice.tokens], flag: twice.flag, bad: { why: 'given twice', names: [`--${twice.flag}`] } });
   }
-  for (let i = knobs.length - 1; i > 0; i--) {
-    const j = int(r, 0, i);
-    [knobs[i], knobs[j]] = [knobs[j], knobs[i]];
-  }
+  shuffle(r, knobs);
   // a stray word first (else it would be taken as the value of the flag before it), a flag-like one anywhere
   if (r() < 0.03) knobs.unshift({ tokens: ['mlp'], bad: { why: 'stray argument', names: ['"mlp"'] } });
   if (r() < 0.03) knobs.splice(int(r, 0, knobs.length), 0, { tokens: [pick(r, ['--', '-x'])], bad: { why: 'stray argument', names: ['"--"', '"-x"'] } });
@@ -175,6 +262,11 @@ function flagCase(r: Rand): FlagCase {
     knobs.push({ tokens: [`--${name}`], flag: name, bad: { why: 'no value', names: [`--${name}`] } });
   }
 
+  return knobs;
+}
+
+/** A command line's bad knobs, by the documented rules, and for a valid one the parse it must give. */
+function judgeCase(knobs: FlagKnob[]): FlagCase {
   const argv = knobs.flatMap((k) => k.tokens);
   const bad = knobs.map((k) => k.bad).filter((b) => b);
   const value = new Map(knobs.filter((k) => !k.bad && k.flag).map((k) => [k.flag!, k.value!]));
@@ -397,12 +489,14 @@ function checkPlanDisjoint(plan: Plan, schedule: readonly Node[], what: string):
 describe('fuzz: a case with no bad knob succeeds; one with a bad knob fails with a documented one-line error naming it', function () {
   this.timeout(60_000);
 
-  it('parseArgs: 600 random command lines', () => {
+  it('parseArgs: random command lines, valid ones, ones with each documented mistake planted, and ones with anything', () => {
     const r = rng(20240808);
     const tally = new Tally('parseArgs');
-    for (let n = 0; n < 600; n++) {
-      const c = flagCase(r);
+    for (let n = 0; n < 3 * PLANTED.length; n++) {
+      const mode = n % 3;
+      const c = judgeCase(mode === 0 ? validKnobs(r) : mode === 1 ? validKnobs(r, PLANTED[(n - 1) / 3]) : randomKnobs(r));
       const what = `case ${n} ${JSON.stringify(c.argv)}`;
+      if (mode === 1) expect(c.bad.length, `${what}: a planted mistake is bad by the documented rules`).to.be.greaterThan(0);
       let parsed: TrainArgs | undefined;
       const out = classify(what, () => { parsed = parseArgs(c.argv); });
       if (!c.bad.length) {
