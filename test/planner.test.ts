@@ -315,7 +315,7 @@ describe('planner: the real training graphs', function () {
           `${mb(g.plan.naiveBytes - g.plan.inPlaceBytes)} without them (${(withoutInPlace * 100).toFixed(1)}%); ` +
           `outside the plan: params ${mb(sum('param'))}, state ${mb(sum('state'))}, inputs ${mb(sum('input'))}; all buffers made by compiling ${mb(allocated)}`);
         expect(args.batch).to.equal(net === 'cnn' ? 50 : 100);
-        // the scheduler issue's target: sharing saves at least 40% of the naive sum (in-place values counted)
+        // the planner's target: it saves at least 40% of the naive sum (in-place values counted as buffers)
         expect(withInPlace, `${net}: planned / naive`).to.be.at.most(0.6);
       } finally {
         trainer.destroy();
