@@ -1,5 +1,7 @@
-import type { Kernel } from './kernel.js';
-import type { GpuContext } from './context.js';
+import { bindGroupBuffers, type BoundBuffer, type Kernel } from './kernel.js';
+import { GpuError, type GpuContext } from './context.js';
+
+export type { BoundBuffer };
 
 /** One compute dispatch with everything bound: made at compile time, encoded each step. */
 export interface Dispatch {
@@ -10,6 +12,16 @@ export interface Dispatch {
   label: string;
   /** Floating-point operations it performs, for GFLOPS and roofline figures. */
   flops?: number;
+}
+
+/**
+ * The buffers a dispatch binds (name, access, buffer, byte range), from its bind group. For checks
+ * that compare what kernels really touch with what the graph declares; never needed to run a step.
+ */
+export function boundBuffers(d: Dispatch): readonly BoundBuffer[] {
+  const bound = bindGroupBuffers(d.bindGroup);
+  if (!bound) throw new GpuError(`${d.label}: its bind group was not made by Kernel.bind, so its buffers are unknown`);
+  return bound;
 }
 
 export function encodeDispatch(pass: GPUComputePassEncoder, d: Dispatch): void {

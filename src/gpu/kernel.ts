@@ -16,6 +16,24 @@ interface BindingInfo {
   info: VariableInfo;
 }
 
+/** One buffer of a bind group, as Kernel.bind bound it: the shader's variable name and its access. */
+export interface BoundBuffer {
+  name: string;
+  kind: 'uniform' | 'read-only-storage' | 'storage';
+  buffer: GPUBuffer;
+  offset: number;
+  /** Bytes bound; undefined: to the end of the buffer. */
+  size: number | undefined;
+}
+
+/** What each bind group made by Kernel.bind holds (WebGPU cannot be asked): for checks of what a dispatch touches. */
+const boundByGroup = new WeakMap<GPUBindGroup, readonly BoundBuffer[]>();
+
+/** The buffers bound in a bind group made by Kernel.bind (undefined for one made elsewhere). */
+export function bindGroupBuffers(group: GPUBindGroup): readonly BoundBuffer[] | undefined {
+  return boundByGroup.get(group);
+}
+
 /** Reflection is pure in the source text: cache it by the text. */
 const reflectCache = new Map<string, WgslReflect>();
 
@@ -111,14 +129,19 @@ export class Kernel {
   bind(resources: Record<string, BufferBinding>, label?: string): GPUBindGroup {
     const names = new Set(Object.keys(resources));
     const entries: GPUBindGroupEntry[] = [];
+    const bound: BoundBuffer[] = [];
     for (const b of this.bindings) {
       const r = resources[b.name];
       if (!r) throw new GpuError(`${this.label}: missing buffer for binding "${b.name}" (needs: ${this.bindings.map((x) => x.name).join(', ')})`);
       names.delete(b.name);
-      entries.push({ binding: b.binding, resource: 'buffer' in r ? r : { buffer: r } });
+      const resource = 'buffer' in r ? r : { buffer: r };
+      entries.push({ binding: b.binding, resource });
+      bound.push({ name: b.name, kind: b.kind, buffer: resource.buffer, offset: resource.offset ?? 0, size: resource.size });
     }
     if (names.size) throw new GpuError(`${this.label}: shader has no binding named ${[...names].join(', ')} (it has: ${this.bindings.map((x) => x.name).join(', ')})`);
-    return this.ctx.device.createBindGroup({ layout: this.layout, entries, label: label ?? this.label });
+    const group = this.ctx.device.createBindGroup({ layout: this.layout, entries, label: label ?? this.label });
+    boundByGroup.set(group, bound);
+    return group;
   }
 
   /**

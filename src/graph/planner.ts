@@ -15,6 +15,16 @@ export interface Plan {
   plannedBytes: number;
   /** What the same tensors would take with a buffer each (in-place values included). */
   naiveBytes: number;
+  /**
+   * The part of `naiveBytes` that is values written in place over another tensor's storage (e.g. the
+   * recurrent gate gradients over the gates): a naive plan gives them a buffer, this one never does.
+   */
+  inPlaceBytes: number;
+}
+
+export interface PlanOptions {
+  /** false: every tensor gets a slot of its own (the naive plan), e.g. to see which tensor each bound buffer is. */
+  reuse?: boolean;
 }
 
 /** Tensors the planner places: activations and gradients (not inputs, params, state, views or external storage). */
@@ -30,7 +40,8 @@ const align16 = (n: number) => Math.ceil(n / 16) * 16;
  * first, each into the first slot holding no tensor whose interval overlaps its own, else a new
  * slot. Intervals are inclusive, so a node's outputs never share a slot with its own inputs.
  */
-export function planBuffers(schedule: readonly Node[], keep: readonly Tensor[] = []): Plan {
+export function planBuffers(schedule: readonly Node[], keep: readonly Tensor[] = [], opts: PlanOptions = {}): Plan {
+  const reuse = opts.reuse ?? true;
   const first = new Map<Tensor, number>();
   const last = new Map<Tensor, number>();
   const inPlace = new Set<Tensor>();
@@ -48,11 +59,12 @@ export function planBuffers(schedule: readonly Node[], keep: readonly Tensor[] =
   const slots: Slot[] = [];
   const slotOf = new Map<Tensor, Slot>();
   const overlaps = (a: Tensor, b: Tensor) => first.get(a)! <= last.get(b)! && first.get(b)! <= last.get(a)!;
-  let naiveBytes = [...inPlace].reduce((sum, t) => sum + align16(t.bytes), 0);
+  const inPlaceBytes = [...inPlace].reduce((sum, t) => sum + align16(t.bytes), 0);
+  let naiveBytes = inPlaceBytes;
   for (const t of tensors) {
     const need = align16(t.bytes);
     naiveBytes += need;
-    let slot = slots.find((s) => !s.tensors.some((u) => overlaps(t, u)));
+    let slot = reuse ? slots.find((s) => !s.tensors.some((u) => overlaps(t, u))) : undefined;
     if (!slot) {
       slot = { index: slots.length, bytes: need, tensors: [] };
       slots.push(slot);
@@ -61,5 +73,5 @@ export function planBuffers(schedule: readonly Node[], keep: readonly Tensor[] =
     slot.tensors.push(t);
     slotOf.set(t, slot);
   }
-  return { slots, slotOf, plannedBytes: slots.reduce((a, s) => a + s.bytes, 0), naiveBytes };
+  return { slots, slotOf, plannedBytes: slots.reduce((a, s) => a + s.bytes, 0), naiveBytes, inPlaceBytes };
 }

@@ -33,6 +33,11 @@ export interface CompileOptions {
    * after the step (`gradientOf`): for gradient checks and for callers with their own optimizer.
    */
   gradientsOnly?: boolean;
+  /**
+   * false: a buffer per planned tensor, no sharing (more memory). Each bound buffer then stands for
+   * one tensor, so tests can check the shared plan against what the dispatches really bind.
+   */
+  reuseBuffers?: boolean;
 }
 
 /** One op's share of the step: its dispatches, for encoding and per-op profiling. */
@@ -70,7 +75,7 @@ export class CompiledGraph {
       }
     }
     const schedule = interleaveUpdates(graph.nodes);
-    this.plan = planBuffers(schedule, keep);
+    this.plan = planBuffers(schedule, keep, { reuse: opts.reuseBuffers ?? true });
     for (const slot of this.plan.slots) {
       const buf = ctx.storage(slot.bytes, `slot ${slot.index}: ${slot.tensors.map((t) => t.name).join(', ')}`.slice(0, 200));
       this.made.push(buf);
