@@ -1,6 +1,8 @@
 // Mean squared error (Keras semantics) of pred and target [B, D]: the mean over all n = B·D
 // elements of (pred − target)², its gradient, and a running sum of the loss.
 //
+// (The target binding is named `truth`: `target` is a reserved word in WGSL.)
+//
 //   partials: a fixed grid of G workgroups (grid stride over the elements): with d = pred − target,
 //             dpred[i] = gradScale · d[i] (gradScale = 2/n for the gradient of the mean), and each
 //             workgroup's Σ d² (per-lane serial sums, then a tree) goes to partial[group].
@@ -23,14 +25,14 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> pred: array<f32>;
-@group(0) @binding(2) var<storage, read> target: array<f32>;
+@group(0) @binding(2) var<storage, read> truth: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dpred: array<f32>;
 @group(0) @binding(4) var<storage, read_write> partial: array<f32>;
 @group(0) @binding(5) var<storage, read> partialIn: array<f32>;
 @group(0) @binding(6) var<storage, read_write> meanLoss: array<f32>;
 @group(0) @binding(7) var<storage, read_write> lossSum: array<f32>;
 @group(0) @binding(8) var<storage, read> pred4: array<vec4f>;
-@group(0) @binding(9) var<storage, read> target4: array<vec4f>;
+@group(0) @binding(9) var<storage, read> truth4: array<vec4f>;
 @group(0) @binding(10) var<storage, read_write> dpred4: array<vec4f>;
 
 var<workgroup> tree: array<f32, WG>;
@@ -50,7 +52,7 @@ fn partials(@builtin(global_invocation_id) gid: vec3u, @builtin(local_invocation
   let stride = nwg.x * WG;
   var s = 0.0;
   for (var i = gid.x; i < params.n; i += stride) {
-    let d = pred[i] - target[i];
+    let d = pred[i] - truth[i];
     dpred[i] = params.gradScale * d;
     s += d * d;
   }
@@ -65,7 +67,7 @@ fn partials4(@builtin(global_invocation_id) gid: vec3u, @builtin(local_invocatio
   let stride = nwg.x * WG;
   var s = 0.0;
   for (var i = gid.x; i < params.n; i += stride) {
-    let d = pred4[i] - target4[i];
+    let d = pred4[i] - truth4[i];
     dpred4[i] = params.gradScale * d;
     s += dot(d, d);
   }

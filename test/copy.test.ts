@@ -1,6 +1,7 @@
 import { expect } from 'chai';
+import { expectEachClose } from './support/per-element.js';
 import { testContext } from './support/gpu.js';
-import { dot, expectClose, gradCheck, randomArray, relError, rng } from './support/cpu.js';
+import { dot, gradCheck, randomArray, relError, rng } from './support/cpu.js';
 import { addBackwardRef, addRef, concatBackwardRef, concatRef } from './ref/copy.js';
 import { prepareAdd, prepareAddBackward, prepareConcat, prepareConcatBackward, prepareCopy } from '../src/kernels/copy.js';
 import { runDispatches } from '../src/gpu/dispatch.js';
@@ -32,7 +33,7 @@ describe('add, concat and strided copy (shaders/copy.wgsl) against float64', fun
       await runDispatches(ctx, [prepareAdd(ctx, { n }, { a: ba, b: bb, y })]);
       const got = await ctx.readF32(y, n);
       const ref = addRef(a, b);
-      expectClose(got, ref, 1e-5, `add [${n}]`);
+      expectEachClose(got, ref, 1e-5, `add [${n}]`);
       notes.push(`add [${n}]: ${relError(got, ref).toExponential(2)}`);
       for (const buf of [ba, bb, y]) ctx.release(buf);
     }
@@ -43,7 +44,7 @@ describe('add, concat and strided copy (shaders/copy.wgsl) against float64', fun
     const a = randomArray(n, rng(2));
     const ba = ctx.upload(a), y = output(n);
     await runDispatches(ctx, [prepareAdd(ctx, { n }, { a: ba, b: ba, y })]);
-    expectClose(await ctx.readF32(y, n), addRef(a, a), 1e-5, 'a + a');
+    expectEachClose(await ctx.readF32(y, n), addRef(a, a), 1e-5, 'a + a');
     for (const buf of [ba, y]) ctx.release(buf);
   });
 
@@ -58,8 +59,8 @@ describe('add, concat and strided copy (shaders/copy.wgsl) against float64', fun
         expect(ds).to.have.length(1);
         await runDispatches(ctx, ds);
         const ref = addBackwardRef(dy, accumulateA ? da0 : undefined, accumulateB ? db0 : undefined);
-        expectClose(await ctx.readF32(da, n), ref.da, 1e-4, `[${n}] da`);
-        expectClose(await ctx.readF32(db, n), ref.db, 1e-4, `[${n}] db`);
+        expectEachClose(await ctx.readF32(da, n), ref.da, 1e-4, `[${n}] da`);
+        expectEachClose(await ctx.readF32(db, n), ref.db, 1e-4, `[${n}] db`);
         for (const buf of [bdy, da, db]) ctx.release(buf);
       }
     });
@@ -77,8 +78,8 @@ describe('add, concat and strided copy (shaders/copy.wgsl) against float64', fun
           ...prepareAddBackward(ctx, { n, accumulateB: accumulate }, { dy: bdy, db: dB }),
         ]);
         const ref = addBackwardRef(dy, accumulate ? g0 : undefined, accumulate ? g0 : undefined);
-        expectClose(await ctx.readF32(dA, n), ref.da, 1e-4, `[${n}] da only`);
-        expectClose(await ctx.readF32(dB, n), ref.db, 1e-4, `[${n}] db only`);
+        expectEachClose(await ctx.readF32(dA, n), ref.da, 1e-4, `[${n}] da only`);
+        expectEachClose(await ctx.readF32(dB, n), ref.db, 1e-4, `[${n}] db only`);
         for (const buf of [bdy, dA, dB]) ctx.release(buf);
       }
     }
@@ -98,7 +99,7 @@ describe('add, concat and strided copy (shaders/copy.wgsl) against float64', fun
     for (const [accumulateA, accumulateB, want] of cases) {
       const bdy = ctx.upload(dy), g = ctx.upload(g0);
       await runDispatches(ctx, prepareAddBackward(ctx, { n, accumulateA, accumulateB }, { dy: bdy, da: g, db: g }));
-      expectClose(await ctx.readF32(g, n), Array.from({ length: n }, (_, i) => want(i)), 1e-4, `a + a, accumulate ${accumulateA}/${accumulateB}`);
+      expectEachClose(await ctx.readF32(g, n), Array.from({ length: n }, (_, i) => want(i)), 1e-4, `a + a, accumulate ${accumulateA}/${accumulateB}`);
       for (const buf of [bdy, g]) ctx.release(buf);
     }
   });
@@ -126,7 +127,7 @@ describe('add, concat and strided copy (shaders/copy.wgsl) against float64', fun
             ref[o] = c.scale * x[c.offX + r * c.ldX + k] + (accumulate ? y0[o] : 0);
           }
         }
-        expectClose(await ctx.readF32(by, ny), ref, 1e-5, `copy ${JSON.stringify(c)} accumulate ${accumulate}`);
+        expectEachClose(await ctx.readF32(by, ny), ref, 1e-5, `copy ${JSON.stringify(c)} accumulate ${accumulate}`);
         for (const buf of [bx, by]) ctx.release(buf);
       }
     }
@@ -155,12 +156,12 @@ describe('add, concat and strided copy (shaders/copy.wgsl) against float64', fun
       const what = `[${rows}, ${cols.join('+')}]`;
       const refY = concatRef(xs, rows, cols);
       const gotY = await ctx.readF32(y, rows * total);
-      expectClose(gotY, refY, 1e-5, `${what} y`);
+      expectEachClose(gotY, refY, 1e-5, `${what} y`);
       const refDx = concatBackwardRef(dy, rows, cols);
       const refDxAcc = concatBackwardRef(dy, rows, cols, dx0.map((d, i) => (acc[i] ? d : undefined)));
       for (let i = 0; i < cols.length; i++) {
-        expectClose(await ctx.readF32(dxs[i], rows * cols[i]), refDx[i], 1e-4, `${what} dx${i}`);
-        expectClose(await ctx.readF32(dxsAcc[i], rows * cols[i]), refDxAcc[i], 1e-4, `${what} dx${i}${acc[i] ? ' +=' : ''}`);
+        expectEachClose(await ctx.readF32(dxs[i], rows * cols[i]), refDx[i], 1e-4, `${what} dx${i}`);
+        expectEachClose(await ctx.readF32(dxsAcc[i], rows * cols[i]), refDxAcc[i], 1e-4, `${what} dx${i}${acc[i] ? ' +=' : ''}`);
       }
       notes.push(`concat ${what}: y ${relError(gotY, refY).toExponential(2)}`);
       for (const buf of [...bxs, y, bdy, ...dxs, ...dxsAcc]) ctx.release(buf);
@@ -174,7 +175,7 @@ describe('add, concat and strided copy (shaders/copy.wgsl) against float64', fun
     const ds = prepareConcatBackward(ctx, { rows, cols }, { dy: bdy, dxs: [undefined, undefined, dx2] });
     expect(ds).to.have.length(1);
     await runDispatches(ctx, ds);
-    expectClose(await ctx.readF32(dx2, rows * 2), concatBackwardRef(dy, rows, cols)[2], 1e-4, 'dx2 alone');
+    expectEachClose(await ctx.readF32(dx2, rows * 2), concatBackwardRef(dy, rows, cols)[2], 1e-4, 'dx2 alone');
     for (const buf of [bdy, dx2]) ctx.release(buf);
   });
 

@@ -64,8 +64,8 @@ export function prepareMse(ctx: GpuContext, spec: MseSpec, bufs: MseBuffers): Di
   const elems: Dispatch = {
     kernel: partialsK,
     bindGroup: partialsK.bind(v4
-      ? { params: partialsK.params(values), pred4: bufs.pred, target4: bufs.target, dpred4: bufs.dpred, partial }
-      : { params: partialsK.params(values), pred: bufs.pred, target: bufs.target, dpred: bufs.dpred, partial }, base),
+      ? { params: partialsK.params(values), pred4: bufs.pred, truth4: bufs.target, dpred4: bufs.dpred, partial }
+      : { params: partialsK.params(values), pred: bufs.pred, truth: bufs.target, dpred: bufs.dpred, partial }, base),
     workgroups: [groups, 1, 1],
     label: base,
     flops: 4 * n,
