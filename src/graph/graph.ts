@@ -152,6 +152,31 @@ export class Graph {
     return { loss, lossSum };
   }
 
+  /** y = a + b elementwise (same shapes), e.g. a residual connection. */
+  add(a: Tensor, b: Tensor, name = 'add'): Tensor {
+    return this.apply(OPS.add, [a, b], { name })[0];
+  }
+
+  /** Concatenation along the LAST axis; every other dimension must be equal. */
+  concat(xs: Tensor[], name = 'concat'): Tensor {
+    return this.apply(OPS.concat, [...xs], { name })[0];
+  }
+
+  /** Global average pooling: x [N, H, W, C] (NHWC) → [N, C], the mean over each image. */
+  globalAvgPool(x: Tensor, name = 'globalavgpool'): Tensor {
+    return this.apply(OPS.globalAvgPool, [x], { name })[0];
+  }
+
+  /**
+   * Mean squared error (Keras): the mean over all elements of (pred − target)², pred and target
+   * [B, D] f32. Returns the loss [1] (its gradient 2(pred − target)/(B·D) is made in the same
+   * kernel) and `lossSum` (state), the loss summed across steps, as softmaxCrossEntropy does.
+   */
+  meanSquaredError(pred: Tensor, target: Tensor, name = 'mse'): { loss: Tensor; lossSum: Tensor } {
+    const [loss, , lossSum] = this.apply(OPS.meanSquaredError, [pred, target], { name });
+    return { loss, lossSum };
+  }
+
   /** Predictions (argmax) [B] u32, and the count of correct ones added to `correct` (state). */
   accuracy(logits: Tensor, labels: Tensor, name = 'accuracy'): { predictions: Tensor; correct: Tensor } {
     const [predictions, correct] = this.apply(OPS.accuracy, [logits, labels], { name });

@@ -9,11 +9,15 @@ import type { DType, Tensor } from './tensor.js';
 import { dense } from './ops/dense.js';
 import { conv2d } from './ops/conv2d.js';
 import { maxpool, avgpool } from './ops/pool.js';
+import { globalAvgPool } from './ops/global-avg-pool.js';
 import { dropout } from './ops/dropout.js';
 import { reshape } from './ops/reshape.js';
 import { activation } from './ops/activation.js';
 import { recurrent } from './ops/recurrent.js';
+import { add } from './ops/add.js';
+import { concat } from './ops/concat.js';
 import { softmaxXent } from './ops/softmax-xent.js';
+import { meanSquaredError } from './ops/mse.js';
 import { accuracy } from './ops/accuracy.js';
 
 /** What lowering needs: the context, where each tensor lives, and the GPU step counter. */
@@ -113,7 +117,8 @@ export interface OpRule<A extends { name: string }> {
 
 /** Every op the graph knows, by the builder's name for it. */
 export const OPS = {
-  dense, conv2d, maxpool, avgpool, dropout, reshape, activation, recurrent, softmaxXent, accuracy,
+  dense, conv2d, maxpool, avgpool, globalAvgPool, dropout, reshape, activation, recurrent,
+  add, concat, softmaxXent, meanSquaredError, accuracy,
 } as const;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

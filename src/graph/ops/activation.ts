@@ -1,9 +1,10 @@
 // activation: y = f(x) elementwise (relu, sigmoid, tanh, none), or softmax over the last axis.
 // Every backward is computed from the forward OUTPUT y, so y is what it saves.
 import type { OpRule } from '../registry.js';
-import { GraphError } from '../errors.js';
 import type { Activation } from '../../kernels/matmul.js';
 import { prepareActivation, prepareActivationBackward } from '../../kernels/activation.js';
+import { prepareSoftmax, prepareSoftmaxBackward } from '../../kernels/softmax.js';
+import type { Dispatch } from '../../gpu/dispatch.js';
 import { whole } from './common.js';
 
 export type ActivationKind = Activation | 'softmax';
@@ -26,14 +27,24 @@ export const activation: OpRule<ActivationAttrs> = {
     const [x] = n.inputs;
     const [y] = n.outputs;
     const { activation: act, name } = n.attrs;
-    if (act === 'softmax') throw new GraphError(`${name} (activation): softmax is not lowered yet (its kernel is missing)`);
-    const forward = [prepareActivation(env.ctx, { n: x.size, activation: act, label: name }, { x: whole(env, x, 'activation'), y: env.buf(y) })];
     const [dx] = grad?.grads ?? [];
+    const dy = grad?.dOutputs[0];
+    if (act === 'softmax') {
+      // over the last axis: rows are every other dimension
+      const cols = x.shape[x.shape.length - 1];
+      const spec = { rows: x.size / cols, cols, label: name };
+      const forward = [prepareSoftmax(env.ctx, spec, { x: whole(env, x, name), y: env.buf(y) })];
+      if (!grad || !dx) return { forward, backward: grad && [[]] };
+      const back: Dispatch = prepareSoftmaxBackward(env.ctx, { ...spec, accumulate: grad.accumulate[0], label: `${name} backward` },
+        { y: env.buf(y), dy: whole(env, dy!, name), dx: whole(env, dx, name) });
+      return { forward, backward: [[back]] };
+    }
+    const forward = [prepareActivation(env.ctx, { n: x.size, activation: act, label: name }, { x: whole(env, x, 'activation'), y: env.buf(y) })];
     if (!grad || !dx) return { forward, backward: grad && [[]] };
     return {
       forward,
       backward: [[prepareActivationBackward(env.ctx, { n: dx.size, activation: act, accumulate: grad.accumulate[0], label: `${name} backward` },
-        { y: env.buf(y), dy: env.buf(grad.dOutputs[0]!), dx: env.buf(dx) })]],
+        { y: env.buf(y), dy: env.buf(dy!), dx: env.buf(dx) })]],
     };
   },
 };
