@@ -10,6 +10,7 @@ export { PassTimer, median, type PassTiming } from './gpu/profiler.js';
 export { chromeTrace, type TraceSpan } from './gpu/trace.js';
 export { matmul, type MatmulSpec, type MatmulBuffers, type Activation } from './kernels/matmul.js';
 export { Graph, GraphError, type Node } from './graph/graph.js';
+export { OPS, opRule, lossOps, type OpRule, type OpNode, type GradientRule, type GradientRequest, type Lowered, type LowerEnv, type ShapeContext } from './graph/registry.js';
 export { Tensor } from './graph/tensor.js';
 export { CompiledGraph, type CompileOptions, type OptimizerConfig } from './graph/recorder.js';
 export { ParamStore, type Init } from './nn/params.js';
