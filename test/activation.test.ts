@@ -69,6 +69,11 @@ describe('activations (shaders/activation.wgsl) against float64', function () {
       }
     });
 
+    it(`${act} forward keeps its relative accuracy on small inputs (|x| ≤ 1e-2, 1e-4, 1e-7)`, async () => {
+      let seed = 35;
+      for (const scale of [1e-2, 1e-4, 1e-7]) await forward(1000, act, seed++, scale);
+    });
+
     it(`${act} in place: y = f(y) and dy ← dy ⊙ f'(y)`, async () => {
       await forward(1001, act, 30, 4, true);
       await backward(1001, act, 31, { inPlace: true });

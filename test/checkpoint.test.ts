@@ -6,6 +6,10 @@ import {
   CheckpointError, checkMetadata, checkShapes, decodeSafetensors, encodeSafetensors, loadCheckpoint, saveCheckpoint,
   type CheckpointIo, type TensorMap,
 } from '../src/cli/checkpoint.js';
+import { hyperParameters, parseArgs, SHAPE_KEYS, type TrainArgs } from '../src/cli/args.js';
+import { Trainer, type TrainerOptions } from '../src/nn/trainer.js';
+import { testContext } from './support/gpu.js';
+import { rng } from './support/cpu.js';
 
 function tensors(seed = 1): TensorMap {
   let s = seed;
@@ -184,5 +188,76 @@ describe('safetensors checkpoints (src/cli/checkpoint.ts)', () => {
       expectCkptError(() => checkMetadata(ck(), { net: 'mlp', hidden: '128' }, ['net', 'hidden'], 'm.safetensors'), 'hidden=256', 'hidden=128', '--hidden 256');
       expectCkptError(() => checkMetadata({ tensors: {}, metadata: {} }, { net: 'mlp' }, ['net'], 'x.safetensors'), 'x.safetensors', 'does not record net');
     });
+  });
+});
+
+describe('checkpoint round trip through a Trainer (save after training, load into a new Trainer, as the CLI does)', function () {
+  this.timeout(300_000);
+  let dir: string;
+  before(() => { dir = fs.mkdtempSync(join(tmpdir(), 'ckpt-trainer-test-')); });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  /** The Trainer options the CLI makes from its arguments (src/cli/train.ts). */
+  const optionsOf = (args: TrainArgs): TrainerOptions => ({
+    net: args.net, hidden: args.hidden, layers: args.layers, cell: args.cell, keepProb: args.keepProb, seed: args.seed,
+    batch: args.batch, optimizer: { kind: args.optimizer, lr: args.lr },
+  });
+
+  it('a trained mlp saved and loaded into a new Trainer has the same parameter bytes, test predictions, accuracy and loss', async () => {
+    const ctx = await testContext();
+    const rand = rng(31);
+    const count = 150;
+    const data = {
+      count,
+      images: Float32Array.from({ length: count * 784 }, () => (rand() < 0.3 ? rand() : 0)),
+      labels: Uint8Array.from({ length: count }, () => Math.floor(rand() * 10)),
+    };
+    const args = parseArgs(['--net', 'mlp', '--hidden', '24', '--layers', '2', '--keep-prob', '0.8', '--batch', '16', '--seed', '4', '--optimizer', 'adam']);
+    const file = join(dir, 'mlp.safetensors');
+    const trained = await Trainer.create(ctx, optionsOf(args));
+    let saved: Record<string, { shape: number[]; data: Float32Array }>;
+    let before: Awaited<ReturnType<Trainer['evaluate']>>;
+    try {
+      const initial = await trained.store.read();
+      for (let s = 0; s < 5; s++) {
+        trained.writeBatch(data, Uint32Array.from({ length: 16 }, (_, i) => (s * 16 + i) % count));
+        trained.step();
+      }
+      await trained.finish();
+      saved = await trained.store.read();
+      const moved = Object.keys(saved).filter((n) => saved[n].data.some((v, i) => v !== initial[n].data[i]));
+      expect(moved, 'training changed every parameter').to.deep.equal(Object.keys(saved));
+      before = await trained.evaluate(data);
+      saveCheckpoint(file, saved, hyperParameters(args));
+    } finally {
+      trained.destroy();
+    }
+
+    // A new Trainer with another seed: its own initial values differ, so only the load can make them equal.
+    const loadArgs = parseArgs(['--net', 'mlp', '--hidden', '24', '--layers', '2', '--batch', '16', '--seed', '99', '--load', file, '--eval']);
+    const ckpt = loadCheckpoint(file);
+    checkMetadata(ckpt, hyperParameters(loadArgs), SHAPE_KEYS, file);
+    const loaded = await Trainer.create(ctx, optionsOf(loadArgs));
+    try {
+      const fresh = await loaded.store.read();
+      expect(Object.keys(fresh).some((n) => fresh[n].data.some((v, i) => v !== saved[n].data[i])), 'the new Trainer starts from other values').to.equal(true);
+      checkShapes(ckpt, loaded.store.shapes(), file);
+      for (const [name, t] of Object.entries(ckpt.tensors)) loaded.store.write(name, t.data);
+      const back = await loaded.store.read();
+      expect(Object.keys(back).sort()).to.deep.equal(Object.keys(saved).sort());
+      for (const [name, t] of Object.entries(saved)) {
+        const a = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+        const b = new Uint8Array(back[name].data.buffer, back[name].data.byteOffset, back[name].data.byteLength);
+        expect(back[name].shape, `${name} shape`).to.deep.equal(t.shape);
+        expect(Buffer.compare(a, b), `${name}: the loaded parameter's bytes equal the saved ones`).to.equal(0);
+      }
+      const after = await loaded.evaluate(data);
+      expect(Array.from(after.predictions), 'test predictions').to.deep.equal(Array.from(before.predictions));
+      expect(after.accuracy, 'test accuracy').to.equal(before.accuracy);
+      expect(after.loss, 'test loss').to.equal(before.loss);
+      console.log(`      ${Object.keys(saved).length} tensors round-tripped; test accuracy ${after.accuracy.toFixed(4)}, loss ${after.loss.toFixed(6)} before and after`);
+    } finally {
+      loaded.destroy();
+    }
   });
 });

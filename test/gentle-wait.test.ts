@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { gentleWait } from '../src/gpu/gentle-wait.js';
 import { createNodeContext } from '../src/gpu/node.js';
 import { BufferUsage, MapMode } from '../src/gpu/flags.js';
+import type { GpuContext } from '../src/gpu/context.js';
 
 /** Counts Atomics.wait calls made while `fn` runs. */
 async function countingSleeps<T>(fn: () => Promise<T>): Promise<{ result: T; sleeps: number[] }> {
@@ -18,6 +19,47 @@ async function countingSleeps<T>(fn: () => Promise<T>): Promise<{ result: T; sle
     return { result: await fn(), sleeps };
   } finally {
     Atomics.wait = real;
+  }
+}
+
+/** Counts the native callbacks (dawn.node's polling ticks) handed to setImmediate while `fn` runs. */
+async function countingTicks<T>(fn: () => Promise<T>): Promise<{ result: T; ticks: number }> {
+  const real = globalThis.setImmediate;
+  let ticks = 0;
+  const counting = (cb: (...a: unknown[]) => void, ...args: unknown[]) => {
+    if (/\{\s*\[native code\]\s*\}\s*$/.test(Function.prototype.toString.call(cb))) ticks++;
+    return real(cb, ...args);
+  };
+  Object.defineProperty(counting, promisify.custom, { value: (real as unknown as Record<symbol, unknown>)[promisify.custom] });
+  globalThis.setImmediate = counting as typeof setImmediate;
+  try {
+    return { result: await fn(), ticks };
+  } finally {
+    globalThis.setImmediate = real;
+  }
+}
+
+/**
+ * Submits enough copying (8 × 32 MiB) that a read-back of the last copy's target stays pending for
+ * many polling ticks, then waits for that map through the context; returns the first value read.
+ */
+async function waitForSlowMap(ctx: GpuContext): Promise<number> {
+  const bytes = 32 << 20;
+  const src = ctx.storage(bytes);
+  const mid = ctx.storage(bytes);
+  const dst = ctx.createBuffer(16, BufferUsage.MAP_READ | BufferUsage.COPY_DST);
+  ctx.write(src, new Float32Array([42]));
+  try {
+    const enc = ctx.device.createCommandEncoder();
+    for (let i = 0; i < 8; i++) enc.copyBufferToBuffer(i % 2 ? mid : src, 0, i % 2 ? src : mid, 0, bytes);
+    enc.copyBufferToBuffer(src, 0, dst, 0, 16);
+    ctx.device.queue.submit([enc.finish()]);
+    await ctx.wait(() => dst.mapAsync(MapMode.READ));
+    const first = new Float32Array(dst.getMappedRange().slice(0))[0];
+    dst.unmap();
+    return first;
+  } finally {
+    for (const b of [src, mid, dst]) ctx.release(b);
   }
 }
 
@@ -81,6 +123,27 @@ describe('gentleWait (dawn.node polling without a spinning core)', () => {
       }
     } finally {
       ctx.destroy();
+    }
+  });
+
+  it('while a map is pending, the gentle context sleeps between polling ticks and the spin context never sleeps', async () => {
+    const gentle = await createNodeContext();
+    const spinning = await createNodeContext({ spinWait: true });
+    try {
+      const g = await countingSleeps(() => countingTicks(() => waitForSlowMap(gentle)));
+      expect(g.result.result, 'the gentle read-back').to.equal(42);
+      // the map stayed pending over several ticks, and every tick but the first was preceded by a sleep
+      expect(g.result.ticks, 'dawn.node polling ticks during the gentle wait').to.be.at.least(3);
+      expect(g.sleeps.length, `futex sleeps during ${g.result.ticks} polling ticks`).to.equal(g.result.ticks - 1);
+      for (const ms of g.sleeps) expect(ms).to.be.within(0.05, 1);
+      const s = await countingSleeps(() => countingTicks(() => waitForSlowMap(spinning)));
+      expect(s.result.result, 'the spinning read-back').to.equal(42);
+      expect(s.result.ticks, 'dawn.node polling ticks during the spinning wait').to.be.at.least(3);
+      expect(s.sleeps, 'futex sleeps during the spinning wait').to.deep.equal([]);
+      console.log(`      gentle: ${g.result.ticks} ticks, ${g.sleeps.length} sleeps; spinning: ${s.result.ticks} ticks, no sleep`);
+    } finally {
+      gentle.destroy();
+      spinning.destroy();
     }
   });
 });

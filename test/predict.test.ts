@@ -1,5 +1,6 @@
 // Trainer.predict (the demo page's drawn digit): the same classes as evaluate(), softmax
-// probabilities, one image or many, and safe to call while an evaluation is in flight.
+// probabilities equal to a float64 forward pass on the CPU, one image or many, and safe to call
+// while an evaluation is in flight.
 import { expect } from 'chai';
 import { testContext } from './support/gpu.js';
 import { rng } from './support/cpu.js';
@@ -37,6 +38,48 @@ describe('Trainer.predict', function () {
     expect(one.predictions[0]).to.equal(p.predictions[7]);
     const tol = (a: number) => 1e-6 + 1e-5 * Math.abs(a);
     Array.from(one.probabilities).forEach((v, k) => expect(v).to.be.closeTo(p.probabilities[70 + k], tol(v)));
+  });
+
+  it('gives the float64 softmax of the logits that the CPU computes from the trained parameters (within 1e-5), and their argmax', async () => {
+    // a few steps first, so that the biases are no longer zero
+    for (let s = 0; s < 3; s++) {
+      trainer.writeBatch(data, Uint32Array.from({ length: 10 }, (_, i) => s * 10 + i));
+      trainer.step();
+    }
+    await trainer.finish();
+    const params = await trainer.store.read();
+    expect(Object.keys(params).sort()).to.deep.equal(['mlp/b1', 'mlp/b_out', 'mlp/w1', 'mlp/w_out']);
+    expect(params['mlp/b_out'].data.some((v) => v !== 0), 'the output bias has moved').to.equal(true);
+    const p = await trainer.predict(data.images, count);
+    const H = 32, K = 10, P = 784;
+    const w1 = params['mlp/w1'].data, b1 = params['mlp/b1'].data, w2 = params['mlp/w_out'].data, b2 = params['mlp/b_out'].data;
+    let worst = 0;
+    for (let i = 0; i < count; i++) {
+      // 784 → 32 relu → 10 in float64, then softmax
+      const h = new Float64Array(H);
+      for (let j = 0; j < H; j++) {
+        let s = b1[j];
+        for (let k = 0; k < P; k++) s += data.images[i * P + k] * w1[k * H + j];
+        h[j] = Math.max(0, s);
+      }
+      const logits = new Float64Array(K);
+      for (let c = 0; c < K; c++) {
+        let s = b2[c];
+        for (let j = 0; j < H; j++) s += h[j] * w2[j * K + c];
+        logits[c] = s;
+      }
+      const max = Math.max(...logits);
+      const e = logits.map((v) => Math.exp(v - max));
+      const sum = e.reduce((a, b) => a + b, 0);
+      for (let c = 0; c < K; c++) {
+        const ref = e[c] / sum;
+        const err = Math.abs(p.probabilities[i * K + c] - ref);
+        worst = Math.max(worst, err);
+        expect(err, `image ${i} class ${c}: probability ${p.probabilities[i * K + c]}, float64 ${ref}`).to.be.at.most(1e-5);
+      }
+      expect(p.predictions[i], `image ${i}: the predicted class is the float64 argmax`).to.equal(logits.indexOf(max));
+    }
+    console.log(`      ${count} images: largest probability error ${worst.toExponential(2)} against float64`);
   });
 
   it('rejects too few pixels with a message naming the sizes', async () => {

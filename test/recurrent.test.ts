@@ -15,6 +15,10 @@ interface Case {
   initialState?: 'zeros' | 'given';
   dropout?: boolean;
   fused?: boolean;
+  /** As the nets run it (recurrentStack in src/graph/ops.ts): each layer's gate gradients dz written over its gates z. */
+  gatesInPlace?: boolean;
+  /** dx of the bottom layer (default true; the nets, fed with data, ask for none). */
+  inputGrad?: boolean;
   seed: number;
 }
 
@@ -48,14 +52,19 @@ async function check(ctx: GpuContext, c: Case): Promise<void> {
   const c0 = given ? hidden.map((H) => randomArray(B * H, rand)) : undefined;
   const Htop = hidden[L - 1];
   const dy = randomArray(c.gradFrom === 'last' ? B * Htop : T * B * Htop, rand);
-  const tag = `${cell} ×${L} T=${T} B=${B} I=${I} H=${hidden.join(',')} ${c.gradFrom ?? 'all'}${given ? ' h0' : ''}${c.dropout ? ' dropout' : ''}${c.fused ? ' fused' : ''} seed=${c.seed}`;
+  const inputGrad = c.inputGrad ?? true;
+  const tag = `${cell} ×${L} T=${T} B=${B} I=${I} H=${hidden.join(',')} ${c.gradFrom ?? 'all'}${given ? ' h0' : ''}${c.dropout ? ' dropout' : ''}` +
+    `${c.fused ? ' fused' : ''}${c.gatesInPlace ? ' dz-over-z' : ''}${inputGrad ? '' : ' no-dx'} seed=${c.seed}`;
 
   const xb = ctx.upload(x);
   const pb = params.map((p) => ({ w: ctx.upload(Float32Array.from(p.w)), b: ctx.upload(Float32Array.from(p.b)) }));
+  // The nets hand each layer one buffer for its gates and their gradients.
+  const gates = c.gatesInPlace ? hidden.map((H) => ctx.storage(T * B * GATES[cell] * H * 4, `gates and their gradients, H=${H}`)) : [];
   const mb = masks?.map((m) => ctx.upload(m));
   const stack = prepareRecurrentStack(ctx, {
-    cell, T, B, I, hidden, gradFrom: c.gradFrom, initialState: c.initialState, dropout: c.dropout, fused: c.fused,
-  }, { x: xb, params: pb, masks: mb });
+    cell, T, B, I, hidden, gradFrom: c.gradFrom, initialState: c.initialState, dropout: c.dropout, fused: c.fused, inputGrad,
+  }, { x: xb, params: pb.map((p, l) => (c.gatesInPlace ? { ...p, z: gates[l], dz: gates[l] } : p)), masks: mb });
+  if (c.gatesInPlace) for (const layer of stack.layers) expect(layer.dz, `${tag}: dz shares z's buffer`).to.equal(layer.z);
   for (const layer of stack.layers) {
     for (const buf of [layer.h, layer.c, layer.z, layer.rh, layer.dz, layer.dh, layer.dc, layer.dw, layer.db, layer.dx]) if (buf) ctx.poison(buf);
   }
@@ -90,10 +99,17 @@ async function check(ctx: GpuContext, c: Case): Promise<void> {
       if (layer.dc) close(await ctx.readF32(layer.dc, B * H), grads[l].dc0, 1e-4, `${tag}: dc0 of layer ${l}`);
     }
   }
-  close(await ctx.readF32(stack.dx!, T * B * I), grads[0].dx, 1e-4, `${tag}: dx`);
+  if (inputGrad) close(await ctx.readF32(stack.dx!, T * B * I), grads[0].dx, 1e-4, `${tag}: dx`);
+  else expect(stack.dx, `${tag}: no dx asked for`).to.equal(undefined);
 
   releaseRecurrent(ctx, stack);
-  for (const b of [xb, ...pb.flatMap((p) => [p.w, p.b]), ...(mb ?? [])]) ctx.release(b);
+  for (const b of [xb, ...pb.flatMap((p) => [p.w, p.b]), ...(mb ?? []), ...gates]) ctx.release(b);
+}
+
+/** Wall time since t0 and CPU time of this process (lavapipe's threads included) since cpu0. */
+function seconds(t0: number, cpu0: NodeJS.CpuUsage): string {
+  const cpu = process.cpuUsage(cpu0);
+  return `${((performance.now() - t0) / 1000).toFixed(1)} s wall, ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s CPU`;
 }
 
 const SHAPES = [
@@ -145,6 +161,33 @@ describe('recurrent layers (shaders/recurrent.wgsl + matmul) against float64 BPT
       await check(ctx, { cell, T: 1, B: 1, I: 1, hidden: [1], initialState: 'given', gradFrom: 'all', seed: seed + 2 });
     });
   }
+
+  it('LSTM and RNN with the gate gradients written over the gates (as the nets run them): odd shapes, given states, dropout, dx', async () => {
+    for (const cell of ['lstm', 'rnn'] as Cell[]) {
+      const seed = cell === 'lstm' ? 400 : 410;
+      await check(ctx, { cell, T: 7, B: 5, I: 9, hidden: [11, 6], initialState: 'given', dropout: true, gradFrom: 'all', gatesInPlace: true, seed });
+      await check(ctx, { cell, T: 6, B: 3, I: 4, hidden: [5], gradFrom: 'last', gatesInPlace: true, inputGrad: false, seed: seed + 1 });
+    }
+  });
+
+  // The rnn net's size (net 'rnn', batch 100: 28 rows of 28 pixels, 128 units, many-to-one): the nets'
+  // settings, i.e. zero initial state, no dx, LSTM and RNN gate gradients written over the gates.
+  const NET = { T: 28, B: 100, I: 28, hidden: [128], gradFrom: 'last' as const, inputGrad: false };
+  for (const cell of ['lstm', 'gru', 'rnn'] as Cell[]) {
+    it(`${cell.toUpperCase()} at the rnn net's size (T=28, B=100, I=28, H=128), many-to-one, as the net runs it`, async function () {
+      this.timeout(600_000);
+      const t0 = performance.now(), cpu0 = process.cpuUsage();
+      await check(ctx, { cell, ...NET, gatesInPlace: cell !== 'gru', seed: 500 + cell.length });
+      console.log(`      ${cell} T=28 B=100 I=28 H=128 forward + backward against float64: ${seconds(t0, cpu0)}`);
+    });
+  }
+
+  it('GRU at H=128 (T=28, B=100, I=28), many-to-many with dx and given initial state', async function () {
+    this.timeout(600_000);
+    const t0 = performance.now(), cpu0 = process.cpuUsage();
+    await check(ctx, { cell: 'gru', T: 28, B: 100, I: 28, hidden: [128], gradFrom: 'all', initialState: 'given', seed: 520 });
+    console.log(`      gru T=28 B=100 I=28 H=128 many-to-many: ${seconds(t0, cpu0)}`);
+  });
 
   it('dispatches per forward+backward: 2T per direction plus a constant (LSTM, RNN), 4T for GRU, T for fused LSTM', () => {
     const x = ctx.storage(28 * 3 * 28 * 4);

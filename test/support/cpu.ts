@@ -30,13 +30,28 @@ export function relError(got: ArrayLike<number>, ref: ArrayLike<number>): number
   return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
 }
 
-/** Asserts ‖got − ref‖/‖ref‖ < tol, and that every element is finite. */
+/**
+ * Asserts ‖got − ref‖/‖ref‖ < tol, every element finite, and every element within
+ * tol·(|ref[i]| + ‖ref‖/√n): the norm alone lets one bad element hide among many good ones,
+ * and the ‖ref‖/√n floor keeps elements near zero from demanding more than float32 gives.
+ */
 export function expectClose(got: ArrayLike<number>, ref: ArrayLike<number>, tol: number, what = 'result'): void {
   for (let i = 0; i < got.length; i++) {
     if (!Number.isFinite(got[i])) expect.fail(`${what}: element ${i} is ${got[i]} (reference ${ref[i]}); unwritten or overflowed`);
   }
   const e = relError(got, ref);
   expect(e, `${what}: relative error ${e.toExponential(2)} ≥ ${tol}`).to.be.lessThan(tol);
+  let sumSq = 0;
+  for (let i = 0; i < ref.length; i++) sumSq += ref[i] * ref[i];
+  const floor = ref.length > 0 ? Math.sqrt(sumSq / ref.length) : 0;
+  for (let i = 0; i < ref.length; i++) {
+    const err = Math.abs(got[i] - ref[i]);
+    const bound = tol * (Math.abs(ref[i]) + floor);
+    if (!(err <= bound)) {
+      expect.fail(`${what}: element ${i} is ${got[i]}, reference ${ref[i]}: error ${err.toExponential(2)} > ` +
+        `${tol}·(|ref| + ‖ref‖/√n) = ${bound.toExponential(2)}`);
+    }
+  }
 }
 
 export type Act = 'none' | 'relu' | 'sigmoid' | 'tanh';
