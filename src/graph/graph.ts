@@ -263,4 +263,24 @@ export class Graph {
     for (const o of n.outputs) o.requiresGrad = false;
     return { predictions, correct };
   }
+
+  // ===== BEGIN STUBS (layers helper) =====================================================
+  // Throwing stand-ins with the agreed signatures of the op-registry helper's new ops, so the
+  // model layer compiles before they land. The coordinator replaces this whole block at merge.
+  add(a: Tensor, b: Tensor, name = 'add'): Tensor {
+    this.fail(`${name} (add)`, [a, b], 'not available yet (stub until the op registry lands)');
+  }
+
+  concat(xs: Tensor[], name = 'concat'): Tensor {
+    this.fail(`${name} (concat)`, xs, 'not available yet (stub until the op registry lands)');
+  }
+
+  globalAvgPool(x: Tensor, name = 'global_avg_pool'): Tensor {
+    this.fail(`${name} (globalAvgPool)`, [x], 'not available yet (stub until the op registry lands)');
+  }
+
+  meanSquaredError(pred: Tensor, target: Tensor, name = 'mse'): { loss: Tensor; lossSum: Tensor } {
+    this.fail(`${name} (meanSquaredError)`, [pred, target], 'not available yet (stub until the op registry lands)');
+  }
+  // ===== END STUBS (layers helper) =======================================================
 }
