@@ -22,6 +22,7 @@ export interface Examples {
  */
 export function checkExamples(data: Examples & { shape?: readonly number[] }, model: Model, who: string): void {
   const P = model.inputSize;
+  if (!data.shape && data.count === 0) return;
   const per = data.shape ? data.shape.reduce((a, b) => a * b, 1) : data.images.length / data.count;
   if (per !== P || data.images.length < data.count * P) {
     const what = data.shape ? `of shape [${data.shape.join(', ')}]` : `of ${per} values`;
