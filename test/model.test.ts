@@ -9,7 +9,7 @@ import type { Graph } from '../src/graph/graph.js';
 import { Trainer } from '../src/nn/trainer.js';
 import { trainSteps } from '../src/nn/loop.js';
 import {
-  ModelSpecError, activation, avgPool2d, conv2d, dense, dropout, flatten, gru, input, lstm, maxPool2d, reshape, simpleRnn,
+  ModelSpecError, activation, add, avgPool2d, conv2d, dense, dropout, flatten, gru, input, lstm, maxPool2d, reshape, simpleRnn,
 } from '../src/nn/layers.js';
 import { model, sequential, type Model } from '../src/nn/model.js';
 import { modelFromKeras, modelFromSpec, modelToSpec, type ModelSpec } from '../src/nn/spec.js';
@@ -251,26 +251,31 @@ describe('models: specs, errors, Keras JSON, summary (CPU)', () => {
     const m = sequential([28, 28, 1], [conv2d({ filters: 4, kernelSize: 3, activation: 'relu' }), maxPool2d(), flatten(), dense({ units: 10, activation: 'softmax' })], { name: 'tiny' });
     expect(m.summary()).to.equal([
       'Model: "tiny"',
-      '_'.repeat(77),
-      'Layer (type)                  Output Shape            Param #',
-      '='.repeat(77),
-      'conv2d (Conv2D)               (None, 26, 26, 4)       40',
-      'max_pooling2d (MaxPooling2D)  (None, 13, 13, 4)       0',
-      'flatten (Flatten)             (None, 676)             0',
-      'dense (Dense)                 (None, 10)              6770',
-      '='.repeat(77),
+      '_'.repeat(61),
+      'Layer (type)                   Output Shape        Param #',
+      '='.repeat(61),
+      'conv2d (Conv2D)                (None, 26, 26, 4)   40',
+      'max_pooling2d (MaxPooling2D)   (None, 13, 13, 4)   0',
+      'flatten (Flatten)              (None, 676)         0',
+      'dense (Dense)                  (None, 10)          6770',
+      '='.repeat(61),
       'Total params: 6810',
       'Trainable params: 6810',
       'Non-trainable params: 0',
-      '_'.repeat(77),
+      '_'.repeat(61),
     ].join('\n'));
     // a graph that is not a chain lists what each layer reads
     const x = input([4]);
-    const h = dense({ units: 3, name: 'h' }).apply(x);
-    const s = model({ inputs: x, outputs: dense({ units: 2, name: 'o' }).apply(h) }).summary();
+    const h = dense({ units: 4, name: 'h' }).apply(x);
+    const s = model({ inputs: x, outputs: dense({ units: 2, name: 'o' }).apply(add([x, h], { name: 'sum' })) }).summary();
     expect(s).to.include('Connected to');
     expect(s).to.match(/^input \(InputLayer\) +\(None, 4\) +0 *$/m);
-    expect(s).to.match(/^o \(Dense\) +\(None, 2\) +8 +h$/m);
+    expect(s).to.match(/^sum \(Add\) +\(None, 4\) +0 +input, h$/m);
+    expect(s).to.match(/^o \(Dense\) +\(None, 2\) +10 +sum$/m);
+    expect(s).to.match(/^Total params: 30$/m);
+    // a chain built with the functional API prints as a sequential model does
+    const y = input([4]);
+    expect(model({ inputs: y, outputs: dense({ units: 2 }).apply(y) }).summary()).to.not.include('Connected to');
   });
 
   it('the built-in nets are models with the historical parameter names, inits and input layouts', () => {
