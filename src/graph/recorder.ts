@@ -4,7 +4,8 @@ import type { PassTimer } from '../gpu/profiler.js';
 import { prepareStepIncrement } from '../kernels/step.js';
 import { buildBackward } from './autodiff.js';
 import { GraphError, type Graph, type Node } from './graph.js';
-import { lowerNode, type LowerEnv } from './ops.js';
+import { opRule, type GradientRequest, type LowerEnv, type Lowered } from './registry.js';
+import { lowerUpdate } from './update.js';
 import { planBuffers, type Plan } from './planner.js';
 import type { Tensor } from './tensor.js';
 
@@ -88,13 +89,32 @@ export class CompiledGraph {
       buf: (t) => this.bufferOf(t),
       offset: (t) => t.offset,
       step: opts.stepCounter,
-      state: new Map(),
     };
     this.ops = [];
+    // Each op prepares its forward and backward dispatches in one call, at its forward node; its
+    // backward dispatches then go where its backward nodes are in the schedule.
+    const backwardNodes = new Map<Node, Node[]>();
+    for (const n of schedule) {
+      if (n.phase === 'backward') backwardNodes.set(n.forward!, [...(backwardNodes.get(n.forward!) ?? []), n]);
+    }
+    const lowered = new Map<Node, Lowered>();
+    const dispatchesOf = (n: Node): Dispatch[] => {
+      if (n.phase === 'update') return lowerUpdate(env, n);
+      if (n.phase === 'forward') {
+        const l = lowerForward(env, n, backwardNodes.get(n));
+        lowered.set(n, l);
+        return l.forward;
+      }
+      const f = n.forward!;
+      const part = backwardNodes.get(f)!.indexOf(n);
+      const l = lowered.get(f);
+      if (!l?.backward?.[part]) throw new GraphError(`${f.attrs.name ?? f.op} (${f.op}): its backward was not lowered with its forward`);
+      return l.backward[part];
+    };
     // Uniform and scratch buffers that kernels make while being prepared belong to this graph too.
     const made = ctx.collectBuffers(() => {
       for (const n of schedule) {
-        const dispatches = lowerNode(env, n);
+        const dispatches = dispatchesOf(n);
         if (dispatches.length) this.ops.push({ label: opLabel(n), node: n, dispatches });
       }
       if (opts.incrementStep) {
@@ -178,6 +198,15 @@ function interleaveUpdates(nodes: readonly Node[]): Node[] {
   const out: Node[] = [...(after.get(-1) ?? [])];
   rest.forEach((n, i) => out.push(n, ...(after.get(i) ?? [])));
   return out;
+}
+
+/** An op's dispatches through its registry rule, with what autodiff asked of its backward (if anything). */
+function lowerForward(env: LowerEnv, n: Node, backward: Node[] | undefined): Lowered {
+  const [b] = backward ?? [];
+  const grad: GradientRequest | undefined = b && {
+    dOutputs: b.dOutputs!, grads: b.grads!, accumulate: b.accumulate!, temps: b.temps ?? [], parts: backward!.length,
+  };
+  return opRule(n.op).lower(env, n, grad);
 }
 
 function opLabel(n: Node): string {

@@ -169,11 +169,9 @@ function splitActivation(act: ActivationName, foldSoftmax: boolean): { fused: Fu
   return { fused: act === 'linear' ? 'none' : act, softmax: false };
 }
 
-type GraphActivation = Parameters<Graph['activation']>[1];
-
-/** The softmax activation over the last axis (an op of the graph since the op registry). */
+/** The softmax activation over the last axis. */
 function softmax(g: Graph, x: Tensor, name: string): Tensor {
-  return g.activation(x, 'softmax' as GraphActivation, name);
+  return g.activation(x, 'softmax', name);
 }
 
 function checkActivation(a: unknown, who: string): ActivationName {
