@@ -154,11 +154,16 @@ export class Trainer {
   writeBatch(data: LabelledImages, index: ArrayLike<number>): void {
     checkExamples(data, this.model, 'Trainer.writeBatch');
     fillBatch(this.net.layout, this.model.input.shape, data.images, index, this.batch, this.batchX, this.batch);
-    for (let b = 0; b < this.batch; b++) this.batchY[b] = data.labels[index[b]];
+    const K = this.model.classes;
+    for (let b = 0; b < this.batch; b++) {
+      const label = data.labels[index[b]];
+      // a class id past the outputs would make the loss read outside the logits
+      if (!(label < K)) throw new RangeError(`Trainer.writeBatch: example ${index[b]} has label ${label}, but the model has ${K} classes (0-${K - 1})`);
+      this.batchY[b] = label;
+    }
     this.ctx.write(this.graph.bufferOf(this.net.x), this.batchX);
     this.ctx.write(this.graph.bufferOf(this.net.labels), this.batchY);
     if (this.batchT) {
-      const K = this.model.classes;
       this.batchT.fill(0);
       for (let b = 0; b < this.batch; b++) this.batchT[b * K + this.batchY[b]] = 1;
       this.ctx.write(this.graph.bufferOf(this.net.targets!), this.batchT);
