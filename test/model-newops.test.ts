@@ -70,6 +70,11 @@ describe('models with merge layers, global pooling and MSE (op registry ops)', f
     const m = model({ inputs: x, outputs: y, name: 'residual' });
     expect(m.summary()).to.match(/^add \(Add\) +\(None, 8, 8, 4\) +0 +input, conv2d$/m);
     expect(modelToSpec(modelFromSpec(modelToSpec(m)))).to.deep.equal(modelToSpec(m));
+    // the graph: the input and the conv's output meet in one add, then the global pool, then the logits
+    const g = m.build({ get: () => ({}) as GPUBuffer }, 2, true, 1).graph;
+    const fwd = g.nodes.filter((n) => n.phase === 'forward');
+    expect(fwd.map((n) => n.op)).to.deep.equal(['conv2d', 'add', 'globalavgpool', 'dense', 'xent', 'accuracy']);
+    expect(fwd[1].inputs.map((t) => t.name)).to.deep.equal(['images', 'conv2d/y']);
     await trainAndCheck(ctx, m, 8, 1e-2);
   });
 
@@ -78,7 +83,10 @@ describe('models with merge layers, global pooling and MSE (op registry ops)', f
     const a = flatten().apply(maxPool2d().apply(conv2d({ filters: 3, kernelSize: 3, padding: 'same', activation: 'relu' }).apply(x)));
     const b = flatten().apply(x);
     const y = dense({ units: 2 }).apply(concat([a, b]));
-    await trainAndCheck(ctx, model({ inputs: x, outputs: y, name: 'branches' }), 8, 1e-2);
+    const m = model({ inputs: x, outputs: y, name: 'branches' });
+    const cat = m.build({ get: () => ({}) as GPUBuffer }, 2, true, 1).graph.nodes.find((n) => n.op === 'concat')!;
+    expect(cat.outputs[0].shape).to.deep.equal([2, 27 + 72]);
+    await trainAndCheck(ctx, m, 8, 1e-2);
   });
 
   it('an MSE model with a softmax output (not folded: the loss sees probabilities) trains', async () => {
