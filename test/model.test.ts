@@ -240,6 +240,28 @@ describe('models: specs, errors, Keras JSON, summary (CPU)', () => {
     expect(f.layers.map((l) => l.name)).to.deep.equal(['c1', 'f', 'out']);
     expect(f.classes).to.equal(3);
 
+    // Keras 2 functional with a residual Add: inbound_nodes as [[[name, 0, 0, {}], ...]]
+    const node = (...names: string[]) => [names.map((n) => [n, 0, 0, {}])];
+    const residual = {
+      class_name: 'Functional',
+      config: {
+        name: 'res',
+        layers: [
+          { class_name: 'InputLayer', config: { batch_input_shape: [null, 8, 8, 4], dtype: 'float32', name: 'input_1' }, name: 'input_1', inbound_nodes: [] },
+          { ...conv('conv2d', 4), name: 'conv2d', inbound_nodes: node('input_1') },
+          { class_name: 'Add', config: { name: 'add', trainable: true, dtype: 'float32' }, name: 'add', inbound_nodes: node('input_1', 'conv2d') },
+          { class_name: 'GlobalAveragePooling2D', config: { name: 'gap', data_format: 'channels_last', keepdims: false }, name: 'gap', inbound_nodes: node('add') },
+          { class_name: 'Dense', config: { name: 'dense', units: 5, activation: 'softmax' }, name: 'dense', inbound_nodes: node('gap') },
+        ],
+        input_layers: [['input_1', 0, 0]],
+        output_layers: [['dense', 0, 0]],
+      },
+    };
+    (residual.config.layers[1].config as Record<string, unknown>).padding = 'same';
+    const res = modelFromKeras(residual);
+    expect(res.layers.map((l) => `${l.name}<${l.inbound.map((t) => t.layer.name)}>`)).to.deep.equal(['conv2d<input_1>', 'add<input_1,conv2d>', 'gap<add>', 'dense<gap>']);
+    expect(modelToSpec(res).layers[1].inbound).to.deep.equal(['input_1', 'conv2d']);
+
     const bad = structuredClone(keras2);
     bad.config.layers.splice(2, 0, { class_name: 'BatchNormalization', config: { name: 'batch_normalization' } } as never);
     expectSpecError(() => modelFromKeras(bad), 'layer 1 "batch_normalization" (BatchNormalization)', 'not supported');
