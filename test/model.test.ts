@@ -398,6 +398,8 @@ describe('models on the GPU: a custom model trains', function () {
     try {
       const mnistLike = { count: 8, images: new Float32Array(8 * 784), labels: new Uint8Array(8), shape: [28, 28], classes: 10 };
       expect(() => t.writeBatch(mnistLike, [0, 1, 2, 3])).to.throw(RangeError, /Trainer\.writeBatch: examples of shape \[28, 28\] do not fit the model's input shape \[16, 16, 3\] \(768 values each\)/);
+      const unshaped = { count: 8, images: new Float32Array(8 * 784), labels: new Uint8Array(8) };
+      expect(() => t.writeBatch(unshaped, [0, 1, 2, 3])).to.throw(RangeError, /Trainer\.writeBatch: 6272 values are not 8 or more examples of the model's input shape \[16, 16, 3\] \(768 values each\)/);
       const labelled = { count: 8, images: new Float32Array(8 * 768), labels: Uint8Array.from([0, 1, 2, 3, 4, 0, 1, 2]) };
       expect(() => t.writeBatch(labelled, [0, 1, 2, 3])).to.not.throw();
       expect(() => t.writeBatch(labelled, [0, 4, 1, 2])).to.throw(RangeError, /Trainer\.writeBatch: example 4 has label 4, but the model has 4 classes \(0-3\)/);

@@ -17,17 +17,20 @@ export interface Examples {
 }
 
 /**
- * Throws a RangeError when `data`'s examples are not of the model's input size (its `shape`, a
- * Dataset's per-example shape, or else its images' length must give the model input's element
- * count) or its `classes` are more than the model's outputs.
+ * Throws a RangeError when `data`'s examples are not of the model's input size: a Dataset's
+ * per-example `shape` must give the model input's element count, and the images must hold at
+ * least `count` examples, a whole number of them (`count` may select the first of more). Also when
+ * its `classes` are more than the model's outputs.
  */
 export function checkExamples(data: Examples & { shape?: readonly number[]; classes?: number }, model: Model, who: string): void {
   const P = model.inputSize;
-  if (!data.shape && data.count === 0) return; // nothing to check (an empty split)
-  const per = data.shape ? data.shape.reduce((a, b) => a * b, 1) : data.images.length / data.count;
-  if (per !== P || data.images.length < data.count * P) {
-    const what = data.shape ? `of shape [${data.shape.join(', ')}]` : `of ${per} values`;
-    throw new RangeError(`${who}: examples ${what} do not fit the model's input shape [${model.inputShape.join(', ')}] (${P} values each): give data of that size or a model with that input`);
+  const input = `the model's input shape [${model.inputShape.join(', ')}] (${P} values each)`;
+  if (data.shape && data.shape.reduce((a, b) => a * b, 1) !== P) {
+    throw new RangeError(`${who}: examples of shape [${data.shape.join(', ')}] do not fit ${input}: give data of that size or a model with that input`);
+  }
+  const n = data.images.length;
+  if (n < data.count * P || n % P !== 0) {
+    throw new RangeError(`${who}: ${n} values are not ${data.count} or more examples of ${input}: give data of that size or a model with that input`);
   }
   if (data.classes !== undefined && data.classes > model.classes) {
     throw new RangeError(`${who}: the data has ${data.classes} classes but the model's output has ${model.classes}: give the last layer ${data.classes} units`);
