@@ -389,6 +389,9 @@ describe('models on the GPU: a custom model trains', function () {
     const viaNet = await run({ net: 'mlp', hidden: 32, layers: 2, keepProb: 0.8, ...common });
     const viaModel = await run({ model: builtinModel('mlp', { hidden: 32, layers: 2, keepProb: 0.8 }), ...common });
     expect(viaModel).to.deep.equal(viaNet);
+    let err: unknown;
+    await Trainer.create(ctx, { model: builtinModel('mlp'), hidden: 32, ...common }).catch((e) => { err = e; });
+    expect((err as Error).message).to.equal('Trainer.create: hidden is a knob of the built-in nets: with a model, set it in the model\'s layers');
     const viaSpec = await run({ model: modelFromSpec(JSON.stringify(modelToSpec(builtinModel('mlp', { hidden: 32, layers: 2, keepProb: 0.8 })))), ...common });
     expect(viaSpec).to.deep.equal(viaNet);
   });

@@ -53,7 +53,11 @@ export interface OpProfile {
 /** The model a Trainer's options ask for: `model`, or the built-in `net` with its knobs. */
 function resolveModel(opts: TrainerOptions): Model {
   if (opts.model && opts.net) throw new GpuError(`Trainer.create: give either model or net (a built-in model), not both`);
-  if (opts.model) return opts.model;
+  if (opts.model) {
+    const knob = (['hidden', 'layers', 'cell', 'keepProb'] as const).find((k) => opts[k] !== undefined);
+    if (knob) throw new GpuError(`Trainer.create: ${knob} is a knob of the built-in nets: with a model, set it in the model's layers`);
+    return opts.model;
+  }
   if (!opts.net) throw new GpuError(`Trainer.create: give a model ({ model: sequential(...) }) or a built-in net ({ net: 'mlp' })`);
   return builtinModel(opts.net, opts);
 }
