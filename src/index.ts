@@ -14,6 +14,15 @@ export { OPS, opRule, lossOps, type OpRule, type OpNode, type GradientRule, type
 export { Tensor } from './graph/tensor.js';
 export { CompiledGraph, type CompileOptions, type OptimizerConfig } from './graph/recorder.js';
 export { ParamStore, type Init } from './nn/params.js';
-export { buildNet, IMAGE, type NetConfig, type NetKind, type BuiltNet } from './nn/nets.js';
+export { buildNet, fillBatch, IMAGE, type NetConfig, type NetKind, type BuiltNet, type InputLayout } from './nn/nets.js';
+export {
+  ModelSpecError, Layer, SymbolicTensor, Dense, Conv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D, Flatten, Reshape,
+  Dropout, Activation as ActivationLayer, Add, Concatenate, LSTM, GRU, SimpleRNN, InputLayer,
+  dense, conv2d, maxPool2d, avgPool2d, globalAvgPool2d, flatten, reshape, dropout, activation, lstm, gru, simpleRnn, input, add, concat,
+  type ActivationName, type LayerInit, type ParamNames,
+} from './nn/layers.js';
+export { Model, sequential, model, type LossName, type ModelOptions } from './nn/model.js';
+export { modelToSpec, modelFromSpec, modelFromKeras, type ModelSpec, type LayerSpec } from './nn/spec.js';
+export { builtinModel, NET_KINDS, type NetKnobs } from './nn/models/builtin.js';
 export { Trainer, type TrainerOptions, type TrainMetrics, type EvalResult, type Prediction, type LabelledImages } from './nn/trainer.js';
 export { trainSteps, type TrainStepsOptions } from './nn/loop.js';

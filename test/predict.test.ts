@@ -86,6 +86,6 @@ describe('Trainer.predict', function () {
     let err: unknown;
     await trainer.predict(new Float32Array(784), 2).catch((e) => { err = e; });
     expect(err).to.be.instanceOf(RangeError);
-    expect((err as Error).message).to.match(/Trainer\.predict: 2 images need 1568 floats \(28x28 each, in \[0, 1\]\), got 784/);
+    expect((err as Error).message).to.match(/Trainer\.predict: 2 examples need 1568 floats \(784 each, the model's input shape \[784\]\), got 784/);
   });
 });

@@ -4,6 +4,8 @@ import { expect } from 'chai';
 import { testContext } from './support/gpu.js';
 import { rng } from './support/cpu.js';
 import { Trainer, type TrainerOptions, type LabelledImages } from '../src/nn/trainer.js';
+import { sequential } from '../src/nn/model.js';
+import { avgPool2d, conv2d, dense, dropout, flatten, gru, maxPool2d } from '../src/nn/layers.js';
 import type { GpuContext } from '../src/gpu/context.js';
 
 type Counts = Record<'submit' | 'createBindGroup' | 'createComputePipeline' | 'createComputePipelineAsync' | 'createBuffer' | 'createShaderModule', number>;
@@ -46,12 +48,12 @@ function countCalls(device: GPUDevice): { counts: Counts; reset(): Counts; resto
   };
 }
 
-function randomData(count: number, seed: number): LabelledImages {
+function randomData(count: number, seed: number, size = 784, classes = 10): LabelledImages {
   const rand = rng(seed);
   return {
     count,
-    images: Float32Array.from({ length: count * 784 }, () => rand()),
-    labels: Uint8Array.from({ length: count }, () => Math.floor(rand() * 10)),
+    images: Float32Array.from({ length: count * size }, () => rand()),
+    labels: Uint8Array.from({ length: count }, () => Math.floor(rand() * classes)),
   };
 }
 
@@ -59,7 +61,7 @@ const N = 6;
 const lines: string[] = [];
 
 async function checkSteps(ctx: GpuContext, opts: TrainerOptions): Promise<void> {
-  const data = randomData(opts.batch * 3, opts.seed);
+  const data = randomData(opts.batch * 3, opts.seed, opts.model?.inputSize, opts.model?.classes);
   const index = (k: number) => Uint32Array.from({ length: opts.batch }, (_, i) => ((k * opts.batch + i) % data.count));
   const originals = [owner(ctx.device.queue, 'submit').submit, owner(ctx.device, 'createBindGroup').createBindGroup, owner(ctx.device, 'createBuffer').createBuffer];
   const spy = countCalls(ctx.device);
@@ -112,7 +114,7 @@ async function checkSteps(ctx: GpuContext, opts: TrainerOptions): Promise<void> 
       const moved = before[name].data.some((v, i) => v !== after[name].data[i]);
       expect(moved, `parameter ${name} changed over the steps`).to.equal(true);
     }
-    lines.push(`${opts.net} b${opts.batch}: compile made ${compile.createComputePipeline} pipelines, ${compile.createBindGroup} bind groups, ${compile.createBuffer} buffers; ` +
+    lines.push(`${opts.net ?? opts.model!.name} b${opts.batch}: compile made ${compile.createComputePipeline} pipelines, ${compile.createBindGroup} bind groups, ${compile.createBuffer} buffers; ` +
       `${N} steps: ${steps.submit} submits, 0 created; metrics step: ${metricsStep.submit} submit (loss ${m.loss.toFixed(3)})`);
   } finally {
     spy.restore();
@@ -143,5 +145,19 @@ describe('recorder: one submit per training step, nothing created per step', fun
 
   it('rnn (2 stacked LSTM cells with dropout between them, Adam)', async () => {
     await checkSteps(ctx, { net: 'rnn', cell: 'lstm', hidden: 16, layers: 2, keepProb: 0.8, seed: 3, batch: 8, optimizer: { kind: 'adam', lr: 1e-3 } });
+  });
+
+  it('a custom CNN model (16x16x3 input, 4 classes: conv, both poolings, dropout; Adam)', async () => {
+    const model = sequential([16, 16, 3], [
+      conv2d({ filters: 6, kernelSize: 3, padding: 'same', activation: 'relu' }), maxPool2d(),
+      conv2d({ filters: 8, kernelSize: 3, strides: 2, padding: 'valid', activation: 'tanh' }), avgPool2d({ poolSize: 2, strides: 1, padding: 'same' }),
+      flatten(), dense({ units: 12, activation: 'relu' }), dropout({ rate: 0.3 }), dense({ units: 4, activation: 'softmax' }),
+    ], { name: 'custom cnn' });
+    await checkSteps(ctx, { model, seed: 4, batch: 6, optimizer: { kind: 'adam', lr: 1e-3 } });
+  });
+
+  it('a custom recurrent model (2 stacked GRU layers with dropout between them, 5 classes; SGD)', async () => {
+    const model = sequential([7, 5], [gru({ units: 9, returnSequences: true }), dropout({ rate: 0.2 }), gru({ units: 6 }), dense({ units: 5 })], { name: 'custom gru' });
+    await checkSteps(ctx, { model, seed: 5, batch: 4, optimizer: { kind: 'sgd', lr: 0.05, momentum: 0.9 } });
   });
 });

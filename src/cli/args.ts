@@ -1,6 +1,8 @@
 // Flags of `node dist/train.js`: parsing, validation, the per-net defaults and the --help text.
 // Every mistake is an ArgsError with a one-line message naming the flag and the fix (the CLI exits 2).
 
+import { NET_DEFAULTS, type NetDefaults, type Budget } from '../nn/models/builtin.js';
+
 /** A bad command line. The message is one line naming the flag and what to do. */
 export class ArgsError extends Error {
   constructor(message: string) {
@@ -16,48 +18,8 @@ export type OptimizerName = (typeof OPTIMIZERS)[number];
 export const CELLS = ['lstm', 'gru', 'rnn'] as const;
 export type CellName = (typeof CELLS)[number];
 
-/** How long a net trains by default: whole epochs, or a number of steps (batches). */
-export type Budget = { epochs: number } | { steps: number };
-
-export interface NetDefaults {
-  /** One line for --help. */
-  description: string;
-  budget: Budget;
-  batch: number;
-  lr: number;
-  optimizer: OptimizerName;
-  /** Hidden width (bp/mlp: hidden layer; cnn: the dense layer; rnn: units per cell); undefined: no such knob. */
-  hidden?: number;
-  /** Hidden layers (mlp) or stacked cells (rnn); undefined: no such knob. */
-  layers?: number;
-  /** rnn only. */
-  cell?: CellName;
-  /** Dropout keep probability in training; undefined: the net has no dropout. */
-  keepProb?: number;
-}
-
-/**
- * THE per-net defaults: the tutorials' architecture and optimizer (../shared/reference/seed-nets.md),
- * with the training length chosen to reach the target test accuracy. Tune epochs/steps here.
- * - softmax: the tutorial's SGD lr 0.01 / batch 50 needs ~150 epochs for 0.907. SGD lr 0.2 / batch 100,
- *   zero init: a float64 CPU run of this recipe gave test 0.9202 at epoch 5, 0.9234 at 10, 0.920-0.923
- *   up to 18 (the plateau of a linear model is ~0.925, so the 0.92 target has little margin).
- * - bp: 784-50 sigmoid-10 with plain SGD on the batch-MEAN loss; lr 0.5 instead of the doc's 0.1 (the
- *   doc's hand-written backprop sums over the batch). CPU run (W1 normal*0.1, W2 normal*0.1): test
- *   0.9531 at epoch 6, 0.9610 at 10.
- * - mlp: 784-256 relu-10, Adam 1e-3, batch 100 (target 0.978).
- * - cnn: the "deep MNIST" net, batch 50, keep 0.5 (target 0.990). The tutorial's Adam 1e-4 for 20,000 steps
- *   takes ~2.4 h here; Adam 1e-3 for 5,000 steps (4.5 epochs) gave test 0.9901 in 48 min (validation
- *   0.9844, 0.9906, 0.9910, 0.9928 after epochs 1-4). `--lr 1e-4 --steps 20000` is the tutorial's run.
- * - rnn: LSTM 128 over 28 rows of 28 pixels, Adam 1e-3, batch 100 (target 0.985).
- */
-export const NET_DEFAULTS: Record<NetName, NetDefaults> = {
-  softmax: { description: 'one dense layer 784-10, softmax', budget: { epochs: 10 }, batch: 100, lr: 0.2, optimizer: 'sgd' },
-  bp: { description: '784-50 sigmoid-10 softmax, plain SGD', budget: { epochs: 10 }, batch: 100, lr: 0.5, optimizer: 'sgd', hidden: 50 },
-  mlp: { description: '784-256 relu-10', budget: { epochs: 15 }, batch: 100, lr: 1e-3, optimizer: 'adam', hidden: 256, layers: 1, keepProb: 1 },
-  cnn: { description: 'conv5x5x32-pool-conv5x5x64-pool-dense1024-dropout-10', budget: { steps: 5000 }, batch: 50, lr: 1e-3, optimizer: 'adam', hidden: 1024, keepProb: 0.5 },
-  rnn: { description: 'LSTM 128 over 28 rows of 28 pixels, last output-10', budget: { steps: 10000 }, batch: 100, lr: 1e-3, optimizer: 'adam', hidden: 128, layers: 1, cell: 'lstm', keepProb: 1 },
-};
+// The per-net defaults (architecture knobs, optimizer, batch, training length) live with the models.
+export { NET_DEFAULTS, type NetDefaults, type Budget } from '../nn/models/builtin.js';
 
 /** The default seed when --seed is not given. */
 export const DEFAULT_SEED = 1;
