@@ -164,6 +164,7 @@ export async function trainLoop(trainer: Trainer, data: LabelledImages, opts: Tr
         epochs++;
         epochStart = performance.now();
         lossSum = accSum = readSteps = 0;
+        latest = undefined; // a bar of the new epoch shows no loss of the last one
         opts.onEpochStart?.({ epoch, steps: Math.min(perEpoch - k, end - s) });
       }
       opts.beforeStep?.(s);
