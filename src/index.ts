@@ -15,4 +15,5 @@ export { CompiledGraph, type CompileOptions, type OptimizerConfig } from './grap
 export { ParamStore, type Init } from './nn/params.js';
 export { buildNet, IMAGE, type NetConfig, type NetKind, type BuiltNet } from './nn/nets.js';
 export { Trainer, type TrainerOptions, type TrainMetrics, type EvalResult, type Prediction, type LabelledImages } from './nn/trainer.js';
-export { trainSteps, type TrainStepsOptions } from './nn/loop.js';
+export { trainLoop, trainSteps, trainerData, type TrainLoopOptions, type TrainStepsOptions, type LoopRead, type LoopProgress, type LoopEpoch, type LoopResult, type TrainerData } from './nn/loop.js';
+export { exampleSize, formatShape, sliceDataset, type Dataset } from './data/dataset.js';
