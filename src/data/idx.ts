@@ -67,8 +67,9 @@ interface Header {
 }
 
 /**
- * Reads and checks an IDX header: its magic (`accept` says which types and ranks this kind of
- * file may have), that the file holds exactly the values it announces. `what` is 'images' or 'labels'.
+ * Reads and checks an IDX header: its magic (`types` and `rankOk` say which types and ranks this
+ * kind of file may have; `expected` describes them for the message), and that the file holds
+ * exactly the values it announces. `what` is 'images' or 'labels'.
  */
 function readHeader(file: string, bytes: Uint8Array, what: 'images' | 'labels', types: readonly IdxType[], rankOk: (rank: number) => boolean, expected: string): Header {
   if (bytes.length < 4) throw new DataError(`${file} is truncated: ${bytes.length} bytes, too short for an IDX header; download it again`);

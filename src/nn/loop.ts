@@ -77,7 +77,7 @@ export interface TrainLoopOptions {
   onRead?: (r: LoopRead) => void | Promise<void>;
   /** Called after each step that reads back is submitted (and, with readsInFlight 0, its read delivered). */
   onProgress?: (p: LoopProgress) => void;
-  /** Called after an epoch's last read; may be async (the loop waits, e.g. for an evaluation). */
+  /** Called after an epoch's last read (or the run's, in a run that ends mid-epoch); may be async (the loop waits, e.g. for an evaluation). */
   onEpochEnd?: (e: LoopEpoch) => void | Promise<void>;
   /**
    * Called instead of onRead when a read's loss is not finite; the loop stops. An Error returned is
