@@ -56,6 +56,13 @@ describe('MNIST loader (src/data/mnist.ts)', function () {
     it('has 55,000 train, 5,000 validation (the LAST 5,000) and 10,000 test images of 28x28', () => {
       expect(data.rows).to.equal(28);
       expect(data.cols).to.equal(28);
+      expect(data.shape).to.deep.equal([28, 28]);
+      expect(data.classes).to.equal(10);
+      for (const split of [data.train, data.validation, data.test]) {
+        expect(split.shape).to.deep.equal([28, 28]);
+        expect(split.classes).to.equal(10);
+        expect(split.labels).to.be.instanceOf(Uint8Array);
+      }
       expect(data.train.count).to.equal(55000);
       expect(data.validation.count).to.equal(5000);
       expect(data.test.count).to.equal(10000);
@@ -171,10 +178,11 @@ describe('MNIST loader (src/data/mnist.ts)', function () {
         expectDataError(() => loadMnist({ dir }), 'train-images-idx3-ubyte', '20 images', 'train-labels-idx1-ubyte', '19 labels');
       });
 
-      it(`a label outside 0-9 (${gz ? 'gz' : 'raw'})`, () => {
+      it(`a label outside 0-9 when 10 classes are given (${gz ? 'gz' : 'raw'}), and 11 classes when none are`, () => {
         const dir = fresh();
         writeSet(dir, { gz, edit: { 't10k-labels-idx1-ubyte': idxLabels([1, 2, 3, 10, 5, 6]) } });
-        expectDataError(() => loadMnist({ dir }), 't10k-labels-idx1-ubyte', 'label 10', 'index 3', '0-9');
+        expectDataError(() => loadMnist({ dir, classes: 10 }), 't10k-labels-idx1-ubyte', 'label 10', 'index 3', '0-9');
+        expect(loadMnist({ dir, validation: 5 }).classes).to.equal(11);
       });
     }
 
@@ -264,7 +272,7 @@ describe('MNIST loader (src/data/mnist.ts)', function () {
     // 23 rows of 2x2: pixel value = row index + k/10, label = row % 10
     const count = 23;
     const split: Split = {
-      count, rows: 2, cols: 2,
+      count, shape: [2, 2], classes: 10,
       images: Float32Array.from({ length: count * 4 }, (_, i) => Math.floor(i / 4) + (i % 4) / 10),
       labels: Uint8Array.from({ length: count }, (_, i) => i % 10),
     };

@@ -34,6 +34,7 @@ import { BufferUsage, MapMode } from '../src/gpu/flags.js';
 import { PassTimer } from '../src/gpu/profiler.js';
 import { ReadPacer } from '../src/gpu/pacer.js';
 import { Trainer } from '../src/nn/trainer.js';
+import { trainLoop } from '../src/nn/loop.js';
 import { BENCH_NETS, NET_SETTINGS, PEER_RESULT, MAX_STEPS, batchIndex, measureMore, median, sleep, threadCpuMs, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
 
 const args = process.argv.slice(2);
@@ -194,32 +195,37 @@ async function benchEngine(ctx: GpuContext, net: BenchNet, data: ReturnType<type
     ...(net === 'cnn' ? { hidden: 1024, keepProb: 0.5 } : net === 'mlp' ? { hidden: 256, layers: 1, keepProb: 1 } : { hidden: 128, layers: 1, cell: 'lstm' as const, keepProb: 1 }),
   });
   try {
+    // The bench's own batches (consecutive images, the same as the peer's), through the one training loop.
     let k = 0;
-    const next = () => t.writeBatch(data, batchIndex(k++, batch, data.count));
+    const batchAt = () => batchIndex(k++, batch, data.count);
     // Warm-up, then per-step timing: each step's GPU work done (loss read back) before the next.
     let loss = NaN;
-    for (let s = 0; s < warmup; s++) {
-      next();
-      loss = (await t.step(true)).loss;
-    }
+    await trainLoop(t, data, { steps: warmup, batchAt, onRead: (m) => { loss = m.loss; } });
     const times: number[] = [];
     const stepSubmits: number[] = [];
     const stepDispatches: number[] = [];
     // At least --steps steps, and more until they span --seconds: a short window (20 mlp steps
     // are 0.1 s) can fall wholly inside one of a shared machine's slow spells.
     let measuredMs = 0;
+    let t0 = 0;
+    const enough = new AbortController();
     const cpu0 = threadCpuMs();
-    for (let s = 0; measureMore(s, measuredMs, steps, seconds); s++) {
-      const t0 = performance.now();
-      counts.submits = counts.dispatches = 0;
-      next();
-      loss = (await t.step(true)).loss;
-      const ms = performance.now() - t0;
-      times.push(ms);
-      measuredMs += ms;
-      stepSubmits.push(counts.submits);
-      stepDispatches.push(counts.dispatches);
-    }
+    await trainLoop(t, data, {
+      steps: Math.max(steps, MAX_STEPS), batchAt, signal: enough.signal,
+      beforeStep: () => {
+        t0 = performance.now();
+        counts.submits = counts.dispatches = 0;
+      },
+      onRead: (m) => {
+        const ms = performance.now() - t0;
+        loss = m.loss;
+        times.push(ms);
+        measuredMs += ms;
+        stepSubmits.push(counts.submits);
+        stepDispatches.push(counts.dispatches);
+        if (!measureMore(times.length, measuredMs, steps, seconds)) enough.abort();
+      },
+    });
     const cpuMs = (threadCpuMs() ?? NaN) - (cpu0 ?? NaN);
     const hostCpuMs = cpuMs / times.length;
     const hostCpuShare = cpuMs / measuredMs;
@@ -228,11 +234,7 @@ async function benchEngine(ctx: GpuContext, net: BenchNet, data: ReturnType<type
 
     // Pipelined: the same number of steps back to back, one read at the end.
     const p0 = performance.now();
-    for (let s = 0; s < steps; s++) {
-      next();
-      if (s < steps - 1) t.step(false);
-      else loss = (await t.step(true)).loss;
-    }
+    await trainLoop(t, data, { steps, readEvery: steps, batchAt, onRead: (m) => { loss = m.loss; } });
     const pipeMs = (performance.now() - p0) / steps;
 
     // GPU time of the whole step: timestamps from empty passes around the step's one pass.

@@ -38,7 +38,8 @@ function idxHead(bytes: Uint8Array, count: number): Uint8Array {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const dims = bytes[3];
   const header = 4 + 4 * dims;
-  let item = 1;
+  // Bytes per value by the IDX type byte (u8/i8 1, i16 2, i32/f32 4, f64 8).
+  let item = ({ 0x08: 1, 0x09: 1, 0x0b: 2, 0x0c: 4, 0x0d: 4, 0x0e: 8 } as Record<number, number>)[bytes[2]] ?? 1;
   for (let d = 1; d < dims; d++) item *= view.getUint32(4 + 4 * d);
   const n = Math.min(count, view.getUint32(4));
   const out = bytes.slice(0, header + n * item);

@@ -4,9 +4,10 @@
 // 1,000 validation images every 1,000 steps) and checks that the number of live GPU buffers is the
 // same after the first step (and first evaluation) as at the end, and that the JS heap (after
 // global.gc) grows by less than 20 MB. Prints the figures; exits 1 if either check fails.
-import { loadMnist, makeShuffler } from '../src/data/mnist.js';
+import { loadMnist } from '../src/data/mnist.js';
 import { createNodeContext } from '../src/gpu/node.js';
-import { Trainer, type TrainMetrics } from '../src/nn/trainer.js';
+import { Trainer } from '../src/nn/trainer.js';
+import { trainLoop, trainerData } from '../src/nn/loop.js';
 import type { NetKind } from '../src/nn/nets.js';
 
 const HEAP_LIMIT_MB = 20;
@@ -45,59 +46,44 @@ async function main(): Promise<number> {
   const data = loadMnist({ validation: 5000 });
   const ctx = await createNodeContext();
   const trainer = await Trainer.create(ctx, { net, seed: 1, batch, optimizer: { kind: 'adam', lr: 1e-3 } });
-  const val = { count: 1000, images: data.validation.images, labels: data.validation.labels };
-  const shuffler = makeShuffler(1);
-  const order = new Uint32Array(data.train.count);
-  const perEpoch = Math.floor(data.train.count / batch);
-  let epoch = -1;
+  const val = trainerData({ count: 1000, images: data.validation.images, labels: data.validation.labels });
   const t0 = performance.now();
   try {
     // Step 1 (with its read-back) and a first evaluation make everything that is made lazily.
-    const batchAt = (s: number) => {
-      const e = Math.floor(s / perEpoch);
-      if (e !== epoch) {
-        shuffler.permutation(e, data.train.count, order);
-        epoch = e;
-      }
-      const k = s % perEpoch;
-      trainer.writeBatch(data.train, order.subarray(k * batch, k * batch + batch));
-    };
-    batchAt(0);
-    const first = await trainer.step(true);
+    let lastLoss = NaN;
+    await trainLoop(trainer, data.train, { steps: 1, seed: 1, onRead: (m) => { lastLoss = m.loss; } });
+    const first = lastLoss;
     await trainer.evaluate(val);
     const buffers0 = ctx.liveBuffers;
     const heap0 = await heapMB();
     const rss0 = process.memoryUsage().rss / 1e6;
     const ab0 = process.memoryUsage().arrayBuffers / 1e6;
     console.log(`${net}, batch ${batch}, ${steps} steps on ${ctx.adapterDescription}`);
-    console.log(`after step 1: ${buffers0} live GPU buffers, heap ${mb(heap0)}, rss ${mb(rss0)}, loss ${first.loss.toFixed(4)}`);
+    console.log(`after step 1: ${buffers0} live GPU buffers, heap ${mb(heap0)}, rss ${mb(rss0)}, loss ${first.toFixed(4)}`);
 
-    let pending: Promise<TrainMetrics> | undefined;
-    let lastLoss = first.loss;
     let maxBuffers = buffers0;
     let minBuffers = buffers0;
     const samples: string[] = [];
-    for (let s = 1; s < steps; s++) {
-      batchAt(s);
-      if ((s + 1) % READ_EVERY === 0 || s === steps - 1) {
-        if (pending) lastLoss = (await pending).loss;
-        pending = trainer.step(true);
-      } else {
-        trainer.step();
-      }
-      maxBuffers = Math.max(maxBuffers, ctx.liveBuffers);
-      minBuffers = Math.min(minBuffers, ctx.liveBuffers);
-      if ((s + 1) % EVAL_EVERY === 0) {
-        if (pending) lastLoss = (await pending).loss;
-        pending = undefined;
+    // The CLI's loop in stretches of EVAL_EVERY steps (each ends with its reads delivered), an evaluation between.
+    for (let s = 1; s < steps;) {
+      const next = Math.min(steps, (Math.floor(s / EVAL_EVERY) + 1) * EVAL_EVERY);
+      await trainLoop(trainer, data.train, {
+        startStep: s, steps: next - s, seed: 1, readEvery: READ_EVERY, readsInFlight: 1,
+        onRead: (m) => { lastLoss = m.loss; },
+        onStep: () => {
+          maxBuffers = Math.max(maxBuffers, ctx.liveBuffers);
+          minBuffers = Math.min(minBuffers, ctx.liveBuffers);
+        },
+      });
+      s = next;
+      if (s % EVAL_EVERY === 0) {
         const ev = await trainer.evaluate(val);
         const heap = await heapMB();
-        const line = `step ${s + 1}: ${ctx.liveBuffers} live GPU buffers, heap ${mb(heap)} (${heap - heap0 >= 0 ? '+' : ''}${mb(heap - heap0)}), train loss ${lastLoss.toFixed(4)}, validation accuracy ${ev.accuracy.toFixed(3)}, ${((performance.now() - t0) / 1000).toFixed(0)} s`;
+        const line = `step ${s}: ${ctx.liveBuffers} live GPU buffers, heap ${mb(heap)} (${heap - heap0 >= 0 ? '+' : ''}${mb(heap - heap0)}), train loss ${lastLoss.toFixed(4)}, validation accuracy ${ev.accuracy.toFixed(3)}, ${((performance.now() - t0) / 1000).toFixed(0)} s`;
         samples.push(line);
         console.log(line);
       }
     }
-    if (pending) lastLoss = (await pending).loss;
     await trainer.finish();
     const buffers1 = ctx.liveBuffers;
     const heap1 = await heapMB();

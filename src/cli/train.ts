@@ -5,11 +5,12 @@ import { ArgsError, parseArgs, helpText, hyperParameters, SHAPE_KEYS, type Train
 import { EpochProgress, formatDuration } from './progress.js';
 import { writePlots, type EpochStats, type Misclassified } from './plots.js';
 import { CheckpointError, loadCheckpoint, saveCheckpoint, checkShapes, checkMetadata, type Checkpoint } from './checkpoint.js';
-import { DataError, loadMnist, makeShuffler, checkImageSize, type Mnist } from '../data/mnist.js';
+import { DataError, NUM_CLASSES, loadMnist, checkImageSize, type Mnist } from '../data/mnist.js';
 import { createNodeContext } from '../gpu/node.js';
 import { GpuError, type GpuContext } from '../gpu/context.js';
 import { GraphError } from '../graph/graph.js';
-import { Trainer, type TrainMetrics } from '../nn/trainer.js';
+import { Trainer } from '../nn/trainer.js';
+import { trainLoop, trainerData } from '../nn/loop.js';
 import { chromeTrace } from '../gpu/trace.js';
 
 /** How often (in steps) loss and accuracy are read back from the GPU. */
@@ -54,7 +55,8 @@ export async function main(argv: string[]): Promise<number> {
   let data: Mnist;
   let ckpt: Checkpoint | undefined;
   try {
-    data = loadMnist({ dir: args.data, validation: args.val });
+    // The built-in nets take 28x28 images and have 10 outputs: a label past 9 is named with its file.
+    data = loadMnist({ dir: args.data, validation: args.val, classes: NUM_CLASSES });
     checkImageSize(data, 28, 28, args.net);
     if (!args.eval && data.train.count < args.batch) {
       throw new DataError(`the training set has ${data.train.count} images, fewer than one batch of ${args.batch}: lower --batch or --val`);
@@ -94,7 +96,7 @@ export async function main(argv: string[]): Promise<number> {
     const history: EpochStats[] = [];
     if (!args.eval) await train(args, data, trainer, history, log, emit);
 
-    const test = await trainer.evaluate(data.test);
+    const test = await trainer.evaluate(trainerData(data.test));
     const wrong: Misclassified[] = [];
     for (let i = 0; i < data.test.count; i++) {
       if (test.predictions[i] !== data.test.labels[i]) wrong.push({ index: i, label: data.test.labels[i], predict: test.predictions[i] });
@@ -144,60 +146,33 @@ async function train(args: TrainArgs, data: Mnist, trainer: Trainer, history: Ep
   if (perEpoch < 1) throw new DataError(`the training set has ${data.train.count} images, fewer than one batch of ${B}: lower --batch or --val`); // checked in main too
   const totalSteps = args.steps ?? (args.epochs ?? 1) * perEpoch;
   const epochs = Math.ceil(totalSteps / perEpoch);
-  const shuffler = makeShuffler(args.seed);
-  const order = new Uint32Array(data.train.count);
   const start = performance.now();
-  let done = 0;
-  for (let epoch = 0; epoch < epochs; epoch++) {
-    const steps = Math.min(perEpoch, totalSteps - done);
-    shuffler.permutation(epoch, data.train.count, order);
-    const bar = new EpochProgress({ stream: process.stderr, total: steps, batch: B, epoch: epoch + 1, epochs, tty: !args.json && process.stderr.isTTY === true });
-    const t0 = performance.now();
-    let pending: Promise<TrainMetrics> | undefined;
-    /** The last step (1-based, over the run) that the pending read-back covers. */
-    let pendingStep = 0;
-    let lossSum = 0, accSum = 0, reads = 0;
-    let latest: number | undefined;
-    const take = (m: TrainMetrics, step: number) => {
-      if (!Number.isFinite(m.loss)) {
-        const kept = args.save ? `; nothing was written to ${args.save}` : '';
-        throw new TrainingStopped(`the training loss became ${m.loss} by step ${step} (epoch ${epoch + 1}): the learning rate ${args.lr} is too high for ${args.net}; try --lr ${lower(args.lr)}${kept}`);
-      }
-      latest = m.loss;
-      lossSum += m.loss * m.steps;
-      accSum += m.accuracy * m.steps;
-      reads += m.steps;
-    };
-    for (let s = 0; s < steps; s++) {
-      trainer.writeBatch(data.train, order.subarray(s * B, s * B + B));
-      const last = s === steps - 1;
-      if ((s + 1) % READ_EVERY === 0 || last) {
-        // Wait for the read-back of READ_EVERY steps ago (long finished), never for this step.
-        if (pending) take(await pending, pendingStep);
-        pending = trainer.step(true);
-        pendingStep = done + s + 1;
-        bar.update(s + 1, latest);
-        latest = undefined;
-      } else {
-        trainer.step();
-      }
-      if (done + s + 1 === LOSE_DEVICE_AT) trainer.ctx.device.destroy();
-    }
-    if (pending) take(await pending, pendingStep);
-    done += steps;
-    bar.finish();
-    const seconds = (performance.now() - t0) / 1000;
-    const val = data.validation.count ? await trainer.evaluate(data.validation) : undefined;
-    const stats: EpochStats = { epoch: epoch + 1, trainLoss: lossSum / reads, trainAcc: accSum / reads, valLoss: val?.loss, valAcc: val?.accuracy };
-    history.push(stats);
-    log(`epoch ${epoch + 1}/${epochs}: train loss ${stats.trainLoss!.toFixed(4)} acc ${stats.trainAcc!.toFixed(4)}` +
-      (val ? `, validation loss ${val.loss.toFixed(4)} acc ${val.accuracy.toFixed(4)}` : '') +
-      `, ${steps} steps in ${formatDuration(seconds)} (${((steps * B) / seconds).toFixed(0)} examples/s)`);
-    emit({ event: 'epoch', epoch: epoch + 1, epochs, steps, trainLoss: stats.trainLoss, trainAccuracy: stats.trainAcc, valLoss: val?.loss, valAccuracy: val?.accuracy, seconds, examplesPerSecond: (steps * B) / seconds });
-  }
+  let bar: EpochProgress | undefined;
+  const result = await trainLoop(trainer, data.train, {
+    steps: totalSteps, seed: args.seed, readEvery: READ_EVERY, readsInFlight: 1,
+    onEpochStart: (e) => {
+      bar = new EpochProgress({ stream: process.stderr, total: e.steps, batch: B, epoch: e.epoch + 1, epochs, tty: !args.json && process.stderr.isTTY === true });
+    },
+    onProgress: (p) => bar!.update(p.stepInEpoch, p.read?.loss),
+    onStep: (step) => { if (step === LOSE_DEVICE_AT) trainer.ctx.device.destroy(); },
+    onNonFinite: (r) => {
+      const kept = args.save ? `; nothing was written to ${args.save}` : '';
+      return new TrainingStopped(`the training loss became ${r.loss} by step ${r.step} (epoch ${r.epoch + 1}): the learning rate ${args.lr} is too high for ${args.net}; try --lr ${lower(args.lr)}${kept}`);
+    },
+    onEpochEnd: async (e) => {
+      bar!.finish();
+      const val = data.validation.count ? await trainer.evaluate(trainerData(data.validation)) : undefined;
+      const stats: EpochStats = { epoch: e.epoch + 1, trainLoss: e.loss, trainAcc: e.accuracy, valLoss: val?.loss, valAcc: val?.accuracy };
+      history.push(stats);
+      log(`epoch ${e.epoch + 1}/${epochs}: train loss ${e.loss.toFixed(4)} acc ${e.accuracy.toFixed(4)}` +
+        (val ? `, validation loss ${val.loss.toFixed(4)} acc ${val.accuracy.toFixed(4)}` : '') +
+        `, ${e.steps} steps in ${formatDuration(e.seconds)} (${((e.steps * B) / e.seconds).toFixed(0)} examples/s)`);
+      emit({ event: 'epoch', epoch: e.epoch + 1, epochs, steps: e.steps, trainLoss: e.loss, trainAccuracy: e.accuracy, valLoss: val?.loss, valAccuracy: val?.accuracy, seconds: e.seconds, examplesPerSecond: (e.steps * B) / e.seconds });
+    },
+  });
   const total = (performance.now() - start) / 1000;
-  log(`trained ${done} steps (${epochs} epochs) in ${formatDuration(total)}`);
-  emit({ event: 'trained', steps: done, epochs, seconds: total });
+  log(`trained ${result.steps} steps (${epochs} epochs) in ${formatDuration(total)}`);
+  emit({ event: 'trained', steps: result.steps, epochs, seconds: total });
 }
 
 /** Throws CheckpointError unless --save FILE can be written: its folder exists and FILE is not a folder. */
@@ -218,7 +193,7 @@ async function profile(args: TrainArgs, data: Mnist, trainer: Trainer, log: (s: 
     return;
   }
   const idx = new Uint32Array(trainer.batch).map((_, i) => i);
-  trainer.writeBatch(data.train, idx);
+  trainer.writeBatch(trainerData(data.train), idx);
   const p = await trainer.profile(20, 3);
   if (args.profile) {
     log(`\nGPU time per training step: ${p.stepMs.toFixed(2)} ms (median of 20 steps, one timed pass per op)`);
