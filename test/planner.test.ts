@@ -9,7 +9,6 @@ import { planBuffers, isPlanned, type Plan } from '../src/graph/planner.js';
 import { buildBackward } from '../src/graph/autodiff.js';
 import type { Tensor } from '../src/graph/tensor.js';
 import { Trainer, type TrainerOptions } from '../src/nn/trainer.js';
-import { buildNet } from '../src/nn/nets.js';
 import { parseArgs } from '../src/cli/args.js';
 import type { GpuContext } from '../src/gpu/context.js';
 import { boundBuffers } from '../src/gpu/dispatch.js';
@@ -217,7 +216,7 @@ describe('planner: the real training graphs', function () {
    * binding of a planned tensor that the dispatch's op does not declare.
    */
   function dispatchLifetimes(trainer: Trainer, opts: TrainerOptions) {
-    const net = buildNet(opts, trainer.store, opts.batch, true);
+    const net = trainer.model.build(trainer.store, opts.batch, true, opts.seed);
     const naive = new CompiledGraph(ctx, net.graph, {
       loss: net.loss, optimizer: opts.optimizer, stepCounter: trainer.stepCounter, incrementStep: true,
       keep: [net.logits, net.predictions], reuseBuffers: false,

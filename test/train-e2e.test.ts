@@ -4,7 +4,6 @@ import { expect } from 'chai';
 import { testContext } from './support/gpu.js';
 import { loadMnist, type Mnist } from '../src/data/mnist.js';
 import { Trainer, type TrainerOptions } from '../src/nn/trainer.js';
-import { trainerData } from '../src/nn/loop.js';
 import type { GpuContext } from '../src/gpu/context.js';
 
 interface Case {
@@ -41,12 +40,12 @@ describe('training end to end on real MNIST (subset)', function () {
         const losses: number[] = [];
         for (let s = 0; s < c.steps; s++) {
           for (let b = 0; b < B; b++) idx[b] = (s * B + b) % 20000;
-          trainer.writeBatch(trainerData(data.train), idx);
+          trainer.writeBatch(data.train, idx);
           if ((s + 1) % window === 0) losses.push((await trainer.step(true)).loss);
           else trainer.step();
         }
         const val = { count: 1000, images: data.validation.images, labels: data.validation.labels };
-        const ev = await trainer.evaluate(trainerData(val));
+        const ev = await trainer.evaluate(val);
         console.log(`      ${name}: window losses ${losses.map((l) => l.toFixed(3)).join(' → ')}, validation accuracy ${ev.accuracy.toFixed(3)}`);
         expect(losses.every(Number.isFinite), 'losses are finite').to.equal(true);
         expect(losses[losses.length - 1], 'the loss falls').to.be.lessThan(losses[0]);

@@ -41,7 +41,7 @@ interface StepCase {
   cfg: NetConfig;
   batch: number;
   /** The CPU model of the net on weights W, a batch in the net's layout, and its dropout masks. */
-  cpu(W: Weights, x: Float64Array, labels: Uint8Array, masks: ScaledMask[]): CpuResult;
+  cpu(W: Weights, x: Float64Array, labels: ArrayLike<number>, masks: ScaledMask[]): CpuResult;
 }
 
 /**

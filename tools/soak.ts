@@ -7,7 +7,7 @@
 import { loadMnist } from '../src/data/mnist.js';
 import { createNodeContext } from '../src/gpu/node.js';
 import { Trainer } from '../src/nn/trainer.js';
-import { trainLoop, trainerData } from '../src/nn/loop.js';
+import { trainLoop } from '../src/nn/loop.js';
 import type { NetKind } from '../src/nn/nets.js';
 
 const HEAP_LIMIT_MB = 20;
@@ -46,7 +46,7 @@ async function main(): Promise<number> {
   const data = loadMnist({ validation: 5000 });
   const ctx = await createNodeContext();
   const trainer = await Trainer.create(ctx, { net, seed: 1, batch, optimizer: { kind: 'adam', lr: 1e-3 } });
-  const val = trainerData({ count: 1000, images: data.validation.images, labels: data.validation.labels });
+  const val = { count: 1000, images: data.validation.images, labels: data.validation.labels };
   const t0 = performance.now();
   try {
     // Step 1 (with its read-back) and a first evaluation make everything that is made lazily.

@@ -10,7 +10,7 @@ import { createNodeContext } from '../gpu/node.js';
 import { GpuError, type GpuContext } from '../gpu/context.js';
 import { GraphError } from '../graph/graph.js';
 import { Trainer } from '../nn/trainer.js';
-import { trainLoop, trainerData } from '../nn/loop.js';
+import { trainLoop } from '../nn/loop.js';
 import { chromeTrace } from '../gpu/trace.js';
 
 /** How often (in steps) loss and accuracy are read back from the GPU. */
@@ -96,7 +96,7 @@ export async function main(argv: string[]): Promise<number> {
     const history: EpochStats[] = [];
     if (!args.eval) await train(args, data, trainer, history, log, emit);
 
-    const test = await trainer.evaluate(trainerData(data.test));
+    const test = await trainer.evaluate(data.test);
     const wrong: Misclassified[] = [];
     for (let i = 0; i < data.test.count; i++) {
       if (test.predictions[i] !== data.test.labels[i]) wrong.push({ index: i, label: data.test.labels[i], predict: test.predictions[i] });
@@ -161,7 +161,7 @@ async function train(args: TrainArgs, data: Mnist, trainer: Trainer, history: Ep
     },
     onEpochEnd: async (e) => {
       bar!.finish();
-      const val = data.validation.count ? await trainer.evaluate(trainerData(data.validation)) : undefined;
+      const val = data.validation.count ? await trainer.evaluate(data.validation) : undefined;
       const stats: EpochStats = { epoch: e.epoch + 1, trainLoss: e.loss, trainAcc: e.accuracy, valLoss: val?.loss, valAcc: val?.accuracy };
       history.push(stats);
       log(`epoch ${e.epoch + 1}/${epochs}: train loss ${e.loss.toFixed(4)} acc ${e.accuracy.toFixed(4)}` +
@@ -193,7 +193,7 @@ async function profile(args: TrainArgs, data: Mnist, trainer: Trainer, log: (s: 
     return;
   }
   const idx = new Uint32Array(trainer.batch).map((_, i) => i);
-  trainer.writeBatch(trainerData(data.train), idx);
+  trainer.writeBatch(data.train, idx);
   const p = await trainer.profile(20, 3);
   if (args.profile) {
     log(`\nGPU time per training step: ${p.stepMs.toFixed(2)} ms (median of 20 steps, one timed pass per op)`);

@@ -7,17 +7,6 @@ import { DataError, makeShuffler } from '../data/idx.js';
 import type { LabelledImages } from '../data/dataset.js';
 import type { Trainer, TrainMetrics } from './trainer.js';
 
-/** The data type the Trainer's methods declare. */
-export type TrainerData = Parameters<Trainer['writeBatch']>[0];
-
-/**
- * `data` typed as the Trainer's methods take it. The Trainer reads labels by index only, so u8 and
- * u32 labels both work; its declared type may be narrower (Uint8Array) until it takes a Dataset.
- */
-export function trainerData(data: LabelledImages): TrainerData {
-  return data as TrainerData;
-}
-
 /** A read-back: the mean loss and accuracy over the steps since the previous one. */
 export interface LoopRead extends TrainMetrics {
   /** The last step it covers, 1-based over the run (step k is the k-th batch from step 0 of epoch 0). */
@@ -128,7 +117,6 @@ export async function trainLoop(trainer: Trainer, data: LabelledImages, opts: Tr
 
   const shuffler = batchAt ? undefined : makeShuffler(opts.seed ?? trainer.opts.seed);
   const order = batchAt ? undefined : new Uint32Array(count);
-  const trainerView = trainerData(data);
   const end = start + opts.steps;
   const pending: Pending[] = [];
   let latest: LoopRead | undefined;
@@ -168,7 +156,7 @@ export async function trainLoop(trainer: Trainer, data: LabelledImages, opts: Tr
         opts.onEpochStart?.({ epoch, steps: Math.min(perEpoch - k, end - s) });
       }
       opts.beforeStep?.(s);
-      trainer.writeBatch(trainerView, batchAt ? batchAt(s) : order!.subarray(k * B, k * B + B));
+      trainer.writeBatch(data, batchAt ? batchAt(s) : order!.subarray(k * B, k * B + B));
       const lastOfEpoch = k === perEpoch - 1 || s === end - 1;
       if ((k + 1) % readEvery === 0 || lastOfEpoch) {
         // The CLI's order: wait for the read of readEvery steps ago (long finished), then submit this one.

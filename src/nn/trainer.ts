@@ -1,4 +1,5 @@
 import type { GpuContext } from '../gpu/context.js';
+import type { LabelledImages } from '../data/dataset.js';
 import { GpuError } from '../gpu/context.js';
 import { PassTimer, median, type PassTiming } from '../gpu/profiler.js';
 import { createStepCounter } from '../kernels/step.js';
@@ -32,15 +33,6 @@ export interface TrainMetrics {
   steps: number;
 }
 
-/**
- * Labelled examples, as the data loader gives them: `images` holds `count` examples of the model's
- * input size one after another (MNIST: [count, 784] in [0, 1]), `labels` their classes.
- */
-export interface LabelledImages {
-  count: number;
-  images: Float32Array;
-  labels: Uint8Array | Uint32Array;
-}
 
 export interface OpProfile {
   label: string;
@@ -264,3 +256,5 @@ export class Trainer {
 }
 
 export { IMAGE };
+
+export type { LabelledImages };
