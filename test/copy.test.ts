@@ -111,6 +111,9 @@ describe('add, concat and strided copy (shaders/copy.wgsl) against float64', fun
       { rows: 1, cols: 1001, ldX: 1001, ldY: 1001, offX: 0, offY: 0, scale: 2 },
       { rows: 300, cols: 1, ldX: 2, ldY: 3, offX: 1, offY: 2, scale: 1 },
       { rows: 3, cols: 4, ldX: 4, ldY: 4, offX: 0, offY: 2, scale: 1 },         // cols % 4 == 0 but offY not: scalar
+      // More elements than one grid stride (512 groups × 64): invocations step (row, column) on.
+      { rows: 3000, cols: 13, ldX: 15, ldY: 17, offX: 1, offY: 3, scale: 1 },
+      { rows: 12000, cols: 12, ldX: 16, ldY: 12, offX: 4, offY: 0, scale: 1 },  // vec4: 3 per row, 36,000
     ];
     let seed = 40;
     for (const c of cases) {
@@ -133,7 +136,7 @@ describe('add, concat and strided copy (shaders/copy.wgsl) against float64', fun
     }
   });
 
-  const CONCATS: [number, number[]][] = [[1, [1, 1]], [5, [3, 5, 1]], [7, [4, 8]], [33, [4, 3, 12]], [100, [10, 6]], [3, [1001]], [500, [7, 16, 9]]];
+  const CONCATS: [number, number[]][] = [[1, [1, 1]], [5, [3, 5, 1]], [7, [4, 8]], [33, [4, 3, 12]], [100, [10, 6]], [3, [1001]], [500, [7, 16, 9]], [5000, [7, 16, 9]]];
 
   for (const [rows, cols] of CONCATS) {
     it(`concat along the last axis, forward and backward (+ accumulate), [${rows}, ${cols.join('+')}]`, async () => {
