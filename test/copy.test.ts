@@ -171,6 +171,33 @@ describe('add, concat and strided copy (shaders/copy.wgsl) against float64', fun
     });
   }
 
+  it('concat and its backward read and write tensors that start at element offsets', async () => {
+    const rows = 9, cols = [5, 4, 3], total = 12, offsets = [3, 0, 8], yOffset = 4;
+    const rand = rng(75);
+    const xs = cols.map((c) => randomArray(rows * c, rand));
+    const dy = randomArray(rows * total, rand);
+    const padded = (v: Float32Array, off: number) => { const p = randomArray(off + v.length + 2, rand); p.set(v, off); return p; };
+    const bxs = xs.map((x, i) => ctx.upload(padded(x, offsets[i])));
+    const y0 = randomArray(yOffset + rows * total + 3, rand);
+    const by = ctx.upload(y0), bdy = ctx.upload(padded(dy, yOffset));
+    const dx0 = cols.map((c, i) => randomArray(offsets[i] + rows * c + 2, rand));
+    const bdxs = dx0.map((d) => ctx.upload(d));
+    await runDispatches(ctx, [
+      ...prepareConcat(ctx, { rows, cols, offsets, yOffset }, { xs: bxs, y: by }),
+      ...prepareConcatBackward(ctx, { rows, cols, offsets, yOffset }, { dy: bdy, dxs: bdxs }),
+    ]);
+    const refY = Float64Array.from(y0);
+    refY.set(concatRef(xs, rows, cols), yOffset);
+    expectEachClose(await ctx.readF32(by, y0.length), refY, 1e-5, 'y at an offset');
+    const refDx = concatBackwardRef(dy, rows, cols);
+    for (let i = 0; i < cols.length; i++) {
+      const want = Float64Array.from(dx0[i]);
+      want.set(refDx[i], offsets[i]);
+      expectEachClose(await ctx.readF32(bdxs[i], dx0[i].length), want, 1e-4, `dx${i} at offset ${offsets[i]}`);
+    }
+    for (const buf of [...bxs, by, bdy, ...bdxs]) ctx.release(buf);
+  });
+
   it('concat backward skips inputs that want no gradient', async () => {
     const rows = 6, cols = [3, 4, 2];
     const dy = randomArray(rows * 9, rng(70));
