@@ -3,7 +3,7 @@
 //
 // (The target binding is named `truth`: `target` is a reserved word in WGSL.)
 //
-//   partials: a fixed grid of G workgroups (grid stride over the elements): with d = pred − target,
+//   partials: a fixed grid of G workgroups (G ≤ 32) (grid stride over the elements): with d = pred − target,
 //             dpred[i] = gradScale · d[i] (gradScale = 2/n for the gradient of the mean), and each
 //             workgroup's Σ d² (per-lane serial sums, then a tree) goes to partial[group].
 //   finish:   one workgroup: meanLoss[0] = Σ_g partial[g] / n (strided sums, then a tree), and

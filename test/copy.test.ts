@@ -111,6 +111,9 @@ describe('add, concat and strided copy (shaders/copy.wgsl) against float64', fun
       { rows: 1, cols: 1001, ldX: 1001, ldY: 1001, offX: 0, offY: 0, scale: 2 },
       { rows: 300, cols: 1, ldX: 2, ldY: 3, offX: 1, offY: 2, scale: 1 },
       { rows: 3, cols: 4, ldX: 4, ldY: 4, offX: 0, offY: 2, scale: 1 },         // cols % 4 == 0 but offY not: scalar
+      // More elements than one grid stride (512 groups × 64): invocations step (row, column) on.
+      { rows: 3000, cols: 13, ldX: 15, ldY: 17, offX: 1, offY: 3, scale: 1 },
+      { rows: 12000, cols: 12, ldX: 16, ldY: 12, offX: 4, offY: 0, scale: 1 },  // vec4: 3 per row, 36,000
     ];
     let seed = 40;
     for (const c of cases) {
@@ -133,7 +136,7 @@ describe('add, concat and strided copy (shaders/copy.wgsl) against float64', fun
     }
   });
 
-  const CONCATS: [number, number[]][] = [[1, [1, 1]], [5, [3, 5, 1]], [7, [4, 8]], [33, [4, 3, 12]], [100, [10, 6]], [3, [1001]], [500, [7, 16, 9]]];
+  const CONCATS: [number, number[]][] = [[1, [1, 1]], [5, [3, 5, 1]], [7, [4, 8]], [33, [4, 3, 12]], [100, [10, 6]], [3, [1001]], [500, [7, 16, 9]], [5000, [7, 16, 9]]];
 
   for (const [rows, cols] of CONCATS) {
     it(`concat along the last axis, forward and backward (+ accumulate), [${rows}, ${cols.join('+')}]`, async () => {
@@ -167,6 +170,33 @@ describe('add, concat and strided copy (shaders/copy.wgsl) against float64', fun
       for (const buf of [...bxs, y, bdy, ...dxs, ...dxsAcc]) ctx.release(buf);
     });
   }
+
+  it('concat and its backward read and write tensors that start at element offsets', async () => {
+    const rows = 9, cols = [5, 4, 3], total = 12, offsets = [3, 0, 8], yOffset = 4;
+    const rand = rng(75);
+    const xs = cols.map((c) => randomArray(rows * c, rand));
+    const dy = randomArray(rows * total, rand);
+    const padded = (v: Float32Array, off: number) => { const p = randomArray(off + v.length + 2, rand); p.set(v, off); return p; };
+    const bxs = xs.map((x, i) => ctx.upload(padded(x, offsets[i])));
+    const y0 = randomArray(yOffset + rows * total + 3, rand);
+    const by = ctx.upload(y0), bdy = ctx.upload(padded(dy, yOffset));
+    const dx0 = cols.map((c, i) => randomArray(offsets[i] + rows * c + 2, rand));
+    const bdxs = dx0.map((d) => ctx.upload(d));
+    await runDispatches(ctx, [
+      ...prepareConcat(ctx, { rows, cols, offsets, yOffset }, { xs: bxs, y: by }),
+      ...prepareConcatBackward(ctx, { rows, cols, offsets, yOffset }, { dy: bdy, dxs: bdxs }),
+    ]);
+    const refY = Float64Array.from(y0);
+    refY.set(concatRef(xs, rows, cols), yOffset);
+    expectEachClose(await ctx.readF32(by, y0.length), refY, 1e-5, 'y at an offset');
+    const refDx = concatBackwardRef(dy, rows, cols);
+    for (let i = 0; i < cols.length; i++) {
+      const want = Float64Array.from(dx0[i]);
+      want.set(refDx[i], offsets[i]);
+      expectEachClose(await ctx.readF32(bdxs[i], dx0[i].length), want, 1e-4, `dx${i} at offset ${offsets[i]}`);
+    }
+    for (const buf of [...bxs, by, bdy, ...bdxs]) ctx.release(buf);
+  });
 
   it('concat backward skips inputs that want no gradient', async () => {
     const rows = 6, cols = [3, 4, 2];

@@ -7,7 +7,7 @@ import { prepareMse } from '../src/kernels/mse.js';
 import { runDispatches } from '../src/gpu/dispatch.js';
 import type { GpuContext } from '../src/gpu/context.js';
 
-// B·D odd runs the scalar pass, a multiple of 4 the vec4 one; 55000×10 spans the 512-group cap.
+// B·D odd runs the scalar pass, a multiple of 4 the vec4 one; the large shapes loop many times per invocation (the pass has at most 32 workgroups).
 const SHAPES: [number, number][] = [[1, 1], [3, 1], [1, 7], [7, 3], [50, 10], [13, 1000], [55000, 10], [3, 100001]];
 const notes: string[] = [];
 

@@ -7,7 +7,7 @@ import { prepareSoftmax, prepareSoftmaxBackward } from '../src/kernels/softmax.j
 import { runDispatches } from '../src/gpu/dispatch.js';
 import type { GpuContext } from '../src/gpu/context.js';
 
-const SHAPES: [number, number][] = [[1, 1], [1, 2], [3, 1], [7, 3], [50, 10], [13, 1000], [1001, 7], [20000, 10]];
+const SHAPES: [number, number][] = [[1, 1], [1, 2], [3, 1], [7, 3], [50, 10], [13, 1000], [1001, 7], [20000, 10], [40000, 3]];
 const notes: string[] = [];
 
 describe('softmax over the last axis (shaders/softmax.wgsl) against float64', function () {

@@ -121,6 +121,10 @@ export interface ConcatSpec {
   rows: number;
   /** Last-axis length C_i of each input, in order. */
   cols: readonly number[];
+  /** Element offset of each input (forward) or input gradient (backward) in its buffer (default 0s). */
+  offsets?: readonly number[];
+  /** Element offset of y (forward) or dy (backward) in its buffer (default 0). */
+  yOffset?: number;
   label?: string;
 }
 
@@ -134,6 +138,7 @@ function concatOffsets(op: string, spec: ConcatSpec): { offsets: number[]; total
     offsets.push(total);
     total += c;
   });
+  if (spec.offsets && spec.offsets.length !== spec.cols.length) throw new GpuError(`${op}: ${spec.offsets.length} offsets for ${spec.cols.length} inputs`);
   return { offsets, total };
 }
 
@@ -147,7 +152,7 @@ export function prepareConcat(ctx: GpuContext, spec: ConcatSpec, bufs: { xs: rea
   if (bufs.xs.length !== spec.cols.length) throw new GpuError(`${op}: ${spec.cols.length} column counts but ${bufs.xs.length} input buffers`);
   const base = spec.label ?? 'concat';
   return bufs.xs.map((x, i) => prepareCopy(ctx,
-    { rows: spec.rows, cols: spec.cols[i], ldX: spec.cols[i], ldY: total, offY: offsets[i], label: `${base}/in${i}` },
+    { rows: spec.rows, cols: spec.cols[i], ldX: spec.cols[i], offX: spec.offsets?.[i] ?? 0, ldY: total, offY: (spec.yOffset ?? 0) + offsets[i], label: `${base}/in${i}` },
     { x, y: bufs.y }));
 }
 
@@ -174,7 +179,7 @@ export function prepareConcatBackward(
     if (!dx) return;
     const accumulate = Array.isArray(acc) ? !!acc[i] : !!acc;
     out.push(prepareCopy(ctx,
-      { rows: spec.rows, cols: spec.cols[i], ldX: total, offX: offsets[i], ldY: spec.cols[i], accumulate, label: `${base}/dx${i}` },
+      { rows: spec.rows, cols: spec.cols[i], ldX: total, offX: (spec.yOffset ?? 0) + offsets[i], ldY: spec.cols[i], offY: spec.offsets?.[i] ?? 0, accumulate, label: `${base}/dx${i}` },
       { x: bufs.dy, y: dx }));
   });
   return out;

@@ -1,10 +1,17 @@
 import type { GpuContext } from '../gpu/context.js';
 import { GpuError } from '../gpu/context.js';
-import type { Dispatch } from '../gpu/dispatch.js';
-import { checkCount, checkSize, gridStrideGroups } from './activation.js';
+import { ceilDiv, type Dispatch } from '../gpu/dispatch.js';
+import { checkCount, checkSize } from './activation.js';
 
 /** Workgroup size of shaders/mse.wgsl (a literal there). */
 const MSE_WG = 64;
+/**
+ * Most workgroups of the partial-sum pass. Each ends in a barrier-separated tree, which lavapipe
+ * pays per workgroup: on [5000, 10] the pass took 0.3–0.5 ms with 32 groups vs 1.7–1.9 ms with up
+ * to 512 (and 4–7 vs 8–14 ms on [55000, 10]; a shared, loaded 2-core machine, so rough figures).
+ * 32 × 64 invocations still give a GPU some parallelism for a loss over one batch.
+ */
+const MSE_MAX_GROUPS = 32;
 
 export interface MseSpec {
   /** Examples B (rows of pred and target). */
@@ -35,7 +42,7 @@ export interface MseBuffers {
  * Keras mean squared error: meanLoss = mean over all B·D elements of (pred − target)²,
  * dpred = 2(pred − target)/(B·D), and with `accumulateLoss` lossSum[0] += meanLoss (the contract
  * of prepareSoftmaxXent). Returns two dispatches (elements and partial sums, then the mean);
- * encode both, in order. The partial-sum scratch buffer (at most 512 floats) is made here and
+ * encode both, in order. The partial-sum scratch buffer (at most 32 floats) is made here and
  * belongs to the dispatches. The reduction order is fixed: the same inputs give the same loss.
  */
 export function prepareMse(ctx: GpuContext, spec: MseSpec, bufs: MseBuffers): Dispatch[] {
@@ -54,7 +61,7 @@ export function prepareMse(ctx: GpuContext, spec: MseSpec, bufs: MseBuffers): Di
   if (ctx.limits.maxComputeInvocationsPerWorkgroup < MSE_WG) throw new GpuError(`${op}: needs ${MSE_WG} invocations per workgroup`);
   const v4 = n % 4 === 0;
   const u = v4 ? 4 : 1;
-  const [groups] = gridStrideGroups(ctx, n / u, MSE_WG);
+  const groups = Math.min(ceilDiv(n / u, MSE_WG), MSE_MAX_GROUPS);
   const constants = { ACCUMULATE_SUM: !!spec.accumulateLoss };
   const partialsK = ctx.kernel('mse.wgsl', v4 ? 'partials4' : 'partials', constants);
   const finishK = ctx.kernel('mse.wgsl', 'finish', constants);

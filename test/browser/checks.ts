@@ -1,6 +1,6 @@
 // Kernel checks that run inside a web page (bundled by tools/build-browser.mjs into
 // dist/browser/test-checks.js, driven by test/browser.test.ts): matmul, conv2d, the LSTM layer and
-// softmax cross-entropy on random inputs, outputs poisoned with NaN first, against the same float64
+// softmax cross-entropy, softmax, mean squared error, add and concat on random inputs, outputs poisoned with NaN first, against the same float64
 // references as the Node tests. The page only measures: it returns relative errors, and the
 // Node side applies the Node tests' bounds.
 import type { GpuContext } from '../../src/gpu/context.js';
@@ -9,10 +9,16 @@ import { matmul } from '../../src/kernels/matmul.js';
 import { conv2dBackward, conv2dColsBytes, conv2dForward, type Conv2dSpec } from '../../src/kernels/conv2d.js';
 import { prepareRecurrentStack, releaseRecurrent } from '../../src/kernels/recurrent.js';
 import { prepareSoftmaxXent } from '../../src/kernels/softmax-xent.js';
+import { prepareSoftmax, prepareSoftmaxBackward } from '../../src/kernels/softmax.js';
+import { prepareMse } from '../../src/kernels/mse.js';
+import { prepareAdd, prepareAddBackward, prepareConcat, prepareConcatBackward } from '../../src/kernels/copy.js';
 import { matmulRef, randomArray, relError, rng } from '../support/cpu.js';
 import { conv2dBackwardRef, conv2dRef, convOut } from '../ref/conv2d.js';
 import { GATES, stackBackwardRef, stackForwardRef } from '../ref/recurrent.js';
 import { softmaxXentRef } from '../ref/softmax-xent.js';
+import { softmaxBackwardRef, softmaxRef } from '../ref/softmax.js';
+import { mseRef } from '../ref/mse.js';
+import { addBackwardRef, addRef, concatBackwardRef, concatRef } from '../ref/copy.js';
 
 export { GpuContext } from '../../src/gpu/context.js';
 
@@ -158,6 +164,51 @@ async function softmaxXentChecks(ctx: GpuContext, seed: number, record: Record_)
   }
 }
 
+async function softmaxMseAddConcatChecks(ctx: GpuContext, seed: number, record: Record_): Promise<void> {
+  for (const [R, C] of [[1, 2], [7, 3], [50, 10], [13, 1000]]) {
+    const rand = rng(seed++);
+    const n = R * C;
+    const x = randomArray(n, rand, 3), dy = randomArray(n, rand), target = randomArray(n, rand, 3);
+    const bx = ctx.upload(x), bdy = ctx.upload(dy), bt = ctx.upload(target);
+    const y = ctx.storage(n * 4), dx = ctx.storage(n * 4), dpred = ctx.storage(n * 4), meanLoss = ctx.storage(4);
+    const sum = ctx.storage(n * 4), da = ctx.storage(n * 4), db = ctx.storage(n * 4);
+    for (const b of [y, dx, dpred, meanLoss, sum, da, db]) ctx.poison(b);
+    await runDispatches(ctx, [
+      prepareSoftmax(ctx, { rows: R, cols: C }, { x: bx, y }),
+      prepareSoftmaxBackward(ctx, { rows: R, cols: C }, { y, dy: bdy, dx }),
+      ...prepareMse(ctx, { batch: R, dim: C }, { pred: bx, target: bt, dpred, meanLoss }),
+      prepareAdd(ctx, { n }, { a: bx, b: bt, y: sum }),
+      ...prepareAddBackward(ctx, { n }, { dy: bdy, da, db }),
+    ]);
+    const gy = await ctx.readF32(y, n);
+    record(`softmax [${R},${C}] y`, 'forward', gy, softmaxRef(x, R, C));
+    record(`softmax [${R},${C}] dx`, 'backward', await ctx.readF32(dx, n), softmaxBackwardRef(gy, dy, R, C));
+    const mse = mseRef(x, target);
+    record(`mse [${R},${C}] mean loss`, 'forward', await ctx.readF32(meanLoss, 1), [mse.mean]);
+    record(`mse [${R},${C}] dpred`, 'backward', await ctx.readF32(dpred, n), mse.grad);
+    record(`add [${n}] y`, 'forward', await ctx.readF32(sum, n), addRef(x, target));
+    const g = addBackwardRef(dy);
+    record(`add [${n}] da`, 'backward', await ctx.readF32(da, n), g.da);
+    record(`add [${n}] db`, 'backward', await ctx.readF32(db, n), g.db);
+    for (const b of [bx, bdy, bt, y, dx, dpred, meanLoss, sum, da, db]) ctx.release(b);
+  }
+  for (const [rows, cols] of [[5, [3, 5, 1]], [33, [4, 3, 12]]] as [number, number[]][]) {
+    const rand = rng(seed++);
+    const total = cols.reduce((a, c) => a + c, 0);
+    const xs = cols.map((c) => randomArray(rows * c, rand));
+    const dy = randomArray(rows * total, rand);
+    const bxs = xs.map((x) => ctx.upload(x)), bdy = ctx.upload(dy), y = ctx.storage(rows * total * 4);
+    const dxs = cols.map((c) => ctx.storage(rows * c * 4));
+    for (const b of [y, ...dxs]) ctx.poison(b);
+    await runDispatches(ctx, [...prepareConcat(ctx, { rows, cols }, { xs: bxs, y }), ...prepareConcatBackward(ctx, { rows, cols }, { dy: bdy, dxs })]);
+    const what = `concat [${rows}, ${cols.join('+')}]`;
+    record(`${what} y`, 'forward', await ctx.readF32(y, rows * total), concatRef(xs, rows, cols));
+    const ref = concatBackwardRef(dy, rows, cols);
+    for (let i = 0; i < cols.length; i++) record(`${what} dx${i}`, 'backward', await ctx.readF32(dxs[i], rows * cols[i]), ref[i]);
+    for (const b of [...bxs, bdy, y, ...dxs]) ctx.release(b);
+  }
+}
+
 /** Runs every check on `ctx` (seeds from `seed` on) and returns each output's relative error to float64. */
 export async function runKernelChecks(ctx: GpuContext, seed = 1): Promise<KernelCheck[]> {
   const out: KernelCheck[] = [];
@@ -166,5 +217,6 @@ export async function runKernelChecks(ctx: GpuContext, seed = 1): Promise<Kernel
   await conv2dChecks(ctx, seed + 1000, record);
   await lstmChecks(ctx, seed + 2000, record);
   await softmaxXentChecks(ctx, seed + 3000, record);
+  await softmaxMseAddConcatChecks(ctx, seed + 4000, record);
   return out;
 }
