@@ -1,4 +1,4 @@
-// Issue 5, item 2: the autodiff engine's gradients for the mlp, cnn and rnn equal a float64 CPU
+// The autodiff engine's gradients for the mlp, cnn and rnn equal a float64 CPU
 // model's on the same weights and batch; and a badly shaped graph fails naming the op and shapes.
 import { expect } from 'chai';
 import { testContext } from './support/gpu.js';

@@ -1,4 +1,4 @@
-// Issue 8, items 1 and 2: every bad input to `node dist/train.js` costs the user one line naming the
+// Every bad input to `node dist/train.js` costs the user one line naming the
 // problem (file or flag) and exit code 2, without a stack trace and before the GPU is touched where
 // it can be; a numeric blow-up stops training with a line naming the step and a lower learning rate,
 // exit 3, and leaves the checkpoint that was at the --save path byte for byte; a lost device ends the
@@ -114,7 +114,7 @@ function tensors(shapes: Record<string, number[]>): TensorMap {
   return out;
 }
 
-describe('train CLI: bad input is one line and exit 2 (issue 8)', function () {
+describe('train CLI: bad input is one line and exit 2', function () {
   this.timeout(60_000);
   let root: string;
   let good: string;
@@ -243,7 +243,7 @@ describe('train CLI: bad input is one line and exit 2 (issue 8)', function () {
   });
 });
 
-describe('train CLI: numeric blow-up stops training and keeps the checkpoint (issue 8)', function () {
+describe('train CLI: numeric blow-up stops training and keeps the checkpoint', function () {
   this.timeout(60_000);
   let root: string;
   before(() => { root = mkdtempSync(join(tmpdir(), 'cli-nan-')); });
@@ -272,7 +272,7 @@ describe('train CLI: numeric blow-up stops training and keeps the checkpoint (is
   });
 });
 
-describe('train CLI: a lost device ends the run with one line (issue 8)', function () {
+describe('train CLI: a lost device ends the run with one line', function () {
   this.timeout(60_000);
   let root: string;
   before(() => { root = mkdtempSync(join(tmpdir(), 'cli-lost-')); });

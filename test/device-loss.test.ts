@@ -1,4 +1,4 @@
-// Issue 8, item 3: a device lost mid-training (here destroyed under the library's feet) ends the
+// A device lost mid-training (here destroyed under the library's feet) ends the
 // pending read-back with a GpuError naming the loss within seconds, and every later call fails the
 // same way at once: no hang, no silent no-op, no raw DOMException. Uses its own device (not the
 // shared test context, which other files keep using).
@@ -41,7 +41,7 @@ function expectLost(err: unknown, what: RegExp): void {
   expect(msg, 'one line').not.to.include('\n');
 }
 
-describe('device loss (issue 8)', function () {
+describe('device loss: a lost device ends training with one clear error, never a hang', function () {
   this.timeout(60_000);
   const data = batchData(64);
   const idx = Uint32Array.from({ length: B }, (_, i) => i);

@@ -1,4 +1,4 @@
-// Issue 5, item 5: a host app creates the device, runs its own compute pass on it, trains with the
+// A host app creates the device, runs its own compute pass on it, trains with the
 // engine on the same device (feeding the engine's inputs from its own GPUBuffers on the GPU), and
 // after destroy() no buffer made by the engine remains, while the app's own resources still work.
 import { expect } from 'chai';

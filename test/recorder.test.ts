@@ -1,4 +1,4 @@
-// Issue 5, item 1: after compilation, a training step is ONE queue.submit and creates no
+// After compilation, a training step is ONE queue.submit and creates no
 // pipelines, bind groups or buffers. Counted by wrapping the WebGPU prototypes' methods.
 import { expect } from 'chai';
 import { testContext } from './support/gpu.js';

@@ -1,4 +1,4 @@
-// Soak test (issue 8, item 4; not in the default suite, it takes minutes):
+// Soak test (not in the default suite, it takes minutes):
 //   node --expose-gc dist/tools/soak.js [--steps 5000] [--net mlp] [--batch 100]
 // Trains N steps on real MNIST the way the CLI does (a read-back every 10 steps, an evaluation of
 // 1,000 validation images every 1,000 steps) and checks that the number of live GPU buffers is the
