@@ -14,7 +14,7 @@
 // Elementwise over n elements with a grid-stride loop: any n works with any number of
 // workgroups (the host caps the grid below the 65535-per-dimension limit).
 
-override OP: u32 = 0u;             // 0 identity, 1 relu, 2 sigmoid, 3 tanh (as in matmul.wgsl)
+override OP: u32 = 0u;             // an activation code of prelude.wgsl: 0 identity, 1 relu, 2 sigmoid, 3 tanh
 override ACCUMULATE: bool = false; // backward: dx += … instead of dx = …
 override WG: u32 = 64u;
 
@@ -30,27 +30,6 @@ struct Params {
 @group(0) @binding(4) var<storage, read> dy: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dx: array<f32>;
 
-// tanh to a few ulp relative everywhere. The built-in tanh is not: lavapipe computes it from exp and
-// leaves an absolute error of ~3e-8 near zero (tanh(1e-3) off by 2e-5 relative, tanh(1e-8) by 200%).
-// Below 0.25 the Taylor series (the next term is under 2e-8 relative there); above, (1 − e)/(1 + e)
-// with e = exp(−2|v|) ≤ 0.61, which neither cancels much nor overflows.
-fn tanh_accurate(v: f32) -> f32 {
-  let a = abs(v);
-  let s = v * v;
-  let series = v * (1.0 + s * (-0.33333334 + s * (0.13333334 + s * (-0.053968254 + s * 0.021869488))));
-  let e = exp(-2.0 * a);
-  return select(sign(v) * (1.0 - e) / (1.0 + e), series, a < 0.25);
-}
-
-fn act(v: f32) -> f32 {
-  switch OP {
-    case 1u: { return max(v, 0.0); }
-    case 2u: { return 1.0 / (1.0 + exp(-v)); }
-    case 3u: { return tanh_accurate(v); }
-    default: { return v; }
-  }
-}
-
 // f'(x) written through y = f(x).
 fn dact(yv: f32) -> f32 {
   switch OP {
@@ -64,13 +43,13 @@ fn dact(yv: f32) -> f32 {
 @compute @workgroup_size(WG)
 fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let stride = nwg.x * WG;
-  for (var i = gid.x; i < params.n; i += stride) { y[i] = act(x[i]); }
+  for (var i = gid.x; i < params.n; i += stride) { y[i] = activate(OP, x[i]); }
 }
 
 @compute @workgroup_size(WG)
 fn forward_inplace(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let stride = nwg.x * WG;
-  for (var i = gid.x; i < params.n; i += stride) { y[i] = act(y[i]); }
+  for (var i = gid.x; i < params.n; i += stride) { y[i] = activate(OP, y[i]); }
 }
 
 @compute @workgroup_size(WG)
@@ -80,7 +59,7 @@ fn bias(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let step = stride % cols;     // column advance per grid stride: one division per invocation
   var j = gid.x % cols;
   for (var i = gid.x; i < params.n; i += stride) {
-    y[i] = act(x[i] + b[j]);
+    y[i] = activate(OP, x[i] + b[j]);
     j += step;
     if (j >= cols) { j -= cols; }
   }
@@ -93,7 +72,7 @@ fn bias_inplace(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgrou
   let step = stride % cols;
   var j = gid.x % cols;
   for (var i = gid.x; i < params.n; i += stride) {
-    y[i] = act(y[i] + b[j]);
+    y[i] = activate(OP, y[i] + b[j]);
     j += step;
     if (j >= cols) { j -= cols; }
   }

@@ -14,7 +14,7 @@
 override TRANS_A: bool = false;   // A is stored [K, M] (row-major) when true, else [M, K]
 override TRANS_B: bool = false;   // B is stored [N, K] when true, else [K, N]
 override HAS_BIAS: bool = false;  // add bias[j] before the activation
-override ACTIVATION: u32 = 0u;    // 0 none, 1 relu, 2 sigmoid, 3 tanh
+override ACTIVATION: u32 = 0u;    // an activation code of prelude.wgsl: 0 none, 1 relu, 2 sigmoid, 3 tanh
 override ACCUMULATE: bool = false; // C += result instead of C = result
 override WG: u32 = 64u;           // lanes (columns) per workgroup
 
@@ -40,27 +40,6 @@ fn a_at(i: u32, k: u32) -> f32 {
 fn b_at(k: u32, j: u32) -> f32 {
   if (TRANS_B) { return B[params.offB + j * params.ldb + k]; }
   return B[params.offB + k * params.ldb + j];
-}
-
-// tanh to a few ulp relative everywhere. The built-in tanh is not: lavapipe computes it from exp and
-// leaves an absolute error of ~3e-8 near zero (tanh(1e-3) off by 2e-5 relative, tanh(1e-8) by 200%).
-// Below 0.25 the Taylor series (the next term is under 2e-8 relative there); above, (1 − e)/(1 + e)
-// with e = exp(−2|v|) ≤ 0.61, which neither cancels much nor overflows.
-fn tanh_accurate(v: f32) -> f32 {
-  let a = abs(v);
-  let s = v * v;
-  let series = v * (1.0 + s * (-0.33333334 + s * (0.13333334 + s * (-0.053968254 + s * 0.021869488))));
-  let e = exp(-2.0 * a);
-  return select(sign(v) * (1.0 - e) / (1.0 + e), series, a < 0.25);
-}
-
-fn activate(x: f32) -> f32 {
-  switch ACTIVATION {
-    case 1u: { return max(x, 0.0); }
-    case 2u: { return 1.0 / (1.0 + exp(-x)); }
-    case 3u: { return tanh_accurate(x); }
-    default: { return x; }
-  }
 }
 
 @compute @workgroup_size(WG)
@@ -97,7 +76,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 fn store(i: u32, j: u32, x: f32) {
   if (i >= params.M) { return; }
   let idx = params.offC + i * params.ldc + j;
-  var v = activate(x);
+  var v = activate(ACTIVATION, x);
   if (ACCUMULATE) { v += C[idx]; }
   C[idx] = v;
 }

@@ -30,7 +30,7 @@ override VEC_AT: bool = false;     // TRANS_A and M, lda, offA, TM multiples of 
 override VEC_B: bool = false;      // !TRANS_B and N, ldb, offB multiples of 4: B rows read as vec4 along n
 override VEC_BT: bool = false;     // TRANS_B and ldb, offB multiples of 4: B rows read as vec4 along k
 override HAS_BIAS: bool = false;
-override ACTIVATION: u32 = 0u;     // 0 none, 1 relu, 2 sigmoid, 3 tanh
+override ACTIVATION: u32 = 0u;     // an activation code of prelude.wgsl: 0 none, 1 relu, 2 sigmoid, 3 tanh
 override ACCUMULATE: bool = false;
 override BIAS_GRAD: bool = false;  // also dbias[j] (+)= Σ_k op(B)[k][j] (a bias gradient: dW = Xᵀ·dZ, db = 1ᵀ·dZ)
 override WG: u32 = 16u;            // invocations per workgroup (each 4 columns)
@@ -75,27 +75,6 @@ fn b_at(k: u32, j: u32) -> f32 {
 fn b_row(k: u32, j0: u32) -> vec4f {
   let last = params.N - 1u;
   return vec4f(b_at(k, min(j0, last)), b_at(k, min(j0 + 1u, last)), b_at(k, min(j0 + 2u, last)), b_at(k, min(j0 + 3u, last)));
-}
-
-// tanh to a few ulp relative everywhere. The built-in tanh is not: lavapipe computes it from exp and
-// leaves an absolute error of ~3e-8 near zero (tanh(1e-3) off by 2e-5 relative, tanh(1e-8) by 200%).
-// Below 0.25 the Taylor series (the next term is under 2e-8 relative there); above, (1 − e)/(1 + e)
-// with e = exp(−2|v|) ≤ 0.61, which neither cancels much nor overflows.
-fn tanh_accurate(v: vec4f) -> vec4f {
-  let a = abs(v);
-  let s = v * v;
-  let series = v * (1.0 + s * (-0.33333334 + s * (0.13333334 + s * (-0.053968254 + s * 0.021869488))));
-  let e = exp(-2.0 * a);
-  return select(sign(v) * (1.0 - e) / (1.0 + e), series, a < vec4f(0.25));
-}
-
-fn activate(x: vec4f) -> vec4f {
-  switch ACTIVATION {
-    case 1u: { return max(x, vec4f(0.0)); }
-    case 2u: { return 1.0 / (1.0 + exp(-x)); }
-    case 3u: { return tanh_accurate(x); }
-    default: { return x; }
-  }
 }
 
 // This invocation's TM x 4 block of op(A)·op(B) (before bias, activation and accumulation), at
@@ -200,7 +179,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   for (var r = 0u; r < TM; r++) {
     let i = row0 + r;
     if (i >= params.M) { break; }
-    let v = activate(acc[r] + add);
+    let v = activate4(ACTIVATION, acc[r] + add);
     let base = params.offC + i * params.ldc + j0;
     for (var c = 0u; c < ncols; c++) {
       var x = v[c];
@@ -225,7 +204,7 @@ fn main_c4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid:
   for (var r = 0u; r < TM; r++) {
     let i = row0 + r;
     if (i >= params.M) { break; }
-    var v = activate(acc[r] + add);
+    var v = activate4(ACTIVATION, acc[r] + add);
     let at = (params.offC + i * params.ldc + j0) / 4u;
     if (ACCUMULATE) { v += C4[at]; }
     C4[at] = v;

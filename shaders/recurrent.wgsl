@@ -49,21 +49,6 @@ struct Params {
 const TM: u32 = 4u;   // forward (4 gate accumulators per row)
 const TMB: u32 = 8u;  // backward (1 accumulator per row)
 
-// tanh to a few ulp relative everywhere. The built-in tanh is not: lavapipe computes it from exp and
-// leaves an absolute error of ~3e-8 near zero (tanh(1e-3) off by 2e-5 relative, tanh(1e-8) by 200%).
-// Below 0.25 the Taylor series (the next term is under 2e-8 relative there); above, (1 − e)/(1 + e)
-// with e = exp(−2|v|) ≤ 0.61, which neither cancels much nor overflows.
-fn tanh_accurate(v: f32) -> f32 {
-  let a = abs(v);
-  let s = v * v;
-  let series = v * (1.0 + s * (-0.33333334 + s * (0.13333334 + s * (-0.053968254 + s * 0.021869488))));
-  let e = exp(-2.0 * a);
-  return select(sign(v) * (1.0 - e) / (1.0 + e), series, a < 0.25);
-}
-
-fn sigmoid(v: f32) -> f32 { return 1.0 / (1.0 + exp(-v)); }
-fn tanh_(v: f32) -> f32 { return tanh_accurate(v); }
-
 // Gradient of h_t arriving at step t: from the step's own output and from step t+1.
 fn dh_in(idx: u32) -> f32 {
   var g = 0.0;
@@ -88,7 +73,7 @@ fn lstm_fwd(@builtin(global_invocation_id) gid: vec3u) {
   var cp = 0.0;
   if (params.zeroPrev != 0u) { hs[so] = 0.0; cs[so] = 0.0; } else { cp = cs[so]; }
   let i = sigmoid(z[zo]);
-  let a = tanh_(z[zo + H]);
+  let a = tanh_accurate(z[zo + H]);
   let f = sigmoid(z[zo + 2u * H] + params.forgetBias);
   let o = sigmoid(z[zo + 3u * H]);
   z[zo] = i;
@@ -97,7 +82,7 @@ fn lstm_fwd(@builtin(global_invocation_id) gid: vec3u) {
   z[zo + 3u * H] = o;
   let c = f * cp + i * a;
   cs[so + BH] = c;
-  hs[so + BH] = o * tanh_(c);
+  hs[so + BH] = o * tanh_accurate(c);
 }
 
 @compute @workgroup_size(WG)
@@ -119,7 +104,7 @@ fn lstm_bwd(@builtin(global_invocation_id) gid: vec3u) {
   } else {
     i = z[zo]; a = z[zo + H]; f = z[zo + 2u * H]; o = z[zo + 3u * H];
   }
-  let tc = tanh_(cs[so + BH]);
+  let tc = tanh_accurate(cs[so + BH]);
   let dct = dcn + dh * o * (1.0 - tc * tc);
   dz[zo] = dct * a * i * (1.0 - i);
   dz[zo + H] = dct * i * (1.0 - a * a);
@@ -157,7 +142,7 @@ fn lstm_step(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) li
       let so = hb + n * H + j;
       let pre = acc[r];
       let i = sigmoid(z[zo] + pre.x);
-      let a = tanh_(z[zo + H] + pre.y);
+      let a = tanh_accurate(z[zo + H] + pre.y);
       let f = sigmoid(z[zo + 2u * H] + pre.z + params.forgetBias);
       let o = sigmoid(z[zo + 3u * H] + pre.w);
       z[zo] = i;
@@ -166,7 +151,7 @@ fn lstm_step(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) li
       z[zo + 3u * H] = o;
       let c = f * cs[so] + i * a;
       cs[so + BH] = c;
-      hs[so + BH] = o * tanh_(c);
+      hs[so + BH] = o * tanh_accurate(c);
     }
   }
 }
@@ -208,7 +193,7 @@ fn lstm_step_bwd(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id
       let a = z[zo + H];
       let f = z[zo + 2u * H];
       let o = z[zo + 3u * H];
-      let tc = tanh_(cs[so + BH]);
+      let tc = tanh_accurate(cs[so + BH]);
       let dct = dcn + dh * o * (1.0 - tc * tc);
       dz[zo] = dct * a * i * (1.0 - i);
       dz[zo + H] = dct * i * (1.0 - a * a);
@@ -253,7 +238,7 @@ fn gru_gates(@builtin(global_invocation_id) gid: vec3u) {
     // h_{-1} = 0: no recurrent matmuls, so the candidate is complete already; finish the step here.
     hs[so] = 0.0;
     rh[so] = 0.0;
-    let c = tanh_(z[zo + 2u * H]);
+    let c = tanh_accurate(z[zo + 2u * H]);
     z[zo + 2u * H] = c;
     hs[so + BH] = (1.0 - u) * c;
   } else {
@@ -272,7 +257,7 @@ fn gru_cell(@builtin(global_invocation_id) gid: vec3u) {
   let zo = (params.t * params.B + n) * 3u * H + j;
   let so = params.t * BH + idx;
   let u = z[zo + H];
-  let c = tanh_(z[zo + 2u * H]);
+  let c = tanh_accurate(z[zo + 2u * H]);
   z[zo + 2u * H] = c;
   hs[so + BH] = u * hs[so] + (1.0 - u) * c;
 }
@@ -327,7 +312,7 @@ fn rnn_fwd(@builtin(global_invocation_id) gid: vec3u) {
   if (idx >= BH) { return; }
   let so = params.t * BH + idx;
   if (params.zeroPrev != 0u) { hs[so] = 0.0; }
-  hs[so + BH] = tanh_(z[so]);
+  hs[so + BH] = tanh_accurate(z[so]);
 }
 
 @compute @workgroup_size(WG)

@@ -2,6 +2,11 @@ import { expect } from 'chai';
 import { testContext } from './support/gpu.js';
 import { GpuError } from '../src/gpu/context.js';
 import { runDispatches } from '../src/gpu/dispatch.js';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { sourceLine } from '../src/gpu/kernel.js';
+import { PRELUDE_FILE, shaderOwnLines, shaderSources } from '../src/gpu/shader-sources.generated.js';
+import { PACKAGE_ROOT } from './support/paths.js';
 
 describe('kernels: reflection, binding by name, compile errors', () => {
   it('builds the bind group layout from the shader and binds buffers by the shader\'s names', async () => {
@@ -49,5 +54,26 @@ describe('kernels: reflection, binding by name, compile errors', () => {
     expect(message).to.match(/^shaders\/test_broken\.wgsl:3:\d+: error: .*undefined_name/);
     // The error went to the kernel's error scope, not to the device's uncaptured errors.
     expect(() => ctx.throwIfFailed()).to.not.throw();
+  });
+});
+
+describe('shaders: the shared prelude', () => {
+  it('each embedded shader is its file, line for line, with shaders/prelude.wgsl after it', () => {
+    const prelude = readFileSync(join(PACKAGE_ROOT, 'shaders', PRELUDE_FILE), 'utf8');
+    const files = readdirSync(join(PACKAGE_ROOT, 'shaders')).filter((f) => f.endsWith('.wgsl') && f !== PRELUDE_FILE);
+    expect(Object.keys(shaderSources).sort()).to.deep.equal(files.sort());
+    for (const f of files) {
+      const own = readFileSync(join(PACKAGE_ROOT, 'shaders', f), 'utf8').replace(/\n*$/, '\n');
+      expect(shaderSources[f].startsWith(own), `${f} starts with its own file`).to.equal(true);
+      expect(shaderSources[f].slice(own.length), `${f} ends with the prelude`).to.equal(prelude);
+      expect(shaderOwnLines[f], `${f}: its own line count`).to.equal(own.split('\n').length - 1);
+    }
+  });
+
+  it('a compiler error past a shader\'s own lines is named as a line of the prelude', () => {
+    const own = shaderOwnLines['activation.wgsl'];
+    expect(sourceLine('activation.wgsl', own)).to.equal(`shaders/activation.wgsl:${own}`);
+    expect(sourceLine('activation.wgsl', own + 3)).to.equal('shaders/prelude.wgsl:3');
+    expect(sourceLine('my_own.wgsl', 500)).to.equal('shaders/my_own.wgsl:500');
   });
 });

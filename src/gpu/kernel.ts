@@ -1,6 +1,6 @@
 import { WgslReflect, ResourceType, type VariableInfo, type StructInfo } from 'wgsl_reflect/wgsl_reflect.module.js';
 import { BufferUsage, ShaderStage } from './flags.js';
-import { shaderSources } from './shader-sources.generated.js';
+import { PRELUDE_FILE, shaderOwnLines, shaderSources } from './shader-sources.generated.js';
 import { GpuError, type GpuContext } from './context.js';
 
 /** Values for a shader's `override` declarations. */
@@ -55,6 +55,13 @@ export function shaderSource(file: string): string {
   const src = shaderSources[file];
   if (src === undefined) throw new GpuError(`no shader named shaders/${file} (known: ${Object.keys(shaderSources).join(', ')})`);
   return src;
+}
+
+/** `shaders/FILE:LINE` of a line of an embedded source: lines past the shader's own are the prelude's. */
+export function sourceLine(file: string, line: number): string {
+  const own = shaderOwnLines[file];
+  if (own === undefined || line <= own) return `shaders/${file}:${line}`;
+  return `shaders/${PRELUDE_FILE}:${line - own}`;
 }
 
 /**
@@ -116,7 +123,7 @@ export class Kernel {
       const info = await module.getCompilationInfo();
       const errors = info.messages.filter((m) => m.type === 'error');
       if (errors.length) {
-        throw new GpuError(errors.map((m) => `shaders/${file}:${m.lineNum}:${m.linePos}: error: ${m.message}`).join('\n'));
+        throw new GpuError(errors.map((m) => `${sourceLine(file, m.lineNum)}:${m.linePos}: error: ${m.message}`).join('\n'));
       }
       const err = await scope;
       if (err) throw new GpuError(`shaders/${file} (entry ${entry}, constants ${JSON.stringify(constants)}): ${err.message}`);
