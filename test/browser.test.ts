@@ -23,16 +23,20 @@ const SEED = 1;
 const TRAIN_IMAGES = 4000;
 /** The Node kernel tests' bounds on the relative error to float64. */
 const BOUND = { forward: 1e-5, backward: 1e-4 } as const;
-/** A small conv net the test types into the page's model box (our spec format): conv 3x3/2 → 13x13x4 → 10. */
-const TYPED_MODEL = {
-  name: 'typed_conv',
-  input_shape: [28, 28, 1],
-  layers: [
-    { class_name: 'Conv2D', config: { name: 'conv', filters: 4, kernel_size: [3, 3], strides: [2, 2], activation: 'relu' } },
-    { class_name: 'Flatten', config: { name: 'flatten' } },
-    { class_name: 'Dense', config: { name: 'scores', units: 10, activation: 'softmax' } },
-  ],
-};
+/** A small conv net the test types into the page's model box, as a person might write it (our spec format): conv 3x3/2 → 13x13x4 → 10. */
+const TYPED_MODEL = `{
+  "name": "typed_conv",
+  "input_shape": [28, 28, 1],
+  "layers": [
+    { "class_name": "Conv2D",
+      "config": { "name": "conv", "filters": 4, "kernel_size": [3, 3],
+                  "strides": [2, 2], "activation": "relu" } },
+    { "class_name": "Flatten", "config": { "name": "flatten" } },
+    { "class_name": "Dense",
+      "config": { "name": "scores", "units": 10,
+                  "activation": "softmax" } }
+  ]
+}`;
 const TYPED_STEPS = 30;
 
 /** What examples/browser/demo.js publishes as window.demo. */
@@ -165,7 +169,7 @@ describe('in a browser: headless Chromium, WebGPU on its own adapter', function 
 
   it(`a model typed into the page's JSON box trains ${TYPED_STEPS} steps: its summary shows, the loss falls, accuracy is far above chance; screenshot`, async () => {
     const page = await openDemo();
-    await page.fill('#model', JSON.stringify(TYPED_MODEL, null, 2));
+    await page.fill('#model', TYPED_MODEL);
     expect(await page.inputValue('#preset'), 'an edited box is a custom model').to.equal('custom');
     await page.fill('#steps', String(TYPED_STEPS));
     await page.fill('#batch', '50');
