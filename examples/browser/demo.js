@@ -1,13 +1,16 @@
-// The demo page: trains one of the five MNIST nets with webgpu-train on navigator.gpu, charts loss and
-// accuracy as it goes, shows predictions on test digits, and classifies a digit the user draws.
+// The demo page: trains a model given as JSON (the spec of docs/MODEL-SPEC.md or a Keras
+// model.to_json(); the five built-in nets are presets) with webgpu-train on navigator.gpu, charts loss
+// and accuracy as it goes, shows predictions on test digits, and classifies a digit the user draws.
 // Served by `npm run demo` (tools/demo-server.ts): the engine bundle is /lib/, the MNIST subset /data/.
-import { GpuContext, Trainer, fetchMnist, trainSteps, NET_DEFAULTS } from '/lib/webgpu-train.js';
+import {
+  GpuContext, ModelSpecError, Trainer, builtinModel, fetchMnist, modelFromKeras, modelFromSpec, modelToSpec, trainSteps, NET_DEFAULTS,
+} from '/lib/webgpu-train.js';
 import { drawChart, drawGrid, drawProbs, setupPad, clearPad, padInput } from './draw.js';
 
 const $ = (id) => document.getElementById(id);
 
 /** What the page did, for the browser test (test/browser.test.ts) to read as `window.demo`. */
-const state = { phase: 'loading', adapter: undefined, options: undefined, steps: 0, losses: [], accuracies: [], tests: [], testAccuracy: undefined, drawn: undefined, error: undefined };
+const state = { phase: 'loading', adapter: undefined, options: undefined, spec: undefined, summary: undefined, steps: 0, losses: [], accuracies: [], tests: [], testAccuracy: undefined, drawn: undefined, error: undefined };
 window.demo = state;
 
 function showError(e) {
@@ -46,6 +49,40 @@ function describe(ctx) {
   return parts.filter(Boolean).join(' · ');
 }
 
+/** Steps a preset sets: a demo-sized run (the CLI's NET_DEFAULTS budgets are whole trainings of minutes to hours). */
+const PRESET_STEPS = 300;
+
+/** JSON two-space indented, with each value that fits on a line of 76 characters (after `prefix` more, its key) on one line. */
+function formatJson(value, indent = '', prefix = 0) {
+  const oneLine = JSON.stringify(value, null, 1).replace(/\n\s*/g, ' ').replace(/\[ /g, '[').replace(/ \]/g, ']');
+  if (value === null || typeof value !== 'object' || indent.length + prefix + oneLine.length <= 76) return oneLine;
+  const inner = `${indent}  `;
+  if (Array.isArray(value)) return `[\n${value.map((v) => inner + formatJson(v, inner)).join(',\n')}\n${indent}]`;
+  const fields = Object.entries(value).filter(([, v]) => v !== undefined);
+  return `{\n${fields.map(([k, v]) => `${inner}${JSON.stringify(k)}: ${formatJson(v, inner, k.length + 4)}`).join(',\n')}\n${indent}}`;
+}
+
+/** The model in the text box: a Keras to_json() (it has "class_name" at the top) or our spec. Throws ModelSpecError. */
+function parseModel(text) {
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return modelFromSpec(text); // throws the library's one-line "not valid JSON" error
+  }
+  return typeof json?.class_name === 'string' ? modelFromKeras(json) : modelFromSpec(json);
+}
+
+/** Why `model` cannot train on `data` (MNIST: 784 values per image, 10 classes), or undefined. */
+function misfit(model, data) {
+  const size = data.shape.reduce((a, b) => a * b, 1);
+  if (model.inputSize !== size) {
+    return `the model's input_shape [${model.inputShape.join(', ')}] has ${model.inputSize} values per example, but the MNIST images have ${size} (${data.shape.join('x')}): use input_shape [784], [28, 28, 1] or (recurrent) [28, 28]`;
+  }
+  if (model.classes !== data.classes) return `the model's output has ${model.classes} class scores, but MNIST has ${data.classes} classes: give the last layer ${data.classes} units`;
+  return undefined;
+}
+
 async function main() {
   if (!navigator.gpu) throw new Error(noWebGpu());
   const [ctx, data] = await Promise.all([GpuContext.request(navigator.gpu), fetchMnist(new URL('data/', location.href))]);
@@ -59,14 +96,72 @@ async function main() {
 
   let trainer;
   let abort;
-  const setLr = () => { $('lr').value = String(NET_DEFAULTS[$('net').value].lr); };
-  setLr();
-  $('net').addEventListener('change', setLr);
+  let specShown = false; // the red box holds a spec error of the text box (cleared once the box parses)
+  let refused = false; // Start was refused for that error: the page is ready again once the box parses
+
+  /** The pad classifies 28x28 drawings: off, with a note, when the model in the box reads another input size. */
+  const setPad = (model) => {
+    const fits = !model || model.inputSize === 28 * 28;
+    $('pad').classList.toggle('off', !fits);
+    $('pad-note').textContent = fits ? '' : `The pad draws 28x28 = 784 pixels; this model reads input_shape [${model.inputShape.join(', ')}], so the pad is off.`;
+    return fits;
+  };
+
+  /** Shows a spec error of the text box in the red box, as one line. */
+  const specError = (message) => {
+    $('error').textContent = `ModelSpecError: ${message}`;
+    $('error').hidden = false;
+    specShown = true;
+  };
+
+  /** Parses the text box and shows the model's summary, or the spec error; returns the model, or undefined. */
+  const readBox = () => {
+    let model;
+    try {
+      model = parseModel($('model').value);
+    } catch (e) {
+      if (!(e instanceof ModelSpecError)) throw e;
+      state.summary = undefined;
+      $('summary').textContent = '(no model: see the error above)';
+      setPad(undefined);
+      specError(e.message);
+      return undefined;
+    }
+    state.summary = model.summary();
+    $('summary').textContent = state.summary;
+    setPad(model);
+    const problem = misfit(model, data);
+    if (problem) { specError(problem); return undefined; }
+    if (specShown) { $('error').hidden = true; specShown = false; }
+    if (refused) { refused = false; state.error = undefined; state.phase = 'ready'; $('status').textContent = 'ready: press Start'; }
+    return model;
+  };
+
+  const choosePreset = () => {
+    const net = $('preset').value;
+    if (!(net in NET_DEFAULTS)) return; // "custom": the box keeps what was typed
+    const d = NET_DEFAULTS[net];
+    $('model').value = formatJson(modelToSpec(builtinModel(net, d))); // with the net's knobs (e.g. the cnn's dropout)
+    $('lr').value = String(d.lr);
+    $('optimizer').value = d.optimizer;
+    $('batch').value = String(d.batch);
+    $('steps').value = String(PRESET_STEPS);
+    readBox();
+  };
+  choosePreset();
+  $('preset').addEventListener('change', choosePreset);
+  let typing;
+  $('model').addEventListener('input', () => {
+    $('preset').value = 'custom';
+    clearTimeout(typing);
+    typing = setTimeout(readBox, 300);
+  });
 
   const predictDrawn = async () => {
     const pixels = padInput($('pad'), $('seen'));
     if (!pixels) return;
-    if (!trainer) { $('guess').textContent = '?'; $('status').textContent = 'train a net first (Start), then draw'; return; }
+    if (!trainer) { $('guess').textContent = '?'; $('status').textContent = 'train a model first (Start), then draw'; return; }
+    if (trainer.model.inputSize !== pixels.length) { $('guess').textContent = '–'; return; }
     const p = await trainer.predict(pixels, 1);
     state.drawn = { prediction: p.predictions[0], probabilities: Array.from(p.probabilities) };
     $('guess').textContent = String(p.predictions[0]);
@@ -77,15 +172,26 @@ async function main() {
 
   $('stop').addEventListener('click', () => abort?.abort());
   $('start').addEventListener('click', async () => {
+    clearTimeout(typing);
+    $('error').hidden = true;
+    const model = readBox();
+    if (!model) { // a spec error: shown in the red box by readBox; nothing starts
+      state.error = $('error').textContent;
+      state.phase = 'error';
+      refused = true;
+      $('status').textContent = 'not started: fix the model JSON (see the error above)';
+      return;
+    }
+    specShown = false;
     try {
       $('start').disabled = true;
       $('stop').disabled = false;
-      $('error').hidden = true;
+      state.error = undefined;
       abort = new AbortController();
       trainer?.destroy();
       trainer = undefined;
-      await train(ctx, data, abort.signal, (t) => { trainer = t; });
-      await predictDrawn(); // a digit already on the pad, by the new net
+      await train(ctx, data, model, abort.signal, (t) => { trainer = t; });
+      await predictDrawn(); // a digit already on the pad, by the new model
     } catch (e) {
       showError(e);
     } finally {
@@ -95,23 +201,24 @@ async function main() {
   });
   $('start').disabled = false;
   state.phase = 'ready';
-  $('status').textContent = `ready: ${data.train.count} training and ${data.test.count} test images loaded; choose a net and press Start`;
+  $('status').textContent = `ready: ${data.train.count} training and ${data.test.count} test images loaded; choose a preset or edit the model, then press Start`;
 }
 
-/** One run with the controls' settings; hands the trainer over as soon as it exists (the pad uses it). */
-async function train(ctx, data, signal, setTrainer) {
-  const net = $('net').value;
-  const d = NET_DEFAULTS[net];
+/** One run of `model` with the controls' settings; hands the trainer over as soon as it exists (the pad uses it). */
+async function train(ctx, data, model, signal, setTrainer) {
   const steps = Number($('steps').value);
   const seed = Number($('seed').value);
   const lr = Number($('lr').value);
+  const batch = Number($('batch').value);
   if (!(Number.isInteger(steps) && steps > 0)) throw new Error(`steps must be a positive whole number, got "${$('steps').value}"`);
+  if (!(Number.isInteger(batch) && batch > 0)) throw new Error(`the batch size must be a positive whole number, got "${$('batch').value}"`);
   if (!(lr > 0)) throw new Error(`the learning rate must be a positive number, got "${$('lr').value}"`);
-  // The CLI's defaults for this net (src/cli/args.ts); a small evaluation batch keeps one drawn digit cheap.
-  const options = { net, seed, batch: d.batch, optimizer: { kind: d.optimizer, lr }, hidden: d.hidden, layers: d.layers, cell: d.cell, keepProb: d.keepProb, evalBatch: 100 };
-  Object.assign(state, { phase: 'training', options, steps, losses: [], accuracies: [], tests: [], testAccuracy: undefined });
-  $('status').textContent = `compiling the ${net} net…`;
-  const trainer = await Trainer.create(ctx, options);
+  // A small evaluation batch keeps one drawn digit cheap. state.options and state.spec rebuild this run (the browser test does, in Node).
+  const options = { seed, batch, optimizer: { kind: $('optimizer').value, lr }, evalBatch: 100 };
+  Object.assign(state, { phase: 'training', options, spec: modelToSpec(model), steps, losses: [], accuracies: [], tests: [], testAccuracy: undefined, drawn: undefined });
+  const name = model.name;
+  $('status').textContent = `compiling the model "${name}"…`;
+  const trainer = await Trainer.create(ctx, { ...options, model });
   setTrainer(trainer);
   const evalEvery = Math.max(25, Math.round(steps / 8));
   const chart = () => drawChart($('chart'), { steps, losses: state.losses, accuracies: state.accuracies, tests: state.tests });
@@ -130,7 +237,7 @@ async function train(ctx, data, signal, setTrainer) {
       state.losses.push(m.loss);
       state.accuracies.push(m.accuracy);
       const ms = (performance.now() - t0) / m.step;
-      $('status').textContent = `${net}: step ${m.step}/${steps}, loss ${m.loss.toFixed(4)}, batch accuracy ${m.accuracy.toFixed(2)} · ${ms.toFixed(0)} ms/step (${((1000 * d.batch) / ms).toFixed(0)} images/s)`;
+      $('status').textContent = `${name}: step ${m.step}/${steps}, loss ${m.loss.toFixed(4)}, batch accuracy ${m.accuracy.toFixed(2)} · ${ms.toFixed(0)} ms/step (${((1000 * batch) / ms).toFixed(0)} images/s)`;
       chart();
       if (!Number.isFinite(m.loss)) throw new Error(`the training loss became ${m.loss} at step ${m.step}: lower the learning rate (now ${lr})`);
       if (m.step % evalEvery === 0 && m.step < steps) await evaluate(m.step);
@@ -138,7 +245,7 @@ async function train(ctx, data, signal, setTrainer) {
   });
   await evaluate(done);
   const secs = (performance.now() - t0) / 1000;
-  $('status').textContent = `${net}: ${done === steps ? 'trained' : 'stopped after'} ${done} steps in ${secs.toFixed(1)} s; final loss ${state.losses.at(-1)?.toFixed(4)}, test accuracy ${(100 * state.testAccuracy).toFixed(1)}% · draw a digit on the black pad`;
+  $('status').textContent = `${name}: ${done === steps ? 'trained' : 'stopped after'} ${done} steps in ${secs.toFixed(1)} s; final loss ${state.losses.at(-1)?.toFixed(4)}, test accuracy ${(100 * state.testAccuracy).toFixed(1)}% · draw a digit on the black pad`;
   state.phase = 'done';
 }
 
