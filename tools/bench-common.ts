@@ -1,8 +1,10 @@
 // What the engine and the TensorFlow.js peer of tools/bench.ts share: the nets' settings and the batches.
 import { readFileSync } from 'node:fs';
 import { loadMnist, type Split } from '../src/data/mnist.js';
+import type { NetKind } from '../src/nn/models/builtin.js';
 
-export type BenchNet = 'mlp' | 'cnn' | 'rnn';
+/** The built-in nets the bench times against TensorFlow.js. */
+export type BenchNet = Extract<NetKind, 'mlp' | 'cnn' | 'rnn'>;
 export const BENCH_NETS: readonly BenchNet[] = ['mlp', 'cnn', 'rnn'];
 
 /** The tutorials' batch sizes and Adam learning rates (the train CLI's defaults). */

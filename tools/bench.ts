@@ -34,6 +34,7 @@ import { BufferUsage, MapMode } from '../src/gpu/flags.js';
 import { PassTimer } from '../src/gpu/profiler.js';
 import { ReadPacer } from '../src/gpu/pacer.js';
 import { Trainer } from '../src/nn/trainer.js';
+import { NET_DEFAULTS, builtinModel } from '../src/nn/models/builtin.js';
 import { trainLoop } from '../src/nn/loop.js';
 import { BENCH_NETS, NET_SETTINGS, PEER_RESULT, MAX_STEPS, batchIndex, measureMore, median, sleep, threadCpuMs, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
 
@@ -190,10 +191,9 @@ interface EngineResult {
 
 async function benchEngine(ctx: GpuContext, net: BenchNet, data: ReturnType<typeof trainSplit>, peak: Peak): Promise<EngineResult> {
   const { batch, lr } = NET_SETTINGS[net];
-  const t = await Trainer.create(ctx, {
-    net, seed: 1, batch, optimizer: { kind: 'adam', lr },
-    ...(net === 'cnn' ? { hidden: 1024, keepProb: 0.5 } : net === 'mlp' ? { hidden: 256, layers: 1, keepProb: 1 } : { hidden: 128, layers: 1, cell: 'lstm' as const, keepProb: 1 }),
-  });
+  // The net as the CLI trains it (its default architecture), at the tutorials' batch and Adam rate.
+  const { hidden, layers, cell, keepProb } = NET_DEFAULTS[net];
+  const t = await Trainer.create(ctx, { model: builtinModel(net, { hidden, layers, cell, keepProb }), seed: 1, batch, optimizer: { kind: 'adam', lr } });
   try {
     // The bench's own batches (consecutive images, the same as the peer's), through the one training loop.
     let k = 0;
