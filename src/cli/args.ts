@@ -21,6 +21,12 @@ export type CellName = (typeof CELLS)[number];
 // The per-net defaults (architecture knobs, optimizer, batch, training length) live with the models.
 export { NET_DEFAULTS, type NetDefaults, type Budget } from '../nn/models/builtin.js';
 
+/**
+ * The training defaults for --model (and for --load FILE alone): a spec's "training" object overrides
+ * them, flags override both. Adam 1e-3, batch 64, 1 epoch.
+ */
+export const MODEL_DEFAULTS: NetDefaults = { description: 'your model (--model FILE)', budget: { epochs: 1 }, batch: 64, lr: 1e-3, optimizer: 'adam' };
+
 /** The default seed when --seed is not given. */
 export const DEFAULT_SEED = 1;
 /** The default --val (validation rows from the end of the training file). */
@@ -28,7 +34,10 @@ export const DEFAULT_VAL = 5000;
 
 /** A parsed, validated command line with every default filled in. */
 export interface TrainArgs {
-  net: NetName;
+  /** --net NAME; undefined with --model FILE or with --load FILE alone (the checkpoint names its model). */
+  net?: NetName;
+  /** --model FILE: a JSON model spec or a Keras model.to_json() file. */
+  model?: string;
   /** Exactly one of epochs / steps is set: the user's, else the net's default budget. */
   epochs?: number;
   steps?: number;
@@ -68,7 +77,8 @@ interface FlagSpec {
 }
 
 const FLAGS: FlagSpec[] = [
-  { name: 'net', kind: 'choice', choices: NETS, arg: 'NAME', help: 'network to train (required)' },
+  { name: 'net', kind: 'choice', choices: NETS, arg: 'NAME', help: 'built-in network to train (or --model)' },
+  { name: 'model', kind: 'string', arg: 'FILE', help: 'train your own model: a JSON spec (docs/MODEL-SPEC.md) or a Keras model.to_json() file' },
   { name: 'epochs', kind: 'int', arg: 'N', help: 'train for N passes over the training set (not with --steps)' },
   { name: 'steps', kind: 'int', arg: 'N', help: 'train for N batches, across epochs (not with --epochs)' },
   { name: 'batch', kind: 'int', arg: 'N', help: 'examples per step' },
@@ -198,9 +208,11 @@ export function parseArgs(argv: readonly string[]): TrainArgs {
   }
 
   const help = raw.get('help') === true;
-  if (!raw.has('net') && !help) throw new ArgsError(`--net is missing: give --net ${NETS.join('|')} (see --help)`);
-  const net = (raw.get('net') as NetName | undefined) ?? 'mlp';
-  const d = NET_DEFAULTS[net];
+  if (raw.has('net') && raw.has('model')) throw new ArgsError('--net and --model are both given: give --net NAME for a built-in network or --model FILE for your own, not both');
+  if (!raw.has('net') && !raw.has('model') && !raw.has('load') && !help) throw new ArgsError(`--net is missing: give --net ${NETS.join('|')} or --model FILE (see --help)`);
+  const net = raw.get('net') as NetName | undefined;
+  // Without --net (--model, or --load alone) the documented model defaults apply, and a spec's "training" overrides them.
+  const d: NetDefaults = net ? NET_DEFAULTS[net] : MODEL_DEFAULTS;
   const given = new Set(raw.keys());
   const num = (k: string): number | undefined => raw.get(k) as number | undefined;
   const str = (k: string): string | undefined => raw.get(k) as string | undefined;
@@ -225,6 +237,9 @@ export function parseArgs(argv: readonly string[]): TrainArgs {
   if (seed !== undefined && (seed < 0 || seed > 0xffffffff)) throw new ArgsError(`--seed ${seed} is outside 0-4294967295: give a seed in that range`);
 
   for (const [flag, key] of [['hidden', 'hidden'], ['layers', 'layers'], ['cell', 'cell'], ['keep-prob', 'keepProb']] as const) {
+    if (given.has(flag) && !net) {
+      throw new ArgsError(`--${flag} does not apply to --model or a checkpoint's own model: it is for --net ${netsWith(key).join('|')}; set the layer's field in the model file instead`);
+    }
     if (given.has(flag) && d[key] === undefined) {
       throw new ArgsError(`--${flag} does not apply to --net ${net}: it is for --net ${netsWith(key).join('|')}; leave it out`);
     }
@@ -244,7 +259,8 @@ export function parseArgs(argv: readonly string[]): TrainArgs {
   }
 
   return {
-    net,
+    net: net ?? (help ? 'mlp' : undefined),
+    model: str('model'),
     epochs,
     steps,
     batch: num('batch') ?? d.batch,
@@ -274,7 +290,7 @@ export function parseArgs(argv: readonly string[]): TrainArgs {
  * wants): the net and its shape-defining knobs, and the training settings.
  */
 export function hyperParameters(args: TrainArgs): Record<string, string> {
-  const out: Record<string, string> = { net: args.net };
+  const out: Record<string, string> = args.net ? { net: args.net } : {};
   if (args.hidden !== undefined) out.hidden = String(args.hidden);
   if (args.layers !== undefined) out.layers = String(args.layers);
   if (args.cell !== undefined) out.cell = args.cell;
