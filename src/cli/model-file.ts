@@ -40,16 +40,69 @@ function lineColumn(text: string, pos: number): { line: number; column: number }
   return { line: before.length, column: before[before.length - 1].length + 1 };
 }
 
-/** Parses JSON text; a syntax error names the file and the line and column where JSON.parse stopped. */
+/**
+ * Where JSON text first goes wrong: the offset of the first character a JSON parser cannot accept
+ * (the text's length when it ends too early). For messages: JSON.parse does not always say where.
+ */
+export function jsonErrorOffset(text: string): number {
+  let i = 0;
+  const ws = () => { while (i < text.length && ' \t\n\r'.includes(text[i])) i++; };
+  const bad = (): never => { throw i; };
+  const lit = (w: string) => { if (text.startsWith(w, i)) i += w.length; else bad(); };
+  const str = () => {
+    if (text[i] !== '"') bad();
+    i++;
+    while (i < text.length && text[i] !== '"') {
+      if (text.charCodeAt(i) < 0x20) bad();
+      if (text[i] === '\\') {
+        i++;
+        if (text[i] === 'u') { if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 1, i + 5))) bad(); i += 4; } else if (!'"\\/bfnrt'.includes(text[i] ?? 'x')) bad();
+      }
+      i++;
+    }
+    if (i >= text.length) bad();
+    i++;
+  };
+  const value = (): void => {
+    ws();
+    const c = text[i];
+    if (c === '{') {
+      i++; ws();
+      if (text[i] === '}') { i++; return; }
+      for (;;) { ws(); str(); ws(); if (text[i] !== ':') bad(); i++; value(); ws(); if (text[i] === ',') { i++; continue; } if (text[i] === '}') { i++; return; } bad(); }
+    } else if (c === '[') {
+      i++; ws();
+      if (text[i] === ']') { i++; return; }
+      for (;;) { value(); ws(); if (text[i] === ',') { i++; continue; } if (text[i] === ']') { i++; return; } bad(); }
+    } else if (c === '"') str();
+    else if (c === 't') lit('true');
+    else if (c === 'f') lit('false');
+    else if (c === 'n') lit('null');
+    else {
+      const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i));
+      if (!m) bad();
+      i += m![0].length;
+    }
+  };
+  try {
+    value();
+    ws();
+    if (i < text.length) bad();
+  } catch (at) {
+    if (typeof at === 'number') return Math.min(at, text.length);
+    throw at;
+  }
+  return text.length;
+}
+
+/** Parses JSON text; a syntax error names the file and the line and column where it goes wrong. */
 export function parseJsonFile(text: string, file: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0];
-    const m = /at position (\d+)/.exec(msg);
-    const where = m ? (({ line, column }) => ` at line ${line}, column ${column}`)(lineColumn(text, Number(m[1]))) : '';
-    const hasLineCol = /\(line \d+ column \d+\)/.test(msg);
-    return fail(`${file} is not valid JSON${hasLineCol ? '' : where}: ${msg}; fix the file (a model spec or a Keras model.to_json())`);
+    const { line, column } = lineColumn(text, jsonErrorOffset(text));
+    return fail(`${file} is not valid JSON at line ${line}, column ${column} (${msg}): fix the file (a model spec or a Keras model.to_json())`);
   }
 }
 
