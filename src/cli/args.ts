@@ -169,7 +169,9 @@ function editDistance(a: string, b: string): number {
 /**
  * Parses `argv` (without node and the script: `process.argv.slice(2)`). Accepts `--flag value` and
  * `--flag=value`; `-h` is `--help`. With --help, only the flags are checked, and --net may be absent
- * (then `net` is 'mlp' just to fill the field; the CLI prints the help and exits). Throws ArgsError.
+ * (then `net` is 'mlp' just to fill the field; the CLI prints the help and exits). --net or --model is
+ * required, except with --load (the checkpoint names its model); without --net the MODEL_DEFAULTS
+ * fill the training settings (train.ts then applies a model file's "training"). Throws ArgsError.
  */
 export function parseArgs(argv: readonly string[]): TrainArgs {
   const raw = new Map<string, string | number | boolean>();
@@ -318,8 +320,11 @@ function budget(b: Budget): string {
 export function helpText(): string {
   const lines: string[] = [];
   lines.push('usage: node dist/train.js --net softmax|bp|mlp|cnn|rnn [flags]');
+  lines.push('       node dist/train.js --model FILE.json [--data DIR] [flags]');
+  lines.push('       node dist/train.js --load FILE.safetensors --eval');
   lines.push('');
-  lines.push('Trains one of the five MNIST networks on the GPU, evaluates it on the test set.');
+  lines.push('Trains one of the five MNIST networks, or your own model (a JSON spec or a Keras model.to_json(),');
+  lines.push('see docs/MODEL-SPEC.md), on the GPU, and evaluates it on the test set.');
   lines.push('');
   lines.push('flags:');
   const left = FLAGS.map((f) => `  --${f.name}${f.kind === 'bool' ? '' : ` ${f.arg}`}`);
@@ -342,6 +347,7 @@ export function helpText(): string {
   lines.push('  ' + header.map((h, c) => h.padEnd(widths[c])).join('').trimEnd());
   for (const r of rows) lines.push('  ' + r.map((v, c) => v.padEnd(widths[c])).join('').trimEnd());
   lines.push('  ("-": the net has no such knob; giving the flag is an error)');
+  lines.push(`  --model: ${budget(MODEL_DEFAULTS.budget)}, batch ${MODEL_DEFAULTS.batch}, lr ${MODEL_DEFAULTS.lr}, ${MODEL_DEFAULTS.optimizer}, unless the file's "training" says otherwise`);
   lines.push('');
   lines.push('nets:');
   for (const n of NETS) lines.push(`  ${n.padEnd(9)}${NET_DEFAULTS[n].description}`);
@@ -350,6 +356,8 @@ export function helpText(): string {
   lines.push('  node dist/train.js --net rnn');
   lines.push('  node dist/train.js --net mlp --epochs 3 --save mlp.safetensors --plots plots');
   lines.push('  node dist/train.js --net mlp --load mlp.safetensors --eval');
+  lines.push('  node dist/train.js --model examples/models/residual-cnn.json --save res.safetensors');
+  lines.push('  node dist/train.js --load res.safetensors --eval');
   lines.push('');
   lines.push('Errors in flags or data print one line and exit with code 2.');
   return lines.join('\n') + '\n';
