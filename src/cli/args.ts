@@ -212,7 +212,8 @@ export function parseArgs(argv: readonly string[]): TrainArgs {
   const help = raw.get('help') === true;
   if (raw.has('net') && raw.has('model')) throw new ArgsError('--net and --model are both given: give --net NAME for a built-in network or --model FILE for your own, not both');
   if (!raw.has('net') && !raw.has('model') && !raw.has('load') && !help) throw new ArgsError(`--net is missing: give --net ${NETS.join('|')} or --model FILE (see --help)`);
-  const net = raw.get('net') as NetName | undefined;
+  // With --help alone, mlp fills the field (the CLI prints the help and exits).
+  const net = (raw.get('net') as NetName | undefined) ?? (help && !raw.has('model') ? 'mlp' : undefined);
   // Without --net (--model, or --load alone) the documented model defaults apply, and a spec's "training" overrides them.
   const d: NetDefaults = net ? NET_DEFAULTS[net] : MODEL_DEFAULTS;
   const given = new Set(raw.keys());
@@ -261,7 +262,7 @@ export function parseArgs(argv: readonly string[]): TrainArgs {
   }
 
   return {
-    net: net ?? (help ? 'mlp' : undefined),
+    net,
     model: str('model'),
     epochs,
     steps,
