@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ArgsError, NETS, NET_DEFAULTS, DEFAULT_SEED, DEFAULT_VAL, helpText, hyperParameters, parseArgs } from '../src/cli/args.js';
+import { ArgsError, NETS, NET_DEFAULTS, MODEL_DEFAULTS, DEFAULT_SEED, DEFAULT_VAL, helpText, hyperParameters, parseArgs } from '../src/cli/args.js';
 
 function expectArgsError(argv: string[], ...parts: string[]): void {
   let err: unknown;
@@ -67,6 +67,17 @@ describe('CLI flags (src/cli/args.ts)', () => {
     expect(parseArgs(['--net', 'cnn', '--epochs', '2']).steps).to.equal(undefined);
     expect(parseArgs(['--net', 'softmax', '--lr', '.5']).lr).to.equal(0.5);
     expect(parseArgs(['--net', 'softmax', '--val', '0']).val).to.equal(0);
+  });
+
+  it('--model FILE takes the model defaults, flags over them; --load alone needs no --net; not --net with --model', () => {
+    const m = parseArgs(['--model', 'm.json']);
+    expect(m).to.include({ net: undefined, model: 'm.json', epochs: 1, steps: undefined, batch: MODEL_DEFAULTS.batch, lr: MODEL_DEFAULTS.lr, optimizer: MODEL_DEFAULTS.optimizer });
+    expect(m).to.include({ hidden: undefined, layers: undefined, cell: undefined, keepProb: undefined });
+    expect(parseArgs(['--model', 'm.json', '--steps', '7', '--lr', '0.1'])).to.include({ steps: 7, epochs: undefined, lr: 0.1 });
+    expect(parseArgs(['--load', 'c.safetensors', '--eval'])).to.include({ net: undefined, model: undefined, load: 'c.safetensors', eval: true });
+    expectArgsError(['--net', 'mlp', '--model', 'm.json'], '--net and --model are both given');
+    expectArgsError(['--model', 'm.json', '--keep-prob', '0.5'], '--keep-prob does not apply to --model');
+    expect(hyperParameters(m)).not.to.have.property('net');
   });
 
   it('--help and -h need no --net', () => {

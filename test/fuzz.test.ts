@@ -10,7 +10,7 @@
 import { expect } from 'chai';
 import { rng } from './support/cpu.js';
 import { testContext } from './support/gpu.js';
-import { ArgsError, CELLS, DEFAULT_SEED, DEFAULT_VAL, NETS, NET_DEFAULTS, OPTIMIZERS, parseArgs, type NetName, type TrainArgs } from '../src/cli/args.js';
+import { ArgsError, CELLS, DEFAULT_SEED, DEFAULT_VAL, NETS, NET_DEFAULTS, MODEL_DEFAULTS, OPTIMIZERS, parseArgs, type NetName, type TrainArgs } from '../src/cli/args.js';
 import { CheckpointError } from '../src/cli/checkpoint.js';
 import { DataError } from '../src/data/mnist.js';
 import { GpuError, type GpuContext } from '../src/gpu/context.js';
@@ -270,13 +270,18 @@ function judgeCase(knobs: FlagKnob[]): FlagCase {
   const argv = knobs.flatMap((k) => k.tokens);
   const bad = knobs.map((k) => k.bad).filter((b) => b);
   const value = new Map(knobs.filter((k) => !k.bad && k.flag).map((k) => [k.flag!, k.value!]));
-  // rules between flags (--help): --net is required except with --help (then mlp fills the field);
+  // rules between flags (--help): --net is required except with --help (then mlp fills the field) or
+  // --load (the checkpoint names its model; the model defaults fill the rest, and the knobs are errors);
   // epochs or steps, not both; hidden, layers, cell and keep-prob only for nets with that knob;
   // --eval needs --load and takes no epochs, steps or save
   const help = value.has('help');
   const netKnob = knobs.find((k) => k.flag === 'net');
-  if (!netKnob && !help) bad.push({ why: '--net missing', names: ['--net'] });
-  const net = (value.get('net') ?? (netKnob ? undefined : 'mlp')) as NetName | undefined;
+  const loadOnly = !netKnob && !help && knobs.some((k) => k.flag === 'load');
+  if (!netKnob && !help && !loadOnly) bad.push({ why: '--net missing', names: ['--net'] });
+  if (loadOnly) {
+    for (const flag of ['hidden', 'layers', 'cell', 'keep-prob']) if (value.has(flag)) bad.push({ why: `--${flag} without --net`, names: [`--${flag}`] });
+  }
+  const net = (value.get('net') ?? (netKnob || loadOnly ? undefined : 'mlp')) as NetName | undefined;
   if (value.has('epochs') && value.has('steps')) bad.push({ why: 'both epochs and steps', names: ['--epochs', '--steps'] });
   if (net) {
     for (const [flag, key] of [['hidden', 'hidden'], ['layers', 'layers'], ['cell', 'cell'], ['keep-prob', 'keepProb']] as const) {
@@ -287,9 +292,9 @@ function judgeCase(knobs: FlagKnob[]): FlagCase {
     if (!knobs.some((k) => k.flag === 'load')) bad.push({ why: '--eval without --load', names: ['--eval', '--load'] });
     for (const f of ['epochs', 'steps', 'save']) if (value.has(f)) bad.push({ why: `--${f} with --eval`, names: [`--${f}`] });
   }
-  if (bad.length || !net) return { argv, bad };
+  if (bad.length || (!net && !loadOnly)) return { argv, bad };
 
-  const d = NET_DEFAULTS[net];
+  const d = net ? NET_DEFAULTS[net] : MODEL_DEFAULTS;
   const given = (f: string) => value.get(f);
   const budget = given('epochs') === undefined && given('steps') === undefined ? d.budget : {};
   const expected: Partial<TrainArgs> = {
@@ -314,8 +319,9 @@ function judgeCase(knobs: FlagKnob[]): FlagCase {
 /** What a successful parse must satisfy (the documented ranges, the per-net defaults, knob applicability). */
 function checkParsed(a: TrainArgs, argv: string[]): void {
   const ctx = JSON.stringify(argv);
-  expect(NETS, ctx).to.include(a.net);
-  const d = NET_DEFAULTS[a.net];
+  if (a.net !== undefined) expect(NETS, ctx).to.include(a.net);
+  else expect(a.load, `${ctx}: no --net only with --load`).to.be.a('string');
+  const d = a.net ? NET_DEFAULTS[a.net] : MODEL_DEFAULTS;
   expect((a.epochs === undefined) !== (a.steps === undefined), `${ctx}: exactly one of epochs/steps`).to.equal(true);
   for (const v of [a.epochs, a.steps, a.batch]) if (v !== undefined) expect(Number.isSafeInteger(v) && v >= 1, `${ctx}: ${v} ≥ 1`).to.equal(true);
   expect(a.lr > 0 && Number.isFinite(a.lr), `${ctx}: lr ${a.lr}`).to.equal(true);

@@ -21,6 +21,12 @@ export type CellName = (typeof CELLS)[number];
 // The per-net defaults (architecture knobs, optimizer, batch, training length) live with the models.
 export { NET_DEFAULTS, type NetDefaults, type Budget } from '../nn/models/builtin.js';
 
+/**
+ * The training defaults for --model (and for --load FILE alone): a spec's "training" object overrides
+ * them, flags override both. Adam 1e-3, batch 64, 1 epoch.
+ */
+export const MODEL_DEFAULTS: NetDefaults = { description: 'your model (--model FILE)', budget: { epochs: 1 }, batch: 64, lr: 1e-3, optimizer: 'adam' };
+
 /** The default seed when --seed is not given. */
 export const DEFAULT_SEED = 1;
 /** The default --val (validation rows from the end of the training file). */
@@ -28,7 +34,10 @@ export const DEFAULT_VAL = 5000;
 
 /** A parsed, validated command line with every default filled in. */
 export interface TrainArgs {
-  net: NetName;
+  /** --net NAME; undefined with --model FILE or with --load FILE alone (the checkpoint names its model). */
+  net?: NetName;
+  /** --model FILE: a JSON model spec or a Keras model.to_json() file. */
+  model?: string;
   /** Exactly one of epochs / steps is set: the user's, else the net's default budget. */
   epochs?: number;
   steps?: number;
@@ -68,7 +77,8 @@ interface FlagSpec {
 }
 
 const FLAGS: FlagSpec[] = [
-  { name: 'net', kind: 'choice', choices: NETS, arg: 'NAME', help: 'network to train (required)' },
+  { name: 'net', kind: 'choice', choices: NETS, arg: 'NAME', help: 'built-in network to train (or --model)' },
+  { name: 'model', kind: 'string', arg: 'FILE', help: 'train your own model: a JSON spec (docs/MODEL-SPEC.md) or a Keras model.to_json() file' },
   { name: 'epochs', kind: 'int', arg: 'N', help: 'train for N passes over the training set (not with --steps)' },
   { name: 'steps', kind: 'int', arg: 'N', help: 'train for N batches, across epochs (not with --epochs)' },
   { name: 'batch', kind: 'int', arg: 'N', help: 'examples per step' },
@@ -159,7 +169,9 @@ function editDistance(a: string, b: string): number {
 /**
  * Parses `argv` (without node and the script: `process.argv.slice(2)`). Accepts `--flag value` and
  * `--flag=value`; `-h` is `--help`. With --help, only the flags are checked, and --net may be absent
- * (then `net` is 'mlp' just to fill the field; the CLI prints the help and exits). Throws ArgsError.
+ * (then `net` is 'mlp' just to fill the field; the CLI prints the help and exits). --net or --model is
+ * required, except with --load (the checkpoint names its model); without --net the MODEL_DEFAULTS
+ * fill the training settings (train.ts then applies a model file's "training"). Throws ArgsError.
  */
 export function parseArgs(argv: readonly string[]): TrainArgs {
   const raw = new Map<string, string | number | boolean>();
@@ -198,9 +210,12 @@ export function parseArgs(argv: readonly string[]): TrainArgs {
   }
 
   const help = raw.get('help') === true;
-  if (!raw.has('net') && !help) throw new ArgsError(`--net is missing: give --net ${NETS.join('|')} (see --help)`);
-  const net = (raw.get('net') as NetName | undefined) ?? 'mlp';
-  const d = NET_DEFAULTS[net];
+  if (raw.has('net') && raw.has('model')) throw new ArgsError('--net and --model are both given: give --net NAME for a built-in network or --model FILE for your own, not both');
+  if (!raw.has('net') && !raw.has('model') && !raw.has('load') && !help) throw new ArgsError(`--net is missing: give --net ${NETS.join('|')} or --model FILE (see --help)`);
+  // With --help alone, mlp fills the field (the CLI prints the help and exits).
+  const net = (raw.get('net') as NetName | undefined) ?? (help && !raw.has('model') ? 'mlp' : undefined);
+  // Without --net (--model, or --load alone) the documented model defaults apply, and a spec's "training" overrides them.
+  const d: NetDefaults = net ? NET_DEFAULTS[net] : MODEL_DEFAULTS;
   const given = new Set(raw.keys());
   const num = (k: string): number | undefined => raw.get(k) as number | undefined;
   const str = (k: string): string | undefined => raw.get(k) as string | undefined;
@@ -225,6 +240,9 @@ export function parseArgs(argv: readonly string[]): TrainArgs {
   if (seed !== undefined && (seed < 0 || seed > 0xffffffff)) throw new ArgsError(`--seed ${seed} is outside 0-4294967295: give a seed in that range`);
 
   for (const [flag, key] of [['hidden', 'hidden'], ['layers', 'layers'], ['cell', 'cell'], ['keep-prob', 'keepProb']] as const) {
+    if (given.has(flag) && !net) {
+      throw new ArgsError(`--${flag} does not apply to --model or a checkpoint's own model: it is for --net ${netsWith(key).join('|')}; set the layer's field in the model file instead`);
+    }
     if (given.has(flag) && d[key] === undefined) {
       throw new ArgsError(`--${flag} does not apply to --net ${net}: it is for --net ${netsWith(key).join('|')}; leave it out`);
     }
@@ -245,6 +263,7 @@ export function parseArgs(argv: readonly string[]): TrainArgs {
 
   return {
     net,
+    model: str('model'),
     epochs,
     steps,
     batch: num('batch') ?? d.batch,
@@ -274,7 +293,7 @@ export function parseArgs(argv: readonly string[]): TrainArgs {
  * wants): the net and its shape-defining knobs, and the training settings.
  */
 export function hyperParameters(args: TrainArgs): Record<string, string> {
-  const out: Record<string, string> = { net: args.net };
+  const out: Record<string, string> = args.net ? { net: args.net } : {};
   if (args.hidden !== undefined) out.hidden = String(args.hidden);
   if (args.layers !== undefined) out.layers = String(args.layers);
   if (args.cell !== undefined) out.cell = args.cell;
@@ -302,8 +321,11 @@ function budget(b: Budget): string {
 export function helpText(): string {
   const lines: string[] = [];
   lines.push('usage: node dist/train.js --net softmax|bp|mlp|cnn|rnn [flags]');
+  lines.push('       node dist/train.js --model FILE.json [--data DIR] [flags]');
+  lines.push('       node dist/train.js --load FILE.safetensors --eval');
   lines.push('');
-  lines.push('Trains one of the five MNIST networks on the GPU, evaluates it on the test set.');
+  lines.push('Trains one of the five MNIST networks, or your own model (a JSON spec or a Keras model.to_json(),');
+  lines.push('see docs/MODEL-SPEC.md), on the GPU, and evaluates it on the test set.');
   lines.push('');
   lines.push('flags:');
   const left = FLAGS.map((f) => `  --${f.name}${f.kind === 'bool' ? '' : ` ${f.arg}`}`);
@@ -326,6 +348,7 @@ export function helpText(): string {
   lines.push('  ' + header.map((h, c) => h.padEnd(widths[c])).join('').trimEnd());
   for (const r of rows) lines.push('  ' + r.map((v, c) => v.padEnd(widths[c])).join('').trimEnd());
   lines.push('  ("-": the net has no such knob; giving the flag is an error)');
+  lines.push(`  --model: ${budget(MODEL_DEFAULTS.budget)}, batch ${MODEL_DEFAULTS.batch}, lr ${MODEL_DEFAULTS.lr}, ${MODEL_DEFAULTS.optimizer}, unless the file's "training" says otherwise`);
   lines.push('');
   lines.push('nets:');
   for (const n of NETS) lines.push(`  ${n.padEnd(9)}${NET_DEFAULTS[n].description}`);
@@ -334,6 +357,8 @@ export function helpText(): string {
   lines.push('  node dist/train.js --net rnn');
   lines.push('  node dist/train.js --net mlp --epochs 3 --save mlp.safetensors --plots plots');
   lines.push('  node dist/train.js --net mlp --load mlp.safetensors --eval');
+  lines.push('  node dist/train.js --model examples/models/residual-cnn.json --save res.safetensors');
+  lines.push('  node dist/train.js --load res.safetensors --eval');
   lines.push('');
   lines.push('Errors in flags or data print one line and exit with code 2.');
   return lines.join('\n') + '\n';

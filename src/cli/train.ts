@@ -1,11 +1,16 @@
 // `node dist/train.js --net NAME [flags]`: trains one of the tutorials' MNIST nets on the GPU.
 import { writeFileSync, renameSync, mkdirSync, existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { ArgsError, parseArgs, helpText, hyperParameters, SHAPE_KEYS, type TrainArgs } from './args.js';
+import { ArgsError, parseArgs, helpText, hyperParameters, SHAPE_KEYS, NETS, OPTIMIZERS, CELLS, type TrainArgs, type NetName, type OptimizerName, type CellName } from './args.js';
 import { EpochProgress, formatDuration } from './progress.js';
 import { writePlots, type EpochStats, type Misclassified } from './plots.js';
 import { CheckpointError, loadCheckpoint, saveCheckpoint, checkShapes, checkMetadata, type Checkpoint } from './checkpoint.js';
-import { DataError, NUM_CLASSES, loadMnist, checkImageSize, type Mnist } from '../data/mnist.js';
+import { DataError, NUM_CLASSES, loadMnist, checkImageSize, exampleSize, type Mnist } from '../data/mnist.js';
+import { ModelFileError, readModelFile, checkModelData, type TrainingDefaults } from './model-file.js';
+import { ModelSpecError } from '../nn/layers.js';
+import type { Model } from '../nn/model.js';
+import { modelFromSpec, modelToSpec } from '../nn/spec.js';
+import { builtinModel, NET_DEFAULTS } from '../nn/models/builtin.js';
 import { createNodeContext } from '../gpu/node.js';
 import { GpuError, type GpuContext } from '../gpu/context.js';
 import { GraphError } from '../graph/graph.js';
@@ -54,25 +59,53 @@ export async function main(argv: string[]): Promise<number> {
   // not after the device is made and the graph compiled (or after training, for --save).
   let data: Mnist;
   let ckpt: Checkpoint | undefined;
+  let model: Model;
+  let label: string; // the model in messages: the net's name or the model file
   try {
-    // The built-in nets take 28x28 images and have 10 outputs: a label past 9 is named with its file.
-    data = loadMnist({ dir: args.data, validation: args.val, classes: NUM_CLASSES });
-    checkImageSize(data, 28, 28, args.net);
+    if (args.load) ckpt = loadCheckpoint(args.load);
+    if (args.model) {
+      const file = readModelFile(args.model);
+      model = file.model;
+      applyDefaults(args, file.training);
+      label = args.model;
+    } else if (args.net) {
+      model = builtinModel(args.net, { hidden: args.hidden, layers: args.layers, cell: args.cell, keepProb: args.keepProb });
+      label = args.net;
+    } else {
+      // --load FILE alone: the checkpoint names its model (a built-in net, or the spec it was trained from).
+      ({ model, label } = modelOfCheckpoint(args, ckpt!, args.load!));
+    }
+    if (args.net) {
+      // The built-in nets take 28x28 images and have 10 outputs: a label past 9 is named with its file.
+      data = loadMnist({ dir: args.data, validation: args.val, classes: NUM_CLASSES });
+      checkImageSize(data, 28, 28, args.net);
+    } else {
+      data = loadMnist({ dir: args.data, validation: args.val });
+      checkModelData(model, data, label);
+    }
     if (!args.eval && data.train.count < args.batch) {
       throw new DataError(`the training set has ${data.train.count} images, fewer than one batch of ${args.batch}: lower --batch or --val`);
     }
-    if (args.load) {
-      ckpt = loadCheckpoint(args.load);
-      checkMetadata(ckpt, hyperParameters(args), SHAPE_KEYS, args.load);
+    if (args.load && ckpt) {
+      if (args.net) checkMetadata(ckpt, hyperParameters(args), SHAPE_KEYS, args.load);
+      checkShapes(ckpt, paramShapes(model), args.load);
     }
     if (args.save && !args.eval) checkSavePath(args.save);
   } catch (e) {
-    if (e instanceof DataError || e instanceof CheckpointError) {
+    if (e instanceof DataError || e instanceof CheckpointError || e instanceof ModelFileError) {
       console.error(`error: ${e.message}`);
+      return 2;
+    }
+    if (e instanceof ModelSpecError) {
+      console.error(`error: ${args.load ?? 'model'}: ${e.message}`);
       return 2;
     }
     throw e;
   }
+
+  const summary = model.summary();
+  log(summary);
+  emit({ event: 'model', name: model.name, source: args.model ? 'model' : args.net ? 'net' : 'checkpoint', params: model.paramCount, summary });
 
   let ctx: GpuContext | undefined;
   let trainer: Trainer | undefined;
@@ -80,21 +113,18 @@ export async function main(argv: string[]): Promise<number> {
     ctx = await createNodeContext();
     log(`adapter: ${ctx.adapterDescription}`);
     const t0 = performance.now();
-    trainer = await Trainer.create(ctx, {
-      net: args.net, hidden: args.hidden, layers: args.layers, cell: args.cell, keepProb: args.keepProb, seed: args.seed,
-      batch: args.batch, optimizer: { kind: args.optimizer, lr: args.lr },
-    });
+    trainer = await Trainer.create(ctx, { model, seed: args.seed, batch: args.batch, optimizer: { kind: args.optimizer, lr: args.lr } });
     const g = trainer.graph;
-    log(`net ${args.net}: ${g.dispatchCount} dispatches per step in 1 submit, ${mb(g.plan.plannedBytes)} planned for activations and gradients (${mb(g.plan.naiveBytes)} without sharing), compiled in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    log(`${args.net ? `net ${args.net}` : `model ${model.name}`}: ${g.dispatchCount} dispatches per step in 1 submit, ${mb(g.plan.plannedBytes)} planned for activations and gradients (${mb(g.plan.naiveBytes)} without sharing), compiled in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
     if (args.load && ckpt) {
-      checkShapes(ckpt, trainer.store.shapes(), args.load);
+      checkShapes(ckpt, trainer.store.shapes(), args.load); // checked before the GPU too; the store is the truth
       for (const [name, t] of Object.entries(ckpt.tensors)) trainer.store.write(name, t.data);
       log(`loaded ${args.load}`);
     }
 
     const history: EpochStats[] = [];
-    if (!args.eval) await train(args, data, trainer, history, log, emit);
+    if (!args.eval) await train(args, label, data, trainer, history, log, emit);
 
     const test = await trainer.evaluate(data.test);
     const wrong: Misclassified[] = [];
@@ -106,12 +136,14 @@ export async function main(argv: string[]): Promise<number> {
     emit({ event: 'test', accuracy: test.accuracy, loss: test.loss, misclassified: wrong.length, first: wrong.slice(0, 25) });
 
     if (args.plots) {
-      const files = writePlots(args.plots, history, { images: data.test.images, rows: data.rows, cols: data.cols, misclassified: wrong }); // all of them: the grid shows the first 25 and says of how many
+      // The grid draws each example as a rows x cols grey image: only for examples of that many values.
+      const grid = exampleSize(data.shape) === data.rows * data.cols ? { images: data.test.images, rows: data.rows, cols: data.cols, misclassified: wrong } : undefined;
+      const files = writePlots(args.plots, history, grid); // all of them: the grid shows the first 25 and says of how many
       log(`plots: ${files.join(', ')}`);
     }
     if (args.save && !args.eval) {
       const params = await trainer.store.read();
-      saveCheckpoint(args.save, params, hyperParameters(args));
+      saveCheckpoint(args.save, params, { ...hyperParameters(args), model_spec: JSON.stringify(modelToSpec(model)) });
       log(`saved ${args.save}`);
     }
     if (args.profile || args.trace) await profile(args, data, trainer, log, emit);
@@ -139,7 +171,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function train(args: TrainArgs, data: Mnist, trainer: Trainer, history: EpochStats[],
+async function train(args: TrainArgs, label: string, data: Mnist, trainer: Trainer, history: EpochStats[],
   log: (s: string) => void, emit: (o: object) => void): Promise<void> {
   const B = trainer.batch;
   const perEpoch = Math.floor(data.train.count / B);
@@ -157,7 +189,7 @@ async function train(args: TrainArgs, data: Mnist, trainer: Trainer, history: Ep
     onStep: (step) => { if (step === LOSE_DEVICE_AT) trainer.ctx.device.destroy(); },
     onNonFinite: (r) => {
       const kept = args.save ? `; nothing was written to ${args.save}` : '';
-      return new TrainingStopped(`the training loss became ${r.loss} by step ${r.step} (epoch ${r.epoch + 1}): the learning rate ${args.lr} is too high for ${args.net}; try --lr ${lower(args.lr)}${kept}`);
+      return new TrainingStopped(`the training loss became ${r.loss} by step ${r.step} (epoch ${r.epoch + 1}): the learning rate ${args.lr} is too high for ${label}; try --lr ${lower(args.lr)}${kept}`);
     },
     onEpochEnd: async (e) => {
       bar!.finish();
@@ -173,6 +205,65 @@ async function train(args: TrainArgs, data: Mnist, trainer: Trainer, history: Ep
   const total = (performance.now() - start) / 1000;
   log(`trained ${result.steps} steps (${epochs} epochs) in ${formatDuration(total)}`);
   emit({ event: 'trained', steps: result.steps, epochs, seconds: total });
+}
+
+/** Sets the training settings the user did not give as flags from `d` (a model file's "training"). */
+function applyDefaults(args: TrainArgs, d: TrainingDefaults): void {
+  if (!args.given.has('epochs') && !args.given.has('steps') && (d.epochs !== undefined || d.steps !== undefined)) {
+    args.epochs = d.epochs;
+    args.steps = d.steps;
+  }
+  if (!args.given.has('batch') && d.batch !== undefined) args.batch = d.batch;
+  if (!args.given.has('lr') && d.lr !== undefined) args.lr = d.lr;
+  if (!args.given.has('optimizer') && d.optimizer !== undefined) args.optimizer = d.optimizer;
+}
+
+/**
+ * The model a checkpoint was saved from (--load FILE without --net or --model): a built-in net with
+ * its recorded knobs, else the model spec in its metadata. Its recorded batch, lr and optimizer (and
+ * a built-in net's training length) are the defaults for flags not given.
+ */
+function modelOfCheckpoint(args: TrainArgs, ckpt: Checkpoint, file: string): { model: Model; label: string } {
+  const m = ckpt.metadata;
+  const num = (k: string): number | undefined => (m[k] !== undefined && Number.isFinite(Number(m[k])) ? Number(m[k]) : undefined);
+  const lr = num('lr');
+  const batch = num('batch');
+  applyDefaults(args, {
+    lr: lr !== undefined && lr > 0 ? lr : undefined,
+    batch: batch !== undefined && Number.isSafeInteger(batch) && batch > 0 ? batch : undefined,
+    optimizer: OPTIMIZERS.includes(m.optimizer as OptimizerName) ? (m.optimizer as OptimizerName) : undefined,
+  });
+  if (m.net !== undefined) {
+    if (!NETS.includes(m.net as NetName)) throw new CheckpointError(`${file} records net=${m.net}, which is not a built-in net: give --net or --model with --load`);
+    const net = m.net as NetName;
+    args.net = net;
+    const d = NET_DEFAULTS[net];
+    if (!args.given.has('epochs') && !args.given.has('steps')) applyDefaults(args, d.budget);
+    args.hidden = num('hidden') ?? d.hidden;
+    args.layers = num('layers') ?? d.layers;
+    args.cell = CELLS.includes(m.cell as CellName) ? (m.cell as CellName) : d.cell;
+    args.keepProb = num('keep_prob') ?? d.keepProb;
+    if (!args.given.has('batch') && batch === undefined) args.batch = d.batch;
+    if (!args.given.has('lr') && lr === undefined) args.lr = d.lr;
+    if (!args.given.has('optimizer') && m.optimizer === undefined) args.optimizer = d.optimizer;
+    return { model: builtinModel(net, { hidden: args.hidden, layers: args.layers, cell: args.cell, keepProb: args.keepProb }), label: net };
+  }
+  if (m.model_spec === undefined) throw new CheckpointError(`${file} records neither a net nor a model spec in its metadata: give --net NAME or --model FILE with --load`);
+  let spec: unknown;
+  try {
+    spec = JSON.parse(m.model_spec);
+  } catch (e) {
+    throw new CheckpointError(`${file}: its model_spec metadata is not valid JSON (${(e as Error).message}): give --model FILE with --load`);
+  }
+  return { model: modelFromSpec(spec), label: file };
+}
+
+/** Every parameter's shape, by name, as the model's ParamStore will hold them: its graph built on the CPU, no buffers. */
+function paramShapes(model: Model): Record<string, readonly number[]> {
+  const shapes: Record<string, number[]> = {};
+  const store = { get: (name: string, shape: number[]) => { shapes[name] = [...shape]; return undefined as unknown as GPUBuffer; } };
+  model.build(store, 1, true, 0);
+  return shapes;
 }
 
 /** Throws CheckpointError unless --save FILE can be written: its folder exists and FILE is not a folder. */
@@ -212,7 +303,7 @@ async function profile(args: TrainArgs, data: Mnist, trainer: Trainer, log: (s: 
       return s;
     });
     mkdirSync(dirname(args.trace), { recursive: true });
-    writeFileSync(`${args.trace}.tmp`, chromeTrace(spans, `webgpu-train ${args.net}`));
+    writeFileSync(`${args.trace}.tmp`, chromeTrace(spans, `webgpu-train ${trainer.model.name}`));
     renameSync(`${args.trace}.tmp`, args.trace);
     log(`trace: ${args.trace} (open in chrome://tracing or ui.perfetto.dev)`);
   }

@@ -206,13 +206,15 @@ export interface Conv2dBackwardBuffers {
  * Backward convolution: dFilter = colsᵀ·dy, dBias = column sums of dy, dx = col2im(dy·filterᵀ),
  * col2im being a gather (each input pixel sums the patch entries it fed; no atomics).
  * `dy` is the gradient of the pre-activation output: with a fused relu the caller masks it first.
- * With `accumulate`, every gradient is added to its output's contents instead of overwriting them.
+ * With `accumulate`, every gradient is added to its output's contents instead of overwriting them;
+ * `accumulateDx` (default: `accumulate`) sets it for dx alone, for an input that other ops read too.
  * Returns the dispatches in the order they must be encoded.
  */
-export function conv2dBackward(ctx: GpuContext, spec: Conv2dSpec & { accumulate?: boolean }, bufs: Conv2dBackwardBuffers): Dispatch[] {
+export function conv2dBackward(ctx: GpuContext, spec: Conv2dSpec & { accumulate?: boolean; accumulateDx?: boolean }, bufs: Conv2dBackwardBuffers): Dispatch[] {
   const g = conv2dGeometry(spec);
   const op = `conv2d backward${spec.label ? ` ${spec.label}` : ''}`;
   const accumulate = !!spec.accumulate;
+  const accumulateDx = spec.accumulateDx ?? accumulate;
   checkSize(op, 'dy', bufs.dy, g.rows * spec.outC, `dy [${spec.batch}, ${g.outH}, ${g.outW}, ${spec.outC}]`);
   checkSize(op, 'filter', bufs.filter, g.patch * spec.outC, `filter [${spec.kH}, ${spec.kW}, ${spec.inC}, ${spec.outC}]`);
   checkSize(op, 'dFilter', bufs.dFilter, g.patch * spec.outC, `dFilter [${spec.kH}, ${spec.kW}, ${spec.inC}, ${spec.outC}]`);
@@ -241,7 +243,7 @@ export function conv2dBackward(ctx: GpuContext, spec: Conv2dSpec & { accumulate?
     const wg = lanesFor(ctx, lanes);
     const pixels = spec.batch * spec.inH * spec.inW;
     const rows = rowsPerGroup(ctx, pixels, 16);
-    const kernel = ctx.kernel('conv2d.wgsl', v4 ? 'col2im4' : 'col2im', { WG: wg, ACCUMULATE: accumulate });
+    const kernel = ctx.kernel('conv2d.wgsl', v4 ? 'col2im4' : 'col2im', { WG: wg, ACCUMULATE: accumulateDx });
     const params = kernel.params(paramsFor(spec, g, rows), `${label}/col2im params`);
     out.push({
       kernel,

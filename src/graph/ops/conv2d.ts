@@ -62,7 +62,9 @@ export const conv2d: OpRule<Conv2dAttrs> = {
 
     const dy = grad.dOutputs[0]!;
     const [dx, dFilter, dBias] = grad.grads;
-    const accumulate = allOrNoneAccumulate(grad.grads, grad.accumulate, `${n.attrs.name} (conv2d)`);
+    // dx may add to a gradient another reader of x wrote (a residual skip); the parameters' never do.
+    const accumulate = allOrNoneAccumulate([dFilter, dBias], grad.accumulate.slice(1), `${n.attrs.name} (conv2d)`);
+    const accumulateDx = !!dx && grad.accumulate[0];
     const back: Dispatch[] = [];
     const dz = whole(env, dy, `${spec.label} backward`);
     // The forward's im2col was not kept: recompute it into this op's scratch (it then also
@@ -72,7 +74,7 @@ export const conv2d: OpRule<Conv2dAttrs> = {
     if (spec.activation !== 'none') {
       back.push(prepareActivationBackward(env.ctx, { n: dy.size, activation: spec.activation, label: `${spec.label}/${spec.activation}'` }, { y: env.buf(y), dy: dz, dx: dz }));
     }
-    back.push(...conv2dBackward(env.ctx, { ...spec, accumulate }, {
+    back.push(...conv2dBackward(env.ctx, { ...spec, accumulate, accumulateDx }, {
       dy: dz, filter: env.buf(filter), cols: scratch,
       dx: dx && env.buf(dx), dFilter: dFilter && env.buf(dFilter), dBias: dBias && env.buf(dBias),
       dCols: scratch,
