@@ -1,7 +1,7 @@
 // Flags of `node dist/train.js`: parsing, validation, the per-net defaults and the --help text.
 // Every mistake is an ArgsError with a one-line message naming the flag and the fix (the CLI exits 2).
 
-import { NET_DEFAULTS, type NetDefaults, type Budget } from '../nn/models/builtin.js';
+import { NET_DEFAULTS, NET_KINDS, type NetDefaults, type Budget, type NetKind } from '../nn/models/builtin.js';
 
 /** A bad command line. The message is one line naming the flag and what to do. */
 export class ArgsError extends Error {
@@ -11,8 +11,8 @@ export class ArgsError extends Error {
   }
 }
 
-export const NETS = ['softmax', 'bp', 'mlp', 'cnn', 'rnn'] as const;
-export type NetName = (typeof NETS)[number];
+export const NETS = NET_KINDS;
+export type NetName = NetKind;
 export const OPTIMIZERS = ['sgd', 'adam'] as const;
 export type OptimizerName = (typeof OPTIMIZERS)[number];
 export const CELLS = ['lstm', 'gru', 'rnn'] as const;

@@ -6,8 +6,9 @@ import type { RecurrentCell } from '../../kernels/recurrent.js';
 import { Model, sequential } from '../model.js';
 import { Dropout, conv2d, dense, flatten, gru, lstm, maxPool2d, reshape, simpleRnn, type Layer } from '../layers.js';
 
-export type NetKind = 'softmax' | 'bp' | 'mlp' | 'cnn' | 'rnn';
-export const NET_KINDS: readonly NetKind[] = ['softmax', 'bp', 'mlp', 'cnn', 'rnn'];
+/** The built-in nets: the one list the CLI, the tools and the demo take their names from. */
+export const NET_KINDS = ['softmax', 'bp', 'mlp', 'cnn', 'rnn'] as const;
+export type NetKind = (typeof NET_KINDS)[number];
 
 /** The knobs of the built-in nets (the CLI flags --hidden, --layers, --cell, --keep-prob). */
 export interface NetKnobs {
