@@ -4,37 +4,15 @@
 // exit 3, and leaves the checkpoint that was at the --save path byte for byte; a lost device ends the
 // run with one line, exit 1, within seconds.
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeSafetensors, type TensorMap } from '../src/cli/checkpoint.js';
 import { idxImages, idxLabels } from './support/idx.js';
-import { CLI_ENTRY as CLI, PACKAGE_ROOT as ROOT } from './support/paths.js';
+import { runCli, STACK, type CliRun } from './support/cli.js';
 
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Run {
-  const t0 = performance.now();
-  const r = spawnSync(process.execPath, [CLI, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, XDG_RUNTIME_DIR: '/tmp', ...env },
-    encoding: 'utf8',
-    timeout: timeoutMs,
-    killSignal: 'SIGKILL',
-  });
-  const ms = performance.now() - t0;
-  if (r.error) throw new Error(`running the CLI failed (${(r.error as Error).message}) after ${ms.toFixed(0)} ms: a hang?`);
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr, ms };
-}
-
-const STACK = /^\s+at |\n\s+at |Error: .*\n|node:internal/;
+type Run = CliRun;
 
 /**
  * A check made before the GPU is touched: exit 2, stderr is exactly one line "error: ..." holding

@@ -3,7 +3,6 @@
 // the layer and the fix, exit 2, before the GPU is touched; a checkpoint carries its model, so
 // `--load FILE --eval` needs no --model; the example specs are exactly the built-in nets.
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,17 +11,13 @@ import { modelFromText } from '../src/cli/model-file.js';
 import { NET_DEFAULTS, NET_KINDS, builtinModel } from '../src/nn/models/builtin.js';
 import { modelToSpec } from '../src/nn/spec.js';
 import { idxFile } from './support/idx.js';
-import { CLI_ENTRY as CLI, PACKAGE_ROOT as ROOT } from './support/paths.js';
+import { runCli, STACK, type CliRun } from './support/cli.js';
+import { PACKAGE_ROOT as ROOT } from './support/paths.js';
 
-interface Run { code: number | null; stdout: string; stderr: string }
+type Run = CliRun;
 
-function runCli(args: string[], timeoutMs = 120_000): Run {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' }, encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL' });
-  if (r.error) throw new Error(`running the CLI failed (${(r.error as Error).message}): a hang?`);
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-const STACK = /^\s+at |\n\s+at |Error: .*\n|node:internal/;
+/** The CLI with a longer hang guard: these runs train. */
+const run = (args: string[]): Run => runCli(args, {}, 120_000);
 
 /** One line "error: ..." on stderr holding every part, nothing on stdout (no GPU work), exit 2. */
 function expectEarlyError(r: Run, ...parts: string[]): string {
@@ -130,7 +125,7 @@ describe('train CLI: --model FILE (your own model on your own data)', function (
   };
   const fails = (name: string, spec: unknown, ...parts: string[]) => {
     const file = write(name, spec);
-    return expectEarlyError(runCli(['--model', file, '--data', data, '--val', '0']), file, ...parts);
+    return expectEarlyError(run(['--model', file, '--data', data, '--val', '0']), file, ...parts);
   };
 
   describe('errors in a model file: one line naming the layer and the fix, exit 2, before the GPU', () => {
@@ -171,19 +166,19 @@ describe('train CLI: --model FILE (your own model on your own data)', function (
       fails('neither.json', { hello: 1 }, 'is neither a model spec', 'nor a Keras model.to_json()');
     });
     it('a missing file, and --net with --model', () => {
-      expectEarlyError(runCli(['--model', join(root, 'nope.json')]), 'nope.json does not exist', 'check the --model path');
-      expectEarlyError(runCli(['--net', 'mlp', '--model', join(root, 'nope.json')]), '--net and --model are both given', 'not both');
+      expectEarlyError(run(['--model', join(root, 'nope.json')]), 'nope.json does not exist', 'check the --model path');
+      expectEarlyError(run(['--net', 'mlp', '--model', join(root, 'nope.json')]), '--net and --model are both given', 'not both');
     });
     it('a built-in net\'s knob with --model', () => {
       const file = write('ok.json', quadrantSpec());
-      expectEarlyError(runCli(['--model', file, '--hidden', '10']), '--hidden does not apply to --model', 'set the layer\'s field in the model file');
+      expectEarlyError(run(['--model', file, '--hidden', '10']), '--hidden does not apply to --model', 'set the layer\'s field in the model file');
     });
   });
 
   it('trains a spec on 16x16x3 images with 4 classes: the loss falls, test accuracy far above chance; the checkpoint carries the model', () => {
     const file = write('quadrants.json', { ...quadrantSpec(), training: { batch: 32, lr: 0.003 } });
     const ckpt = join(root, 'quadrants.safetensors');
-    const r = runCli(['--model', file, '--data', data, '--val', '200', '--steps', '129', '--json', '--save', ckpt]);
+    const r = run(['--model', file, '--data', data, '--val', '200', '--steps', '129', '--json', '--save', ckpt]);
     expect(r.code, r.stderr).to.equal(0);
     const ev = events(r);
     const model = ev.find((e) => e.event === 'model')!;
@@ -200,7 +195,7 @@ describe('train CLI: --model FILE (your own model on your own data)', function (
     const meta = decodeSafetensors(readFileSync(ckpt), ckpt).metadata;
     expect(JSON.parse(meta.model_spec).name).to.equal('quadrants');
     expect(meta.net).to.equal(undefined);
-    const again = runCli(['--load', ckpt, '--eval', '--data', data, '--val', '0', '--json']);
+    const again = run(['--load', ckpt, '--eval', '--data', data, '--val', '0', '--json']);
     expect(again.code, again.stderr).to.equal(0);
     const test2 = events(again).find((e) => e.event === 'test')!;
     expect(test2.accuracy).to.equal(test.accuracy);
@@ -209,7 +204,7 @@ describe('train CLI: --model FILE (your own model on your own data)', function (
 
   it('trains a Keras Sequential.to_json() CNN on the same data', () => {
     const file = write('keras.json', quadrantKeras());
-    const r = runCli(['--model', file, '--data', data, '--val', '0', '--steps', '100', '--batch', '32', '--lr', '0.003']);
+    const r = run(['--model', file, '--data', data, '--val', '0', '--steps', '100', '--batch', '32', '--lr', '0.003']);
     expect(r.code, r.stderr).to.equal(0);
     expect(r.stdout).to.include('conv2d (Conv2D)').and.include('(None, 16, 16, 8)');
     const acc = Number(/test accuracy ([\d.]+)/.exec(r.stdout)![1]);
@@ -223,7 +218,7 @@ describe('train CLI: --model FILE (your own model on your own data)', function (
     b[7] = 1; // every prediction is 7
     writeFileSync(ckpt, encodeSafetensors({ 'softmax/w': { shape: [784, 10], data: w }, 'softmax/b': { shape: [10], data: b } },
       { net: 'softmax', optimizer: 'sgd', lr: '0.2', batch: '100', seed: '1' }));
-    const r = runCli(['--load', ckpt, '--eval']);
+    const r = run(['--load', ckpt, '--eval']);
     expect(r.code, r.stderr).to.equal(0);
     expect(r.stdout).to.include('net softmax:');
     // MNIST's test set has 1028 sevens.

@@ -1,0 +1,28 @@
+// Runs `node dist/train.js` as a user would, from the package root, for the CLI tests.
+import { spawnSync } from 'node:child_process';
+import { CLI_ENTRY, PACKAGE_ROOT } from './paths.js';
+
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** A stack trace or an uncaught error in the CLI's output: users should never see one. */
+export const STACK = /^\s+at |\n\s+at |Error: .*\n|node:internal/;
+
+/** Runs the CLI with `args` (and extra environment), killing it after `timeoutMs` as a hang. */
+export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): CliRun {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, [CLI_ENTRY, ...args], {
+    cwd: PACKAGE_ROOT,
+    env: { ...process.env, XDG_RUNTIME_DIR: '/tmp', ...env },
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    killSignal: 'SIGKILL',
+  });
+  const ms = performance.now() - t0;
+  if (r.error) throw new Error(`running the CLI failed (${(r.error as Error).message}) after ${ms.toFixed(0)} ms: a hang?`);
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr, ms };
+}
