@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeSafetensors, type TensorMap } from '../src/cli/checkpoint.js';
 import { idxImages, idxLabels } from './support/idx.js';
-import { runCli, STACK, type CliRun } from './support/cli.js';
+import { expectEarlyError, runCli, STACK, type CliRun } from './support/cli.js';
 
 
 type Run = CliRun;
@@ -18,17 +18,6 @@ type Run = CliRun;
  * A check made before the GPU is touched: exit 2, stderr is exactly one line "error: ..." holding
  * every part, nothing on stdout (no "adapter:" line: no device was made), no stack trace.
  */
-function expectEarlyError(r: Run, ...parts: string[]): string {
-  const lines = r.stderr.split('\n').filter((l) => l.length > 0);
-  expect(lines, `stderr:\n${r.stderr}`).to.have.length(1);
-  const line = lines[0];
-  expect(line).to.match(/^error: /);
-  expect(r.stderr).not.to.match(STACK);
-  for (const p of parts) expect(line, line).to.include(p);
-  expect(r.stdout, 'nothing on stdout').to.equal('');
-  expect(r.code, line).to.equal(2);
-  return line;
-}
 
 /** Lines the CLI may legitimately print on stderr besides its error once the GPU is in use. */
 const GPU_NOISE = [

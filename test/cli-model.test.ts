@@ -11,7 +11,7 @@ import { modelFromText } from '../src/cli/model-file.js';
 import { NET_DEFAULTS, NET_KINDS, builtinModel } from '../src/nn/models/builtin.js';
 import { modelToSpec } from '../src/nn/spec.js';
 import { idxFile } from './support/idx.js';
-import { runCli, STACK, type CliRun } from './support/cli.js';
+import { expectEarlyError, runCli, STACK, type CliRun } from './support/cli.js';
 import { PACKAGE_ROOT as ROOT } from './support/paths.js';
 
 type Run = CliRun;
@@ -19,18 +19,6 @@ type Run = CliRun;
 /** The CLI with a longer hang guard: these runs train. */
 const run = (args: string[]): Run => runCli(args, {}, 120_000);
 
-/** One line "error: ..." on stderr holding every part, nothing on stdout (no GPU work), exit 2. */
-function expectEarlyError(r: Run, ...parts: string[]): string {
-  const lines = r.stderr.split('\n').filter((l) => l.length > 0);
-  expect(lines, `stderr:\n${r.stderr}`).to.have.length(1);
-  const line = lines[0];
-  expect(line).to.match(/^error: /);
-  expect(r.stderr).not.to.match(STACK);
-  for (const p of parts) expect(line, line).to.include(p);
-  expect(r.stdout, 'nothing on stdout').to.equal('');
-  expect(r.code, line).to.equal(2);
-  return line;
-}
 
 /** The JSON events of a --json run. */
 function events(r: Run): Record<string, any>[] {

@@ -6,23 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { idxFile, idxLabels } from './support/idx.js';
+import { expectDataError } from './support/data-errors.js';
 import { DataError, parseIdxImages, parseIdxLabels } from '../src/data/idx.js';
 import { BatchIterator, checkImageSize, loadIdxDataset, makeShuffler, sliceDataset, type Dataset } from '../src/data/mnist.js';
 import { fetchMnist, MNIST_FILE_NAMES } from '../src/data/fetch-mnist.js';
 
-function expectDataError(fn: () => unknown, ...parts: string[]): string {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err, 'expected a DataError').to.be.instanceOf(DataError);
-  const msg = (err as Error).message;
-  expect(msg, 'one line').not.to.include('\n');
-  for (const p of parts) expect(msg, msg).to.include(p);
-  return msg;
-}
 
 /** A value per element that differs from element to element and from set to set. */
 const u8At = (seed: number) => (i: number) => (i * 37 + seed * 11) % 256;

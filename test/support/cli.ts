@@ -1,4 +1,5 @@
 // Runs `node dist/train.js` as a user would, from the package root, for the CLI tests.
+import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { CLI_ENTRY, PACKAGE_ROOT } from './paths.js';
 
@@ -25,4 +26,17 @@ export function runCli(args: string[], env: Record<string, string> = {}, timeout
   const ms = performance.now() - t0;
   if (r.error) throw new Error(`running the CLI failed (${(r.error as Error).message}) after ${ms.toFixed(0)} ms: a hang?`);
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, ms };
+}
+
+/** One line "error: ..." on stderr holding every part, nothing on stdout (no GPU work), exit 2. */
+export function expectEarlyError(r: CliRun, ...parts: string[]): string {
+  const lines = r.stderr.split('\n').filter((l) => l.length > 0);
+  expect(lines, `stderr:\n${r.stderr}`).to.have.length(1);
+  const line = lines[0];
+  expect(line).to.match(/^error: /);
+  expect(r.stderr).not.to.match(STACK);
+  for (const p of parts) expect(line, line).to.include(p);
+  expect(r.stdout, 'nothing on stdout').to.equal('');
+  expect(r.code, line).to.equal(2);
+  return line;
 }
