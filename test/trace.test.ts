@@ -12,6 +12,8 @@ import { rng } from './support/cpu.js';
 import { chromeTrace, type TraceSpan } from '../src/gpu/trace.js';
 import { Trainer, type TrainerOptions } from '../src/nn/trainer.js';
 import { parseArgs } from '../src/cli/args.js';
+import { add, conv2d, dense, globalAvgPool2d, input } from '../src/nn/layers.js';
+import { model } from '../src/nn/model.js';
 import type { GpuContext } from '../src/gpu/context.js';
 
 interface TraceEvent {
@@ -107,6 +109,39 @@ describe('trace: Chrome trace JSON', function () {
       expect(xs.map((e) => e.name), 'one event per op, in the order of the step').to.deep.equal(labels);
       expect(xs.map((e) => e.args?.dispatches)).to.deep.equal(trainer.graph.ops.map((o) => o.dispatches.length));
       expect(xs.reduce((a, e) => a + e.dur!, 0), 'some GPU time was measured').to.be.greaterThan(0);
+    } finally {
+      trainer.destroy();
+    }
+  });
+
+  it("a custom model's profile and trace name its layers: forward, backward and the update of each parameter", async function () {
+    requireTimestamps(this, ctx);
+    const image = input([9, 7, 2], { name: 'image' });
+    const stem = conv2d({ filters: 3, kernelSize: 3, padding: 'same', activation: 'relu', name: 'stem' }).apply(image);
+    const branch = conv2d({ filters: 3, kernelSize: 3, padding: 'same', name: 'branch_conv' }).apply(stem);
+    const joined = add([stem, branch], { name: 'skip_add' });
+    const pooled = globalAvgPool2d({ name: 'squeeze' }).apply(joined);
+    const logits = dense({ units: 4, name: 'classifier' }).apply(pooled);
+    const custom = model({ inputs: image, outputs: logits, name: 'tiny_residual' });
+    const trainer = await Trainer.create(ctx, { model: custom, seed: 4, batch: 5, optimizer: { kind: 'adam', lr: 1e-3 } });
+    try {
+      const rand = rng(4);
+      const images = Float32Array.from({ length: 5 * 9 * 7 * 2 }, () => rand());
+      trainer.writeBatch({ count: 5, images, labels: Uint8Array.from([0, 1, 2, 3, 0]) }, Uint32Array.from([0, 1, 2, 3, 4]));
+      const p = await trainer.profile(2, 1);
+      const labels = trainer.graph.ops.map((o) => o.label);
+      const xs = parseTrace(chromeTrace(spansOf(trainer, p.ops)));
+      expect(xs.map((e) => e.name), 'one trace event per op, named as the profile names it').to.deep.equal(labels);
+      // every layer with work to do appears under its own name in the forward pass and in the backward pass
+      for (const layer of ['stem', 'branch_conv', 'skip_add', 'squeeze', 'classifier']) {
+        expect(labels, `forward of ${layer}`).to.include(layer);
+        expect(labels.some((l) => l.startsWith(`${layer} backward`)), `backward of ${layer} in ${labels.join(', ')}`).to.equal(true);
+      }
+      // each parameter's update names the layer it belongs to
+      for (const layer of ['stem', 'branch_conv', 'classifier']) {
+        expect(labels.filter((l) => l.startsWith('adam ') && l.includes(layer)).length, `updates of ${layer}'s kernel and bias`).to.equal(2);
+      }
+      expect(p.ops.map((o) => o.label).sort(), 'the profile has a row per op').to.deep.equal([...labels].sort());
     } finally {
       trainer.destroy();
     }
