@@ -230,6 +230,8 @@ describe('training control (shaders/train_control.wgsl, weight decay in shaders/
       const g = new CompiledGraph(ctx, net.graph, { loss: net.loss, stepCounter, incrementStep: true, ...compile });
       try {
         await g.ready();
+        // random values everywhere, biases too (they start at zero, where decay would change nothing)
+        net.graph.tensors.filter((t) => t.role === 'param').forEach((p, i) => store.write(p.name, randomArray(p.size, rng(100 + i), 0.5)));
         const before = await store.read();
         ctx.write(g.bufferOf(net.x), x);
         ctx.write(g.bufferOf(net.labels), labels);
