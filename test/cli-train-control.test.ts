@@ -6,7 +6,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ArgsError, helpText, parseArgs } from '../src/cli/args.js';
-import { ModelFileError, readTraining } from '../src/cli/model-file.js';
+import { ModelFileError, readModelFile, readTraining } from '../src/cli/model-file.js';
+import { modelToSpec } from '../src/nn/spec.js';
+import { PACKAGE_ROOT } from './support/paths.js';
 import { CONTROL_FIELDS, resolveControl } from '../src/cli/train-control.js';
 import { EarlyStopping } from '../src/nn/early-stop.js';
 import { idxImages, idxLabels } from './support/idx.js';
@@ -126,6 +128,13 @@ describe('training-control flags (src/cli/train-control.ts)', () => {
       expect(err, JSON.stringify(o)).to.be.instanceOf(ModelFileError);
       for (const p of parts) expect((err as Error).message).to.include(p);
     }
+  });
+
+  it('examples/models/lstm-clip.json is the rnn net (same layers and parameter names) trained with SGD at lr 20 and clipping at 1.0', () => {
+    const clip = readModelFile(join(PACKAGE_ROOT, 'examples/models/lstm-clip.json'));
+    expect(clip.training).to.include({ clipNorm: 1, optimizer: 'sgd', lr: 20 });
+    const rnn = readModelFile(join(PACKAGE_ROOT, 'examples/models/rnn.json'));
+    expect(JSON.stringify(modelToSpec(clip.model).layers)).to.equal(JSON.stringify(modelToSpec(rnn.model).layers));
   });
 
   it('EarlyStopping stops after `patience` evaluations without a lower loss', () => {
