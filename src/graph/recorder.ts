@@ -2,7 +2,7 @@ import type { GpuContext } from '../gpu/context.js';
 import { encodeDispatch, type Dispatch } from '../gpu/dispatch.js';
 import type { PassTimer } from '../gpu/profiler.js';
 import { prepareStepIncrement } from '../kernels/step.js';
-import { prepareLrSchedule, CONTROL_SIZE } from '../kernels/train-control.js';
+import { prepareLrSchedule } from '../kernels/train-control.js';
 import { buildBackward } from './autodiff.js';
 import { GraphError, type Graph, type Node } from './graph.js';
 import { opRule, type GradientRequest, type LowerEnv, type Lowered } from './registry.js';
@@ -116,7 +116,7 @@ export class CompiledGraph {
       }
     }
     // [lr, clip scale, global norm, 0], written on the GPU each step by the schedule and the clipping.
-    const control = opt && needsControl(opt) ? ctx.upload(new Float32Array([opt.lr, 1, 0, 0].slice(0, CONTROL_SIZE)), 'training control') : undefined;
+    const control = opt && needsControl(opt) ? ctx.upload(new Float32Array([opt.lr, 1, 0, 0]), 'training control') : undefined; // CONTROL_SIZE floats
     if (control) this.made.push(control);
     this.control = control;
     const env: LowerEnv = {
