@@ -15,9 +15,21 @@
 //             expm1 by its Taylor series for small arguments: accurate for t = 1 (where 1 − β2^t
 //             = 1e−3 would lose 4 digits as 1 − pow(β2, t) in f32) up to t far beyond 20,000
 //             (where a running f32 product β^t would have drifted by t rounding errors).
+//
+// Training control (each a pipeline constant, off by default; `control` is then unused):
+//   SCHEDULED: lr = control[0], this step's learning rate written on the GPU by the schedule
+//              kernel (shaders/lr_schedule.wgsl) from the step counter, instead of params.lr.
+//   CLIPPED:   g = control[1]·grad, the global-norm clip scale written by the same shader's
+//              clip_scale entry after every gradient of the step is complete.
+//   DECAY 1:   L2 weight decay as PyTorch's SGD/Adam weight_decay: g += weightDecay·p (after clipping).
+//   DECAY 2:   decoupled weight decay as PyTorch's AdamW: p −= lr·weightDecay·p (lr: this step's
+//              scheduled rate, not Adam's bias-corrected lr_t), then the Adam step above.
 
 override WG: u32 = 64u;
 override NESTEROV: bool = false;
+override SCHEDULED: bool = false;
+override CLIPPED: bool = false;
+override DECAY: u32 = 0u;
 
 struct Params {
   n: u32,
@@ -31,6 +43,7 @@ struct Params {
   logBeta1: f32,
   logBeta2: f32,
   epsilon: f32,
+  weightDecay: f32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -47,25 +60,50 @@ struct Params {
 @group(0) @binding(8) var<storage, read> grad4: array<vec4f>;
 @group(0) @binding(9) var<storage, read_write> m4: array<vec4f>;
 @group(0) @binding(10) var<storage, read_write> v4: array<vec4f>;
+// [lr this step, clip scale] (SCHEDULED, CLIPPED); a dummy buffer otherwise.
+@group(0) @binding(11) var<storage, read> control: array<f32>;
+
+fn step_lr() -> f32 {
+  if (SCHEDULED) { return control[0]; }
+  return params.lr;
+}
+
+fn grad_scale() -> f32 {
+  if (CLIPPED) { return control[1]; }
+  return 1.0;
+}
+
+// The gradient the update uses: clipped, plus the L2 term when DECAY is 1.
+fn effective_grad(g: f32, p: f32, scale: f32) -> f32 {
+  if (DECAY == 1u) { return g * scale + params.weightDecay * p; }
+  return g * scale;
+}
+
+fn effective_grad4(g: vec4f, p: vec4f, scale: f32) -> vec4f {
+  if (DECAY == 1u) { return g * scale + params.weightDecay * p; }
+  return g * scale;
+}
 
 @compute @workgroup_size(WG)
 fn sgd(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let stride = nwg.x * WG;
-  let lr = params.lr;
+  let lr = step_lr();
+  let scale = grad_scale();
   for (var i = gid.x; i < params.n; i += stride) {
     let p = params.off + i;
-    param[p] -= lr * grad[params.offGrad + i];
+    param[p] -= lr * effective_grad(grad[params.offGrad + i], param[p], scale);
   }
 }
 
 @compute @workgroup_size(WG)
 fn momentum(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let stride = nwg.x * WG;
-  let lr = params.lr;
+  let lr = step_lr();
+  let scale = grad_scale();
   let mu = params.momentum;
   for (var i = gid.x; i < params.n; i += stride) {
     let p = params.off + i;
-    let g = grad[params.offGrad + i];
+    let g = effective_grad(grad[params.offGrad + i], param[p], scale);
     let a = mu * accum[p] + g;
     accum[p] = a;
     if (NESTEROV) {
@@ -86,30 +124,41 @@ fn expm1(z: f32) -> f32 {
 }
 
 // Adam's bias-corrected step size at t = step[0] + stepOffset: lr·sqrt(1 − β2^t)/(1 − β1^t).
-fn adam_step_size() -> f32 {
+fn adam_step_size(lr: f32) -> f32 {
   let t = f32(step[0] + params.stepOffset);
   let bc1 = -expm1(t * params.logBeta1);   // 1 − β1^t
   let bc2 = -expm1(t * params.logBeta2);   // 1 − β2^t
-  return params.lr * sqrt(bc2) / bc1;
+  return lr * sqrt(bc2) / bc1;
+}
+
+// AdamW's factor 1 − lr·weightDecay on the parameter before the Adam step (1 without DECAY 2).
+fn decoupled_keep(lr: f32) -> f32 {
+  if (DECAY == 2u) { return 1.0 - lr * params.weightDecay; }
+  return 1.0;
 }
 
 @compute @workgroup_size(WG)
 fn adam(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let stride = nwg.x * WG;
-  let lr_t = adam_step_size();
+  let lr = step_lr();
+  let lr_t = adam_step_size(lr);
+  let keep = decoupled_keep(lr);
+  let scale = grad_scale();
   let omb1 = params.oneMinusBeta1;
   let omb2 = params.oneMinusBeta2;
   let eps = params.epsilon;
   for (var i = gid.x; i < params.n; i += stride) {
     let p = params.off + i;
-    let g = grad[params.offGrad + i];
+    var w = param[p];
+    let g = effective_grad(grad[params.offGrad + i], w, scale);
     var mi = m[p];
     var vi = v[p];
     mi += (g - mi) * omb1;
     vi += (g * g - vi) * omb2;
     m[p] = mi;
     v[p] = vi;
-    param[p] -= (mi * lr_t) / (sqrt(vi) + eps);
+    if (DECAY == 2u) { w *= keep; }
+    param[p] = w - (mi * lr_t) / (sqrt(vi) + eps);
   }
 }
 
@@ -117,17 +166,22 @@ fn adam(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 @compute @workgroup_size(WG)
 fn adam4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let stride = nwg.x * WG;
-  let lr_t = adam_step_size();
+  let lr = step_lr();
+  let lr_t = adam_step_size(lr);
+  let keep = decoupled_keep(lr);
+  let scale = grad_scale();
   let omb1 = params.oneMinusBeta1;
   let omb2 = params.oneMinusBeta2;
   let eps = params.epsilon;
   for (var i = gid.x; i < params.n; i += stride) {
     let p = params.off + i;
-    let g = grad4[params.offGrad + i];
+    var w = param4[p];
+    let g = effective_grad4(grad4[params.offGrad + i], w, scale);
     let mi = m4[p] + (g - m4[p]) * omb1;
     let vi = v4[p] + (g * g - v4[p]) * omb2;
     m4[p] = mi;
     v4[p] = vi;
-    param4[p] -= (mi * lr_t) / (sqrt(vi) + eps);
+    if (DECAY == 2u) { w *= keep; }
+    param4[p] = w - (mi * lr_t) / (sqrt(vi) + eps);
   }
 }

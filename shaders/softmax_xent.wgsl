@@ -7,6 +7,11 @@
 //           dlogits[r,k]  = gradScale · (e_k / S − [k = label])
 //                           with the label's entry as −S'/S, free of the cancellation in p − 1.
 //         A label ≥ C makes that row's loss and gradient NaN (as TensorFlow does on a GPU).
+//         Label smoothing ε (> 0; Keras/PyTorch label_smoothing): the target is (1 − ε)·onehot + ε/C,
+//         so with a = Σ_k (z_k − m)/C:
+//           loss[r]       = log S − d + ε·(d − a)       (= −Σ_k target_k·log p_k)
+//           dlogits[r,k]  = gradScale · (e_k / S − ε/C − (1 − ε)[k = label])
+//                           with the label's entry as −S'/S + ε·(1 − 1/C).
 //   mean: one workgroup: meanLoss[0] = Σ_r loss[r] / B (strided partial sums, then a tree),
 //         and with ACCUMULATE_SUM also lossSum[0] += meanLoss[0], a running sum that a training
 //         loop reads back only every N steps (and resets by writing 0).
@@ -20,6 +25,7 @@ struct Params {
   B: u32,          // examples (rows)
   C: u32,          // classes (columns)
   gradScale: f32,  // 1/B for the gradient of the batch-mean loss
+  smoothing: f32,  // label smoothing ε in [0, 1)
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -64,11 +70,23 @@ fn rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
     let s = rest + el;
     var lse: f32;
     if (d == 0.0) { lse = log1p_pos(rest); } else { lse = log(s); }
-    loss[r] = lse - d;
+    let eps = params.smoothing;
+    var l = lse - d;
+    var spread = 0.0;     // gradScale·ε/C, taken from every class
+    var labelAdd = 0.0;   // gradScale·ε, given back to the label
+    if (eps > 0.0) {
+      var a = 0.0;
+      for (var k = 0u; k < C; k++) { a += logits[base + k] - m; }
+      a /= f32(C);
+      l += eps * (d - a);
+      spread = params.gradScale * eps / f32(C);
+      labelAdd = params.gradScale * eps;
+    }
+    loss[r] = l;
     let inv = params.gradScale / s;
     for (var k = 0u; k < C; k++) {
       var g: f32;
-      if (k == lab) { g = -rest * inv; } else { g = exp(logits[base + k] - m) * inv; }
+      if (k == lab) { g = -rest * inv + (labelAdd - spread); } else { g = exp(logits[base + k] - m) * inv - spread; }
       dlogits[base + k] = g;
     }
   }

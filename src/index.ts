@@ -13,6 +13,8 @@ export { Graph, GraphError, type Node } from './graph/graph.js';
 export { OPS, opRule, lossOps, type OpRule, type OpNode, type GradientRule, type GradientRequest, type Lowered, type LowerEnv, type ShapeContext } from './graph/registry.js';
 export { Tensor } from './graph/tensor.js';
 export { CompiledGraph, type CompileOptions, type OptimizerConfig } from './graph/recorder.js';
+export { decaysByDefault, scheduledLr, SCHEDULES, type Schedule, type ScheduleKind, type ParamInfo } from './graph/train-control.js';
+export { EarlyStopping } from './nn/early-stop.js';
 export { ParamStore, type Init } from './nn/params.js';
 export { buildNet, fillBatch, IMAGE, type NetConfig, type NetKind, type BuiltNet, type InputLayout } from './nn/nets.js';
 export {

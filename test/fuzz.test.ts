@@ -17,6 +17,7 @@ import { GpuError, type GpuContext } from '../src/gpu/context.js';
 import { Graph, GraphError, type Node } from '../src/graph/graph.js';
 import type { Tensor } from '../src/graph/tensor.js';
 import { buildBackward } from '../src/graph/autodiff.js';
+import { SCHEDULES } from '../src/kernels/train-control.js';
 import { isPlanned, planBuffers, type Plan } from '../src/graph/planner.js';
 import { Trainer, type TrainerOptions } from '../src/nn/trainer.js';
 
@@ -92,6 +93,21 @@ const FLAG_RULES: Record<string, { kind: FlagKind; ok?: (v: number) => boolean; 
   cell: { kind: 'choice', choices: CELLS, wrongChoices: ['LSTM', 'gru2', ''] },
   data: { kind: 'string' }, save: { kind: 'string' }, load: { kind: 'string' }, trace: { kind: 'string' }, plots: { kind: 'string' },
   eval: { kind: 'bool' }, profile: { kind: 'bool' }, json: { kind: 'bool' }, help: { kind: 'bool' },
+  // training control (src/cli/train-control.ts); rules between them are checked after parsing, with the data
+  'weight-decay': { kind: 'float', ok: (v) => v >= 0 },
+  schedule: { kind: 'choice', choices: SCHEDULES, wrongChoices: ['Cosine', 'linear', ''] },
+  'decay-steps': { kind: 'int', ok: (v) => v >= 1 && v <= 0xffffffff },
+  'decay-rate': { kind: 'float', ok: (v) => v > 0 },
+  'min-lr': { kind: 'float', ok: (v) => v >= 0 },
+  warmup: { kind: 'int', ok: (v) => v >= 0 && v <= 0xffffffff },
+  'clip-norm': { kind: 'float', ok: (v) => v > 0 },
+  'label-smoothing': { kind: 'float', ok: (v) => v >= 0 && v < 1 },
+  'early-stop': { kind: 'int', ok: (v) => v >= 1 && v <= 0xffffffff },
+};
+/** The training-control flags' TrainArgs fields. */
+const CONTROL_FIELD: Record<string, keyof TrainArgs> = {
+  'weight-decay': 'weightDecay', schedule: 'schedule', 'decay-steps': 'decaySteps', 'decay-rate': 'decayRate', 'min-lr': 'minLr',
+  warmup: 'warmup', 'clip-norm': 'clipNorm', 'label-smoothing': 'labelSmoothing', 'early-stop': 'earlyStop',
 };
 const NET_WRONG = ['MLP', 'lstm', ''];
 const UNKNOWN = ['bogus', 'step', 'Net', 'lr0', 'keep_prob', 'hiden'];
@@ -313,6 +329,7 @@ function judgeCase(knobs: FlagKnob[]): FlagCase {
   };
   for (const f of ['data', 'save', 'load', 'trace', 'plots'] as const) expected[f] = given(f) as string | undefined;
   for (const f of ['eval', 'profile', 'json', 'help'] as const) expected[f] = value.has(f);
+  for (const [flag, field] of Object.entries(CONTROL_FIELD)) (expected as Record<string, unknown>)[field] = given(flag);
   return { argv, bad, expected };
 }
 
@@ -327,7 +344,7 @@ function checkParsed(a: TrainArgs, argv: string[]): void {
   expect(a.lr > 0 && Number.isFinite(a.lr), `${ctx}: lr ${a.lr}`).to.equal(true);
   expect(Number.isSafeInteger(a.val) && a.val >= 0, `${ctx}: val`).to.equal(true);
   expect(Number.isSafeInteger(a.seed) && a.seed >= 0 && a.seed <= 0xffffffff, `${ctx}: seed`).to.equal(true);
-  expect(['sgd', 'adam'], ctx).to.include(a.optimizer);
+  expect(OPTIMIZERS, ctx).to.include(a.optimizer);
   for (const k of ['hidden', 'layers', 'cell', 'keepProb'] as const) {
     expect(a[k] === undefined, `${ctx}: ${k} only for nets that have it`).to.equal(d[k] === undefined);
   }

@@ -8,7 +8,7 @@ import { sequential } from '../src/nn/model.js';
 import { avgPool2d, conv2d, dense, dropout, flatten, gru, maxPool2d } from '../src/nn/layers.js';
 import type { GpuContext } from '../src/gpu/context.js';
 
-type Counts = Record<'submit' | 'createBindGroup' | 'createComputePipeline' | 'createComputePipelineAsync' | 'createBuffer' | 'createShaderModule', number>;
+type Counts = Record<'submit' | 'writeBuffer' | 'createBindGroup' | 'createComputePipeline' | 'createComputePipelineAsync' | 'createBuffer' | 'createShaderModule', number>;
 
 /** The object on `obj`'s prototype chain that owns `key` (dawn.node puts methods on the class prototypes). */
 function owner(obj: object, key: string): Record<string, unknown> {
@@ -20,7 +20,7 @@ function owner(obj: object, key: string): Record<string, unknown> {
 
 /** Wraps the methods with counters; `restore()` puts the originals back. */
 function countCalls(device: GPUDevice): { counts: Counts; reset(): Counts; restore(): void } {
-  const counts: Counts = { submit: 0, createBindGroup: 0, createComputePipeline: 0, createComputePipelineAsync: 0, createBuffer: 0, createShaderModule: 0 };
+  const counts: Counts = { submit: 0, writeBuffer: 0, createBindGroup: 0, createComputePipeline: 0, createComputePipelineAsync: 0, createBuffer: 0, createShaderModule: 0 };
   const restorers: (() => void)[] = [];
   const wrap = (obj: object, key: keyof Counts) => {
     const proto = owner(obj, key);
@@ -34,6 +34,7 @@ function countCalls(device: GPUDevice): { counts: Counts; reset(): Counts; resto
     });
   };
   wrap(device.queue, 'submit');
+  wrap(device.queue, 'writeBuffer');
   for (const k of ['createBindGroup', 'createComputePipeline', 'createComputePipelineAsync', 'createBuffer', 'createShaderModule'] as const) wrap(device, k);
   return {
     counts,
@@ -91,6 +92,9 @@ async function checkSteps(ctx: GpuContext, opts: TrainerOptions): Promise<void> 
     }
     const steps = spy.reset();
     expect(steps.submit, `queue.submit calls in ${N} steps`).to.equal(N);
+    // the CPU writes only the batch: images and labels (and one-hot targets for MSE models)
+    const inputs = trainer.net.targets ? 3 : 2;
+    expect(steps.writeBuffer, `CPU writes in ${N} steps (${inputs} batch inputs each)`).to.equal(N * inputs);
     expect(steps.createComputePipeline, 'createComputePipeline calls').to.equal(0);
     expect(steps.createComputePipelineAsync, 'createComputePipelineAsync calls').to.equal(0);
     expect(steps.createBindGroup, 'createBindGroup calls').to.equal(0);
@@ -154,6 +158,20 @@ describe('recorder: one submit per training step, nothing created per step', fun
       flatten(), dense({ units: 12, activation: 'relu' }), dropout({ rate: 0.3 }), dense({ units: 4, activation: 'softmax' }),
     ], { name: 'custom cnn' });
     await checkSteps(ctx, { model, seed: 4, batch: 6, optimizer: { kind: 'adam', lr: 1e-3 } });
+  });
+
+  it('mlp with AdamW, cosine schedule with warm-up, clipping by global norm and label smoothing', async () => {
+    await checkSteps(ctx, {
+      net: 'mlp', hidden: 32, layers: 2, keepProb: 0.8, seed: 6, batch: 16, labelSmoothing: 0.1,
+      optimizer: { kind: 'adamw', lr: 1e-3, weightDecay: 0.01, schedule: { kind: 'cosine', decaySteps: 50, warmup: 3 }, clipNorm: 0.5 },
+    });
+  });
+
+  it('rnn (LSTM) with SGD, momentum, L2 weight decay, a step schedule and clipping', async () => {
+    await checkSteps(ctx, {
+      net: 'rnn', cell: 'lstm', hidden: 16, layers: 1, seed: 7, batch: 8,
+      optimizer: { kind: 'sgd', lr: 0.05, momentum: 0.9, weightDecay: 1e-4, schedule: { kind: 'step', decaySteps: 2, decayRate: 0.5 }, clipNorm: 1 },
+    });
   });
 
   it('a custom recurrent model (2 stacked GRU layers with dropout between them, 5 classes; SGD)', async () => {

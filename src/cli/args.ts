@@ -2,6 +2,7 @@
 // Every mistake is an ArgsError with a one-line message naming the flag and the fix (the CLI exits 2).
 
 import { NET_DEFAULTS, NET_KINDS, type NetDefaults, type Budget, type NetKind } from '../nn/models/builtin.js';
+import { CONTROL_FIELDS, SCHEDULES, outOfRange, type TrainingControl } from './train-control.js';
 
 /** A bad command line. The message is one line naming the flag and what to do. */
 export class ArgsError extends Error {
@@ -13,7 +14,7 @@ export class ArgsError extends Error {
 
 export const NETS = NET_KINDS;
 export type NetName = NetKind;
-export const OPTIMIZERS = ['sgd', 'adam'] as const;
+export const OPTIMIZERS = ['sgd', 'adam', 'adamw'] as const;
 export type OptimizerName = (typeof OPTIMIZERS)[number];
 export const CELLS = ['lstm', 'gru', 'rnn'] as const;
 export type CellName = (typeof CELLS)[number];
@@ -32,8 +33,12 @@ export const DEFAULT_SEED = 1;
 /** The default --val (validation rows from the end of the training file). */
 export const DEFAULT_VAL = 5000;
 
-/** A parsed, validated command line with every default filled in. */
-export interface TrainArgs {
+/**
+ * A parsed, validated command line with every default filled in. The training-control settings
+ * (TrainingControl: --weight-decay, --schedule, --warmup, --clip-norm, --label-smoothing,
+ * --early-stop, …) are undefined when not given.
+ */
+export interface TrainArgs extends TrainingControl {
   /** --net NAME; undefined with --model FILE or with --load FILE alone (the checkpoint names its model). */
   net?: NetName;
   /** --model FILE: a JSON model spec or a Keras model.to_json() file. */
@@ -67,6 +72,11 @@ export interface TrainArgs {
 
 type Kind = 'int' | 'float' | 'string' | 'bool' | 'choice';
 
+/** The training-control flags (src/cli/train-control.ts) as FLAGS entries. */
+const CONTROL_FLAGS = CONTROL_FIELDS.map((f) => ({
+  name: f.flag, kind: (f.kind === 'schedule' ? 'choice' : f.kind) as Kind, arg: f.arg, help: f.help, ...(f.kind === 'schedule' ? { choices: SCHEDULES } : {}),
+}));
+
 interface FlagSpec {
   name: string;
   kind: Kind;
@@ -83,7 +93,8 @@ const FLAGS: FlagSpec[] = [
   { name: 'steps', kind: 'int', arg: 'N', help: 'train for N batches, across epochs (not with --epochs)' },
   { name: 'batch', kind: 'int', arg: 'N', help: 'examples per step' },
   { name: 'lr', kind: 'float', arg: 'X', help: 'learning rate' },
-  { name: 'optimizer', kind: 'choice', choices: OPTIMIZERS, arg: 'sgd|adam', help: 'optimizer' },
+  { name: 'optimizer', kind: 'choice', choices: OPTIMIZERS, arg: 'sgd|adam|adamw', help: 'optimizer (adamw: Adam with decoupled weight decay, as PyTorch AdamW)' },
+  ...CONTROL_FLAGS,
   { name: 'hidden', kind: 'int', arg: 'N', help: 'hidden width (bp, mlp: hidden layer; cnn: dense layer; rnn: units)' },
   { name: 'layers', kind: 'int', arg: 'N', help: 'hidden layers (mlp) or stacked cells (rnn)' },
   { name: 'cell', kind: 'choice', choices: CELLS, arg: 'lstm|gru|rnn', help: 'recurrent cell (rnn only)' },
@@ -238,6 +249,17 @@ export function parseArgs(argv: readonly string[]): TrainArgs {
   if (val !== undefined && val < 0) throw new ArgsError(`--val ${val} is negative: give --val 0 or more (0 = no validation set)`);
   const seed = num('seed');
   if (seed !== undefined && (seed < 0 || seed > 0xffffffff)) throw new ArgsError(`--seed ${seed} is outside 0-4294967295: give a seed in that range`);
+  const control: TrainingControl = {};
+  for (const f of CONTROL_FIELDS) {
+    const v = raw.get(f.flag);
+    if (v === undefined) continue;
+    if (typeof v === 'number') {
+      const why = outOfRange(f, v);
+      if (why) throw new ArgsError(`--${f.flag} ${v} ${why}: give --${f.flag} ${f.arg} in range (see --help)`);
+      if (f.kind === 'int' && v > 0xffffffff) throw new ArgsError(`--${f.flag} ${v} is too large: give at most 4294967295`);
+    }
+    (control as Record<string, unknown>)[f.key] = v;
+  }
 
   for (const [flag, key] of [['hidden', 'hidden'], ['layers', 'layers'], ['cell', 'cell'], ['keep-prob', 'keepProb']] as const) {
     if (given.has(flag) && !net) {
@@ -285,6 +307,7 @@ export function parseArgs(argv: readonly string[]): TrainArgs {
     json: raw.get('json') === true,
     help,
     given,
+    ...control,
   };
 }
 
@@ -359,6 +382,7 @@ export function helpText(): string {
   lines.push('  node dist/train.js --net mlp --load mlp.safetensors --eval');
   lines.push('  node dist/train.js --model examples/models/residual-cnn.json --save res.safetensors');
   lines.push('  node dist/train.js --load res.safetensors --eval');
+  lines.push('  node dist/train.js --net mlp --optimizer adamw --weight-decay 0.05 --schedule cosine --warmup 200 --clip-norm 1 --label-smoothing 0.1 --early-stop 3 --save best.safetensors');
   lines.push('');
   lines.push('Errors in flags or data print one line and exit with code 2.');
   return lines.join('\n') + '\n';

@@ -9,6 +9,7 @@ import { modelFromKeras, modelFromSpec } from '../nn/spec.js';
 import { exampleSize, formatShape } from '../data/dataset.js';
 import type { IdxDataset } from '../data/mnist.js';
 import { OPTIMIZERS, type OptimizerName } from './args.js';
+import { CONTROL_FIELDS, SCHEDULES, outOfRange, type ScheduleKind, type TrainingControl } from './train-control.js';
 
 /** A model file that cannot be read or used. One line: the file, the layer if any, the fix. */
 export class ModelFileError extends Error {
@@ -18,8 +19,12 @@ export class ModelFileError extends Error {
   }
 }
 
-/** The optional top-level "training" object of a model file: defaults that flags override. */
-export interface TrainingDefaults {
+/**
+ * The optional top-level "training" object of a model file: defaults that flags override. The
+ * training-control settings are its snake_case fields (weight_decay, schedule, decay_steps,
+ * decay_rate, min_lr, warmup, clip_norm, label_smoothing, early_stop).
+ */
+export interface TrainingDefaults extends TrainingControl {
   epochs?: number;
   steps?: number;
   batch?: number;
@@ -110,7 +115,7 @@ function fail(message: string): never {
   throw new ModelFileError(message);
 }
 
-const TRAINING_KEYS = ['epochs', 'steps', 'batch', 'lr', 'optimizer'] as const;
+const TRAINING_KEYS = ['epochs', 'steps', 'batch', 'lr', 'optimizer', ...CONTROL_FIELDS.map((f) => f.field)] as const;
 
 /** The "training" object of a model file, checked field by field. */
 export function readTraining(raw: unknown, file: string): TrainingDefaults {
@@ -135,6 +140,20 @@ export function readTraining(raw: unknown, file: string): TrainingDefaults {
   if (o.optimizer !== undefined) {
     if (!OPTIMIZERS.includes(o.optimizer as OptimizerName)) fail(`${where}.optimizer ${JSON.stringify(o.optimizer)} is not one of ${OPTIMIZERS.join(', ')}: give "optimizer": "${OPTIMIZERS.join('" or "')}"`);
     out.optimizer = o.optimizer as OptimizerName;
+  }
+  for (const f of CONTROL_FIELDS) {
+    const v = o[f.field];
+    if (v === undefined) continue;
+    if (f.kind === 'schedule') {
+      if (!(SCHEDULES as readonly unknown[]).includes(v)) fail(`${where}.${f.field} ${JSON.stringify(v)} is not one of ${SCHEDULES.join(', ')}: give "${f.field}": "${SCHEDULES.join('" or "')}"`);
+      out.schedule = v as ScheduleKind;
+      continue;
+    }
+    const whole = f.kind === 'int';
+    if (typeof v !== 'number' || !Number.isFinite(v) || (whole && (!Number.isSafeInteger(v) || v > 0xffffffff))) fail(`${where}.${f.field} must be ${whole ? 'a whole number' : 'a number'}, got ${JSON.stringify(v)}`);
+    const why = outOfRange(f, v as number);
+    if (why) fail(`${where}.${f.field} ${why}, got ${JSON.stringify(v)}`);
+    (out as Record<string, unknown>)[f.key] = v;
   }
   return out;
 }

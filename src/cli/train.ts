@@ -17,6 +17,8 @@ import { GraphError } from '../graph/graph.js';
 import { Trainer } from '../nn/trainer.js';
 import { trainLoop } from '../nn/loop.js';
 import { chromeTrace } from '../gpu/trace.js';
+import { CONTROL_FIELDS, resolveControl } from './train-control.js';
+import { EarlyStopping } from '../nn/early-stop.js';
 
 /** How often (in steps) loss and accuracy are read back from the GPU. */
 const READ_EVERY = 10;
@@ -61,6 +63,7 @@ export async function main(argv: string[]): Promise<number> {
   let ckpt: Checkpoint | undefined;
   let model: Model;
   let label: string; // the model in messages: the net's name or the model file
+  let control: ReturnType<typeof resolveControl>;
   try {
     if (args.load) ckpt = loadCheckpoint(args.load);
     if (args.model) {
@@ -91,7 +94,19 @@ export async function main(argv: string[]): Promise<number> {
       checkShapes(ckpt, paramShapes(model), args.load);
     }
     if (args.save && !args.eval) checkSavePath(args.save);
+    control = resolveControl({ kind: args.optimizer, lr: args.lr }, args, {
+      totalSteps: args.steps ?? (args.epochs ?? 1) * Math.floor(data.train.count / args.batch),
+      validation: data.validation.count, mse: model.loss === 'mean_squared_error', eval: args.eval,
+      source: (k) => {
+        const f = CONTROL_FIELDS.find((c) => c.key === k)!;
+        return !args.given.has(f.flag) && args.model ? `${args.model}: "training".${f.field}` : `--${f.flag}`;
+      },
+    }, (m) => new ArgsError(m));
   } catch (e) {
+    if (e instanceof ArgsError) {
+      console.error(`error: ${e.message}`);
+      return 2;
+    }
     if (e instanceof DataError || e instanceof CheckpointError || e instanceof ModelFileError) {
       console.error(`error: ${e.message}`);
       return 2;
@@ -113,7 +128,7 @@ export async function main(argv: string[]): Promise<number> {
     ctx = await createNodeContext();
     log(`adapter: ${ctx.adapterDescription}`);
     const t0 = performance.now();
-    trainer = await Trainer.create(ctx, { model, seed: args.seed, batch: args.batch, optimizer: { kind: args.optimizer, lr: args.lr } });
+    trainer = await Trainer.create(ctx, { model, seed: args.seed, batch: args.batch, optimizer: control.optimizer, labelSmoothing: control.labelSmoothing });
     const g = trainer.graph;
     log(`${args.net ? `net ${args.net}` : `model ${model.name}`}: ${g.dispatchCount} dispatches per step in 1 submit, ${mb(g.plan.plannedBytes)} planned for activations and gradients (${mb(g.plan.naiveBytes)} without sharing), compiled in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
@@ -124,7 +139,14 @@ export async function main(argv: string[]): Promise<number> {
     }
 
     const history: EpochStats[] = [];
-    if (!args.eval) await train(args, label, data, trainer, history, log, emit);
+    let best: BestWeights | undefined;
+    if (!args.eval) best = await train(args, label, data, trainer, history, log, emit, control.earlyStop);
+    if (best) {
+      // Early stopping keeps the best validation weights (Keras restore_best_weights): test and --save use them.
+      for (const [name, t] of Object.entries(best.params)) trainer.store.write(name, t.data);
+      log(`early stopping: kept the weights of epoch ${best.epoch} (the best validation loss, ${best.loss.toFixed(4)})`);
+      emit({ event: 'best', epoch: best.epoch, valLoss: best.loss });
+    }
 
     const test = await trainer.evaluate(data.test);
     const wrong: Misclassified[] = [];
@@ -144,7 +166,8 @@ export async function main(argv: string[]): Promise<number> {
     if (args.save && !args.eval) {
       const params = await trainer.store.read();
       saveCheckpoint(args.save, params, { ...hyperParameters(args), model_spec: JSON.stringify(modelToSpec(model)) });
-      log(`saved ${args.save}`);
+      log(best ? `saved ${args.save}: the best validation checkpoint (epoch ${best.epoch}, validation loss ${best.loss.toFixed(4)})` : `saved ${args.save}`);
+      if (best) emit({ event: 'saved', file: args.save, epoch: best.epoch, valLoss: best.loss });
     }
     if (args.profile || args.trace) await profile(args, data, trainer, log, emit);
     return 0;
@@ -171,8 +194,19 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** The parameters at the best validation loss, kept by early stopping. */
+interface BestWeights {
+  epoch: number;
+  loss: number;
+  params: Awaited<ReturnType<Trainer['store']['read']>>;
+}
+
+/** Trains; with `earlyStop` N, stops after N epochs without a better validation loss and returns the best weights. */
 async function train(args: TrainArgs, label: string, data: Mnist, trainer: Trainer, history: EpochStats[],
-  log: (s: string) => void, emit: (o: object) => void): Promise<void> {
+  log: (s: string) => void, emit: (o: object) => void, earlyStop?: number): Promise<BestWeights | undefined> {
+  const stopper = earlyStop !== undefined ? new EarlyStopping(earlyStop) : undefined;
+  const abort = new AbortController();
+  let best: BestWeights | undefined;
   const B = trainer.batch;
   const perEpoch = Math.floor(data.train.count / B);
   if (perEpoch < 1) throw new DataError(`the training set has ${data.train.count} images, fewer than one batch of ${B}: lower --batch or --val`); // checked in main too
@@ -181,7 +215,7 @@ async function train(args: TrainArgs, label: string, data: Mnist, trainer: Train
   const start = performance.now();
   let bar: EpochProgress | undefined;
   const result = await trainLoop(trainer, data.train, {
-    steps: totalSteps, seed: args.seed, readEvery: READ_EVERY, readsInFlight: 1,
+    steps: totalSteps, seed: args.seed, readEvery: READ_EVERY, readsInFlight: 1, signal: abort.signal,
     onEpochStart: (e) => {
       bar = new EpochProgress({ stream: process.stderr, total: e.steps, batch: B, epoch: e.epoch + 1, epochs, tty: !args.json && process.stderr.isTTY === true });
     },
@@ -200,11 +234,22 @@ async function train(args: TrainArgs, label: string, data: Mnist, trainer: Train
         (val ? `, validation loss ${val.loss.toFixed(4)} acc ${val.accuracy.toFixed(4)}` : '') +
         `, ${e.steps} steps in ${formatDuration(e.seconds)} (${((e.steps * B) / e.seconds).toFixed(0)} examples/s)`);
       emit({ event: 'epoch', epoch: e.epoch + 1, epochs, steps: e.steps, trainLoss: e.loss, trainAccuracy: e.accuracy, valLoss: val?.loss, valAccuracy: val?.accuracy, seconds: e.seconds, examplesPerSecond: (e.steps * B) / e.seconds });
+      if (stopper && val) {
+        const verdict = stopper.update(val.loss);
+        if (verdict === 'better') best = { epoch: e.epoch + 1, loss: val.loss, params: await trainer.store.read() };
+        if (verdict === 'stop' && !abort.signal.aborted) {
+          log(`early stop: no better validation loss in ${stopper.patience} epoch${stopper.patience > 1 ? 's' : ''} (best ${stopper.best.toFixed(4)} at epoch ${best?.epoch})`);
+          emit({ event: 'early-stop', epoch: e.epoch + 1, bestEpoch: best?.epoch, bestValLoss: stopper.best });
+          abort.abort();
+        }
+      }
     },
   });
   const total = (performance.now() - start) / 1000;
-  log(`trained ${result.steps} steps (${epochs} epochs) in ${formatDuration(total)}`);
-  emit({ event: 'trained', steps: result.steps, epochs, seconds: total });
+  const ran = Math.ceil(result.steps / perEpoch);
+  log(`trained ${result.steps} steps (${ran} epochs) in ${formatDuration(total)}`);
+  emit({ event: 'trained', steps: result.steps, epochs: ran, seconds: total });
+  return best;
 }
 
 /** Sets the training settings the user did not give as flags from `d` (a model file's "training"). */
@@ -216,6 +261,9 @@ function applyDefaults(args: TrainArgs, d: TrainingDefaults): void {
   if (!args.given.has('batch') && d.batch !== undefined) args.batch = d.batch;
   if (!args.given.has('lr') && d.lr !== undefined) args.lr = d.lr;
   if (!args.given.has('optimizer') && d.optimizer !== undefined) args.optimizer = d.optimizer;
+  for (const f of CONTROL_FIELDS) {
+    if (!args.given.has(f.flag) && d[f.key] !== undefined) (args as unknown as Record<string, unknown>)[f.key] = d[f.key];
+  }
 }
 
 /**

@@ -145,10 +145,11 @@ export class Graph {
   /**
    * Softmax cross-entropy from logits [B, C] and u32 labels [B]: returns the batch-mean loss [1].
    * Its gradient (softmax − onehot)/B is made in the same kernel, and the loss is also summed into
-   * `lossSum` (state) for read-back every few steps.
+   * `lossSum` (state) for read-back every few steps. `labelSmoothing` ε smooths the target to
+   * (1 − ε)·onehot + ε/C (in the same kernel).
    */
-  softmaxCrossEntropy(logits: Tensor, labels: Tensor, name = 'xent'): { loss: Tensor; lossSum: Tensor } {
-    const [loss, , , lossSum] = this.apply(OPS.softmaxXent, [logits, labels], { name });
+  softmaxCrossEntropy(logits: Tensor, labels: Tensor, name = 'xent', labelSmoothing = 0): { loss: Tensor; lossSum: Tensor } {
+    const [loss, , , lossSum] = this.apply(OPS.softmaxXent, [logits, labels], { name, ...(labelSmoothing ? { labelSmoothing } : {}) });
     return { loss, lossSum };
   }
 

@@ -2,21 +2,40 @@ import type { GpuContext } from '../gpu/context.js';
 import { encodeDispatch, type Dispatch } from '../gpu/dispatch.js';
 import type { PassTimer } from '../gpu/profiler.js';
 import { prepareStepIncrement } from '../kernels/step.js';
+import { prepareLrSchedule } from '../kernels/train-control.js';
 import { buildBackward } from './autodiff.js';
 import { GraphError, type Graph, type Node } from './graph.js';
 import { opRule, type GradientRequest, type LowerEnv, type Lowered } from './registry.js';
 import { lowerUpdate } from './update.js';
+import { addClipNode, checkControl, clippedOrder, controlAttrs, needsControl, type ParamInfo, type Schedule } from './train-control.js';
 import { planBuffers, type Plan } from './planner.js';
 import type { Tensor } from './tensor.js';
 
 export interface OptimizerConfig {
-  kind: 'sgd' | 'adam';
+  /** 'adamw': Adam with decoupled weight decay (PyTorch AdamW). */
+  kind: 'sgd' | 'adam' | 'adamw';
+  /** The base learning rate (the schedule's starting rate). */
   lr: number;
   /** SGD with momentum (TF MomentumOptimizer). */
   momentum?: number;
   beta1?: number;
   beta2?: number;
   epsilon?: number;
+  /**
+   * Weight decay (default 0). sgd and adam: L2 added to the gradient as PyTorch's weight_decay,
+   * g += wd·p (after clipping); adamw: decoupled, p −= lr·wd·p before the Adam step, lr being
+   * this step's scheduled rate (PyTorch AdamW).
+   */
+  weightDecay?: number;
+  /**
+   * Which parameters decay (the parameter groups). Default: those with two or more dimensions
+   * (weights, filters, embeddings), not biases or normalisation scales and offsets (decaysByDefault).
+   */
+  decays?: (param: ParamInfo) => boolean;
+  /** A learning-rate schedule (with an optional warm-up), computed on the GPU from the step counter. */
+  schedule?: Schedule;
+  /** Clip the gradients by their global norm: g ·= clipNorm / max(‖g‖, clipNorm), before the updates. */
+  clipNorm?: number;
 }
 
 export interface CompileOptions {
@@ -57,17 +76,24 @@ export class CompiledGraph {
   readonly ops: LoweredOp[];
   readonly plan: Plan;
   readonly paramGrads: Map<Tensor, Tensor>;
+  /** The GPU-written f32 [lr this step, clip scale, global norm, 0] (with a schedule or clipping). */
+  readonly control: GPUBuffer | undefined;
   private readonly buffers = new Map<Tensor, GPUBuffer>();
   private readonly made: GPUBuffer[] = [];
 
   constructor(private readonly ctx: GpuContext, readonly graph: Graph, opts: CompileOptions) {
     this.paramGrads = new Map();
     const keep = [...(opts.keep ?? [])];
+    const opt = opts.gradientsOnly ? undefined : opts.optimizer;
+    if (opt) checkControl(opt);
     if (opts.optimizer || opts.gradientsOnly) {
       if (!opts.loss) throw new GraphError('compile: a backward pass needs a loss');
       this.paramGrads = buildBackward(graph, opts.loss);
       if (opts.gradientsOnly) keep.push(...this.paramGrads.values());
-      else for (const [param, grad] of this.paramGrads) addUpdate(graph, param, grad, opts.optimizer!);
+      else {
+        if (opt!.clipNorm !== undefined) addClipNode(graph, [...this.paramGrads.values()], opt!.clipNorm);
+        for (const [param, grad] of this.paramGrads) addUpdate(graph, param, grad, opt!);
+      }
     }
     const limit = ctx.limits.maxStorageBufferBindingSize;
     for (const t of graph.tensors) {
@@ -75,7 +101,7 @@ export class CompiledGraph {
         throw new GraphError(`${t} needs ${t.bytes} bytes, more than this adapter binds at once (maxStorageBufferBindingSize ${limit}): use a smaller batch`);
       }
     }
-    const schedule = interleaveUpdates(graph.nodes);
+    const schedule = opt?.clipNorm !== undefined ? clippedOrder(graph.nodes) : interleaveUpdates(graph.nodes);
     this.plan = planBuffers(schedule, keep, { reuse: opts.reuseBuffers ?? true });
     for (const slot of this.plan.slots) {
       const buf = ctx.storage(slot.bytes, `slot ${slot.index}: ${slot.tensors.map((t) => t.name).join(', ')}`.slice(0, 200));
@@ -89,11 +115,16 @@ export class CompiledGraph {
         this.buffers.set(t, buf);
       }
     }
+    // [lr, clip scale, global norm, 0], written on the GPU each step by the schedule and the clipping.
+    const control = opt && needsControl(opt) ? ctx.upload(new Float32Array([opt.lr, 1, 0, 0]), 'training control') : undefined; // CONTROL_SIZE floats
+    if (control) this.made.push(control);
+    this.control = control;
     const env: LowerEnv = {
       ctx,
       buf: (t) => this.bufferOf(t),
       offset: (t) => t.offset,
       step: opts.stepCounter,
+      control,
     };
     this.ops = [];
     // Each op prepares its forward and backward dispatches in one call, at its forward node; its
@@ -118,6 +149,9 @@ export class CompiledGraph {
     };
     // Uniform and scratch buffers that kernels make while being prepared belong to this graph too.
     const made = ctx.collectBuffers(() => {
+      if (opt?.schedule) {
+        this.ops.push({ label: 'learning rate', node: undefined, dispatches: [prepareLrSchedule(ctx, { lr: opt.lr, schedule: opt.schedule }, { step: opts.stepCounter, control: control! })] });
+      }
       for (const n of schedule) {
         const dispatches = dispatchesOf(n);
         if (dispatches.length) this.ops.push({ label: opLabel(n), node: n, dispatches });
@@ -218,19 +252,22 @@ function opLabel(n: Node): string {
   const name = (n.forward ?? n).attrs.name as string | undefined;
   const base = name ?? n.op;
   if (n.phase === 'backward') return `${base} backward${n.attrs.part ? ` (${n.attrs.part})` : ''}`;
-  if (n.phase === 'update') return `${n.op} ${n.outputs[0].name}`;
+  if (n.phase === 'update') return n.outputs.length ? `${n.op} ${n.outputs[0].name}` : n.op;
   return base;
 }
 
 function addUpdate(g: Graph, param: Tensor, grad: Tensor, opt: OptimizerConfig): void {
   if (!(opt.lr > 0) || !Number.isFinite(opt.lr)) throw new GraphError(`optimizer: learning rate must be a positive number, got ${opt.lr}`);
-  if (opt.kind === 'adam') {
+  const control = controlAttrs(opt, param);
+  if (opt.kind === 'adam' || opt.kind === 'adamw') {
     const m = g.tensor(`${param.name}/adam_m`, param.shape, 'f32', 'state');
     const v = g.tensor(`${param.name}/adam_v`, param.shape, 'f32', 'state');
-    g.addNode('adam', 'update', [grad], [param, m, v], { lr: opt.lr, beta1: opt.beta1 ?? 0.9, beta2: opt.beta2 ?? 0.999, epsilon: opt.epsilon ?? 1e-8 });
-  } else {
+    g.addNode('adam', 'update', [grad], [param, m, v], { lr: opt.lr, beta1: opt.beta1 ?? 0.9, beta2: opt.beta2 ?? 0.999, epsilon: opt.epsilon ?? 1e-8, ...control });
+  } else if (opt.kind === 'sgd') {
     const outs = [param];
     if (opt.momentum !== undefined) outs.push(g.tensor(`${param.name}/momentum`, param.shape, 'f32', 'state'));
-    g.addNode('sgd', 'update', [grad], outs, { lr: opt.lr, momentum: opt.momentum });
+    g.addNode('sgd', 'update', [grad], outs, { lr: opt.lr, momentum: opt.momentum, ...control });
+  } else {
+    throw new GraphError(`optimizer: kind ${JSON.stringify((opt as { kind: unknown }).kind)} is not one of sgd, adam, adamw`);
   }
 }

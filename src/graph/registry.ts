@@ -28,6 +28,8 @@ export interface LowerEnv {
   offset(t: Tensor): number;
   /** u32 step counter on the GPU (dropout masks, Adam's t). */
   step: GPUBuffer;
+  /** f32 [lr, clip scale, global norm, 0] written on the GPU each step (with a schedule or clipping). */
+  control?: GPUBuffer;
 }
 
 /** What a shape rule may do: read the op's inputs, make its outputs, fail naming the op and its inputs. */

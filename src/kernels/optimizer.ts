@@ -12,6 +12,23 @@ interface OptimizerSpecBase {
   /** Element offset into grad (default: `offset`). */
   gradOffset?: number;
   label?: string;
+  /**
+   * Weight decay factor (default 0: none). SGD and Adam add it as L2 to the gradient, as PyTorch's
+   * `weight_decay` (g += wd·p, after clipping); with `decoupled` (AdamW) the parameter decays
+   * before the Adam step, p −= lr·wd·p, with lr this step's learning rate.
+   */
+  weightDecay?: number;
+  /** AdamW: decoupled weight decay (Adam only). */
+  decoupled?: boolean;
+  /** Read this step's learning rate from control[0] (written on the GPU by a schedule) instead of `lr`. */
+  scheduled?: boolean;
+  /** Scale the gradient by control[1] (the global-norm clip scale written on the GPU). */
+  clipped?: boolean;
+}
+
+/** The GPU-written training control buffer: f32 [lr this step, clip scale, global norm, unused]. */
+export interface ControlBuffer {
+  control?: GPUBuffer;
 }
 
 export interface SgdSpec extends OptimizerSpecBase {
@@ -21,7 +38,7 @@ export interface SgdSpec extends OptimizerSpecBase {
   nesterov?: boolean;
 }
 
-export interface SgdBuffers {
+export interface SgdBuffers extends ControlBuffer {
   param: GPUBuffer;
   grad: GPUBuffer;
   /** Momentum accumulator (same layout as param), required with `momentum`; start it at 0. */
@@ -36,7 +53,7 @@ export interface AdamSpec extends OptimizerSpecBase {
   stepOffset?: number;
 }
 
-export interface AdamBuffers {
+export interface AdamBuffers extends ControlBuffer {
   param: GPUBuffer;
   grad: GPUBuffer;
   /** First and second moment estimates (same layout as param), start them at 0. */
@@ -62,7 +79,22 @@ function common(op: string, spec: OptimizerSpecBase, param: GPUBuffer, grad: GPU
   return { off, offGrad };
 }
 
-const UNUSED = { stepOffset: 0, momentum: 0, oneMinusBeta1: 0, oneMinusBeta2: 0, logBeta1: 0, logBeta2: 0, epsilon: 0 };
+/** The pipeline constants and the control binding of the schedule, clipping and weight decay options. */
+function control(ctx: GpuContext, op: string, spec: OptimizerSpecBase, bufs: ControlBuffer, adam: boolean) {
+  const wd = spec.weightDecay ?? 0;
+  if (!(wd >= 0) || !Number.isFinite(wd)) throw new GpuError(`${op}: weightDecay must be a finite number ≥ 0, got ${wd}`);
+  if (spec.decoupled && !adam) throw new GpuError(`${op}: decoupled weight decay is for Adam (AdamW); SGD's is L2`);
+  const needs = spec.scheduled || spec.clipped;
+  if (needs && !bufs.control) throw new GpuError(`${op}: a schedule or clipping needs the control buffer`);
+  if (bufs.control) checkSize(op, 'control', bufs.control, 2);
+  return {
+    constants: { SCHEDULED: !!spec.scheduled, CLIPPED: !!spec.clipped, DECAY: wd === 0 ? 0 : spec.decoupled ? 2 : 1 },
+    weightDecay: wd,
+    control: needs ? bufs.control! : ctx.dummyBuffer(),
+  };
+}
+
+const UNUSED = { stepOffset: 0, momentum: 0, oneMinusBeta1: 0, oneMinusBeta2: 0, logBeta1: 0, logBeta2: 0, epsilon: 0, weightDecay: 0 };
 
 /** SGD, optionally with (Nesterov) momentum, updating `param` in place. */
 export function prepareSgd(ctx: GpuContext, spec: SgdSpec, bufs: SgdBuffers): Dispatch {
@@ -71,15 +103,16 @@ export function prepareSgd(ctx: GpuContext, spec: SgdSpec, bufs: SgdBuffers): Di
   if (spec.nesterov && !mom) throw new GpuError(`${op}: nesterov needs a momentum`);
   if (mom && !bufs.accum) throw new GpuError(`${op}: momentum needs an accum buffer`);
   const { off, offGrad } = common(op, spec, bufs.param, bufs.grad, mom ? { accum: bufs.accum! } : {});
+  const c = control(ctx, op, spec, bufs, false);
   const wg = Math.min(ELEMENTWISE_WG, ctx.limits.maxComputeInvocationsPerWorkgroup);
   const kernel = mom
-    ? ctx.kernel('optimizer.wgsl', 'momentum', { WG: wg, NESTEROV: !!spec.nesterov })
-    : ctx.kernel('optimizer.wgsl', 'sgd', { WG: wg });
-  const params = kernel.params({ ...UNUSED, n: spec.n, off, offGrad, lr: spec.lr, momentum: spec.momentum ?? 0 });
+    ? ctx.kernel('optimizer.wgsl', 'momentum', { WG: wg, NESTEROV: !!spec.nesterov, ...c.constants })
+    : ctx.kernel('optimizer.wgsl', 'sgd', { WG: wg, ...c.constants });
+  const params = kernel.params({ ...UNUSED, n: spec.n, off, offGrad, lr: spec.lr, momentum: spec.momentum ?? 0, weightDecay: c.weightDecay });
   const label = spec.label ?? op;
   const resources: Record<string, GPUBuffer> = mom
-    ? { params, param: bufs.param, grad: bufs.grad, accum: bufs.accum! }
-    : { params, param: bufs.param, grad: bufs.grad };
+    ? { params, param: bufs.param, grad: bufs.grad, accum: bufs.accum!, control: c.control }
+    : { params, param: bufs.param, grad: bufs.grad, control: c.control };
   return { kernel, bindGroup: kernel.bind(resources, label), workgroups: gridStrideGroups(ctx, spec.n, wg), label, flops: (mom ? 4 : 2) * spec.n };
 }
 
@@ -99,19 +132,20 @@ export function prepareAdam(ctx: GpuContext, spec: AdamSpec, bufs: AdamBuffers):
   checkSize(op, 'step', bufs.step, 1);
   const stepOffset = spec.stepOffset ?? 1;
   if (!Number.isInteger(stepOffset) || stepOffset < 0) throw new GpuError(`${op}: stepOffset must be a non-negative integer, got ${stepOffset}`);
+  const c = control(ctx, op, spec, bufs, true);
   const wg = Math.min(ELEMENTWISE_WG, ctx.limits.maxComputeInvocationsPerWorkgroup);
   // Four elements per load where the slice is aligned to vec4s (most weight matrices).
   const vec4 = spec.n % 4 === 0 && off % 4 === 0 && offGrad % 4 === 0;
   const q = vec4 ? 4 : 1;
-  const kernel = ctx.kernel('optimizer.wgsl', vec4 ? 'adam4' : 'adam', { WG: wg });
+  const kernel = ctx.kernel('optimizer.wgsl', vec4 ? 'adam4' : 'adam', { WG: wg, ...c.constants });
   const params = kernel.params({
     n: spec.n / q, off: off / q, offGrad: offGrad / q, stepOffset, lr: spec.lr, momentum: 0,
     oneMinusBeta1: 1 - beta1, oneMinusBeta2: 1 - beta2,
-    logBeta1: Math.log(beta1), logBeta2: Math.log(beta2), epsilon,
+    logBeta1: Math.log(beta1), logBeta2: Math.log(beta2), epsilon, weightDecay: c.weightDecay,
   });
   const label = spec.label ?? op;
   const bindGroup = vec4
-    ? kernel.bind({ params, param4: bufs.param, grad4: bufs.grad, m4: bufs.m, v4: bufs.v, step: bufs.step }, label)
-    : kernel.bind({ params, param: bufs.param, grad: bufs.grad, m: bufs.m, v: bufs.v, step: bufs.step }, label);
+    ? kernel.bind({ params, param4: bufs.param, grad4: bufs.grad, m4: bufs.m, v4: bufs.v, step: bufs.step, control: c.control }, label)
+    : kernel.bind({ params, param: bufs.param, grad: bufs.grad, m: bufs.m, v: bufs.v, step: bufs.step, control: c.control }, label);
   return { kernel, bindGroup, workgroups: gridStrideGroups(ctx, spec.n / q, wg), label, flops: 12 * spec.n };
 }

@@ -10,6 +10,11 @@ export interface SoftmaxXentSpec {
   classes: number;
   /** Scale of the gradient: 1/B (default) for the gradient of the batch-mean loss. */
   gradScale?: number;
+  /**
+   * Label smoothing ε in [0, 1) (default 0): the target is (1 − ε)·onehot + ε/C, as Keras' and
+   * PyTorch's label_smoothing; loss and gradient stay fused.
+   */
+  labelSmoothing?: number;
   /** Also add the batch-mean loss to `lossSum[0]` (a running sum kept on the GPU). */
   accumulateLoss?: boolean;
   label?: string;
@@ -22,7 +27,7 @@ export interface SoftmaxXentBuffers {
   labels: GPUBuffer;
   /** [B] f32 per-example loss (output). */
   loss: GPUBuffer;
-  /** [B, C] f32 gradient (softmax − onehot)·gradScale (output). */
+  /** [B, C] f32 gradient (softmax − target)·gradScale (output; target the one-hot, or smoothed, labels). */
   dlogits: GPUBuffer;
   /** [1] f32 batch-mean loss (output). */
   meanLoss: GPUBuffer;
@@ -48,11 +53,13 @@ export function prepareSoftmaxXent(ctx: GpuContext, spec: SoftmaxXentSpec, bufs:
     if (!bufs.lossSum) throw new GpuError(`${op}: accumulateLoss needs a lossSum buffer`);
     checkSize(op, 'lossSum', bufs.lossSum, 1);
   }
+  const smoothing = spec.labelSmoothing ?? 0;
+  if (!(smoothing >= 0 && smoothing < 1)) throw new GpuError(`${op}: labelSmoothing must be in [0, 1), got ${spec.labelSmoothing}`);
   const wg = Math.min(64, ctx.limits.maxComputeInvocationsPerWorkgroup);
   const constants = { WG: wg, ACCUMULATE_SUM: !!spec.accumulateLoss };
   const rowsK = ctx.kernel('softmax_xent.wgsl', 'rows', constants);
   const meanK = ctx.kernel('softmax_xent.wgsl', 'mean', constants);
-  const values = { B, C, gradScale: spec.gradScale ?? 1 / B };
+  const values = { B, C, gradScale: spec.gradScale ?? 1 / B, smoothing };
   const base = spec.label ?? `softmax xent [${B},${C}]`;
   const rows: Dispatch = {
     kernel: rowsK,

@@ -240,8 +240,11 @@ export class Model {
     return this.layers.reduce((n, l) => n + l.paramCount(l.inbound.map((t) => t.shape)), 0);
   }
 
-  /** The model's graph for `batch` examples; `training` turns dropout on; parameters come from (and go to) `store`. */
-  build(store: Pick<ParamStore, 'get'>, batch: number, training: boolean, seed: number): BuiltNet {
+  /**
+   * The model's graph for `batch` examples; `training` turns dropout on; parameters come from (and go
+   * to) `store`. `loss.labelSmoothing` smooths the cross-entropy's targets (training graphs).
+   */
+  build(store: Pick<ParamStore, 'get'>, batch: number, training: boolean, seed: number, loss: { labelSmoothing?: number } = {}): BuiltNet {
     const g = new Graph(`${this.name}${training ? ' train' : ' eval'} b${batch}`);
     const S = this.input.shape;
     const x = this.layout === 'rows' ? g.input('images', [batch, ...S]) : g.input('images', [S[0], batch, ...S.slice(1)]);
@@ -273,15 +276,17 @@ export class Model {
       for (const l of [...stack, ...step.gaps]) values.set(l, y);
     }
     const logits = values.get(this.outputLayer)!;
-    let loss: Tensor, lossSum: Tensor, perExample: Tensor | undefined;
+    const smoothing = loss.labelSmoothing ?? 0;
+    if (smoothing && mse) throw new ModelSpecError(`label smoothing is for a cross-entropy loss; ${this.name} uses ${this.loss}`);
+    let lossT: Tensor, lossSum: Tensor, perExample: Tensor | undefined;
     if (mse) {
-      ({ loss, lossSum } = g.meanSquaredError(logits, targets!));
+      ({ loss: lossT, lossSum } = g.meanSquaredError(logits, targets!));
     } else {
-      ({ loss, lossSum } = g.softmaxCrossEntropy(logits, labels));
-      perExample = loss.producer!.outputs[2];
+      ({ loss: lossT, lossSum } = g.softmaxCrossEntropy(logits, labels, 'xent', smoothing));
+      perExample = lossT.producer!.outputs[2];
     }
     const { predictions, correct } = g.accuracy(logits, labels);
-    return { graph: g, x, layout: this.layout, labels, targets, logits, loss, lossSum, perExample, predictions, correct };
+    return { graph: g, x, layout: this.layout, labels, targets, logits, loss: lossT, lossSum, perExample, predictions, correct };
   }
 
   /** A table like Keras' model.summary(): layer (name and type), output shape, parameters, total. */

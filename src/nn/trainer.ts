@@ -23,6 +23,11 @@ export interface TrainerOptions extends NetKnobs {
   optimizer: OptimizerConfig;
   /** Batch size of the evaluation graph (default 500). */
   evalBatch?: number;
+  /**
+   * Label smoothing ε in [0, 1) of the training loss (cross-entropy models): targets (1 − ε)·onehot + ε/C.
+   * Evaluation reports the plain cross-entropy.
+   */
+  labelSmoothing?: number;
 }
 
 export interface TrainMetrics {
@@ -77,7 +82,7 @@ export class Trainer {
     this.store = new ParamStore(ctx, opts.seed);
     this.stepCounter = createStepCounter(ctx, 0);
     this.readback = new MetricsReadback(ctx);
-    this.net = model.build(this.store, opts.batch, true, opts.seed);
+    this.net = model.build(this.store, opts.batch, true, opts.seed, { labelSmoothing: opts.labelSmoothing });
     // Logits and predictions stay readable after a step (for embedding apps), at a few KB.
     this.graph = new CompiledGraph(ctx, this.net.graph, {
       loss: this.net.loss, optimizer: opts.optimizer, stepCounter: this.stepCounter, incrementStep: true,
@@ -97,6 +102,8 @@ export class Trainer {
       if (v !== undefined && (!Number.isInteger(v) || v < 1)) throw new GpuError(`Trainer.create: ${k} must be a positive integer, got ${v}`);
     }
     if (opts.keepProb !== undefined && !(opts.keepProb > 0 && opts.keepProb <= 1)) throw new GpuError(`Trainer.create: keepProb must be in (0, 1], got ${opts.keepProb}`);
+    const ls = opts.labelSmoothing;
+    if (ls !== undefined && !(ls >= 0 && ls < 1)) throw new GpuError(`Trainer.create: labelSmoothing must be in [0, 1), got ${ls}`);
     const model = resolveModel(opts);
     ctx.throwIfLost(`compiling ${model.name}`);
     // A graph that fails to compile (e.g. a tensor too large to bind) leaves no buffers behind.

@@ -5,15 +5,18 @@ import type { OpRule } from '../registry.js';
 import { prepareSoftmaxXent } from '../../kernels/softmax-xent.js';
 import { whole } from './common.js';
 
-export type SoftmaxXentAttrs = { name: string };
+/** labelSmoothing: ε in [0, 1) (default 0), the target (1 − ε)·onehot + ε/C. */
+export type SoftmaxXentAttrs = { name: string; labelSmoothing?: number };
 
 /** Outputs, in order: loss [1], dlogits [B, C], per-example loss [B], lossSum [1] (state). */
 export const softmaxXent: OpRule<SoftmaxXentAttrs> = {
   op: 'xent',
   title: 'softmax cross-entropy',
 
-  shape(s) {
+  shape(s, attrs) {
     const [logits, labels] = s.inputs;
+    const eps = attrs.labelSmoothing ?? 0;
+    if (!(eps >= 0 && eps < 1)) s.fail(`labelSmoothing must be in [0, 1), got ${attrs.labelSmoothing}`);
     if (logits.shape.length !== 2) s.fail('logits must be 2-D [batch, classes]');
     if (labels.dtype !== 'u32' || labels.shape.length !== 1 || labels.shape[0] !== logits.shape[0]) {
       s.fail(`labels must be u32 [${logits.shape[0]}] class ids`);
@@ -33,7 +36,7 @@ export const softmaxXent: OpRule<SoftmaxXentAttrs> = {
     const [loss, dlogits, perExample, lossSum] = n.outputs;
     const [B, C] = logits.shape;
     return {
-      forward: prepareSoftmaxXent(env.ctx, { batch: B, classes: C, accumulateLoss: true, label: n.attrs.name }, {
+      forward: prepareSoftmaxXent(env.ctx, { batch: B, classes: C, accumulateLoss: true, labelSmoothing: n.attrs.labelSmoothing, label: n.attrs.name }, {
         logits: whole(env, logits, 'xent'), labels: env.buf(labels), loss: env.buf(perExample), dlogits: env.buf(dlogits),
         meanLoss: env.buf(loss), lossSum: env.buf(lossSum),
       }),
