@@ -17,6 +17,8 @@ import { GraphError } from '../graph/graph.js';
 import { Trainer } from '../nn/trainer.js';
 import { trainLoop } from '../nn/loop.js';
 import { chromeTrace } from '../gpu/trace.js';
+import { StateError } from '../nn/state.js';
+import { openResume, applyRecordedFlags, checkResume, RunKeeper, type ResumePoint } from './resume.js';
 
 /** How often (in steps) loss and accuracy are read back from the GPU. */
 const READ_EVERY = 10;
@@ -61,7 +63,12 @@ export async function main(argv: string[]): Promise<number> {
   let ckpt: Checkpoint | undefined;
   let model: Model;
   let label: string; // the model in messages: the net's name or the model file
+  let resumed: ResumePoint | undefined;
   try {
+    if (args.resume) {
+      resumed = openResume(args.resume);
+      applyRecordedFlags(resumed, args); // --resume FILE alone continues the run
+    }
     if (args.load) ckpt = loadCheckpoint(args.load);
     if (args.model) {
       const file = readModelFile(args.model);
@@ -71,10 +78,14 @@ export async function main(argv: string[]): Promise<number> {
     } else if (args.net) {
       model = builtinModel(args.net, { hidden: args.hidden, layers: args.layers, cell: args.cell, keepProb: args.keepProb });
       label = args.net;
+    } else if (resumed) { // the model as recorded (a --model file may have changed or moved since)
+      model = modelFromSpec(resumed.state.metadata.model_spec);
+      label = resumed.modelFile ?? model.name;
     } else {
       // --load FILE alone: the checkpoint names its model (a built-in net, or the spec it was trained from).
       ({ model, label } = modelOfCheckpoint(args, ckpt!, args.load!));
     }
+    if (resumed) applyRecordedFlags(resumed, args); // again: a model file's "training" gives way to the recorded flags
     if (args.net) {
       // The built-in nets take 28x28 images and have 10 outputs: a label past 9 is named with its file.
       data = loadMnist({ dir: args.data, validation: args.val, classes: NUM_CLASSES });
@@ -91,6 +102,7 @@ export async function main(argv: string[]): Promise<number> {
       checkShapes(ckpt, paramShapes(model), args.load);
     }
     if (args.save && !args.eval) checkSavePath(args.save);
+    if (resumed) checkResume(resumed, args, model, data, totalStepsOf(args, data));
   } catch (e) {
     if (e instanceof DataError || e instanceof CheckpointError || e instanceof ModelFileError) {
       console.error(`error: ${e.message}`);
@@ -122,9 +134,17 @@ export async function main(argv: string[]): Promise<number> {
       for (const [name, t] of Object.entries(ckpt.tensors)) trainer.store.write(name, t.data);
       log(`loaded ${args.load}`);
     }
+    const keeper = args.eval ? undefined : new RunKeeper(args, argv, model, data, Math.floor(data.train.count / args.batch), resumed, log);
+    if (resumed) {
+      trainer.loadState(resumed.state);
+      log(`resumed ${resumed.file} at step ${resumed.loopStep}`);
+    }
 
-    const history: EpochStats[] = [];
-    if (!args.eval) await train(args, label, data, trainer, history, log, emit);
+    const history: EpochStats[] = keeper?.history ?? [];
+    if (keeper) {
+      const stopped = await train(args, label, data, trainer, history, log, emit, keeper);
+      if (stopped !== undefined) return stopped;
+    }
 
     const test = await trainer.evaluate(data.test);
     const wrong: Misclassified[] = [];
@@ -141,7 +161,7 @@ export async function main(argv: string[]): Promise<number> {
       const files = writePlots(args.plots, history, grid); // all of them: the grid shows the first 25 and says of how many
       log(`plots: ${files.join(', ')}`);
     }
-    if (args.save && !args.eval) {
+    if (args.save && !args.eval && !keeper?.stateMode) {
       const params = await trainer.store.read();
       saveCheckpoint(args.save, params, { ...hyperParameters(args), model_spec: JSON.stringify(modelToSpec(model)) });
       log(`saved ${args.save}`);
@@ -155,6 +175,10 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (e instanceof CheckpointError || e instanceof DataError) {
       console.error(`error: ${e.message}`);
+      return 2;
+    }
+    if (e instanceof StateError) {
+      console.error(`error: cannot resume ${args.resume}: ${e.message}`);
       return 2;
     }
     if (e instanceof GpuError || e instanceof GraphError) {
@@ -171,22 +195,35 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** Steps of the whole run: --steps, or --epochs whole passes. */
+function totalStepsOf(args: TrainArgs, data: Mnist): number {
+  return args.steps ?? (args.epochs ?? 1) * Math.floor(data.train.count / args.batch);
+}
+
+/** Trains from the keeper's start step to the end; returns the exit code when a signal stopped it (the state then saved). */
 async function train(args: TrainArgs, label: string, data: Mnist, trainer: Trainer, history: EpochStats[],
-  log: (s: string) => void, emit: (o: object) => void): Promise<void> {
+  log: (s: string) => void, emit: (o: object) => void, keeper: RunKeeper): Promise<number | undefined> {
   const B = trainer.batch;
   const perEpoch = Math.floor(data.train.count / B);
   if (perEpoch < 1) throw new DataError(`the training set has ${data.train.count} images, fewer than one batch of ${B}: lower --batch or --val`); // checked in main too
-  const totalSteps = args.steps ?? (args.epochs ?? 1) * perEpoch;
+  const totalSteps = totalStepsOf(args, data);
   const epochs = Math.ceil(totalSteps / perEpoch);
+  const first = keeper.startStep;
   const start = performance.now();
   let bar: EpochProgress | undefined;
+  let barFrom = first % perEpoch; // steps of the bar's epoch done before this run (a resumed run starts mid-epoch)
+  keeper.install();
   const result = await trainLoop(trainer, data.train, {
-    steps: totalSteps, seed: args.seed, readEvery: READ_EVERY, readsInFlight: 1,
+    steps: totalSteps - first, startStep: first, seed: args.seed, readEvery: READ_EVERY, readsInFlight: 1, signal: keeper.signal,
     onEpochStart: (e) => {
+      if (bar) barFrom = 0;
       bar = new EpochProgress({ stream: process.stderr, total: e.steps, batch: B, epoch: e.epoch + 1, epochs, tty: !args.json && process.stderr.isTTY === true });
     },
-    onProgress: (p) => bar!.update(p.stepInEpoch, p.read?.loss),
-    onStep: (step) => { if (step === LOSE_DEVICE_AT) trainer.ctx.device.destroy(); },
+    onProgress: (p) => bar!.update(p.stepInEpoch - barFrom, p.read?.loss),
+    onStep: (step) => {
+      if (step === LOSE_DEVICE_AT) trainer.ctx.device.destroy();
+      return keeper.afterStep(trainer, step, totalSteps);
+    },
     onNonFinite: (r) => {
       const kept = args.save ? `; nothing was written to ${args.save}` : '';
       return new TrainingStopped(`the training loss became ${r.loss} by step ${r.step} (epoch ${r.epoch + 1}): the learning rate ${args.lr} is too high for ${label}; try --lr ${lower(args.lr)}${kept}`);
@@ -195,13 +232,24 @@ async function train(args: TrainArgs, label: string, data: Mnist, trainer: Train
       bar!.finish();
       const val = data.validation.count ? await trainer.evaluate(data.validation) : undefined;
       const stats: EpochStats = { epoch: e.epoch + 1, trainLoss: e.loss, trainAcc: e.accuracy, valLoss: val?.loss, valAcc: val?.accuracy };
-      history.push(stats);
+      keeper.noteEpoch(stats); // history is keeper.history
       log(`epoch ${e.epoch + 1}/${epochs}: train loss ${e.loss.toFixed(4)} acc ${e.accuracy.toFixed(4)}` +
         (val ? `, validation loss ${val.loss.toFixed(4)} acc ${val.accuracy.toFixed(4)}` : '') +
         `, ${e.steps} steps in ${formatDuration(e.seconds)} (${((e.steps * B) / e.seconds).toFixed(0)} examples/s)`);
       emit({ event: 'epoch', epoch: e.epoch + 1, epochs, steps: e.steps, trainLoss: e.loss, trainAccuracy: e.accuracy, valLoss: val?.loss, valAccuracy: val?.accuracy, seconds: e.seconds, examplesPerSecond: (e.steps * B) / e.seconds });
     },
   });
+  if (result.aborted || keeper.stopped) {
+    if (bar) process.stderr.write('\n');
+    keeper.uninstall();
+    return keeper.stop(trainer, first + result.steps);
+  }
+  // The whole state first (before the test evaluation and plots): it is what is worth the most.
+  if (keeper.stateMode) {
+    await keeper.write(trainer, totalSteps);
+    log(`saved the training state to ${keeper.file}`);
+  }
+  keeper.uninstall();
   const total = (performance.now() - start) / 1000;
   log(`trained ${result.steps} steps (${epochs} epochs) in ${formatDuration(total)}`);
   emit({ event: 'trained', steps: result.steps, epochs, seconds: total });
