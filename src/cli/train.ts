@@ -212,47 +212,50 @@ async function train(args: TrainArgs, label: string, data: Mnist, trainer: Train
   const start = performance.now();
   let bar: EpochProgress | undefined;
   let barFrom = first % perEpoch; // steps of the bar's epoch done before this run (a resumed run starts mid-epoch)
-  keeper.install();
-  const result = await trainLoop(trainer, data.train, {
-    steps: totalSteps - first, startStep: first, seed: args.seed, readEvery: READ_EVERY, readsInFlight: 1, signal: keeper.signal,
-    onEpochStart: (e) => {
-      if (bar) barFrom = 0;
-      bar = new EpochProgress({ stream: process.stderr, total: e.steps, batch: B, epoch: e.epoch + 1, epochs, tty: !args.json && process.stderr.isTTY === true });
-    },
-    onProgress: (p) => bar!.update(p.stepInEpoch - barFrom, p.read?.loss),
-    onStep: (step) => {
-      if (step === LOSE_DEVICE_AT) trainer.ctx.device.destroy();
-      return keeper.afterStep(trainer, step, totalSteps);
-    },
-    onNonFinite: (r) => {
-      const kept = args.save ? `; nothing was written to ${args.save}` : '';
-      return new TrainingStopped(`the training loss became ${r.loss} by step ${r.step} (epoch ${r.epoch + 1}): the learning rate ${args.lr} is too high for ${label}; try --lr ${lower(args.lr)}${kept}`);
-    },
-    onEpochEnd: async (e) => {
-      bar!.finish();
-      const val = data.validation.count ? await trainer.evaluate(data.validation) : undefined;
-      const stats: EpochStats = { epoch: e.epoch + 1, trainLoss: e.loss, trainAcc: e.accuracy, valLoss: val?.loss, valAcc: val?.accuracy };
-      keeper.noteEpoch(stats); // history is keeper.history
-      log(`epoch ${e.epoch + 1}/${epochs}: train loss ${e.loss.toFixed(4)} acc ${e.accuracy.toFixed(4)}` +
-        (val ? `, validation loss ${val.loss.toFixed(4)} acc ${val.accuracy.toFixed(4)}` : '') +
-        `, ${e.steps} steps in ${formatDuration(e.seconds)} (${((e.steps * B) / e.seconds).toFixed(0)} examples/s)`);
-      emit({ event: 'epoch', epoch: e.epoch + 1, epochs, steps: e.steps, trainLoss: e.loss, trainAccuracy: e.accuracy, valLoss: val?.loss, valAccuracy: val?.accuracy, seconds: e.seconds, examplesPerSecond: (e.steps * B) / e.seconds });
-    },
-  });
-  if (result.aborted || keeper.stopped) {
-    if (bar) process.stderr.write('\n');
+  keeper.install(); // until the state is written: a second signal exits at once
+  try {
+    const result = await trainLoop(trainer, data.train, {
+      steps: totalSteps - first, startStep: first, seed: args.seed, readEvery: READ_EVERY, readsInFlight: 1, signal: keeper.signal,
+      onEpochStart: (e) => {
+        if (bar) barFrom = 0;
+        bar = new EpochProgress({ stream: process.stderr, total: e.steps, batch: B, epoch: e.epoch + 1, epochs, tty: !args.json && process.stderr.isTTY === true });
+      },
+      onProgress: (p) => bar!.update(p.stepInEpoch - barFrom, p.read?.loss),
+      onStep: (step) => {
+        if (step === LOSE_DEVICE_AT) trainer.ctx.device.destroy();
+        return keeper.afterStep(trainer, step, totalSteps);
+      },
+      onNonFinite: (r) => {
+        const kept = args.save ? `; nothing was written to ${args.save}` : '';
+        return new TrainingStopped(`the training loss became ${r.loss} by step ${r.step} (epoch ${r.epoch + 1}): the learning rate ${args.lr} is too high for ${label}; try --lr ${lower(args.lr)}${kept}`);
+      },
+      onEpochEnd: async (e) => {
+        bar!.finish();
+        const val = data.validation.count ? await trainer.evaluate(data.validation) : undefined;
+        const stats: EpochStats = { epoch: e.epoch + 1, trainLoss: e.loss, trainAcc: e.accuracy, valLoss: val?.loss, valAcc: val?.accuracy };
+        keeper.noteEpoch(stats); // history is keeper.history
+        log(`epoch ${e.epoch + 1}/${epochs}: train loss ${e.loss.toFixed(4)} acc ${e.accuracy.toFixed(4)}` +
+          (val ? `, validation loss ${val.loss.toFixed(4)} acc ${val.accuracy.toFixed(4)}` : '') +
+          `, ${e.steps} steps in ${formatDuration(e.seconds)} (${((e.steps * B) / e.seconds).toFixed(0)} examples/s)`);
+        emit({ event: 'epoch', epoch: e.epoch + 1, epochs, steps: e.steps, trainLoss: e.loss, trainAccuracy: e.accuracy, valLoss: val?.loss, valAccuracy: val?.accuracy, seconds: e.seconds, examplesPerSecond: (e.steps * B) / e.seconds });
+      },
+    });
+    if (result.aborted || keeper.stopped) {
+      if (bar) process.stderr.write('\n');
+      return await keeper.stop(trainer, first + result.steps);
+    }
+    // The whole state first (before the test evaluation and plots): it is what is worth the most.
+    if (keeper.stateMode) {
+      await keeper.write(trainer, totalSteps);
+      log(`saved the training state to ${keeper.file}`);
+    }
+    const total = (performance.now() - start) / 1000;
+    log(`trained ${result.steps} steps (${epochs} epochs) in ${formatDuration(total)}`);
+    emit({ event: 'trained', steps: result.steps, epochs, seconds: total });
+  } finally {
     keeper.uninstall();
-    return keeper.stop(trainer, first + result.steps);
   }
-  // The whole state first (before the test evaluation and plots): it is what is worth the most.
-  if (keeper.stateMode) {
-    await keeper.write(trainer, totalSteps);
-    log(`saved the training state to ${keeper.file}`);
-  }
-  keeper.uninstall();
-  const total = (performance.now() - start) / 1000;
-  log(`trained ${result.steps} steps (${epochs} epochs) in ${formatDuration(total)}`);
-  emit({ event: 'trained', steps: result.steps, epochs, seconds: total });
+  return undefined;
 }
 
 /** Sets the training settings the user did not give as flags from `d` (a model file's "training"). */
