@@ -194,6 +194,8 @@ export async function trainLoop(trainer: Trainer, data: LabelledImages, opts: Tr
 
 export interface TrainStepsOptions {
   steps: number;
+  /** The step to start at (default 0), e.g. a restored state's `step`: that epoch's order goes on from there. */
+  startStep?: number;
   /** Shuffle seed (default: the trainer's seed, as in the CLI). */
   seed?: number;
   /** Read loss and accuracy back every this many steps of an epoch and at its end (default 1: each step's own figures). */
@@ -211,7 +213,7 @@ export interface TrainStepsOptions {
 export async function trainSteps(trainer: Trainer, data: LabelledImages, opts: TrainStepsOptions): Promise<number> {
   const onMetrics = opts.onMetrics;
   const r = await trainLoop(trainer, data, {
-    steps: opts.steps, seed: opts.seed, readEvery: opts.readEvery, signal: opts.signal,
+    steps: opts.steps, startStep: opts.startStep, seed: opts.seed, readEvery: opts.readEvery, signal: opts.signal,
     onRead: onMetrics && ((m) => onMetrics({ loss: m.loss, accuracy: m.accuracy, steps: m.steps, step: m.step })),
   });
   return r.steps;
