@@ -261,7 +261,7 @@ export function parseArgs(argv: readonly string[]): TrainArgs {
   }
   if (raw.get('eval') === true && !given.has('load')) throw new ArgsError('--eval needs a checkpoint: give --load FILE with --eval');
   if (raw.get('eval') === true) {
-    for (const f of ['epochs', 'steps', 'save']) {
+    for (const f of ['epochs', 'steps', 'save', 'checkpoint-every', 'keep']) {
       if (given.has(f)) throw new ArgsError(`--${f} has no effect with --eval (no training): leave out --${f} or --eval`);
     }
   }
