@@ -27,5 +27,6 @@ export { Model, sequential, model, type LossName, type ModelOptions } from './nn
 export { modelToSpec, modelFromSpec, modelFromKeras, type ModelSpec, type LayerSpec } from './nn/spec.js';
 export { builtinModel, NET_KINDS, type NetKnobs } from './nn/models/builtin.js';
 export { Trainer, type TrainerOptions, type TrainMetrics, type EvalResult, type Prediction, type LabelledImages } from './nn/trainer.js';
+export { decodeStateFile, encodeStateFile, crc32, StateError, STATE_FORMAT, type TrainerState, type StateTensor } from './nn/state.js';
 export { trainLoop, trainSteps, type TrainLoopOptions, type TrainStepsOptions, type LoopRead, type LoopProgress, type LoopEpoch, type LoopResult } from './nn/loop.js';
 export { exampleSize, formatShape, sliceDataset, type Dataset } from './data/dataset.js';

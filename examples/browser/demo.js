@@ -171,6 +171,58 @@ async function main() {
   $('clear').addEventListener('click', () => { clearPad($('pad')); $('guess').textContent = '–'; drawProbs($('probs')); });
 
   $('stop').addEventListener('click', () => abort?.abort());
+
+  // The whole training state as a file, and a run continued from one (Trainer.saveState / restoreState).
+  let lastRun; // { steps, done } of the trainer's last run
+  $('download').addEventListener('click', async () => {
+    if (!trainer || !lastRun) return;
+    const bytes = await trainer.saveState({ demo_steps: String(lastRun.steps) });
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' }));
+    a.download = `${trainer.model.name}-step${lastRun.done}.state.safetensors`;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+  });
+  $('upload').addEventListener('change', async () => {
+    const file = $('upload').files?.[0];
+    $('upload').value = '';
+    if (!file || $('start').disabled) return; // not while a run is going
+    try {
+      $('start').disabled = true;
+      $('download').disabled = true;
+      $('error').hidden = true;
+      state.error = undefined;
+      const bytes = new Uint8Array(await file.arrayBuffer());
+      $('status').textContent = `restoring ${file.name}…`;
+      trainer?.destroy();
+      trainer = undefined;
+      const restored = await Trainer.restoreState(ctx, bytes, { evalBatch: 100 }); // throws StateError on a damaged file
+      trainer = restored.trainer;
+      const o = trainer.opts;
+      $('preset').value = 'custom';
+      $('model').value = formatJson(JSON.parse(restored.state.metadata.model_spec));
+      const model = readBox();
+      $('batch').value = String(o.batch);
+      $('seed').value = String(o.seed);
+      $('lr').value = String(o.optimizer.lr);
+      $('optimizer').value = o.optimizer.kind;
+      const recorded = Number(restored.state.metadata.demo_steps);
+      const steps = Math.max(Number.isInteger(recorded) ? recorded : Number($('steps').value), restored.state.step + 1);
+      $('steps').value = String(steps);
+      $('stop').disabled = false;
+      abort = new AbortController();
+      await train(ctx, data, model ?? trainer.model, abort.signal, () => {}, { trainer, startStep: restored.state.step });
+      lastRun = { steps, done: state.done };
+      await predictDrawn();
+    } catch (e) {
+      showError(e);
+    } finally {
+      $('start').disabled = false;
+      $('stop').disabled = true;
+      $('download').disabled = !trainer;
+    }
+  });
+
   $('start').addEventListener('click', async () => {
     clearTimeout(typing);
     $('error').hidden = true;
@@ -190,13 +242,16 @@ async function main() {
       abort = new AbortController();
       trainer?.destroy();
       trainer = undefined;
+      $('download').disabled = true;
       await train(ctx, data, model, abort.signal, (t) => { trainer = t; });
+      lastRun = { steps: state.steps, done: state.done };
       await predictDrawn(); // a digit already on the pad, by the new model
     } catch (e) {
       showError(e);
     } finally {
       $('start').disabled = false;
       $('stop').disabled = true;
+      $('download').disabled = !trainer;
     }
   });
   $('start').disabled = false;
@@ -204,8 +259,11 @@ async function main() {
   $('status').textContent = `ready: ${data.train.count} training and ${data.test.count} test images loaded; choose a preset or edit the model, then press Start`;
 }
 
-/** One run of `model` with the controls' settings; hands the trainer over as soon as it exists (the pad uses it). */
-async function train(ctx, data, model, signal, setTrainer) {
+/**
+ * One run of `model` with the controls' settings; hands the trainer over as soon as it exists (the pad
+ * uses it). With `resume` ({ trainer, startStep }: a restored state), that trainer goes on from startStep.
+ */
+async function train(ctx, data, model, signal, setTrainer, resume) {
   const steps = Number($('steps').value);
   const seed = Number($('seed').value);
   const lr = Number($('lr').value);
@@ -218,7 +276,8 @@ async function train(ctx, data, model, signal, setTrainer) {
   Object.assign(state, { phase: 'training', options, spec: modelToSpec(model), steps, losses: [], accuracies: [], tests: [], testAccuracy: undefined, drawn: undefined });
   const name = model.name;
   $('status').textContent = `compiling the model "${name}"…`;
-  const trainer = await Trainer.create(ctx, { ...options, model });
+  const first = resume?.startStep ?? 0;
+  const trainer = resume?.trainer ?? await Trainer.create(ctx, { ...options, model });
   setTrainer(trainer);
   const evalEvery = Math.max(25, Math.round(steps / 8));
   const chart = () => drawChart($('chart'), { steps, losses: state.losses, accuracies: state.accuracies, tests: state.tests });
@@ -231,21 +290,23 @@ async function train(ctx, data, model, signal, setTrainer) {
     chart();
   };
   const t0 = performance.now();
-  const done = await trainSteps(trainer, data.train, {
-    steps, seed, signal,
+  const ran = await trainSteps(trainer, data.train, {
+    steps: steps - first, startStep: first, seed, signal,
     onMetrics: async (m) => {
       state.losses.push(m.loss);
       state.accuracies.push(m.accuracy);
-      const ms = (performance.now() - t0) / m.step;
+      const ms = (performance.now() - t0) / (m.step - first);
       $('status').textContent = `${name}: step ${m.step}/${steps}, loss ${m.loss.toFixed(4)}, batch accuracy ${m.accuracy.toFixed(2)} · ${ms.toFixed(0)} ms/step (${((1000 * batch) / ms).toFixed(0)} images/s)`;
       chart();
       if (!Number.isFinite(m.loss)) throw new Error(`the training loss became ${m.loss} at step ${m.step}: lower the learning rate (now ${lr})`);
       if (m.step % evalEvery === 0 && m.step < steps) await evaluate(m.step);
     },
   });
+  const done = first + ran;
+  state.done = done;
   await evaluate(done);
   const secs = (performance.now() - t0) / 1000;
-  $('status').textContent = `${name}: ${done === steps ? 'trained' : 'stopped after'} ${done} steps in ${secs.toFixed(1)} s; final loss ${state.losses.at(-1)?.toFixed(4)}, test accuracy ${(100 * state.testAccuracy).toFixed(1)}% · draw a digit on the black pad`;
+  $('status').textContent = `${name}: ${done === steps ? 'trained' : 'stopped after'} ${done} steps${first ? ` (${ran} after the restored step ${first})` : ''} in ${secs.toFixed(1)} s; final loss ${state.losses.at(-1)?.toFixed(4)}, test accuracy ${(100 * state.testAccuracy).toFixed(1)}% · draw a digit on the black pad`;
   state.phase = 'done';
 }
 

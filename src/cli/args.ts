@@ -66,6 +66,12 @@ export interface TrainArgs extends TrainingControl {
   plots?: string;
   json: boolean;
   help: boolean;
+  /** --checkpoint-every N: write the training state to --save (or the default state file) every N steps. */
+  checkpointEvery?: number;
+  /** --keep K: state files kept (FILE, FILE.1, ... FILE.(K-1)); default 2. */
+  keep: number;
+  /** --resume FILE: continue the run saved in this training-state file. */
+  resume?: string;
   /** Flags given on the command line (without the dashes), e.g. to tell a user's --lr from the default. */
   given: ReadonlySet<string>;
 }
@@ -110,6 +116,9 @@ const FLAGS: FlagSpec[] = [
   { name: 'plots', kind: 'string', arg: 'DIR', help: 'write learning curves and misclassified digits as PNG files in DIR' },
   { name: 'json', kind: 'bool', help: 'print one JSON object per epoch and one at the end instead of text' },
   { name: 'help', kind: 'bool', help: 'print this help and exit' },
+  { name: 'checkpoint-every', kind: 'int', arg: 'N', help: 'write the whole training state to --save every N steps (atomically; see docs/CHECKPOINTS.md)' },
+  { name: 'keep', kind: 'int', arg: 'K', help: 'keep the last K training-state files: FILE, FILE.1, ... (default 2)' },
+  { name: 'resume', kind: 'string', arg: 'FILE', help: 'continue the run saved in training-state FILE, bit for bit (its flags apply unless given)' },
 ];
 
 const BY_NAME = new Map(FLAGS.map((f) => [f.name, f]));
@@ -222,7 +231,7 @@ export function parseArgs(argv: readonly string[]): TrainArgs {
 
   const help = raw.get('help') === true;
   if (raw.has('net') && raw.has('model')) throw new ArgsError('--net and --model are both given: give --net NAME for a built-in network or --model FILE for your own, not both');
-  if (!raw.has('net') && !raw.has('model') && !raw.has('load') && !help) throw new ArgsError(`--net is missing: give --net ${NETS.join('|')} or --model FILE (see --help)`);
+  if (!raw.has('net') && !raw.has('model') && !raw.has('load') && !raw.has('resume') && !help) throw new ArgsError(`--net is missing: give --net ${NETS.join('|')} or --model FILE (see --help)`);
   // With --help alone, mlp fills the field (the CLI prints the help and exits).
   const net = (raw.get('net') as NetName | undefined) ?? (help && !raw.has('model') ? 'mlp' : undefined);
   // Without --net (--model, or --load alone) the documented model defaults apply, and a spec's "training" overrides them.
@@ -240,6 +249,9 @@ export function parseArgs(argv: readonly string[]): TrainArgs {
   positive('batch');
   positive('hidden');
   positive('layers');
+  positive('checkpoint-every');
+  positive('keep');
+  if (given.has('resume') && (given.has('load') || raw.get('eval') === true)) throw new ArgsError(`--resume continues a training run: leave out ${given.has('load') ? '--load' : '--eval'} (use --load FILE for parameters only)`);
   if (given.has('epochs') && given.has('steps')) throw new ArgsError('--epochs and --steps are both given: give one of them (--steps counts batches across epochs)');
   const lr = num('lr');
   if (lr !== undefined && !(lr > 0)) throw new ArgsError(`--lr ${lr} must be greater than 0: give a positive learning rate, e.g. --lr ${d.lr}`);
@@ -271,7 +283,7 @@ export function parseArgs(argv: readonly string[]): TrainArgs {
   }
   if (raw.get('eval') === true && !given.has('load')) throw new ArgsError('--eval needs a checkpoint: give --load FILE with --eval');
   if (raw.get('eval') === true) {
-    for (const f of ['epochs', 'steps', 'save']) {
+    for (const f of ['epochs', 'steps', 'save', 'checkpoint-every', 'keep']) {
       if (given.has(f)) throw new ArgsError(`--${f} has no effect with --eval (no training): leave out --${f} or --eval`);
     }
   }
@@ -306,6 +318,9 @@ export function parseArgs(argv: readonly string[]): TrainArgs {
     plots: str('plots'),
     json: raw.get('json') === true,
     help,
+    checkpointEvery: num('checkpoint-every'),
+    keep: num('keep') ?? 2,
+    resume: str('resume'),
     given,
     ...control,
   };

@@ -212,7 +212,13 @@ export function loadCheckpoint(file: string): Checkpoint {
     if (err.code === 'EISDIR') throw new CheckpointError(`checkpoint ${file} is a folder: give --load the .safetensors file`);
     throw new CheckpointError(`cannot read checkpoint ${file}: ${err.message.split('\n')[0]}`);
   }
-  return decodeSafetensors(bytes, file);
+  const ckpt = decodeSafetensors(bytes, file);
+  // A training-state file (--checkpoint-every) holds the parameters under their names plus the
+  // optimizer state under state/...: as a parameters checkpoint, only the former count.
+  if (ckpt.metadata.format === 'webgpu-train-state') {
+    for (const name of Object.keys(ckpt.tensors)) if (name.startsWith('state/')) delete ckpt.tensors[name];
+  }
+  return ckpt;
 }
 
 /**

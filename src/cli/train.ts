@@ -17,6 +17,8 @@ import { GraphError } from '../graph/graph.js';
 import { Trainer } from '../nn/trainer.js';
 import { trainLoop } from '../nn/loop.js';
 import { chromeTrace } from '../gpu/trace.js';
+import { StateError } from '../nn/state.js';
+import { openResume, applyRecordedFlags, checkResume, RunKeeper, type ResumePoint } from './resume.js';
 import { CONTROL_FIELDS, resolveControl } from './train-control.js';
 import { EarlyStopping } from '../nn/early-stop.js';
 
@@ -63,8 +65,13 @@ export async function main(argv: string[]): Promise<number> {
   let ckpt: Checkpoint | undefined;
   let model: Model;
   let label: string; // the model in messages: the net's name or the model file
+  let resumed: ResumePoint | undefined;
   let control: ReturnType<typeof resolveControl>;
   try {
+    if (args.resume) {
+      resumed = openResume(args.resume);
+      applyRecordedFlags(resumed, args); // --resume FILE alone continues the run
+    }
     if (args.load) ckpt = loadCheckpoint(args.load);
     if (args.model) {
       const file = readModelFile(args.model);
@@ -74,10 +81,14 @@ export async function main(argv: string[]): Promise<number> {
     } else if (args.net) {
       model = builtinModel(args.net, { hidden: args.hidden, layers: args.layers, cell: args.cell, keepProb: args.keepProb });
       label = args.net;
+    } else if (resumed) { // the model as recorded (a --model file may have changed or moved since)
+      model = modelFromSpec(resumed.state.metadata.model_spec);
+      label = resumed.modelFile ?? model.name;
     } else {
       // --load FILE alone: the checkpoint names its model (a built-in net, or the spec it was trained from).
       ({ model, label } = modelOfCheckpoint(args, ckpt!, args.load!));
     }
+    if (resumed) applyRecordedFlags(resumed, args); // again: a model file's "training" gives way to the recorded flags
     if (args.net) {
       // The built-in nets take 28x28 images and have 10 outputs: a label past 9 is named with its file.
       data = loadMnist({ dir: args.data, validation: args.val, classes: NUM_CLASSES });
@@ -95,13 +106,17 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (args.save && !args.eval) checkSavePath(args.save);
     control = resolveControl({ kind: args.optimizer, lr: args.lr }, args, {
-      totalSteps: args.steps ?? (args.epochs ?? 1) * Math.floor(data.train.count / args.batch),
+      totalSteps: totalStepsOf(args, data),
       validation: data.validation.count, mse: model.loss === 'mean_squared_error', eval: args.eval,
       source: (k) => {
         const f = CONTROL_FIELDS.find((c) => c.key === k)!;
         return !args.given.has(f.flag) && args.model ? `${args.model}: "training".${f.field}` : `--${f.flag}`;
       },
     }, (m) => new ArgsError(m));
+    if (control.earlyStop !== undefined && (args.checkpointEvery !== undefined || resumed)) {
+      throw new ArgsError(`--early-stop does not combine with ${resumed ? '--resume' : '--checkpoint-every'} yet (a training-state file does not hold the best weights): leave one of them out`);
+    }
+    if (resumed) checkResume(resumed, args, model, data, totalStepsOf(args, data));
   } catch (e) {
     if (e instanceof ArgsError) {
       console.error(`error: ${e.message}`);
@@ -137,10 +152,19 @@ export async function main(argv: string[]): Promise<number> {
       for (const [name, t] of Object.entries(ckpt.tensors)) trainer.store.write(name, t.data);
       log(`loaded ${args.load}`);
     }
+    const keeper = args.eval ? undefined : new RunKeeper(args, argv, model, data, Math.floor(data.train.count / args.batch), resumed, log);
+    if (resumed) {
+      trainer.loadState(resumed.state);
+      log(`resumed ${resumed.file} at step ${resumed.loopStep}`);
+    }
 
-    const history: EpochStats[] = [];
+    const history: EpochStats[] = keeper?.history ?? [];
     let best: BestWeights | undefined;
-    if (!args.eval) best = await train(args, label, data, trainer, history, log, emit, control.earlyStop);
+    if (keeper) {
+      const run = await train(args, label, data, trainer, history, log, emit, keeper, control.earlyStop);
+      if (run.exitCode !== undefined) return run.exitCode;
+      best = run.best;
+    }
     if (best) {
       // Early stopping keeps the best validation weights (Keras restore_best_weights): test and --save use them.
       for (const [name, t] of Object.entries(best.params)) trainer.store.write(name, t.data);
@@ -163,7 +187,7 @@ export async function main(argv: string[]): Promise<number> {
       const files = writePlots(args.plots, history, grid); // all of them: the grid shows the first 25 and says of how many
       log(`plots: ${files.join(', ')}`);
     }
-    if (args.save && !args.eval) {
+    if (args.save && !args.eval && !keeper?.stateMode) {
       const params = await trainer.store.read();
       saveCheckpoint(args.save, params, { ...hyperParameters(args), model_spec: JSON.stringify(modelToSpec(model)) });
       log(best ? `saved ${args.save}: the best validation checkpoint (epoch ${best.epoch}, validation loss ${best.loss.toFixed(4)})` : `saved ${args.save}`);
@@ -180,6 +204,10 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`error: ${e.message}`);
       return 2;
     }
+    if (e instanceof StateError) {
+      console.error(`error: cannot resume ${args.resume}: ${e.message}`);
+      return 2;
+    }
     if (e instanceof GpuError || e instanceof GraphError) {
       const lost = ctx?.deviceLost !== undefined && !e.message.includes('device was lost') ? ` (the GPU device was lost: ${ctx.deviceLost})` : '';
       const saved = args.save && !args.eval ? `; ${args.save} was not written` : '';
@@ -194,6 +222,11 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** Steps of the whole run: --steps, or --epochs whole passes. */
+function totalStepsOf(args: TrainArgs, data: Mnist): number {
+  return args.steps ?? (args.epochs ?? 1) * Math.floor(data.train.count / args.batch);
+}
+
 /** The parameters at the best validation loss, kept by early stopping. */
 interface BestWeights {
   epoch: number;
@@ -201,55 +234,79 @@ interface BestWeights {
   params: Awaited<ReturnType<Trainer['store']['read']>>;
 }
 
-/** Trains; with `earlyStop` N, stops after N epochs without a better validation loss and returns the best weights. */
+/**
+ * Trains from the keeper's start step to the end. Returns the exit code when a signal stopped it
+ * (the state then saved) and, with `earlyStop` N (stop after N epochs without a better validation
+ * loss), the best weights.
+ */
 async function train(args: TrainArgs, label: string, data: Mnist, trainer: Trainer, history: EpochStats[],
-  log: (s: string) => void, emit: (o: object) => void, earlyStop?: number): Promise<BestWeights | undefined> {
+  log: (s: string) => void, emit: (o: object) => void, keeper: RunKeeper, earlyStop?: number): Promise<{ exitCode?: number; best?: BestWeights }> {
   const stopper = earlyStop !== undefined ? new EarlyStopping(earlyStop) : undefined;
-  const abort = new AbortController();
+  const early = new AbortController();
   let best: BestWeights | undefined;
   const B = trainer.batch;
   const perEpoch = Math.floor(data.train.count / B);
   if (perEpoch < 1) throw new DataError(`the training set has ${data.train.count} images, fewer than one batch of ${B}: lower --batch or --val`); // checked in main too
-  const totalSteps = args.steps ?? (args.epochs ?? 1) * perEpoch;
+  const totalSteps = totalStepsOf(args, data);
   const epochs = Math.ceil(totalSteps / perEpoch);
+  const first = keeper.startStep;
   const start = performance.now();
   let bar: EpochProgress | undefined;
-  const result = await trainLoop(trainer, data.train, {
-    steps: totalSteps, seed: args.seed, readEvery: READ_EVERY, readsInFlight: 1, signal: abort.signal,
-    onEpochStart: (e) => {
-      bar = new EpochProgress({ stream: process.stderr, total: e.steps, batch: B, epoch: e.epoch + 1, epochs, tty: !args.json && process.stderr.isTTY === true });
-    },
-    onProgress: (p) => bar!.update(p.stepInEpoch, p.read?.loss),
-    onStep: (step) => { if (step === LOSE_DEVICE_AT) trainer.ctx.device.destroy(); },
-    onNonFinite: (r) => {
-      const kept = args.save ? `; nothing was written to ${args.save}` : '';
-      return new TrainingStopped(`the training loss became ${r.loss} by step ${r.step} (epoch ${r.epoch + 1}): the learning rate ${args.lr} is too high for ${label}; try --lr ${lower(args.lr)}${kept}`);
-    },
-    onEpochEnd: async (e) => {
-      bar!.finish();
-      const val = data.validation.count ? await trainer.evaluate(data.validation) : undefined;
-      const stats: EpochStats = { epoch: e.epoch + 1, trainLoss: e.loss, trainAcc: e.accuracy, valLoss: val?.loss, valAcc: val?.accuracy };
-      history.push(stats);
-      log(`epoch ${e.epoch + 1}/${epochs}: train loss ${e.loss.toFixed(4)} acc ${e.accuracy.toFixed(4)}` +
-        (val ? `, validation loss ${val.loss.toFixed(4)} acc ${val.accuracy.toFixed(4)}` : '') +
-        `, ${e.steps} steps in ${formatDuration(e.seconds)} (${((e.steps * B) / e.seconds).toFixed(0)} examples/s)`);
-      emit({ event: 'epoch', epoch: e.epoch + 1, epochs, steps: e.steps, trainLoss: e.loss, trainAccuracy: e.accuracy, valLoss: val?.loss, valAccuracy: val?.accuracy, seconds: e.seconds, examplesPerSecond: (e.steps * B) / e.seconds });
-      if (stopper && val) {
-        const verdict = stopper.update(val.loss);
-        if (verdict === 'better') best = { epoch: e.epoch + 1, loss: val.loss, params: await trainer.store.read() };
-        if (verdict === 'stop' && !abort.signal.aborted) {
-          log(`early stop: no better validation loss in ${stopper.patience} epoch${stopper.patience > 1 ? 's' : ''} (best ${stopper.best.toFixed(4)} at epoch ${best?.epoch})`);
-          emit({ event: 'early-stop', epoch: e.epoch + 1, bestEpoch: best?.epoch, bestValLoss: stopper.best });
-          abort.abort();
+  let barFrom = first % perEpoch; // steps of the bar's epoch done before this run (a resumed run starts mid-epoch)
+  keeper.install(); // until the state is written: a second signal exits at once
+  try {
+    const result = await trainLoop(trainer, data.train, {
+      steps: totalSteps - first, startStep: first, seed: args.seed, readEvery: READ_EVERY, readsInFlight: 1, signal: AbortSignal.any([keeper.signal, early.signal]),
+      onEpochStart: (e) => {
+        if (bar) barFrom = 0;
+        bar = new EpochProgress({ stream: process.stderr, total: e.steps, batch: B, epoch: e.epoch + 1, epochs, tty: !args.json && process.stderr.isTTY === true });
+      },
+      onProgress: (p) => bar!.update(p.stepInEpoch - barFrom, p.read?.loss),
+      onStep: (step) => {
+        if (step === LOSE_DEVICE_AT) trainer.ctx.device.destroy();
+        return keeper.afterStep(trainer, step, totalSteps);
+      },
+      onNonFinite: (r) => {
+        const kept = args.save ? `; nothing was written to ${args.save}` : '';
+        return new TrainingStopped(`the training loss became ${r.loss} by step ${r.step} (epoch ${r.epoch + 1}): the learning rate ${args.lr} is too high for ${label}; try --lr ${lower(args.lr)}${kept}`);
+      },
+      onEpochEnd: async (e) => {
+        bar!.finish();
+        const val = data.validation.count ? await trainer.evaluate(data.validation) : undefined;
+        const stats: EpochStats = { epoch: e.epoch + 1, trainLoss: e.loss, trainAcc: e.accuracy, valLoss: val?.loss, valAcc: val?.accuracy };
+        keeper.noteEpoch(stats); // history is keeper.history
+        log(`epoch ${e.epoch + 1}/${epochs}: train loss ${e.loss.toFixed(4)} acc ${e.accuracy.toFixed(4)}` +
+          (val ? `, validation loss ${val.loss.toFixed(4)} acc ${val.accuracy.toFixed(4)}` : '') +
+          `, ${e.steps} steps in ${formatDuration(e.seconds)} (${((e.steps * B) / e.seconds).toFixed(0)} examples/s)`);
+        emit({ event: 'epoch', epoch: e.epoch + 1, epochs, steps: e.steps, trainLoss: e.loss, trainAccuracy: e.accuracy, valLoss: val?.loss, valAccuracy: val?.accuracy, seconds: e.seconds, examplesPerSecond: (e.steps * B) / e.seconds });
+        if (stopper && val) {
+          const verdict = stopper.update(val.loss);
+          if (verdict === 'better') best = { epoch: e.epoch + 1, loss: val.loss, params: await trainer.store.read() };
+          if (verdict === 'stop' && !early.signal.aborted) {
+            log(`early stop: no better validation loss in ${stopper.patience} epoch${stopper.patience > 1 ? 's' : ''} (best ${stopper.best.toFixed(4)} at epoch ${best?.epoch})`);
+            emit({ event: 'early-stop', epoch: e.epoch + 1, bestEpoch: best?.epoch, bestValLoss: stopper.best });
+            early.abort();
+          }
         }
-      }
-    },
-  });
-  const total = (performance.now() - start) / 1000;
-  const ran = Math.ceil(result.steps / perEpoch);
-  log(`trained ${result.steps} steps (${ran} epochs) in ${formatDuration(total)}`);
-  emit({ event: 'trained', steps: result.steps, epochs: ran, seconds: total });
-  return best;
+      },
+    });
+    if (keeper.stopped || (result.aborted && !early.signal.aborted)) {
+      if (bar) process.stderr.write('\n');
+      return { exitCode: await keeper.stop(trainer, first + result.steps) };
+    }
+    // The whole state first (before the test evaluation and plots): it is what is worth the most.
+    if (keeper.stateMode) {
+      await keeper.write(trainer, totalSteps);
+      log(`saved the training state to ${keeper.file}`);
+    }
+    const total = (performance.now() - start) / 1000;
+    const ran = Math.ceil((first + result.steps) / perEpoch) - Math.floor(first / perEpoch);
+    log(`trained ${result.steps} steps (${ran} epochs) in ${formatDuration(total)}`);
+    emit({ event: 'trained', steps: result.steps, epochs: ran, seconds: total });
+  } finally {
+    keeper.uninstall();
+  }
+  return { best };
 }
 
 /** Sets the training settings the user did not give as flags from `d` (a model file's "training"). */

@@ -60,8 +60,8 @@ export interface TrainLoopOptions {
   onEpochStart?: (e: { epoch: number; steps: number }) => void;
   /** Called right before a step's batch is written (step 0-based over the run). */
   beforeStep?: (step: number) => void;
-  /** Called after each step is submitted (step 1-based over the run). */
-  onStep?: (step: number) => void;
+  /** Called after each step is submitted (step 1-based over the run); may be async (the loop waits, e.g. for a checkpoint). */
+  onStep?: (step: number) => void | Promise<void>;
   /** Called with each read-back, in order; may be async (the loop waits). */
   onRead?: (r: LoopRead) => void | Promise<void>;
   /** Called after each step that reads back is submitted (and, with readsInFlight 0, its read delivered). */
@@ -170,7 +170,8 @@ export async function trainLoop(trainer: Trainer, data: LabelledImages, opts: Tr
         trainer.step();
         submitted++;
       }
-      opts.onStep?.(s + 1);
+      const stepped = opts.onStep?.(s + 1);
+      if (stepped) await stepped;
       if (lastOfEpoch) {
         await drain();
         const steps = s + 1 - Math.max(start, s - k);
@@ -193,6 +194,8 @@ export async function trainLoop(trainer: Trainer, data: LabelledImages, opts: Tr
 
 export interface TrainStepsOptions {
   steps: number;
+  /** The step to start at (default 0), e.g. a restored state's `step`: that epoch's order goes on from there. */
+  startStep?: number;
   /** Shuffle seed (default: the trainer's seed, as in the CLI). */
   seed?: number;
   /** Read loss and accuracy back every this many steps of an epoch and at its end (default 1: each step's own figures). */
@@ -210,7 +213,7 @@ export interface TrainStepsOptions {
 export async function trainSteps(trainer: Trainer, data: LabelledImages, opts: TrainStepsOptions): Promise<number> {
   const onMetrics = opts.onMetrics;
   const r = await trainLoop(trainer, data, {
-    steps: opts.steps, seed: opts.seed, readEvery: opts.readEvery, signal: opts.signal,
+    steps: opts.steps, startStep: opts.startStep, seed: opts.seed, readEvery: opts.readEvery, signal: opts.signal,
     onRead: onMetrics && ((m) => onMetrics({ loss: m.loss, accuracy: m.accuracy, steps: m.steps, step: m.step })),
   });
   return r.steps;

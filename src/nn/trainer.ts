@@ -10,6 +10,8 @@ import type { BuiltNet, Model } from './model.js';
 import { builtinModel, type NetKnobs } from './models/builtin.js';
 import { MetricsReadback } from './readback.js';
 import { Evaluator, checkExamples, type EvalResult, type Examples, type Prediction } from './evaluator.js';
+import { decodeStateFile, loadTrainerState, recordedTrainerOptions, saveTrainerState, type TrainerState } from './state.js';
+import { modelFromSpec } from './spec.js';
 
 export type { EvalResult, Prediction, Examples };
 
@@ -198,6 +200,44 @@ export class Trainer {
     return this.readback.read(staging, this.readback.steps).then(({ lossSum, correct }) => ({
       loss: lossSum / steps, accuracy: correct / (steps * this.batch), steps,
     }));
+  }
+
+  /**
+   * The whole training state as one safetensors file's bytes (docs/CHECKPOINTS.md): parameters,
+   * optimizer state, the GPU step counter, the model spec and these options; `extra` adds the
+   * caller's metadata (e.g. its loop position). Taken after every step submitted so far.
+   */
+  saveState(extra?: Record<string, string>): Promise<Uint8Array> {
+    if (this.destroyed) throw new GpuError('this Trainer was destroyed');
+    return saveTrainerState(this, extra);
+  }
+
+  /**
+   * Overwrites this trainer's state with a saveState file (bytes, or already decoded) of the same
+   * model and options; returns it decoded (its step and metadata). Throws StateError if it is
+   * damaged or does not fit, before anything is written.
+   */
+  loadState(state: Uint8Array | TrainerState): TrainerState {
+    if (this.destroyed) throw new GpuError('this Trainer was destroyed');
+    const s = state instanceof Uint8Array ? decodeStateFile(state) : state;
+    loadTrainerState(this, s);
+    return s;
+  }
+
+  /**
+   * A trainer built from a saveState file (its model spec and options; `opts` may set others,
+   * e.g. evalBatch) with the file's state loaded: train on with trainLoop({ startStep: state.step }).
+   */
+  static async restoreState(ctx: GpuContext, bytes: Uint8Array, opts: Partial<Pick<TrainerOptions, 'evalBatch'>> = {}): Promise<{ trainer: Trainer; state: TrainerState }> {
+    const state = decodeStateFile(bytes);
+    const trainer = await Trainer.create(ctx, { ...recordedTrainerOptions(state), ...opts, model: modelFromSpec(state.metadata.model_spec) });
+    try {
+      trainer.loadState(state);
+    } catch (e) {
+      trainer.destroy();
+      throw e;
+    }
+    return { trainer, state };
   }
 
   /** Forward passes over a whole split in batches (dropout off); predictions and loss come back in one read. */
