@@ -149,7 +149,7 @@ const WEIGHT_DEFAULTS: Record<string, (v: unknown) => boolean> = {
 const CHANNELS_LAST = { data_format: (v: unknown) => isNull(v) || v === 'channels_last' };
 const ones = (v: unknown) => isNull(v) || v === 1 || (Array.isArray(v) && v.every((d) => d === 1));
 
-const ACTS = ['linear', 'relu', 'sigmoid', 'tanh', 'softmax'] as const;
+const ACTS = ['linear', 'relu', 'sigmoid', 'tanh', 'gelu', 'softmax'] as const;
 
 function parseInit(v: unknown, fail: (msg: string) => never): LayerInit {
   const named: Record<string, LayerInit> = {
