@@ -26,9 +26,9 @@ export type LayerInit =
   | 'zeros'
   | 'ones';
 
-type PlainInit = Exclude<LayerInit, string>;
+export type PlainInit = Exclude<LayerInit, string>;
 
-function plainInit(i: LayerInit): PlainInit {
+export function plainInit(i: LayerInit): PlainInit {
   if (i === 'glorot_uniform') return { kind: 'glorot_uniform' };
   if (i === 'zeros') return { kind: 'zeros' };
   if (i === 'ones') return { kind: 'const', value: 1 };
@@ -47,6 +47,8 @@ export interface BuildEnv {
   /** Seed of dropout masks (the trainer's seed unless a Dropout layer sets its own). */
   seed: number;
   param(name: string, shape: number[], init: Init): Tensor;
+  /** A persistent non-trainable weight (batch norm's moving statistics): in the ParamStore, no gradient. */
+  persistent(name: string, shape: number[], init: Init): Tensor;
 }
 
 /** A tensor of the functional API: a layer's output, with its per-example shape. */
@@ -90,6 +92,10 @@ export abstract class Layer {
   abstract outputShape(inputs: (readonly number[])[]): number[];
   /** Trainable parameters for these input shapes. */
   paramCount(_inputs: (readonly number[])[]): number {
+    return 0;
+  }
+  /** Non-trainable persistent weights (Keras' non-trainable params, e.g. moving statistics). */
+  nonTrainableCount(_inputs: (readonly number[])[]): number {
     return 0;
   }
   /** The Keras config of this layer (without the name). */
@@ -185,7 +191,7 @@ function checkActivation(a: unknown, who: string): ActivationName {
   return a as ActivationName;
 }
 
-function checkPositiveInt(v: unknown, what: string): number {
+export function checkPositiveInt(v: unknown, what: string): number {
   if (!Number.isInteger(v) || (v as number) < 1) throw new ModelSpecError(`${what} must be a positive integer, got ${JSON.stringify(v)}`);
   return v as number;
 }
@@ -207,7 +213,7 @@ function windowOut(n: number, k: number, s: number, padding: PaddingName): numbe
   return padding === 'same' ? Math.ceil(n / s) : Math.ceil((n - k + 1) / s);
 }
 
-function initConfig(i: PlainInit): unknown {
+export function initConfig(i: PlainInit): unknown {
   switch (i.kind) {
     case 'glorot_uniform': return { class_name: 'GlorotUniform', config: { seed: null } };
     case 'zeros': return { class_name: 'Zeros', config: {} };
