@@ -127,7 +127,7 @@ describe('models: specs, errors, Keras JSON, summary (CPU)', () => {
     expectSpecError(edit((s) => { delete s.layers[0].config.filters; }), 'layer 0 "conv" (Conv2D)', 'the field "filters" is missing');
     expectSpecError(edit((s) => { s.layers[2].config.units = -3; }), 'layer 2 "out" (Dense)', '"units" must be a positive integer, got -3');
     expectSpecError(edit((s) => { s.layers[0].config.padding = 'full'; }), 'layer 0 "conv" (Conv2D)', '"padding" "full" is not supported', '"valid", "same"');
-    expectSpecError(edit((s) => { s.layers[2].config.activation = 'gelu'; }), 'layer 2 "out" (Dense)', '"activation" "gelu" is not supported');
+    expectSpecError(edit((s) => { s.layers[2].config.activation = 'swish'; }), 'layer 2 "out" (Dense)', '"activation" "swish" is not supported');
     expectSpecError(edit((s) => { s.layers[2].config.unitz = 3; }), 'layer 2 "out" (Dense)', 'unknown field "unitz"', 'name, units, activation');
     expectSpecError(edit((s) => { s.layers[0].config.kernel_initializer = 'he_normal'; }), 'layer 0 "conv" (Conv2D)', 'initializer "he_normal" is not supported');
     expectSpecError(edit((s) => { s.layers[0].config.dilation_rate = [2, 2]; }), 'layer 0 "conv" (Conv2D)', '"dilation_rate"', 'not supported');
