@@ -16,11 +16,9 @@ describe('batch and layer normalization (shaders/norm.wgsl) against float64', fu
   let ctx: GpuContext;
   before(async () => { ctx = await testContext(); });
 
-  const f32 = (a: ArrayLike<number>) => Float32Array.from(a);
-
   for (const kind of ['batch', 'layer'] as const) {
     for (const [R, C] of SHAPES) {
-      // (one row in batch norm: every xhat is 0 and y = β, which the [1, C] shapes check)
+      // (one row in batch norm: every xhat is 0, y = β and dx = 0, which the [1, C] shapes check)
       for (const affine of [true, false]) {
         it(`${kind} norm [${R}, ${C}]${affine ? '' : ' without γ and β'}: forward, backward, and backward +=`, async () => {
           const rand = rng(R * 1000 + C + (affine ? 1 : 0));

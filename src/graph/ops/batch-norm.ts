@@ -4,6 +4,7 @@
 // ParamStore weights) toward them; evaluation normalizes with the running statistics and writes
 // nothing else. Inputs: [x, runningMean, runningVar, gamma?, beta?].
 import type { OpRule } from '../registry.js';
+import { GraphError } from '../errors.js';
 import { batchNormInference, batchNormTrain, normBackward } from '../../kernels/norm.js';
 import { whole } from './common.js';
 
@@ -54,7 +55,7 @@ export const batchNorm: OpRule<BatchNormAttrs> = {
     const xb = whole(env, x, name);
     const y = env.buf(n.outputs[0]);
     if (!training) {
-      if (grad) throw new Error(`${name} (batch normalization): an evaluation batchNorm has no backward; build the training graph with training true`);
+      if (grad) throw new GraphError(`${name} (batch normalization): an evaluation batchNorm has no backward; build the training graph with training true`);
       return { forward: [batchNormInference(env.ctx, spec, { ...affine, x: xb, y, runningMean: env.buf(runningMean), runningVar: env.buf(runningVar) })] };
     }
     const mean = env.buf(n.outputs[1]), invstd = env.buf(n.outputs[2]);
