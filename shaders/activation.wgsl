@@ -10,11 +10,13 @@
 // The backward passes read the FORWARD OUTPUT y, never x: every derivative here is cheapest
 // in terms of y (relu: y > 0, sigmoid: y(1−y), tanh: (1−y)(1+y)), and y is what a training
 // step keeps anyway. (relu's y > 0 ⇔ x > 0, so the gradient at x = 0 is 0, as in TensorFlow.)
+// gelu is the exception: its derivative is no function of y, so for OP 4 the buffer bound as `y`
+// holds the forward INPUT x (the op saves x for it).
 //
 // Elementwise over n elements with a grid-stride loop: any n works with any number of
 // workgroups (the host caps the grid below the 65535-per-dimension limit).
 
-override OP: u32 = 0u;             // an activation code of prelude.wgsl: 0 identity, 1 relu, 2 sigmoid, 3 tanh
+override OP: u32 = 0u;             // an activation code of prelude.wgsl: 0 identity, 1 relu, 2 sigmoid, 3 tanh, 4 gelu
 override ACCUMULATE: bool = false; // backward: dx += … instead of dx = …
 override WG: u32 = 64u;
 
@@ -30,9 +32,10 @@ struct Params {
 @group(0) @binding(4) var<storage, read> dy: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dx: array<f32>;
 
-// f'(x) written through y = f(x).
+// f'(x) written through y = f(x) (gelu: through x itself, see above).
 fn dact(yv: f32) -> f32 {
   switch OP {
+    case 4u: { return gelu_grad(yv); }
     case 1u: { return select(0.0, 1.0, yv > 0.0); }
     case 2u: { return yv * (1.0 - yv); }
     case 3u: { return (1.0 - yv) * (1.0 + yv); } // = 1 − y², without the cancellation near |y| = 1

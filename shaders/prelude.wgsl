@@ -4,7 +4,7 @@
 // overrides, and nothing that costs a shader which does not call it.
 
 // Activation codes, shared by the matmul epilogues and the activation kernel:
-// 0 identity, 1 relu, 2 sigmoid, 3 tanh.
+// 0 identity, 1 relu, 2 sigmoid, 3 tanh, 4 gelu (exact erf form).
 
 // tanh to a few ulp relative everywhere. The built-in tanh is not: lavapipe computes it from exp and
 // leaves an absolute error of ~3e-8 near zero (tanh(1e-3) off by 2e-5 relative, tanh(1e-8) by 200%).
@@ -29,12 +29,54 @@ fn tanh_accurate4(v: vec4f) -> vec4f {
 
 fn sigmoid(v: f32) -> f32 { return 1.0 / (1.0 + exp(-v)); }
 
+// exp(v) to a few ulp relative. exp(v) = exp2(v·log2 e), and rounding v·log2 e to f32 (as a
+// plain exp may) costs |v|·6e-8 relative, 1e-6 at v = −17; here the product is formed from 12-bit
+// halves (v_hi·L_HI exact), only a fraction |r| ≤ ~0.5 goes to exp2, and the integer part is an
+// exact ldexp.
+fn exp_accurate(h: f32) -> f32 {
+  let L_HI = 1.4423828125;          // log2(e), 12 significant bits
+  let L_LO = 3.1222838896346e-4;    // log2(e) − L_HI
+  let h_hi = bitcast<f32>(bitcast<u32>(h) & 0xfffff000u);
+  let h_lo = h - h_hi;
+  let big = h_hi * L_HI;
+  let n = round(big);
+  let r = (big - n) + (h_hi * L_LO + h_lo * 1.44269504);
+  return ldexp(exp2(r), i32(n));
+}
+
+// exp(−a²/2) to a few ulp relative: a² is split as a_hi² (exact: a_hi keeps 12 mantissa bits) plus
+// (a − a_hi)(a + a_hi), so its rounding (~1e-7 of a², i.e. 2e-6 relative at a = 6) never reaches exp.
+fn exp_neg_half_sq(a: f32) -> f32 {
+  let a_hi = bitcast<f32>(bitcast<u32>(a) & 0xfffff000u);
+  return exp_accurate(-0.5 * a_hi * a_hi) * exp(-0.5 * (a - a_hi) * (a + a_hi));
+}
+
+// Φ(v), the standard normal CDF (1 + erf(v/√2))/2: WGSL has no erf. The tail erfc(z)/2, z = |v|/√2,
+// is Numerical Recipes' Chebyshev fit erfcc, t·exp(−z² + P(t)), t = 1/(1 + z/2), ~1.2e-7 relative
+// everywhere. Relative, not absolute, accuracy matters: gelu(v) for v < 0 is v·erfc(|v|/√2)/2, a small
+// number that 1 + erf(v/√2) would lose to cancellation.
+fn normal_cdf(v: f32) -> f32 {
+  let a = abs(v);
+  let t = 1.0 / (1.0 + 0.35355339 * a);
+  let p = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
+    t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+  let half_tail = 0.5 * t * exp_accurate(p) * exp_neg_half_sq(a);
+  return select(half_tail, 1.0 - half_tail, v > 0.0);
+}
+
+// gelu(v) = v·Φ(v) (Keras' default approximate=False).
+fn gelu(v: f32) -> f32 { return v * normal_cdf(v); }
+
+// gelu'(v) = Φ(v) + v·φ(v), φ the standard normal density.
+fn gelu_grad(v: f32) -> f32 { return normal_cdf(v) + v * 0.39894228 * exp_neg_half_sq(abs(v)); }
+
 // `kind` is an override constant at every call, so the switch folds away when the pipeline is made.
 fn activate(kind: u32, v: f32) -> f32 {
   switch kind {
     case 1u: { return max(v, 0.0); }
     case 2u: { return sigmoid(v); }
     case 3u: { return tanh_accurate(v); }
+    case 4u: { return gelu(v); }
     default: { return v; }
   }
 }
@@ -44,6 +86,7 @@ fn activate4(kind: u32, v: vec4f) -> vec4f {
     case 1u: { return max(v, vec4f(0.0)); }
     case 2u: { return 1.0 / (1.0 + exp(-v)); }
     case 3u: { return tanh_accurate4(v); }
+    case 4u: { return vec4f(gelu(v.x), gelu(v.y), gelu(v.z), gelu(v.w)); }
     default: { return v; }
   }
 }

@@ -23,6 +23,10 @@ export {
   dense, conv2d, maxPool2d, avgPool2d, globalAvgPool2d, flatten, reshape, dropout, activation, lstm, gru, simpleRnn, input, add, concat,
   type ActivationName, type LayerInit, type ParamNames,
 } from './nn/layers.js';
+export {
+  BatchNormalization, LayerNormalization, Embedding, batchNorm, layerNorm, embedding,
+  type BatchNormalizationOptions, type NormalizationOptions, type EmbeddingOptions,
+} from './nn/norm-layers.js';
 export { Model, sequential, model, type LossName, type ModelOptions } from './nn/model.js';
 export { modelToSpec, modelFromSpec, modelFromKeras, type ModelSpec, type LayerSpec } from './nn/spec.js';
 export { builtinModel, NET_KINDS, type NetKnobs } from './nn/models/builtin.js';

@@ -206,7 +206,7 @@ describe('in a browser: headless Chromium, WebGPU on its own adapter', function 
 
   it('a bad model JSON (an unknown layer) shows one line naming the layer and the fix, and nothing trains', async () => {
     const page = await openDemo();
-    const bad = { input_shape: [784], layers: [{ class_name: 'Dense', config: { name: 'hidden', units: 32 } }, { class_name: 'BatchNormalization', config: { name: 'norm' } }, { class_name: 'Dense', config: { units: 10 } }] };
+    const bad = { input_shape: [784], layers: [{ class_name: 'Dense', config: { name: 'hidden', units: 32 } }, { class_name: 'UpSampling2D', config: { name: 'norm' } }, { class_name: 'Dense', config: { units: 10 } }] };
     await page.fill('#model', JSON.stringify(bad, null, 2));
     await page.click('#start'); // the click either refuses (phase "error") or starts a run (phase "training") at once
     await page.waitForFunction(() => (window as unknown as { demo: DemoState }).demo.phase !== 'ready', null, { polling: 50 });
@@ -216,7 +216,7 @@ describe('in a browser: headless Chromium, WebGPU on its own adapter', function 
     console.log(`      shown: ${shown}`);
     expect(await page.isVisible('#error'), 'the red error box is shown').to.equal(true);
     expect(shown, 'one line').to.not.include('\n');
-    expect(shown).to.match(/^ModelSpecError: layer 1 "norm" \(BatchNormalization\): .*not supported: use one of Dense, /);
+    expect(shown).to.match(/^ModelSpecError: layer 1 "norm" \(UpSampling2D\): .*not supported: use one of Dense, /);
     expect(run.error, 'the page state names the same error').to.equal(shown);
     expect(run.options, 'no run was set up').to.equal(undefined);
     expect(run.losses, 'no step was trained').to.deep.equal([]);

@@ -123,11 +123,11 @@ describe('models: specs, errors, Keras JSON, summary (CPU)', () => {
       f(s);
       return () => modelFromSpec(s);
     };
-    expectSpecError(edit((s) => { s.layers[1].class_name = 'BatchNormalization'; }), 'layer 1 "flat" (BatchNormalization)', 'not supported', 'use one of Dense, Conv2D');
+    expectSpecError(edit((s) => { s.layers[1].class_name = 'UpSampling2D'; }), 'layer 1 "flat" (UpSampling2D)', 'not supported', 'use one of Dense, Conv2D');
     expectSpecError(edit((s) => { delete s.layers[0].config.filters; }), 'layer 0 "conv" (Conv2D)', 'the field "filters" is missing');
     expectSpecError(edit((s) => { s.layers[2].config.units = -3; }), 'layer 2 "out" (Dense)', '"units" must be a positive integer, got -3');
     expectSpecError(edit((s) => { s.layers[0].config.padding = 'full'; }), 'layer 0 "conv" (Conv2D)', '"padding" "full" is not supported', '"valid", "same"');
-    expectSpecError(edit((s) => { s.layers[2].config.activation = 'gelu'; }), 'layer 2 "out" (Dense)', '"activation" "gelu" is not supported');
+    expectSpecError(edit((s) => { s.layers[2].config.activation = 'swish'; }), 'layer 2 "out" (Dense)', '"activation" "swish" is not supported');
     expectSpecError(edit((s) => { s.layers[2].config.unitz = 3; }), 'layer 2 "out" (Dense)', 'unknown field "unitz"', 'name, units, activation');
     expectSpecError(edit((s) => { s.layers[0].config.kernel_initializer = 'he_normal'; }), 'layer 0 "conv" (Conv2D)', 'initializer "he_normal" is not supported');
     expectSpecError(edit((s) => { s.layers[0].config.dilation_rate = [2, 2]; }), 'layer 0 "conv" (Conv2D)', '"dilation_rate"', 'not supported');
@@ -263,8 +263,8 @@ describe('models: specs, errors, Keras JSON, summary (CPU)', () => {
     expect(modelToSpec(res).layers[1].inbound).to.deep.equal(['input_1', 'conv2d']);
 
     const bad = structuredClone(keras2);
-    bad.config.layers.splice(2, 0, { class_name: 'BatchNormalization', config: { name: 'batch_normalization' } } as never);
-    expectSpecError(() => modelFromKeras(bad), 'layer 1 "batch_normalization" (BatchNormalization)', 'not supported');
+    bad.config.layers.splice(2, 0, { class_name: 'UpSampling2D', config: { name: 'up_sampling2d' } } as never);
+    expectSpecError(() => modelFromKeras(bad), 'layer 1 "up_sampling2d" (UpSampling2D)', 'not supported');
     const lstmJson = { class_name: 'Sequential', config: { layers: [{ class_name: 'LSTM', config: { name: 'l', units: 4, batch_input_shape: [null, 5, 3], activation: 'relu' } }, { class_name: 'Dense', config: { name: 'd', units: 2 } }] } };
     expectSpecError(() => modelFromKeras(lstmJson), 'layer 0 "l" (LSTM)', '"activation": "relu" is not supported');
   });

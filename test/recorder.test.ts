@@ -5,7 +5,8 @@ import { testContext } from './support/gpu.js';
 import { rng } from './support/cpu.js';
 import { Trainer, type TrainerOptions, type LabelledImages } from '../src/nn/trainer.js';
 import { sequential } from '../src/nn/model.js';
-import { avgPool2d, conv2d, dense, dropout, flatten, gru, maxPool2d } from '../src/nn/layers.js';
+import { activation, avgPool2d, conv2d, dense, dropout, flatten, gru, maxPool2d } from '../src/nn/layers.js';
+import { batchNorm, embedding, layerNorm } from '../src/nn/norm-layers.js';
 import type { GpuContext } from '../src/gpu/context.js';
 
 type Counts = Record<'submit' | 'writeBuffer' | 'createBindGroup' | 'createComputePipeline' | 'createComputePipelineAsync' | 'createBuffer' | 'createShaderModule', number>;
@@ -49,11 +50,12 @@ function countCalls(device: GPUDevice): { counts: Counts; reset(): Counts; resto
   };
 }
 
-function randomData(count: number, seed: number, size = 784, classes = 10): LabelledImages {
+/** `ids`: the model reads integer ids below it (an Embedding model). */
+function randomData(count: number, seed: number, size = 784, classes = 10, ids?: number): LabelledImages {
   const rand = rng(seed);
   return {
     count,
-    images: Float32Array.from({ length: count * size }, () => rand()),
+    images: Float32Array.from({ length: count * size }, () => (ids ? Math.floor(rand() * ids) : rand())),
     labels: Uint8Array.from({ length: count }, () => Math.floor(rand() * classes)),
   };
 }
@@ -62,7 +64,7 @@ const N = 6;
 const lines: string[] = [];
 
 async function checkSteps(ctx: GpuContext, opts: TrainerOptions): Promise<void> {
-  const data = randomData(opts.batch * 3, opts.seed, opts.model?.inputSize, opts.model?.classes);
+  const data = randomData(opts.batch * 3, opts.seed, opts.model?.inputSize, opts.model?.classes, opts.model?.idLimit?.limit);
   const index = (k: number) => Uint32Array.from({ length: opts.batch }, (_, i) => ((k * opts.batch + i) % data.count));
   const originals = [owner(ctx.device.queue, 'submit').submit, owner(ctx.device, 'createBindGroup').createBindGroup, owner(ctx.device, 'createBuffer').createBuffer];
   const spy = countCalls(ctx.device);
@@ -172,6 +174,19 @@ describe('recorder: one submit per training step, nothing created per step', fun
       net: 'rnn', cell: 'lstm', hidden: 16, layers: 1, seed: 7, batch: 8,
       optimizer: { kind: 'sgd', lr: 0.05, momentum: 0.9, weightDecay: 1e-4, schedule: { kind: 'step', decaySteps: 2, decayRate: 0.5 }, clipNorm: 1 },
     });
+  });
+
+  it('a model with batch norm (running statistics updated in the step), layer norm and gelu (Adam)', async () => {
+    const model = sequential([8, 8, 2], [
+      conv2d({ filters: 4, kernelSize: 3, padding: 'same', useBias: false }), batchNorm(), activation('gelu'), maxPool2d(),
+      flatten(), dense({ units: 10, activation: 'gelu' }), layerNorm(), dense({ units: 3 }),
+    ], { name: 'norm cnn' });
+    await checkSteps(ctx, { model, seed: 6, batch: 5, optimizer: { kind: 'adam', lr: 1e-3 } });
+  });
+
+  it('an Embedding model (u32 ids in; SGD)', async () => {
+    const model = sequential([6], [embedding({ inputDim: 11, outputDim: 4 }), flatten(), dense({ units: 3 })], { name: 'ids model' });
+    await checkSteps(ctx, { model, seed: 7, batch: 4, optimizer: { kind: 'sgd', lr: 0.1 } });
   });
 
   it('a custom recurrent model (2 stacked GRU layers with dropout between them, 5 classes; SGD)', async () => {

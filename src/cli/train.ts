@@ -7,6 +7,7 @@ import { writePlots, type EpochStats, type Misclassified } from './plots.js';
 import { CheckpointError, loadCheckpoint, saveCheckpoint, checkShapes, checkMetadata, type Checkpoint } from './checkpoint.js';
 import { DataError, NUM_CLASSES, loadMnist, checkImageSize, exampleSize, type Mnist } from '../data/mnist.js';
 import { ModelFileError, readModelFile, checkModelData, type TrainingDefaults } from './model-file.js';
+import { checkIdsData } from './ids-data.js';
 import { ModelSpecError } from '../nn/layers.js';
 import type { Model } from '../nn/model.js';
 import { modelFromSpec, modelToSpec } from '../nn/spec.js';
@@ -96,6 +97,7 @@ export async function main(argv: string[]): Promise<number> {
     } else {
       data = loadMnist({ dir: args.data, validation: args.val });
       checkModelData(model, data, label);
+      checkIdsData(model, data, label);
     }
     if (!args.eval && data.train.count < args.batch) {
       throw new DataError(`the training set has ${data.train.count} images, fewer than one batch of ${args.batch}: lower --batch or --val`);

@@ -65,6 +65,16 @@ export class Graph {
     return t;
   }
 
+  /**
+   * A persistent non-trainable tensor (e.g. batch norm's running statistics): no gradient, its
+   * storage given (a ParamStore buffer, so checkpoints and every graph of a model share it).
+   */
+  persistent(name: string, shape: readonly number[], buffer: GPUBuffer): Tensor {
+    const t = this.tensor(name, shape, 'f32', 'state');
+    t.external = { buffer, offset: 0 };
+    return t;
+  }
+
   addNode(op: string, phase: Phase, inputs: Tensor[], outputs: Tensor[], attrs: Record<string, unknown> = {}): Node {
     const n: Node = { id: this.nextId++, op, phase, inputs, outputs, attrs };
     for (const o of outputs) if (phase === 'forward') o.producer = n;
@@ -176,6 +186,28 @@ export class Graph {
   meanSquaredError(pred: Tensor, target: Tensor, name = 'mse'): { loss: Tensor; lossSum: Tensor } {
     const [loss, , lossSum] = this.apply(OPS.meanSquaredError, [pred, target], { name });
     return { loss, lossSum };
+  }
+
+  /**
+   * Batch normalization over the last axis (Keras BatchNormalization): with `training`, by the
+   * batch's statistics, moving `runningMean`/`runningVar` by `momentum` in the same pass; else by
+   * the running statistics.
+   */
+  batchNorm(x: Tensor, w: { runningMean: Tensor; runningVar: Tensor; gamma?: Tensor; beta?: Tensor },
+    opts: { epsilon: number; momentum: number; training: boolean }, name = 'batchnorm'): Tensor {
+    const ins = [x, w.runningMean, w.runningVar, ...(w.gamma ? [w.gamma] : []), ...(w.beta ? [w.beta] : [])];
+    return this.apply(OPS.batchNorm, ins, { name, ...opts, hasGamma: !!w.gamma, hasBeta: !!w.beta })[0];
+  }
+
+  /** Layer normalization over the last axis (Keras LayerNormalization). */
+  layerNorm(x: Tensor, w: { gamma?: Tensor; beta?: Tensor }, epsilon: number, name = 'layernorm'): Tensor {
+    const ins = [x, ...(w.gamma ? [w.gamma] : []), ...(w.beta ? [w.beta] : [])];
+    return this.apply(OPS.layerNorm, ins, { name, epsilon, hasGamma: !!w.gamma, hasBeta: !!w.beta })[0];
+  }
+
+  /** Rows of `table` [inputDim, D] picked by u32 ids [...]: [..., D] (Keras Embedding). */
+  embedding(ids: Tensor, table: Tensor, name = 'embedding'): Tensor {
+    return this.apply(OPS.embedding, [ids, table], { name })[0];
   }
 
   /** Predictions (argmax) [B] u32, and the count of correct ones added to `correct` (state). */

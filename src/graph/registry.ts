@@ -19,6 +19,9 @@ import { concat } from './ops/concat.js';
 import { softmaxXent } from './ops/softmax-xent.js';
 import { meanSquaredError } from './ops/mse.js';
 import { accuracy } from './ops/accuracy.js';
+import { batchNorm } from './ops/batch-norm.js';
+import { layerNorm } from './ops/layer-norm.js';
+import { embedding } from './ops/embedding.js';
 
 /** What lowering needs: the context, where each tensor lives, and the GPU step counter. */
 export interface LowerEnv {
@@ -120,7 +123,7 @@ export interface OpRule<A extends { name: string }> {
 /** Every op the graph knows, by the builder's name for it. */
 export const OPS = {
   dense, conv2d, maxpool, avgpool, globalAvgPool, dropout, reshape, activation, recurrent,
-  add, concat, softmaxXent, meanSquaredError, accuracy,
+  add, concat, softmaxXent, meanSquaredError, accuracy, batchNorm, layerNorm, embedding,
 } as const;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

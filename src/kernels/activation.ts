@@ -4,6 +4,13 @@ import { ceilDiv, type Dispatch } from '../gpu/dispatch.js';
 import { ACTIVATION_CODE, type Activation } from './matmul.js';
 import { checkPositive } from './checks.js';
 
+/**
+ * The elementwise activations: the matmul-fused ones, and gelu (exact erf form), which is not fused
+ * into matmul because its backward needs the pre-activation x, not y.
+ */
+export type ElementwiseActivation = Activation | 'gelu';
+const CODE: Record<ElementwiseActivation, number> = { ...ACTIVATION_CODE, gelu: 4 };
+
 /** Workgroup size of the elementwise kernels (activation, dropout, optimizer). */
 export const ELEMENTWISE_WG = 64;
 /**
@@ -37,7 +44,7 @@ function wgSize(ctx: GpuContext): number {
 export interface ActivationSpec {
   /** Number of elements. */
   n: number;
-  activation: Activation;
+  activation: ElementwiseActivation;
   label?: string;
 }
 
@@ -49,7 +56,7 @@ export function prepareActivation(ctx: GpuContext, spec: ActivationSpec, bufs: {
   checkSize(op, 'y', bufs.y, spec.n);
   const wg = wgSize(ctx);
   const inPlace = bufs.x === bufs.y;
-  const kernel = ctx.kernel('activation.wgsl', inPlace ? 'forward_inplace' : 'forward', { OP: ACTIVATION_CODE[spec.activation], WG: wg });
+  const kernel = ctx.kernel('activation.wgsl', inPlace ? 'forward_inplace' : 'forward', { OP: CODE[spec.activation], WG: wg });
   const params = kernel.params({ n: spec.n, cols: 1 });
   const label = spec.label ?? `${spec.activation} [${spec.n}]${inPlace ? ' in place' : ''}`;
   const bindGroup = kernel.bind(inPlace ? { params, y: bufs.y } : { params, x: bufs.x, y: bufs.y }, label);
@@ -63,7 +70,8 @@ export interface ActivationBackwardSpec extends ActivationSpec {
 
 /**
  * dx = dy ⊙ f'(x), computed from the forward OUTPUT y = f(x) (relu: y > 0, sigmoid: y(1−y),
- * tanh: 1−y²), so it needs the buffer `y` of the forward pass, not x. With `accumulate`, dx += ….
+ * tanh: 1−y²), so it needs the buffer `y` of the forward pass, not x. Except gelu, whose
+ * derivative is no function of y: for gelu, pass the forward INPUT x as `y`. With `accumulate`, dx += ….
  * When `dy` and `dx` are the same buffer it runs in place (no accumulate then).
  */
 export function prepareActivationBackward(
@@ -77,7 +85,7 @@ export function prepareActivationBackward(
   if (bufs.y === bufs.dx) throw new GpuError(`${op}: y and dx must be different buffers`);
   const wg = wgSize(ctx);
   const kernel = ctx.kernel('activation.wgsl', inPlace ? 'backward_inplace' : 'backward', {
-    OP: ACTIVATION_CODE[spec.activation], ACCUMULATE: !!spec.accumulate, WG: wg,
+    OP: CODE[spec.activation], ACCUMULATE: !!spec.accumulate, WG: wg,
   });
   const params = kernel.params({ n: spec.n, cols: 1 });
   const label = spec.label ?? `${spec.activation} backward [${spec.n}]${spec.accumulate ? ' +=' : ''}`;
@@ -105,7 +113,7 @@ export function prepareBiasAdd(ctx: GpuContext, spec: BiasAddSpec, bufs: { x: GP
   checkSize(op, 'b', bufs.b, spec.cols);
   const inPlace = bufs.x === bufs.y;
   const wg = wgSize(ctx);
-  const kernel = ctx.kernel('activation.wgsl', inPlace ? 'bias_inplace' : 'bias', { OP: ACTIVATION_CODE[act], WG: wg });
+  const kernel = ctx.kernel('activation.wgsl', inPlace ? 'bias_inplace' : 'bias', { OP: CODE[act], WG: wg });
   const params = kernel.params({ n, cols: spec.cols });
   const label = spec.label ?? `${op} [${spec.rows},${spec.cols}]${inPlace ? ' in place' : ''}`;
   const bindGroup = kernel.bind(inPlace ? { params, b: bufs.b, y: bufs.y } : { params, x: bufs.x, b: bufs.b, y: bufs.y }, label);

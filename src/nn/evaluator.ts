@@ -8,6 +8,7 @@ import type { Tensor } from '../graph/tensor.js';
 import type { ParamStore } from './params.js';
 import type { BuiltNet, Model } from './model.js';
 import { fillBatch } from './nets.js';
+import { batchIds } from './ids.js';
 
 /** Examples with class labels: `images` holds `count` examples of the model's input size, one after another. */
 export interface Examples {
@@ -185,6 +186,7 @@ export class Evaluator {
     const staging = this.staging;
     const shape = this.model.inputShape;
     const x = new Float32Array(net.x.size);
+    const ids = net.x.dtype === 'u32' ? new Uint32Array(net.x.size) : undefined;
     const y = new Uint32Array(eb);
     const index = new Uint32Array(eb);
     for (let k = 0; k < batches; k++) {
@@ -192,7 +194,7 @@ export class Evaluator {
       for (let b = 0; b < eb; b++) index[b] = k * eb + Math.min(b, n - 1);
       fillBatch(net.layout, shape, data.images, index, n, x, eb);
       for (let b = 0; b < eb; b++) y[b] = data.labels[index[b]];
-      this.ctx.write(g.bufferOf(net.x), x);
+      this.ctx.write(g.bufferOf(net.x), ids ? batchIds(this.model, x, ids, index, n, what) : x);
       this.ctx.write(g.bufferOf(net.labels), y);
       const enc = this.ctx.device.createCommandEncoder();
       g.encode(enc);

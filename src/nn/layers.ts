@@ -15,8 +15,8 @@ export class ModelSpecError extends Error {
 }
 
 /** Keras activation names ('linear' is no activation). */
-export type ActivationName = 'linear' | 'relu' | 'sigmoid' | 'tanh' | 'softmax';
-export const ACTIVATIONS: readonly ActivationName[] = ['linear', 'relu', 'sigmoid', 'tanh', 'softmax'];
+export type ActivationName = 'linear' | 'relu' | 'sigmoid' | 'tanh' | 'gelu' | 'softmax';
+export const ACTIVATIONS: readonly ActivationName[] = ['linear', 'relu', 'sigmoid', 'tanh', 'gelu', 'softmax'];
 
 /** How a layer's parameter starts: an Init whose Glorot fans the layer fills in, or a Keras name. */
 export type LayerInit =
@@ -26,9 +26,9 @@ export type LayerInit =
   | 'zeros'
   | 'ones';
 
-type PlainInit = Exclude<LayerInit, string>;
+export type PlainInit = Exclude<LayerInit, string>;
 
-function plainInit(i: LayerInit): PlainInit {
+export function plainInit(i: LayerInit): PlainInit {
   if (i === 'glorot_uniform') return { kind: 'glorot_uniform' };
   if (i === 'zeros') return { kind: 'zeros' };
   if (i === 'ones') return { kind: 'const', value: 1 };
@@ -47,6 +47,8 @@ export interface BuildEnv {
   /** Seed of dropout masks (the trainer's seed unless a Dropout layer sets its own). */
   seed: number;
   param(name: string, shape: number[], init: Init): Tensor;
+  /** A persistent non-trainable weight (batch norm's moving statistics): in the ParamStore, no gradient. */
+  persistent(name: string, shape: number[], init: Init): Tensor;
 }
 
 /** A tensor of the functional API: a layer's output, with its per-example shape. */
@@ -90,6 +92,10 @@ export abstract class Layer {
   abstract outputShape(inputs: (readonly number[])[]): number[];
   /** Trainable parameters for these input shapes. */
   paramCount(_inputs: (readonly number[])[]): number {
+    return 0;
+  }
+  /** Non-trainable persistent weights (Keras' non-trainable params, e.g. moving statistics). */
+  nonTrainableCount(_inputs: (readonly number[])[]): number {
     return 0;
   }
   /** The Keras config of this layer (without the name). */
@@ -163,10 +169,14 @@ function checkShape(shape: unknown, what: string): asserts shape is number[] {
 /** Graph activations a kernel fuses into dense and conv2d. */
 type Fused = 'none' | 'relu' | 'sigmoid' | 'tanh';
 
-/** Splits an activation into the part fused into the op and a separate softmax (or none). */
-function splitActivation(act: ActivationName, foldSoftmax: boolean): { fused: Fused; softmax: boolean } {
-  if (act === 'softmax') return { fused: 'none', softmax: !foldSoftmax };
-  return { fused: act === 'linear' ? 'none' : act, softmax: false };
+/**
+ * Splits an activation into the part fused into the op and a separate softmax or gelu (or none).
+ * gelu is never fused: its backward needs the pre-activation, which a fused kernel does not keep.
+ */
+function splitActivation(act: ActivationName, foldSoftmax: boolean): { fused: Fused; softmax: boolean; gelu: boolean } {
+  if (act === 'softmax') return { fused: 'none', softmax: !foldSoftmax, gelu: false };
+  if (act === 'gelu') return { fused: 'none', softmax: false, gelu: true };
+  return { fused: act === 'linear' ? 'none' : act, softmax: false, gelu: false };
 }
 
 /** The softmax activation over the last axis. */
@@ -181,7 +191,7 @@ function checkActivation(a: unknown, who: string): ActivationName {
   return a as ActivationName;
 }
 
-function checkPositiveInt(v: unknown, what: string): number {
+export function checkPositiveInt(v: unknown, what: string): number {
   if (!Number.isInteger(v) || (v as number) < 1) throw new ModelSpecError(`${what} must be a positive integer, got ${JSON.stringify(v)}`);
   return v as number;
 }
@@ -203,7 +213,7 @@ function windowOut(n: number, k: number, s: number, padding: PaddingName): numbe
   return padding === 'same' ? Math.ceil(n / s) : Math.ceil((n - k + 1) / s);
 }
 
-function initConfig(i: PlainInit): unknown {
+export function initConfig(i: PlainInit): unknown {
   switch (i.kind) {
     case 'glorot_uniform': return { class_name: 'GlorotUniform', config: { seed: null } };
     case 'zeros': return { class_name: 'Zeros', config: {} };
@@ -270,10 +280,11 @@ export class Dense extends Layer {
     const inSize = x.shape[x.shape.length - 1];
     const w = env.param(this.paramNames.kernel ?? `${name}/kernel`, [inSize, this.units], withFans(this.kernelInit, inSize, this.units));
     const b = this.useBias ? env.param(this.paramNames.bias ?? `${name}/bias`, [this.units], withFans(this.biasInit, inSize, this.units)) : undefined;
-    const { fused, softmax: sm } = splitActivation(this.activation, foldSoftmax);
+    const { fused, softmax: sm, gelu } = splitActivation(this.activation, foldSoftmax);
     // Keras applies Dense to the last axis: rows of a higher-rank input are viewed as a batch of vectors.
     const rows = x.shape.length === 2 ? x : g.reshape(x, [x.size / inSize, inSize], `${name}/rows`);
     let y = g.dense(rows, w, b, fused, name);
+    if (gelu) y = g.activation(y, 'gelu', `${name}/gelu`);
     if (x.shape.length !== 2) y = g.reshape(y, [batch, ...x.shape.slice(1, -1), this.units], `${name}/unrows`);
     return sm ? softmax(g, y, `${name}/softmax`) : y;
   }
@@ -351,8 +362,9 @@ export class Conv2D extends Layer {
     const fanIn = kh * kw * C, fanOut = kh * kw * this.filters;
     const f = env.param(this.paramNames.kernel ?? `${name}/kernel`, [kh, kw, C, this.filters], withFans(this.kernelInit, fanIn, fanOut));
     const b = this.useBias ? env.param(this.paramNames.bias ?? `${name}/bias`, [this.filters], withFans(this.biasInit, fanIn, fanOut)) : undefined;
-    const { fused, softmax: sm } = splitActivation(this.activation, foldSoftmax);
-    const y = env.g.conv2d(x, f, b, { stride: this.strides, padding: this.padding === 'same' ? 'SAME' : 'VALID', activation: fused }, name);
+    const { fused, softmax: sm, gelu } = splitActivation(this.activation, foldSoftmax);
+    let y = env.g.conv2d(x, f, b, { stride: this.strides, padding: this.padding === 'same' ? 'SAME' : 'VALID', activation: fused }, name);
+    if (gelu) y = env.g.activation(y, 'gelu', `${name}/gelu`);
     return sm ? softmax(env.g, y, `${name}/softmax`) : y;
   }
 }

@@ -10,6 +10,7 @@ import type { ParamStore } from './params.js';
 import {
   Dense, Dropout, Flatten, InputLayer, Layer, ModelSpecError, Recurrent, Reshape, SymbolicTensor, shapeText, type BuildEnv,
 } from './layers.js';
+import { Embedding } from './norm-layers.js';
 
 /** Sparse softmax cross-entropy on logits (labels are class ids), or mean squared error against one-hot labels. */
 export type LossName = 'sparse_categorical_crossentropy' | 'mean_squared_error';
@@ -51,6 +52,7 @@ const KERAS_BASE_NAMES: Record<string, string> = {
   InputLayer: 'input', Dense: 'dense', Conv2D: 'conv2d', MaxPooling2D: 'max_pooling2d', AveragePooling2D: 'average_pooling2d',
   GlobalAveragePooling2D: 'global_average_pooling2d', Flatten: 'flatten', Reshape: 'reshape', Dropout: 'dropout',
   Activation: 'activation', Add: 'add', Concatenate: 'concatenate', LSTM: 'lstm', GRU: 'gru', SimpleRNN: 'simple_rnn',
+  BatchNormalization: 'batch_normalization', LayerNormalization: 'layer_normalization', Embedding: 'embedding',
 };
 
 /** Names unnamed layers as Keras does (dense, dense_1, ...); explicit names must be unique. */
@@ -80,6 +82,8 @@ export class Model {
   readonly layers: Layer[];
   readonly outputLayer: Layer;
   readonly layout: InputLayout;
+  /** 'u32' when the input holds integer ids (it feeds Embedding layers), else 'f32'. */
+  readonly inputDType: 'f32' | 'u32';
   private readonly steps: Step[];
 
   constructor(opts: { inputs: SymbolicTensor | SymbolicTensor[]; outputs: SymbolicTensor | SymbolicTensor[] } & ModelOptions) {
@@ -112,6 +116,7 @@ export class Model {
     const consumers = new Map<Layer, Layer[]>();
     for (const l of this.layers) for (const t of l.inbound) consumers.set(t.layer, [...(consumers.get(t.layer) ?? []), l]);
     this.layout = this.checkSequences(consumers);
+    this.inputDType = this.checkIds(consumers);
     this.checkOutput();
     this.steps = this.plan(consumers);
   }
@@ -166,6 +171,29 @@ export class Model {
     }
     if (atOffset.has(this.outputLayer)) throw new ModelSpecError(`${this.who(this.outputLayer)} is the model's output: add a Dense layer with one unit per class after it`);
     return layout;
+  }
+
+  /** Embedding reads integer ids: the model input, and then nothing else reads the input. */
+  private checkIds(consumers: Map<Layer, Layer[]>): 'f32' | 'u32' {
+    for (const l of this.layers) {
+      if (l instanceof Embedding && l.inbound[0].layer !== this.input) {
+        throw new ModelSpecError(`${this.who(l)} reads ${l.inbound[0].layer.describe()}: an Embedding reads integer ids, which only the model input holds`);
+      }
+    }
+    const users = consumers.get(this.input) ?? [];
+    const embeds = users.filter((l) => l instanceof Embedding);
+    if (!embeds.length) return 'f32';
+    const other = users.find((l) => !(l instanceof Embedding));
+    if (other) throw new ModelSpecError(`${this.who(other)} reads the input, which holds integer ids for ${embeds[0].describe()}: only Embedding layers may read it`);
+    return 'u32';
+  }
+
+  /** The largest id + 1 the input may hold (the smallest Embedding input_dim), for ids models. */
+  get idLimit(): { limit: number; layer: Embedding } | undefined {
+    const embeds = this.layers.filter((l): l is Embedding => l instanceof Embedding);
+    if (!embeds.length) return undefined;
+    const layer = embeds.reduce((a, b) => (b.inputDim < a.inputDim ? b : a));
+    return { limit: layer.inputDim, layer };
   }
 
   private checkOutput(): void {
@@ -240,6 +268,11 @@ export class Model {
     return this.layers.reduce((n, l) => n + l.paramCount(l.inbound.map((t) => t.shape)), 0);
   }
 
+  /** Non-trainable persistent weights in all (batch norm's moving statistics). */
+  get nonTrainableCount(): number {
+    return this.layers.reduce((n, l) => n + l.nonTrainableCount(l.inbound.map((t) => t.shape)), 0);
+  }
+
   /**
    * The model's graph for `batch` examples; `training` turns dropout on; parameters come from (and go
    * to) `store`. `loss.labelSmoothing` smooths the cross-entropy's targets (training graphs).
@@ -247,11 +280,15 @@ export class Model {
   build(store: Pick<ParamStore, 'get'>, batch: number, training: boolean, seed: number, loss: { labelSmoothing?: number } = {}): BuiltNet {
     const g = new Graph(`${this.name}${training ? ' train' : ' eval'} b${batch}`);
     const S = this.input.shape;
-    const x = this.layout === 'rows' ? g.input('images', [batch, ...S]) : g.input('images', [S[0], batch, ...S.slice(1)]);
+    const x = this.layout === 'rows' ? g.input('images', [batch, ...S], this.inputDType) : g.input('images', [S[0], batch, ...S.slice(1)]);
     const labels = g.input('labels', [batch], 'u32');
     const mse = this.loss === 'mean_squared_error';
     const targets = mse ? g.input('targets', [batch, this.classes]) : undefined;
-    const env: BuildEnv = { g, batch, training, seed, param: (name, shape, init) => g.param(name, shape, store.get(name, shape, init)) };
+    const env: BuildEnv = {
+      g, batch, training, seed,
+      param: (name, shape, init) => g.param(name, shape, store.get(name, shape, init)),
+      persistent: (name, shape, init) => g.persistent(name, shape, store.get(name, shape, init, { trainable: false })),
+    };
     const values = new Map<Layer, Tensor>([[this.input, x]]);
     const fold = !mse; // cross-entropy applies the softmax itself: a final softmax is left out
     for (const step of this.steps) {
@@ -295,7 +332,8 @@ export class Model {
     const rows: string[][] = [];
     if (!chain) rows.push([`${this.input.name} (InputLayer)`, shapeText(this.input.shape), '0', '']);
     for (const l of this.layers) {
-      const row = [`${l.name} (${l.className})`, shapeText(l.output!.shape), String(l.paramCount(l.inbound.map((t) => t.shape)))];
+      const shapes = l.inbound.map((t) => t.shape);
+      const row = [`${l.name} (${l.className})`, shapeText(l.output!.shape), String(l.paramCount(shapes) + l.nonTrainableCount(shapes))];
       if (!chain) row.push(l.inbound.map((t) => t.layer.name).join(', '));
       rows.push(row);
     }
@@ -304,6 +342,7 @@ export class Model {
     const line = (r: string[]) => r.map((v, c) => v.padEnd(widths[c])).join('').trimEnd();
     const total = widths.reduce((a, b) => a + b, 0);
     const n = this.paramCount;
+    const fixed = this.nonTrainableCount;
     return [
       `Model: "${this.name}"`,
       '_'.repeat(total),
@@ -311,9 +350,9 @@ export class Model {
       '='.repeat(total),
       ...rows.map(line),
       '='.repeat(total),
-      `Total params: ${n}`,
+      `Total params: ${n + fixed}`,
       `Trainable params: ${n}`,
-      'Non-trainable params: 0',
+      `Non-trainable params: ${fixed}`,
       '_'.repeat(total),
     ].join('\n');
   }

@@ -17,10 +17,13 @@ interface Entry {
   shape: number[];
   buffer: GPUBuffer;
   init: Init;
+  /** false: a persistent weight no optimizer updates (batch norm's moving statistics). */
+  trainable: boolean;
 }
 
 /**
- * The trainable parameters of a model, on the GPU. Every graph of the model (training, evaluation,
+ * The parameters of a model, on the GPU: trainable ones and persistent non-trainable weights
+ * (batch norm's moving statistics), which checkpoints carry alike. Every graph of the model (training, evaluation,
  * other batch sizes) binds the same buffers, so they always see the current weights.
  */
 export class ParamStore {
@@ -28,22 +31,31 @@ export class ParamStore {
 
   constructor(private readonly ctx: GpuContext, readonly seed: number) {}
 
-  /** The buffer of parameter `name`, created and initialised on first use. */
-  get(name: string, shape: number[], init: Init): GPUBuffer {
+  /** The buffer of parameter `name`, created and initialised on first use (`trainable: false`: a persistent weight). */
+  get(name: string, shape: number[], init: Init, opts: { trainable?: boolean } = {}): GPUBuffer {
+    const trainable = opts.trainable ?? true;
     const e = this.entries.get(name);
     if (e) {
       if (e.shape.join() !== shape.join()) throw new GraphError(`parameter ${name} is [${e.shape}] but asked for as [${shape}]`);
+      if (e.trainable !== trainable) throw new GraphError(`parameter ${name} is ${e.trainable ? '' : 'non-'}trainable but asked for as ${trainable ? '' : 'non-'}trainable`);
       return e.buffer;
     }
     const n = shape.reduce((a, b) => a * b, 1);
     const data = initialValues(n, init, seedFor(this.seed, name));
     const buffer = this.ctx.upload(data, name);
-    this.entries.set(name, { shape, buffer, init });
+    this.entries.set(name, { shape, buffer, init, trainable });
     return buffer;
   }
 
   get names(): string[] {
     return [...this.entries.keys()];
+  }
+
+  /** Whether `name` is trainable (false: a persistent weight such as a moving statistic). */
+  isTrainable(name: string): boolean {
+    const e = this.entries.get(name);
+    if (!e) throw new GraphError(`no parameter named ${name}`);
+    return e.trainable;
   }
 
   shapes(): Record<string, number[]> {

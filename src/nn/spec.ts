@@ -5,6 +5,7 @@ import {
   Activation, Add, AveragePooling2D, Concatenate, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling2D, GRU, InputLayer, Layer,
   LSTM, MaxPooling2D, ModelSpecError, Reshape, SimpleRNN, SymbolicTensor, type LayerInit, type ParamNames,
 } from './layers.js';
+import { BatchNormalization, Embedding, LayerNormalization } from './norm-layers.js';
 import { LOSSES, Model, type LossName } from './model.js';
 
 /** One layer of a spec: Keras' class name and config (its `name` included), and what it reads. */
@@ -29,7 +30,7 @@ export interface ModelSpec {
 
 export const SUPPORTED_LAYERS = [
   'Dense', 'Conv2D', 'MaxPooling2D', 'AveragePooling2D', 'GlobalAveragePooling2D', 'Flatten', 'Reshape', 'Dropout',
-  'Activation', 'Add', 'Concatenate', 'LSTM', 'GRU', 'SimpleRNN',
+  'Activation', 'Add', 'Concatenate', 'LSTM', 'GRU', 'SimpleRNN', 'BatchNormalization', 'LayerNormalization', 'Embedding',
 ] as const;
 
 // ------------------------------------------------------------------ model → spec
@@ -149,7 +150,7 @@ const WEIGHT_DEFAULTS: Record<string, (v: unknown) => boolean> = {
 const CHANNELS_LAST = { data_format: (v: unknown) => isNull(v) || v === 'channels_last' };
 const ones = (v: unknown) => isNull(v) || v === 1 || (Array.isArray(v) && v.every((d) => d === 1));
 
-const ACTS = ['linear', 'relu', 'sigmoid', 'tanh', 'softmax'] as const;
+const ACTS = ['linear', 'relu', 'sigmoid', 'tanh', 'gelu', 'softmax'] as const;
 
 function parseInit(v: unknown, fail: (msg: string) => never): LayerInit {
   const named: Record<string, LayerInit> = {
@@ -296,6 +297,40 @@ function layerFromConfig(cls: string, cfg: Record<string, unknown>, who: string,
         }
         break;
       }
+      case 'BatchNormalization':
+      case 'LayerNormalization': {
+        f.defaults({
+          beta_regularizer: isNull, gamma_regularizer: isNull, beta_constraint: isNull, gamma_constraint: isNull,
+          synchronized: (v) => isNull(v) || v === false, renorm: (v) => isNull(v) || v === false, renorm_clipping: isNull,
+          renorm_momentum: () => true, fused: () => true, virtual_batch_size: isNull, adjustment: isNull, rms_scaling: (v) => isNull(v) || v === false,
+        });
+        const axis = f.raw('axis');
+        const o = {
+          name, axis: isNull(axis) ? undefined : (axis as number | number[]), epsilon: f.number('epsilon', 1e-3),
+          center: f.bool('center', true), scale: f.bool('scale', true),
+          betaInitializer: f.init('beta_initializer'), gammaInitializer: f.init('gamma_initializer'),
+        };
+        const keys = ['axis', 'epsilon', 'center', 'scale', 'beta_initializer', 'gamma_initializer'];
+        if (cls === 'BatchNormalization') {
+          layer = new BatchNormalization({
+            ...o, momentum: f.number('momentum', 0.99),
+            movingMeanInitializer: f.init('moving_mean_initializer'), movingVarianceInitializer: f.init('moving_variance_initializer'),
+          });
+          f.done([...keys, 'momentum', 'moving_mean_initializer', 'moving_variance_initializer']);
+        } else {
+          layer = new LayerNormalization(o);
+          f.done(keys);
+        }
+        break;
+      }
+      case 'Embedding':
+        f.defaults({
+          embeddings_regularizer: isNull, embeddings_constraint: isNull, mask_zero: (v) => isNull(v) || v === false,
+          sparse: (v) => isNull(v) || v === false, lora_rank: isNull, input_length: () => true,
+        });
+        layer = new Embedding({ name, inputDim: f.int('input_dim'), outputDim: f.int('output_dim'), embeddingsInitializer: f.init('embeddings_initializer') });
+        f.done(['input_dim', 'output_dim', 'embeddings_initializer']);
+        break;
       default:
         throw new ModelSpecError(`${who}: layer class "${cls}" is not supported: use one of ${SUPPORTED_LAYERS.join(', ')}`);
     }

@@ -12,6 +12,7 @@ import { MetricsReadback } from './readback.js';
 import { Evaluator, checkExamples, type EvalResult, type Examples, type Prediction } from './evaluator.js';
 import { decodeStateFile, loadTrainerState, recordedTrainerOptions, saveTrainerState, type TrainerState } from './state.js';
 import { modelFromSpec } from './spec.js';
+import { batchIds } from './ids.js';
 
 export type { EvalResult, Prediction, Examples };
 
@@ -75,6 +76,8 @@ export class Trainer {
   private readonly evaluator: Evaluator;
   private stepsSinceRead = 0;
   private readonly batchX: Float32Array;
+  /** The batch as u32 ids (models whose input feeds an Embedding). */
+  private readonly batchIds: Uint32Array | undefined;
   private readonly batchY: Uint32Array;
   /** One-hot labels [B, classes] (mean squared error models only). */
   private readonly batchT: Float32Array | undefined;
@@ -92,6 +95,7 @@ export class Trainer {
     });
     this.evaluator = new Evaluator(ctx, model, this.store, this.stepCounter, opts.seed, opts.evalBatch ?? 500);
     this.batchX = new Float32Array(this.net.x.size);
+    this.batchIds = this.net.x.dtype === 'u32' ? new Uint32Array(this.net.x.size) : undefined;
     this.batchY = new Uint32Array(opts.batch);
     this.batchT = this.net.targets && new Float32Array(this.net.targets.size);
   }
@@ -166,7 +170,8 @@ export class Trainer {
       if (!(label < K)) throw new RangeError(`Trainer.writeBatch: example ${index[b]} has label ${label}, but the model has ${K} classes (0-${K - 1})`);
       this.batchY[b] = label;
     }
-    this.ctx.write(this.graph.bufferOf(this.net.x), this.batchX);
+    const x = this.batchIds ? batchIds(this.model, this.batchX, this.batchIds, index, this.batch, 'Trainer.writeBatch') : this.batchX;
+    this.ctx.write(this.graph.bufferOf(this.net.x), x);
     this.ctx.write(this.graph.bufferOf(this.net.labels), this.batchY);
     if (this.batchT) {
       this.batchT.fill(0);

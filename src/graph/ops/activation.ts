@@ -1,16 +1,16 @@
-// activation: y = f(x) elementwise (relu, sigmoid, tanh, none), or softmax over the last axis.
-// Every backward is computed from the forward OUTPUT y, so y is what it saves.
+// activation: y = f(x) elementwise (relu, sigmoid, tanh, gelu, none), or softmax over the last axis.
+// Every backward but gelu's is computed from the forward OUTPUT y, so y is what it saves; gelu's
+// derivative is no function of y, so it saves the input x.
 import type { OpRule } from '../registry.js';
-import type { Activation } from '../../kernels/matmul.js';
-import { prepareActivation, prepareActivationBackward } from '../../kernels/activation.js';
+import { prepareActivation, prepareActivationBackward, type ElementwiseActivation } from '../../kernels/activation.js';
 import { prepareSoftmax, prepareSoftmaxBackward } from '../../kernels/softmax.js';
 import type { Dispatch } from '../../gpu/dispatch.js';
 import { whole } from './common.js';
 
-export type ActivationKind = Activation | 'softmax';
+export type ActivationKind = ElementwiseActivation | 'softmax';
 export type ActivationAttrs = { name: string; activation: ActivationKind };
 
-const KINDS: readonly ActivationKind[] = ['none', 'relu', 'sigmoid', 'tanh', 'softmax'];
+const KINDS: readonly ActivationKind[] = ['none', 'relu', 'sigmoid', 'tanh', 'gelu', 'softmax'];
 
 export const activation: OpRule<ActivationAttrs> = {
   op: 'activation',
@@ -21,7 +21,7 @@ export const activation: OpRule<ActivationAttrs> = {
     return [s.tensor(`${s.name}/y`, s.inputs[0].shape)];
   },
 
-  gradient: { kind: 'kernel', saves: (n) => [n.outputs[0]] },
+  gradient: { kind: 'kernel', saves: (n) => [n.attrs.activation === 'gelu' ? n.inputs[0] : n.outputs[0]] },
 
   lower(env, n, grad) {
     const [x] = n.inputs;
@@ -44,7 +44,7 @@ export const activation: OpRule<ActivationAttrs> = {
     return {
       forward,
       backward: [[prepareActivationBackward(env.ctx, { n: dx.size, activation: act, accumulate: grad.accumulate[0], label: `${name} backward` },
-        { y: env.buf(y), dy: env.buf(dy!), dx: env.buf(dx) })]],
+        { y: act === 'gelu' ? whole(env, x, name) : env.buf(y), dy: env.buf(dy!), dx: env.buf(dx) })]],
     };
   },
 };
