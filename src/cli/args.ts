@@ -96,7 +96,7 @@ const FLAGS: FlagSpec[] = [
   { name: 'eval', kind: 'bool', help: 'evaluate the --load checkpoint on the test set, no training' },
   { name: 'profile', kind: 'bool', help: 'print GPU time per pass' },
   { name: 'trace', kind: 'string', arg: 'FILE', help: 'write a Chrome trace (chrome://tracing, Perfetto) to FILE' },
-  { name: 'plots', kind: 'string', arg: 'DIR', help: 'write learning curves and misclassified digits as PNG files in DIR' },
+  { name: 'plots', kind: 'string', arg: 'DIR', help: 'write learning curves and misclassified digits as SVG and PNG files in DIR' },
   { name: 'json', kind: 'bool', help: 'print one JSON object per epoch and one at the end instead of text' },
   { name: 'help', kind: 'bool', help: 'print this help and exit' },
 ];

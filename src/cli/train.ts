@@ -3,7 +3,7 @@ import { writeFileSync, renameSync, mkdirSync, existsSync, statSync } from 'node
 import { dirname } from 'node:path';
 import { ArgsError, parseArgs, helpText, hyperParameters, SHAPE_KEYS, NETS, OPTIMIZERS, CELLS, type TrainArgs, type NetName, type OptimizerName, type CellName } from './args.js';
 import { EpochProgress, formatDuration } from './progress.js';
-import { writePlots, type EpochStats, type Misclassified } from './plots.js';
+import { writePlots, type Curves, type Misclassified } from './plots.js';
 import { CheckpointError, loadCheckpoint, saveCheckpoint, checkShapes, checkMetadata, type Checkpoint } from './checkpoint.js';
 import { DataError, NUM_CLASSES, loadMnist, checkImageSize, exampleSize, type Mnist } from '../data/mnist.js';
 import { ModelFileError, readModelFile, checkModelData, type TrainingDefaults } from './model-file.js';
@@ -123,7 +123,7 @@ export async function main(argv: string[]): Promise<number> {
       log(`loaded ${args.load}`);
     }
 
-    const history: EpochStats[] = [];
+    const history: Curves = { reads: [], epochs: [] };
     if (!args.eval) await train(args, label, data, trainer, history, log, emit);
 
     const test = await trainer.evaluate(data.test);
@@ -138,7 +138,7 @@ export async function main(argv: string[]): Promise<number> {
     if (args.plots) {
       // The grid draws each example as a rows x cols grey image: only for examples of that many values.
       const grid = exampleSize(data.shape) === data.rows * data.cols ? { images: data.test.images, rows: data.rows, cols: data.cols, misclassified: wrong } : undefined;
-      const files = writePlots(args.plots, history, grid); // all of them: the grid shows the first 25 and says of how many
+      const files = await writePlots(args.plots, history, grid); // all of them: the grid shows the first 25 and says of how many
       log(`plots: ${files.join(', ')}`);
     }
     if (args.save && !args.eval) {
@@ -171,7 +171,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function train(args: TrainArgs, label: string, data: Mnist, trainer: Trainer, history: EpochStats[],
+async function train(args: TrainArgs, label: string, data: Mnist, trainer: Trainer, history: Curves,
   log: (s: string) => void, emit: (o: object) => void): Promise<void> {
   const B = trainer.batch;
   const perEpoch = Math.floor(data.train.count / B);
@@ -185,7 +185,10 @@ async function train(args: TrainArgs, label: string, data: Mnist, trainer: Train
     onEpochStart: (e) => {
       bar = new EpochProgress({ stream: process.stderr, total: e.steps, batch: B, epoch: e.epoch + 1, epochs, tty: !args.json && process.stderr.isTTY === true });
     },
-    onProgress: (p) => bar!.update(p.stepInEpoch, p.read?.loss),
+    onProgress: (p) => {
+      bar!.update(p.stepInEpoch, p.read?.loss);
+      if (p.read) history.reads.push({ step: p.read.step, epoch: p.read.epoch + 1, loss: p.read.loss, accuracy: p.read.accuracy });
+    },
     onStep: (step) => { if (step === LOSE_DEVICE_AT) trainer.ctx.device.destroy(); },
     onNonFinite: (r) => {
       const kept = args.save ? `; nothing was written to ${args.save}` : '';
@@ -194,8 +197,9 @@ async function train(args: TrainArgs, label: string, data: Mnist, trainer: Train
     onEpochEnd: async (e) => {
       bar!.finish();
       const val = data.validation.count ? await trainer.evaluate(data.validation) : undefined;
-      const stats: EpochStats = { epoch: e.epoch + 1, trainLoss: e.loss, trainAcc: e.accuracy, valLoss: val?.loss, valAcc: val?.accuracy };
-      history.push(stats);
+      // The epoch's last step is read, so the last read marks where the epoch ended.
+      const step = history.reads.at(-1)?.step ?? e.epoch * perEpoch + e.steps;
+      history.epochs.push({ epoch: e.epoch + 1, step, trainLoss: e.loss, trainAcc: e.accuracy, valLoss: val?.loss, valAcc: val?.accuracy });
       log(`epoch ${e.epoch + 1}/${epochs}: train loss ${e.loss.toFixed(4)} acc ${e.accuracy.toFixed(4)}` +
         (val ? `, validation loss ${val.loss.toFixed(4)} acc ${val.accuracy.toFixed(4)}` : '') +
         `, ${e.steps} steps in ${formatDuration(e.seconds)} (${((e.steps * B) / e.seconds).toFixed(0)} examples/s)`);
