@@ -9,6 +9,7 @@ import { lowerUpdate } from './update.js';
 import { planBuffers, type Plan } from './planner.js';
 import type { Tensor } from './tensor.js';
 
+/** The optimizer a training graph updates its parameters with. */
 export interface OptimizerConfig {
   kind: 'sgd' | 'adam';
   lr: number;
@@ -19,6 +20,7 @@ export interface OptimizerConfig {
   epsilon?: number;
 }
 
+/** How a graph is compiled: its loss and optimizer, the shared step counter, and the tensors kept readable. */
 export interface CompileOptions {
   /** The loss to minimise; with `optimizer`, the step gets backward and update passes. */
   loss?: Tensor;
@@ -175,6 +177,7 @@ export class CompiledGraph {
     await Promise.all([...kernels].map((k) => k.ready));
   }
 
+  /** Releases the buffers the compiled graph made. */
   destroy(): void {
     for (const b of this.made) this.ctx.release(b);
     this.made.length = 0;
