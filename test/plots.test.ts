@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
+import { runCli } from './support/cli.js';
 import { SERIES_COLOURS, hasFonts, learningCurvesSpec, misclassifiedSpec, renderSvg, svgToPng, writePlots, type Curves, type Misclassified } from '../src/cli/plots.js';
 
 function decode(buf: Buffer): PNG {
@@ -161,6 +162,27 @@ describe('plots (src/cli/plots.ts): Vega-Lite figures rendered to SVG and PNG', 
   it('misclassified grid with nothing wrong says so', async () => {
     const t = texts(await renderSvg(misclassifiedSpec(squares(1), 28, 28, [])));
     expect(t).to.include('no misclassified test digits');
+  });
+
+  it('the CLI plots every read (every 10 steps and the last step) and validation where the epoch ended', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'plots-cli-'));
+    try {
+      // 25 steps: reads at steps 10, 20 and 25 (the last is drained at the end, after the last progress call)
+      const r = runCli(['--net', 'softmax', '--steps', '25', '--val', '500', '--plots', dir], {}, 120_000);
+      expect(r.code, r.stderr).to.equal(0);
+      const svg = readFileSync(join(dir, 'learning-curves.svg'), 'utf8');
+      const dots = [...svg.matchAll(/<g class="mark-symbol role-mark[^>]*>(.*?)<\/g>/g)].flatMap((m) => m[1].match(/<path [^>]*>/g) ?? []);
+      const xs = (colour: string): number[] => dots.filter((d) => d.includes(`fill="${colour}"`)).map((d) => Number(/translate\(([\d.]+),/.exec(d)![1]));
+      const train = xs(SERIES_COLOURS.train);
+      const validation = xs(SERIES_COLOURS.validation);
+      expect(train, 'train dots: 3 reads in each of the 2 panels').to.have.length(6);
+      expect(validation, 'validation dots: 1 epoch in each panel').to.have.length(2);
+      // the validation dot sits on the last read's step (25), the rightmost train dot of its panel
+      expect(validation[0]).to.be.closeTo(Math.max(...train.slice(0, 3)), 1e-6);
+      expect(readFileSync(join(dir, 'learning-curves.png')).subarray(1, 4).toString()).to.equal('PNG');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('writePlots writes an SVG and a PNG of each figure into a new folder', async () => {

@@ -185,10 +185,9 @@ async function train(args: TrainArgs, label: string, data: Mnist, trainer: Train
     onEpochStart: (e) => {
       bar = new EpochProgress({ stream: process.stderr, total: e.steps, batch: B, epoch: e.epoch + 1, epochs, tty: !args.json && process.stderr.isTTY === true });
     },
-    onProgress: (p) => {
-      bar!.update(p.stepInEpoch, p.read?.loss);
-      if (p.read) history.reads.push({ step: p.read.step, epoch: p.read.epoch + 1, loss: p.read.loss, accuracy: p.read.accuracy });
-    },
+    onProgress: (p) => bar!.update(p.stepInEpoch, p.read?.loss),
+    // every read, including those the loop drains at an epoch's end without a progress call
+    onRead: (r) => { history.reads.push({ step: r.step, epoch: r.epoch + 1, loss: r.loss, accuracy: r.accuracy }); },
     onStep: (step) => { if (step === LOSE_DEVICE_AT) trainer.ctx.device.destroy(); },
     onNonFinite: (r) => {
       const kept = args.save ? `; nothing was written to ${args.save}` : '';
