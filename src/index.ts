@@ -34,3 +34,18 @@ export { Trainer, type TrainerOptions, type TrainMetrics, type EvalResult, type 
 export { decodeStateFile, encodeStateFile, crc32, StateError, STATE_FORMAT, type TrainerState, type StateTensor } from './nn/state.js';
 export { trainLoop, trainSteps, type TrainLoopOptions, type TrainStepsOptions, type LoopRead, type LoopProgress, type LoopEpoch, type LoopResult } from './nn/loop.js';
 export { exampleSize, formatShape, sliceDataset, type Dataset } from './data/dataset.js';
+// Types that the API above names in its signatures (options, roles, plans), exported so users can name them too.
+export type { DType, Role, ExternalStorage } from './graph/tensor.js';
+export type { Phase } from './graph/graph.js';
+export type { Plan } from './graph/planner.js';
+export type { LoweredOp } from './graph/recorder.js';
+export type { Conv2dOptions } from './graph/ops/conv2d.js';
+export type { PoolOptions } from './graph/ops/pool.js';
+export type { RecurrentOptions } from './graph/ops/recurrent.js';
+export type { ActivationKind } from './graph/ops/activation.js';
+export type { RecurrentCell } from './kernels/recurrent.js';
+export type { OpProfile } from './nn/trainer.js';
+export type { Examples } from './nn/evaluator.js';
+export type {
+  LayerOptions, DenseOptions, Conv2dLayerOptions, Pool2dOptions, ReshapeOptions, DropoutOptions, ActivationOptions, RecurrentLayerOptions, PaddingName,
+} from './nn/layers.js';

@@ -3,119 +3,195 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
-import { GLYPHS, Raster, learningCurvesPng, misclassifiedPng, niceTicks, textWidth, writePlots, type EpochStats } from '../src/cli/plots.js';
+import { runCli } from './support/cli.js';
+import { SERIES_COLOURS, hasFonts, learningCurvesSpec, misclassifiedSpec, renderSvg, svgToPng, writePlots, type Curves, type Misclassified } from '../src/cli/plots.js';
 
 function decode(buf: Buffer): PNG {
   return PNG.sync.read(buf);
 }
 
-/** Distinct RGB colours in the image. */
-function colours(png: PNG): Set<number> {
-  const s = new Set<number>();
-  for (let i = 0; i < png.data.length; i += 4) s.add((png.data[i] << 16) | (png.data[i + 1] << 8) | png.data[i + 2]);
-  return s;
+/** The pixel at byte offset i as 0xrrggbb. */
+function rgb(png: PNG, i: number): number {
+  return (png.data[i] << 16) | (png.data[i + 1] << 8) | png.data[i + 2];
 }
 
-function pixel(png: PNG, x: number, y: number): [number, number, number] {
-  const i = (y * png.width + x) * 4;
-  return [png.data[i], png.data[i + 1], png.data[i + 2]];
+/** How many pixels have exactly this colour ('#rrggbb'). */
+function count(png: PNG, colour: string): number {
+  const c = parseInt(colour.slice(1), 16);
+  let n = 0;
+  for (let i = 0; i < png.data.length; i += 4) if (rgb(png, i) === c) n++;
+  return n;
 }
 
-const history: EpochStats[] = Array.from({ length: 8 }, (_, i) => ({
-  epoch: i + 1, trainLoss: 1 / (i + 1), valLoss: 1.2 / (i + 1) + 0.05, trainAcc: 0.9 + 0.01 * i, valAcc: 0.88 + 0.01 * i,
-}));
+/** The SVG's texts (vega writes each label as one <text> element). */
+function texts(svg: string): string[] {
+  return [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]);
+}
 
-describe('PNG plots (src/cli/plots.ts)', () => {
-  it('every glyph is 7 rows of 5 bits', () => {
-    for (const [ch, hex] of Object.entries(GLYPHS)) {
-      expect(hex, `glyph ${JSON.stringify(ch)}`).to.match(/^[0-9a-f]{14}$/);
-      for (let i = 0; i < 7; i++) expect(parseInt(hex.slice(2 * i, 2 * i + 2), 16), `glyph ${ch}`).to.be.lessThan(32);
+/** Width and height in the SVG's root element. */
+function svgSize(svg: string): [number, number] {
+  const m = /<svg[^>]*\swidth="([\d.]+)"[^>]*\sheight="([\d.]+)"/.exec(svg)!;
+  return [Number(m[1]), Number(m[2])];
+}
+
+/** Two epochs of 50 steps read every 10 steps (the last read of an epoch at its last step). */
+function twoEpochs(): Curves {
+  const curves: Curves = { reads: [], epochs: [] };
+  for (let e = 1; e <= 2; e++) {
+    for (let s = 10; s <= 50; s += 10) {
+      const step = (e - 1) * 50 + s;
+      curves.reads.push({ step, epoch: e, loss: 2 / step + 0.1, accuracy: 1 - 1 / step });
     }
-    for (const ch of 'label=, predict:0123456789.-epochlossaccuracytrainvalidation') expect(GLYPHS[ch], ch).to.be.a('string');
+    curves.epochs.push({ epoch: e, step: e * 50, trainLoss: 0.5 / e, trainAcc: 0.8 + 0.1 * e, valLoss: 0.6 / e, valAcc: 0.75 + 0.1 * e });
+  }
+  return curves;
+}
+
+/** A test set of `n` 28x28 images, each a black 20x20 square on white. */
+function squares(n: number): Float32Array {
+  const images = new Float32Array(n * 784);
+  for (let k = 0; k < n; k++) for (let r = 4; r < 24; r++) for (let c = 4; c < 24; c++) images[k * 784 + r * 28 + c] = 1;
+  return images;
+}
+
+describe('plots (src/cli/plots.ts): Vega-Lite figures rendered to SVG and PNG', function () {
+  this.timeout(60_000);
+
+  it('learning curves: a training point per read and a validation point per epoch, on the step axis', () => {
+    const curves = twoEpochs();
+    curves.reads.push({ step: 101, epoch: 3, loss: NaN, accuracy: NaN }); // a blown-up read is left out, not drawn as 0
+    const spec = learningCurvesSpec(curves);
+    const rows = (spec.data as { values: { step: number; metric: string; series: string; value: number }[] }).values;
+    const pick = (metric: string, series: string): [number, number][] => rows.filter((r) => r.metric === metric && r.series === series).map((r) => [r.step, r.value]);
+    expect(pick('loss', 'train').map(([s]) => s)).to.deep.equal([10, 20, 30, 40, 50, 60, 70, 80, 90, 100]);
+    expect(pick('accuracy', 'train')[2]).to.deep.equal([30, 1 - 1 / 30]);
+    expect(pick('loss', 'validation')).to.deep.equal([[50, 0.6], [100, 0.3]]);
+    expect(pick('accuracy', 'validation').map(([s]) => s)).to.deep.equal([50, 100]);
+    for (const r of rows) expect(Number.isFinite(r.value), JSON.stringify(r)).to.equal(true);
   });
 
-  it('text draws glyph pixels where the table says', () => {
-    const r = new Raster(20, 10);
-    r.text(1, 1, '1');
-    // '1' = 04 0c 04 04 04 04 0e: row 0 has only column 2 set
-    expect(r.get(3, 1)).to.deep.equal([0, 0, 0]);
-    expect(r.get(2, 1)).to.deep.equal([255, 255, 255]);
-    expect(r.get(1, 7)).to.deep.equal([255, 255, 255]);
-    expect(r.get(2, 7)).to.deep.equal([0, 0, 0]); // bottom row 0e: columns 1-3
-    expect(textWidth('ab', 2)).to.equal(22);
-  });
-
-  it('lines reach both ends and a raster encodes to a PNG of its size', () => {
-    const r = new Raster(31, 17);
-    r.line(0, 0, 30, 16, [255, 0, 0]);
-    const png = decode(r.png());
-    expect([png.width, png.height]).to.deep.equal([31, 17]);
-    expect(pixel(png, 0, 0)).to.deep.equal([255, 0, 0]);
-    expect(pixel(png, 30, 16)).to.deep.equal([255, 0, 0]);
-    expect(pixel(png, 30, 0)).to.deep.equal([255, 255, 255]);
-  });
-
-  it('niceTicks gives round steps covering the range', () => {
-    const t = niceTicks(0.873, 0.991, 5);
-    expect(t.step).to.be.closeTo(0.02, 1e-12);
-    expect(t.min).to.be.at.most(0.873);
-    expect(t.max).to.be.at.least(0.991);
-    expect(t.ticks[0]).to.be.closeTo(0.86, 1e-9);
-    const flat = niceTicks(2, 2);
-    expect(flat.min).to.be.lessThan(2);
-    expect(flat.max).to.be.greaterThan(2);
-  });
-
-  it('learning curves: decodes, has the size, both series colours and the axes', () => {
-    const png = decode(learningCurvesPng(history));
-    expect([png.width, png.height]).to.deep.equal([960, 420]);
-    const c = colours(png);
-    expect(c.has(0xffffff)).to.equal(true);
-    expect(c.has((31 << 16) | (119 << 8) | 180), 'train blue').to.equal(true);
-    expect(c.has((255 << 16) | (127 << 8) | 14), 'validation orange').to.equal(true);
-    expect(c.size).to.be.greaterThan(4);
-  });
-
-  it('learning curves with one epoch, and with a NaN loss, still draw', () => {
-    const one = decode(learningCurvesPng([{ epoch: 1, trainLoss: 0.5, valLoss: 0.6, valAcc: 0.9 }]));
-    expect(colours(one).has((255 << 16) | (127 << 8) | 14)).to.equal(true);
-    const blown = decode(learningCurvesPng([{ epoch: 1, trainLoss: 0.5 }, { epoch: 2, trainLoss: NaN }]));
-    expect(blown.width).to.equal(960);
-  });
-
-  it('misclassified grid: 5x5 cells, the digits drawn dark, titles drawn', () => {
-    const rows = 28;
-    const cols = 28;
-    const n = 30;
-    // image k: a filled square whose size depends on k
-    const images = new Float32Array(n * rows * cols);
-    for (let k = 0; k < n; k++) for (let r = 4; r < 24; r++) for (let c = 4; c < 24; c++) images[k * 784 + r * cols + c] = 1;
-    const items = Array.from({ length: 27 }, (_, k) => ({ index: k, label: k % 10, predict: (k + 1) % 10 }));
-    const png = decode(misclassifiedPng(images, rows, cols, items));
-    const cellW = Math.max(28 * 4, textWidth('label=9, predict=9')) + 16;
-    const cellH = 28 * 4 + 30;
-    expect(png.width).to.equal(cellW * 5);
-    expect(png.height).to.equal(34 + cellH * 5);
-    // the centre of every cell's image is black (value 1), its corner white
-    for (let k = 0; k < 25; k++) {
-      const ix = (k % 5) * cellW + (cellW - 112) / 2;
-      const iy = 34 + Math.floor(k / 5) * cellH + 18;
-      expect(pixel(png, Math.round(ix + 56), Math.round(iy + 56)), `cell ${k}`).to.deep.equal([0, 0, 0]);
-      expect(pixel(png, Math.round(ix + 4), Math.round(iy + 4)), `cell ${k}`).to.deep.equal([255, 255, 255]);
+  it('learning curves render with a title, axis titles, tick labels and a legend naming both series', async () => {
+    const warnings: string[] = [];
+    const svg = await renderSvg(learningCurvesSpec(twoEpochs()), warnings);
+    expect(warnings, 'Vega-Lite and Vega warnings').to.deep.equal([]);
+    const t = texts(svg);
+    for (const s of ['learning curves', 'step', 'cross-entropy loss', 'accuracy', 'train (every read)', 'validation (end of each epoch)', '100']) {
+      expect(t, s).to.include(s);
     }
-    // the caption row above the first image has ink
-    let ink = 0;
-    for (let y = 34 + 6; y < 34 + 13; y++) for (let x = 0; x < cellW; x++) if (pixel(png, x, y)[0] === 0) ink++;
-    expect(ink).to.be.greaterThan(40);
+    expect(t.filter((s) => s === 'step'), 'one step axis per panel').to.have.length(2);
+    // in each panel: a line per series, a dot per read (train blue) and per epoch (validation orange)
+    const marks = (kind: string): string[] => [...svg.matchAll(new RegExp(`<g class="mark-${kind} role-mark[^>]*>(.*?)</g>`, 'g'))].flatMap((m) => m[1].match(/<path [^>]*>/g) ?? []);
+    expect(marks('line')).to.have.length(2 * 2);
+    const dots = marks('symbol');
+    expect(dots.filter((d) => d.includes(`fill="${SERIES_COLOURS.train}"`))).to.have.length(2 * 10);
+    expect(dots.filter((d) => d.includes(`fill="${SERIES_COLOURS.validation}"`))).to.have.length(2 * 2);
   });
 
-  it('writePlots writes both files into a new folder', () => {
+  it('the learning-curves PNG is the SVG at twice its size, with both series colours and text', async () => {
+    const svg = await renderSvg(learningCurvesSpec(twoEpochs()));
+    const png = decode(svgToPng(svg));
+    const [w, h] = svgSize(svg);
+    expect([png.width, png.height]).to.deep.equal([Math.round(2 * w), Math.round(2 * h)]);
+    expect(count(png, SERIES_COLOURS.train), 'train blue').to.be.greaterThan(200);
+    expect(count(png, SERIES_COLOURS.validation), 'validation orange').to.be.greaterThan(200);
+    expect(count(png, '#ffffff'), 'white background').to.be.greaterThan(png.width * png.height * 0.5);
+    if (hasFonts()) expect(count(png, '#000000'), 'black text').to.be.greaterThan(300);
+  });
+
+  it('hasFonts tells whether text leaves ink in the PNG', async () => {
+    const svg = await renderSvg({ width: 200, height: 40, data: { values: [{ t: 'label=7, predict=1' }] }, mark: { type: 'text', fontSize: 20 }, encoding: { text: { field: 't' } } });
+    const ink = decode(svgToPng(svg)).data.some((v, i) => i % 4 === 0 && v < 128);
+    expect(ink).to.equal(hasFonts());
+  });
+
+  it('misclassified grid: 5x5 digits, each under its caption, in item order', async () => {
+    const items: Misclassified[] = Array.from({ length: 27 }, (_, k) => ({ index: k, label: k % 10, predict: (k + 3) % 10 }));
+    const warnings: string[] = [];
+    const svg = await renderSvg(misclassifiedSpec(squares(30), 28, 28, items), warnings);
+    expect(warnings).to.deep.equal([]);
+    const t = texts(svg);
+    expect(t).to.include('misclassified test digits (first 25 of 27)');
+    const captions = t.filter((s) => s.startsWith('label='));
+    expect(captions).to.deep.equal(items.slice(0, 25).map((m) => `label=${m.label}, predict=${m.predict}`));
+    expect((svg.match(/<image /g) ?? []).length).to.equal(25);
+
+    // In the PNG (2x), each digit's 20x20 black square is 160x160: find 5 bands of rows, each
+    // crossing 5 black runs of that width, in a grid.
+    const png = decode(svgToPng(svg));
+    const runsAt = (y: number): [number, number][] => {
+      const runs: [number, number][] = [];
+      let start = -1;
+      for (let x = 0; x <= png.width; x++) {
+        const black = x < png.width && rgb(png, (y * png.width + x) * 4) === 0;
+        if (black && start < 0) start = x;
+        if (!black && start >= 0) {
+          if (x - start >= 150) runs.push([start, x]);
+          start = -1;
+        }
+      }
+      return runs;
+    };
+    const bands: { top: number; bottom: number; runs: [number, number][] }[] = [];
+    for (let y = 0; y < png.height; y++) {
+      const runs = runsAt(y);
+      if (runs.length === 0) continue;
+      const last = bands.at(-1);
+      if (last && last.bottom === y - 1) last.bottom = y;
+      else bands.push({ top: y, bottom: y, runs });
+    }
+    expect(bands.map((b) => b.bottom - b.top + 1)).to.deep.equal([160, 160, 160, 160, 160]);
+    for (const b of bands) {
+      expect(b.runs.map(([a, z]) => z - a)).to.deep.equal([160, 160, 160, 160, 160]);
+      expect(b.runs.map(([a]) => a)).to.deep.equal(bands[0].runs.map(([a]) => a)); // columns line up
+    }
+    // Above each square: the rest of its digit (4 white rows, 32 pixels), the image's grey frame, then
+    // the caption's ink, and no ink between the frame and the square.
+    const inkIn = (y0: number, y1: number): number => {
+      let ink = 0;
+      for (let y = y0; y < y1; y++) for (let x = 0; x < png.width; x++) if (png.data[(y * png.width + x) * 4] < 100) ink++;
+      return ink;
+    };
+    for (const b of bands) {
+      expect(inkIn(b.top - 32, b.top), `white above the square at y=${b.top}`).to.equal(0);
+      const frame = png.data[((b.top - 33) * png.width + b.runs[0][0]) * 4];
+      expect(frame, `frame above the image at y=${b.top}`).to.be.within(100, 230);
+      if (hasFonts()) expect(inkIn(b.top - 34 - 40, b.top - 34), `captions above the row at y=${b.top}`).to.be.greaterThan(500);
+    }
+  });
+
+  it('misclassified grid with nothing wrong says so', async () => {
+    const t = texts(await renderSvg(misclassifiedSpec(squares(1), 28, 28, [])));
+    expect(t).to.include('no misclassified test digits');
+  });
+
+  it('the CLI plots every read (every 10 steps and the last step) and validation where the epoch ended', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'plots-cli-'));
+    try {
+      // 25 steps: reads at steps 10, 20 and 25 (the last is drained at the end, after the last progress call)
+      const r = runCli(['--net', 'softmax', '--steps', '25', '--val', '500', '--plots', dir], {}, 120_000);
+      expect(r.code, r.stderr).to.equal(0);
+      const svg = readFileSync(join(dir, 'learning-curves.svg'), 'utf8');
+      const dots = [...svg.matchAll(/<g class="mark-symbol role-mark[^>]*>(.*?)<\/g>/g)].flatMap((m) => m[1].match(/<path [^>]*>/g) ?? []);
+      const xs = (colour: string): number[] => dots.filter((d) => d.includes(`fill="${colour}"`)).map((d) => Number(/translate\(([\d.]+),/.exec(d)![1]));
+      const train = xs(SERIES_COLOURS.train);
+      const validation = xs(SERIES_COLOURS.validation);
+      expect(train, 'train dots: 3 reads in each of the 2 panels').to.have.length(6);
+      expect(validation, 'validation dots: 1 epoch in each panel').to.have.length(2);
+      // the validation dot sits on the last read's step (25), the rightmost train dot of its panel
+      expect(validation[0]).to.be.closeTo(Math.max(...train.slice(0, 3)), 1e-6);
+      expect(readFileSync(join(dir, 'learning-curves.png')).subarray(1, 4).toString()).to.equal('PNG');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('writePlots writes an SVG and a PNG of each figure into a new folder', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'plots-test-'));
     try {
-      const images = new Float32Array(3 * 16).map((_, i) => (i % 5) / 4);
-      const files = writePlots(join(dir, 'sub'), history, { images, rows: 4, cols: 4, misclassified: [{ index: 2, label: 3, predict: 8 }] });
-      expect(files.map((f) => f.slice(dir.length))).to.deep.equal(['/sub/learning-curves.png', '/sub/misclassified.png']);
-      for (const f of files) expect(colours(decode(readFileSync(f))).size).to.be.greaterThan(1);
+      const files = await writePlots(join(dir, 'sub'), twoEpochs(), { images: squares(3), rows: 28, cols: 28, misclassified: [{ index: 2, label: 3, predict: 8 }] }, () => {});
+      expect(files.map((f) => f.slice(dir.length))).to.deep.equal(['/sub/learning-curves.svg', '/sub/learning-curves.png', '/sub/misclassified.svg', '/sub/misclassified.png']);
+      for (const f of files.filter((f) => f.endsWith('.svg'))) expect(readFileSync(f, 'utf8')).to.match(/^<svg /);
+      for (const f of files.filter((f) => f.endsWith('.png'))) expect(decode(readFileSync(f)).width).to.be.greaterThan(100);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

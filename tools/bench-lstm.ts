@@ -8,14 +8,29 @@ import { createNodeContext } from '../src/gpu/node.js';
 import { prepareRecurrentStack, recurrentInit, type RecurrentCell } from '../src/kernels/recurrent.js';
 import { encodeDispatch, type Dispatch } from '../src/gpu/dispatch.js';
 import { PassTimer, median } from '../src/gpu/profiler.js';
+import { failUsage, toolFlags } from './tool-args.js';
 
-const args = process.argv.slice(2);
-const opt = (name: string, def: number) => (args.includes(`--${name}`) ? Number(args[args.indexOf(`--${name}`) + 1]) : def);
+const flags = toolFlags(process.argv.slice(2), [
+  { name: 'runs', kind: 'int', arg: 'N', help: 'timed steps, at least 20 (default 25)' },
+  { name: 'T', kind: 'int', arg: 'N', help: 'time steps (default 28)' },
+  { name: 'B', kind: 'int', arg: 'N', help: 'batch (default 100)' },
+  { name: 'I', kind: 'int', arg: 'N', help: 'input width (default 28)' },
+  { name: 'H', kind: 'int', arg: 'N', help: 'hidden units (default 128)' },
+  { name: 'layers', kind: 'int', arg: 'N', help: 'stacked cells (default 1)' },
+  { name: 'cell', kind: 'choice', choices: ['lstm', 'gru', 'rnn'], arg: 'lstm|gru|rnn', help: 'recurrent cell (default lstm)' },
+  { name: 'breakdown', kind: 'bool', help: 'time each part of a step' },
+  { name: 'fused', kind: 'bool', help: 'the fused step kernels instead of matmul + cell per step' },
+], 'usage: node dist/tools/bench-lstm.js [--runs N] [--T N] [--B N] [--I N] [--H N] [--layers N] [--cell lstm|gru|rnn] [--breakdown] [--fused]');
+const opt = (name: string, def: number): number => {
+  const v = (flags.get(name) as number | undefined) ?? def;
+  if (v < 1) failUsage(`--${name} ${v} must be at least 1: give --${name} 1 or more`);
+  return v;
+};
 const runs = Math.max(20, opt('runs', 25));
 const T = opt('T', 28), B = opt('B', 100), I = opt('I', 28), H = opt('H', 128), layers = opt('layers', 1);
-const cell = (args.includes('--cell') ? args[args.indexOf('--cell') + 1] : 'lstm') as RecurrentCell;
-const breakdown = args.includes('--breakdown');
-const fused = args.includes('--fused');
+const cell = ((flags.get('cell') as string | undefined) ?? 'lstm') as RecurrentCell;
+const breakdown = flags.get('breakdown') === true;
+const fused = flags.get('fused') === true;
 
 const ctx = await createNodeContext();
 console.log(`adapter: ${ctx.adapterDescription}`);

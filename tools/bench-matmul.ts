@@ -1,13 +1,21 @@
 // Matmul GFLOPS from timestamp queries: median of timed runs after warm-up, per shape and variant.
-// Usage: node dist/tools/bench-matmul.js [--runs N] [--shape MxKxN ...]
+// Usage: node dist/tools/bench-matmul.js [--runs N] [--shapes MxKxN,MxKxN,...]
 import { createNodeContext } from '../src/gpu/node.js';
 import { matmul, type MatmulSpec } from '../src/kernels/matmul.js';
 import { encodeDispatch } from '../src/gpu/dispatch.js';
 import { PassTimer, median } from '../src/gpu/profiler.js';
+import { failUsage, toolFlags } from './tool-args.js';
 
-const args = process.argv.slice(2);
-const runs = Number(args[args.indexOf('--runs') + 1]) || 25;
-const shapeArgs = args.flatMap((a, i) => (args[i - 1] === '--shape' ? [a] : []));
+const flags = toolFlags(process.argv.slice(2), [
+  { name: 'runs', kind: 'int', arg: 'N', help: 'timed runs per shape and variant (default 25)' },
+  { name: 'shapes', kind: 'string', arg: 'MxKxN,...', help: 'matmul shapes, comma-separated (default: square sizes and the nets\' products)' },
+], 'usage: node dist/tools/bench-matmul.js [--runs N] [--shapes MxKxN,MxKxN,...]');
+const runs = (flags.get('runs') as number | undefined) ?? 25;
+if (runs < 1) failUsage(`--runs ${runs} must be at least 1: give --runs 1 or more`);
+const shapeArgs = ((flags.get('shapes') as string | undefined) ?? '').split(',').filter((s) => s.length > 0);
+for (const s of shapeArgs) {
+  if (!/^\d+x\d+x\d+$/.test(s) || s.split('x').some((v) => Number(v) < 1)) failUsage(`--shapes ${JSON.stringify(s)} is not MxKxN: give positive sizes, e.g. --shapes 512x512x512`);
+}
 // M x K x N: square sizes, then the MNIST nets' products (mlp forward, its logits, cnn dense, lstm step)
 const shapes = shapeArgs.length
   ? shapeArgs.map((s) => s.split('x').map(Number) as [number, number, number])

@@ -5,19 +5,29 @@
 // Usage: node dist/tools/bench-peer.js --backend webgpu|wasm [--nets mlp,cnn,rnn] [--steps N] [--seconds S] [--warmup N]
 // Only the benchmark runs this file: nothing in the library or the tests imports TensorFlow.js.
 import { ReadPacer } from '../src/gpu/pacer.js';
+import { failUsage, toolFlags } from './tool-args.js';
 import { gentleWait } from '../src/gpu/gentle-wait.js';
 import { BENCH_NETS, NET_SETTINGS, PEER_RESULT, batchIndex, measureMore, median, threadCpuMs, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
 
 type Tf = typeof import('@tensorflow/tfjs');
 
-const args = process.argv.slice(2);
-const flag = (name: string) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : undefined);
-const backend = flag('backend') ?? 'webgpu';
-const nets = (flag('nets') ?? BENCH_NETS.join(',')).split(',') as BenchNet[];
-const steps = Number(flag('steps') ?? 20);
-const warmup = Number(flag('warmup') ?? 3);
-const seconds = Number(flag('seconds') ?? 2);
-const stepsFor = (net: BenchNet) => Number(flag(`steps-${net}`) ?? steps);
+const flags = toolFlags(process.argv.slice(2), [
+  { name: 'backend', kind: 'choice', choices: ['webgpu', 'wasm'], arg: 'webgpu|wasm', help: 'TensorFlow.js backend (default webgpu)' },
+  { name: 'nets', kind: 'string', arg: 'mlp,cnn,rnn', help: 'nets to measure, comma-separated (default all three)' },
+  { name: 'steps', kind: 'int', arg: 'N', help: 'steps per timed round (default 20)' },
+  { name: 'warmup', kind: 'int', arg: 'N', help: 'untimed steps first (default 3)' },
+  { name: 'seconds', kind: 'float', arg: 'S', help: 'at least this long per measurement (default 2)' },
+  ...BENCH_NETS.map((n) => ({ name: `steps-${n}`, kind: 'int', arg: 'N', help: `steps per timed round for ${n} (default --steps)` }) as const),
+], 'usage: node dist/tools/bench-peer.js [--backend webgpu|wasm] [--nets mlp,cnn,rnn] [--steps N] [--warmup N] [--seconds S] [--steps-NET N]');
+const backend = (flags.get('backend') as string | undefined) ?? 'webgpu';
+const nets = ((flags.get('nets') as string | undefined) ?? BENCH_NETS.join(',')).split(',') as BenchNet[];
+for (const n of nets) {
+  if (!BENCH_NETS.includes(n)) failUsage(`--nets ${JSON.stringify(n)} is not one of ${BENCH_NETS.join(', ')}: give --nets ${BENCH_NETS.join(',')} or a part of it`);
+}
+const steps = (flags.get('steps') as number | undefined) ?? 20;
+const warmup = (flags.get('warmup') as number | undefined) ?? 3;
+const seconds = (flags.get('seconds') as number | undefined) ?? 2;
+const stepsFor = (net: BenchNet) => (flags.get(`steps-${net}`) as number | undefined) ?? steps;
 const log = (s: string) => process.stderr.write(`[tfjs-${backend}] ${s}\n`);
 
 /** Per-step counts of what tfjs-webgpu asks of the device (prototype wrappers, webgpu only). */

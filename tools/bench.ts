@@ -36,44 +36,32 @@ import { ReadPacer } from '../src/gpu/pacer.js';
 import { Trainer } from '../src/nn/trainer.js';
 import { NET_DEFAULTS, builtinModel } from '../src/nn/models/builtin.js';
 import { trainLoop } from '../src/nn/loop.js';
+import { failUsage, toolFlags } from './tool-args.js';
 import { BENCH_NETS, NET_SETTINGS, PEER_RESULT, MAX_STEPS, batchIndex, measureMore, median, sleep, threadCpuMs, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
 
-const args = process.argv.slice(2);
-const usage = 'usage: node dist/tools/bench.js [--nets mlp,cnn,rnn] [--steps N] [--seconds S] [--warmup N] [--rounds N] [--no-peer] [--out FILE]';
-const known = new Set(['--nets', '--steps', '--seconds', '--warmup', '--rounds', '--no-peer', '--out', '--help', '-h']);
-for (let i = 0; i < args.length; i++) {
-  if (!known.has(args[i])) {
-    console.error(`bench: unknown argument "${args[i]}"\n${usage}`);
-    process.exit(2);
-  }
-  if (['--nets', '--steps', '--seconds', '--warmup', '--rounds', '--out'].includes(args[i])) i++;
-}
-if (args.includes('--help') || args.includes('-h')) {
-  console.log(usage);
-  process.exit(0);
-}
-const flag = (name: string) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : undefined);
-const nets = (flag('nets') ?? BENCH_NETS.join(',')).split(',') as BenchNet[];
+const flags = toolFlags(process.argv.slice(2), [
+  { name: 'nets', kind: 'string', arg: 'mlp,cnn,rnn', help: 'nets to measure, comma-separated (default all three)' },
+  { name: 'steps', kind: 'int', arg: 'N', help: 'steps per timed round (default 20)' },
+  { name: 'seconds', kind: 'float', arg: 'S', help: 'at least this long per measurement, 0 to 600 (default 2)' },
+  { name: 'warmup', kind: 'int', arg: 'N', help: 'untimed steps first (default 3)' },
+  { name: 'rounds', kind: 'int', arg: 'N', help: 'rounds, engine and peers alternating (default 3)' },
+  { name: 'no-peer', kind: 'bool', help: 'measure the engine only, not TensorFlow.js' },
+  { name: 'out', kind: 'string', arg: 'FILE', help: 'the report to write (default BENCHMARKS.md)' },
+], 'usage: node dist/tools/bench.js [--nets mlp,cnn,rnn] [--steps N] [--seconds S] [--warmup N] [--rounds N] [--no-peer] [--out FILE]');
+const nets = ((flags.get('nets') as string | undefined) ?? BENCH_NETS.join(',')).split(',') as BenchNet[];
 for (const n of nets) {
-  if (!BENCH_NETS.includes(n)) {
-    console.error(`bench: --nets takes mlp, cnn, rnn (comma-separated), got "${n}"`);
-    process.exit(2);
-  }
+  if (!BENCH_NETS.includes(n)) failUsage(`--nets ${JSON.stringify(n)} is not one of ${BENCH_NETS.join(', ')}: give --nets ${BENCH_NETS.join(',')} or a part of it`);
 }
-const steps = Number(flag('steps') ?? 20);
-const warmup = Number(flag('warmup') ?? 3);
-const roundCount = Number(flag('rounds') ?? 3);
-const seconds = Number(flag('seconds') ?? 2);
-if (![steps, warmup, roundCount].every((v) => Number.isInteger(v) && v >= 1)) {
-  console.error(`bench: --steps, --warmup and --rounds must be positive integers (got ${flag('steps')}, ${flag('warmup')}, ${flag('rounds')})`);
-  process.exit(2);
+const steps = (flags.get('steps') as number | undefined) ?? 20;
+const warmup = (flags.get('warmup') as number | undefined) ?? 3;
+const roundCount = (flags.get('rounds') as number | undefined) ?? 3;
+const seconds = (flags.get('seconds') as number | undefined) ?? 2;
+for (const [name, v] of [['steps', steps], ['warmup', warmup], ['rounds', roundCount]] as const) {
+  if (v < 1) failUsage(`--${name} ${v} must be at least 1: give --${name} 1 or more`);
 }
-if (!(seconds >= 0 && seconds <= 600)) {
-  console.error(`bench: --seconds must be a number of seconds from 0 to 600, got ${flag('seconds')}`);
-  process.exit(2);
-}
-const withPeer = !args.includes('--no-peer');
-const outFile = flag('out') ?? 'BENCHMARKS.md';
+if (!(seconds >= 0 && seconds <= 600)) failUsage(`--seconds ${seconds} is outside 0-600: give a number of seconds from 0 to 600`);
+const withPeer = flags.get('no-peer') !== true;
+const outFile = (flags.get('out') as string | undefined) ?? 'BENCHMARKS.md';
 const log = (s: string) => process.stderr.write(`[engine] ${s}\n`);
 
 // --- counting what a step asks of the device -------------------------------------------------

@@ -6,28 +6,15 @@
 import { createNodeContext } from '../src/gpu/node.js';
 import { Trainer } from '../src/nn/trainer.js';
 import { NET_DEFAULTS, NETS, type NetName } from '../src/cli/args.js';
+import { failUsage, toolFlags } from './tool-args.js';
 
-const args = process.argv.slice(2);
-const usage = 'usage: node dist/tools/plan.js [--net softmax|bp|mlp|cnn|rnn] [--slots N]';
-for (let i = 0; i < args.length; i += 2) {
-  if (!['--net', '--slots'].includes(args[i]) || args[i + 1] === undefined) {
-    console.error(`${args[i]}${args[i + 1] === undefined && args[i].startsWith('--') ? ' needs a value' : ': unknown argument'}; ${usage}`);
-    process.exit(2);
-  }
-}
-const pick = (name: string) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : undefined);
-const nets = (pick('net') ? [pick('net')] : ['cnn', 'rnn']) as NetName[];
-for (const n of nets) {
-  if (!NETS.includes(n)) {
-    console.error(`--net ${n}: expected one of ${NETS.join(', ')}`);
-    process.exit(2);
-  }
-}
-const showSlots = Number(pick('slots') ?? 6);
-if (!Number.isInteger(showSlots) || showSlots < 0) {
-  console.error(`--slots ${pick('slots')}: give a whole number of slots to list, e.g. --slots 6`);
-  process.exit(2);
-}
+const flags = toolFlags(process.argv.slice(2), [
+  { name: 'net', kind: 'choice', choices: NETS, arg: 'NAME', help: 'the net to plan (default: cnn and rnn)' },
+  { name: 'slots', kind: 'int', arg: 'N', help: 'largest shared slots to list per net (default 6)' },
+], 'usage: node dist/tools/plan.js [--net softmax|bp|mlp|cnn|rnn] [--slots N]');
+const nets = (flags.has('net') ? [flags.get('net')] : ['cnn', 'rnn']) as NetName[];
+const showSlots = (flags.get('slots') as number | undefined) ?? 6;
+if (showSlots < 0) failUsage(`--slots ${showSlots} is negative: give a whole number of slots to list, e.g. --slots 6`);
 const mb = (b: number) => `${(b / 1e6).toFixed(2)} MB`;
 
 const ctx = await createNodeContext();

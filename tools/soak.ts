@@ -9,23 +9,23 @@ import { createNodeContext } from '../src/gpu/node.js';
 import { Trainer } from '../src/nn/trainer.js';
 import { trainLoop } from '../src/nn/loop.js';
 import type { NetKind } from '../src/nn/nets.js';
+import { NET_KINDS } from '../src/nn/models/builtin.js';
+import { failUsage, toolFlags } from './tool-args.js';
 
 const HEAP_LIMIT_MB = 20;
 const READ_EVERY = 10;
 const EVAL_EVERY = 1000;
 
-function flag(name: string, def: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : def;
-}
-
-const steps = Number(flag('steps', '5000'));
-const net = flag('net', 'mlp') as NetKind;
-const batch = Number(flag('batch', '100'));
-if (!Number.isInteger(steps) || steps < 2 || !Number.isInteger(batch) || batch < 1) {
-  console.error('usage: node --expose-gc dist/tools/soak.js [--steps N (≥ 2)] [--net mlp] [--batch N]');
-  process.exit(2);
-}
+const flags = toolFlags(process.argv.slice(2), [
+  { name: 'steps', kind: 'int', arg: 'N', help: 'training steps, at least 2 (default 5000)' },
+  { name: 'net', kind: 'choice', choices: NET_KINDS, arg: 'NAME', help: 'built-in net to train (default mlp)' },
+  { name: 'batch', kind: 'int', arg: 'N', help: 'examples per step (default 100)' },
+], 'usage: node --expose-gc dist/tools/soak.js [--steps N] [--net NAME] [--batch N]');
+const steps = (flags.get('steps') as number | undefined) ?? 5000;
+const net = ((flags.get('net') as string | undefined) ?? 'mlp') as NetKind;
+const batch = (flags.get('batch') as number | undefined) ?? 100;
+if (steps < 2) failUsage(`--steps ${steps} must be at least 2: give --steps 2 or more`);
+if (batch < 1) failUsage(`--batch ${batch} must be at least 1: give --batch 1 or more`);
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) console.log('note: run with node --expose-gc for exact heap figures (without it the heap is measured without a forced collection)');

@@ -83,7 +83,8 @@ const CONTROL_FLAGS = CONTROL_FIELDS.map((f) => ({
   name: f.flag, kind: (f.kind === 'schedule' ? 'choice' : f.kind) as Kind, arg: f.arg, help: f.help, ...(f.kind === 'schedule' ? { choices: SCHEDULES } : {}),
 }));
 
-interface FlagSpec {
+/** A flag of a command line: the CLI's FLAGS below, and the tools' (tools/tool-args.ts). */
+export interface FlagSpec {
   name: string;
   kind: Kind;
   choices?: readonly string[];
@@ -113,15 +114,13 @@ const FLAGS: FlagSpec[] = [
   { name: 'eval', kind: 'bool', help: 'evaluate the --load checkpoint on the test set, no training' },
   { name: 'profile', kind: 'bool', help: 'print GPU time per pass' },
   { name: 'trace', kind: 'string', arg: 'FILE', help: 'write a Chrome trace (chrome://tracing, Perfetto) to FILE' },
-  { name: 'plots', kind: 'string', arg: 'DIR', help: 'write learning curves and misclassified digits as PNG files in DIR' },
+  { name: 'plots', kind: 'string', arg: 'DIR', help: 'write learning curves and misclassified digits as SVG and PNG files in DIR' },
   { name: 'json', kind: 'bool', help: 'print one JSON object per epoch and one at the end instead of text' },
   { name: 'help', kind: 'bool', help: 'print this help and exit' },
   { name: 'checkpoint-every', kind: 'int', arg: 'N', help: 'write the whole training state to --save every N steps (atomically; see docs/CHECKPOINTS.md)' },
   { name: 'keep', kind: 'int', arg: 'K', help: 'keep the last K training-state files: FILE, FILE.1, ... (default 2)' },
   { name: 'resume', kind: 'string', arg: 'FILE', help: 'continue the run saved in training-state FILE, bit for bit (its flags apply unless given)' },
 ];
-
-const BY_NAME = new Map(FLAGS.map((f) => [f.name, f]));
 
 /** Nets that have a knob: a flag given for a net without it is an error, not silently ignored. */
 function netsWith(key: 'hidden' | 'layers' | 'cell' | 'keepProb'): NetName[] {
@@ -162,10 +161,10 @@ function isValue(tok: string | undefined): tok is string {
   return tok !== undefined && (!tok.startsWith('-') || FLOAT_RE.test(tok));
 }
 
-function suggest(name: string): string {
+function suggest(name: string, flags: readonly FlagSpec[]): string {
   let best = '';
   let bestD = Infinity;
-  for (const f of FLAGS) {
+  for (const f of flags) {
     const d = editDistance(name, f.name);
     if (d < bestD) {
       bestD = d;
@@ -194,6 +193,17 @@ function editDistance(a: string, b: string): number {
  * fill the training settings (train.ts then applies a model file's "training"). Throws ArgsError.
  */
 export function parseArgs(argv: readonly string[]): TrainArgs {
+  const raw = parseFlags(argv, FLAGS);
+  return validate(raw);
+}
+
+/**
+ * The flags of `argv` as given (`--flag value`, `--flag=value`, `-h` for `--help`), each value parsed
+ * by its spec's kind; throws ArgsError (one line naming the flag) for an unknown flag (with a
+ * suggestion), a repeated one, a missing or malformed value, or a bare argument.
+ */
+export function parseFlags(argv: readonly string[], flags: readonly FlagSpec[]): Map<string, string | number | boolean> {
+  const byName = new Map(flags.map((f) => [f.name, f]));
   const raw = new Map<string, string | number | boolean>();
   for (let i = 0; i < argv.length; i++) {
     const tok = argv[i];
@@ -206,8 +216,8 @@ export function parseArgs(argv: readonly string[]): TrainArgs {
     }
     const eq = tok.indexOf('=');
     const name = eq < 0 ? tok.slice(2) : tok.slice(2, eq);
-    const spec = BY_NAME.get(name);
-    if (!spec) throw new ArgsError(`unknown flag --${name}: ${suggest(name)}run with --help for the list of flags`);
+    const spec = byName.get(name);
+    if (!spec) throw new ArgsError(`unknown flag --${name}: ${suggest(name, flags)}run with --help for the list of flags`);
     if (raw.has(name)) throw new ArgsError(`--${name} is given twice: give it once`);
     if (spec.kind === 'bool') {
       if (eq >= 0) throw new ArgsError(`--${name} takes no value: write --${name} alone`);
@@ -228,7 +238,10 @@ export function parseArgs(argv: readonly string[]): TrainArgs {
     }
     raw.set(name, parseValue(spec, value));
   }
+  return raw;
+}
 
+function validate(raw: Map<string, string | number | boolean>): TrainArgs {
   const help = raw.get('help') === true;
   if (raw.has('net') && raw.has('model')) throw new ArgsError('--net and --model are both given: give --net NAME for a built-in network or --model FILE for your own, not both');
   if (!raw.has('net') && !raw.has('model') && !raw.has('load') && !raw.has('resume') && !help) throw new ArgsError(`--net is missing: give --net ${NETS.join('|')} or --model FILE (see --help)`);

@@ -1,329 +1,112 @@
-// PNG figures for --plots: learning curves and a grid of misclassified test digits.
-// Drawn into a plain RGBA raster (lines, rectangles, a 5x7 bitmap font), encoded by pngjs.
+// Figures for --plots: learning curves and a grid of misclassified test digits. Each is a Vega-Lite
+// spec, compiled to Vega and rendered to SVG in Node (no canvas), then rasterised to PNG by resvg.
+// vega and vega-lite are loaded on first use, so a run without --plots does not pay for them.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Resvg, type ResvgRenderOptions } from '@resvg/resvg-js';
 import { PNG } from 'pngjs';
 
-export type Rgb = readonly [number, number, number];
+/** A Vega-Lite spec, as plain JSON. */
+export type VegaLiteSpec = Record<string, unknown>;
 
-export const WHITE: Rgb = [255, 255, 255];
-export const BLACK: Rgb = [0, 0, 0];
-const GREY: Rgb = [200, 200, 200];
-const DARK: Rgb = [60, 60, 60];
-/** matplotlib's first two colours: train blue, validation orange; then green, red. */
-const SERIES_COLOURS: Rgb[] = [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40]];
-
-/**
- * 5x7 glyphs: 7 rows per glyph, each row 5 bits (bit 4 = leftmost column), written as 7 hex pairs.
- * Lower-case letters only; upper case is drawn with the lower-case glyph.
- */
-export const GLYPHS: Readonly<Record<string, string>> = {
-  ' ': '00000000000000',
-  '0': '0e11131519110e', '1': '040c040404040e', '2': '0e11010204081f', '3': '1f02040201110e',
-  '4': '02060a121f0202', '5': '1f101e0101110e', '6': '0608101e11110e', '7': '1f010204080808',
-  '8': '0e11110e11110e', '9': '0e11110f01020c',
-  a: '00000e010f110f', b: '1010161911111e', c: '00000e1010110e', d: '01010d1311110f',
-  e: '00000e111f100e', f: '0609081c080808', g: '00000f110f010e', h: '10101619111111',
-  i: '04000c0404040e', j: '0200060202120c', k: '10101214181412', l: '0c04040404040e',
-  m: '00001a15151111', n: '00001619111111', o: '00000e1111110e', p: '00001e111e1010',
-  q: '00000d130f0101', r: '00001619101010', s: '00000e100e011e', t: '08081c08080906',
-  u: '0000111111130d', v: '00001111110a04', w: '0000111115150a', x: '0000110a040a11',
-  y: '000011110f010e', z: '00001f0204081f',
-  '=': '00001f001f0000', ',': '000000000c0408', '.': '00000000000c0c', '-': '0000001f000000',
-  ':': '000c0c000c0c00', '(': '02040808080402', ')': '08040202020408', '%': '18190204081303',
-  '/': '00010204081000', '+': '0004041f040400', '_': '0000000000001f', '#': '0a0a1f0a1f0a0a',
-  '?': '0e110102040004', '[': '0e08080808080e', ']': '0e02020202020e', '<': '02040810080402',
-  '>': '08040201020408',
-};
-
-/** Width of a glyph cell (5 pixels and 1 of spacing) and height (7 and 2), before scaling. */
-const CHAR_W = 6;
-const CHAR_H = 9;
-
-function glyphRows(ch: string): number[] {
-  const hex = GLYPHS[ch] ?? GLYPHS[ch.toLowerCase()];
-  if (!hex) return [0x1f, 0x11, 0x11, 0x11, 0x11, 0x11, 0x1f]; // a box for characters without a glyph
-  const rows: number[] = [];
-  for (let i = 0; i < 7; i++) rows.push(parseInt(hex.slice(2 * i, 2 * i + 2), 16));
-  return rows;
+/** One read of the training loss and accuracy (the mean over the steps since the previous read). */
+export interface ReadPoint {
+  /** The last step the read covers, 1-based over the run. */
+  step: number;
+  /** 1-based epoch. */
+  epoch: number;
+  loss: number;
+  accuracy: number;
 }
 
-/** An RGBA image you draw on; `png()` encodes it. */
-export class Raster {
-  readonly width: number;
-  readonly height: number;
-  readonly data: Uint8Array;
-
-  constructor(width: number, height: number, background: Rgb = WHITE) {
-    this.width = Math.max(1, Math.floor(width));
-    this.height = Math.max(1, Math.floor(height));
-    this.data = new Uint8Array(this.width * this.height * 4);
-    this.fillRect(0, 0, this.width, this.height, background);
-  }
-
-  set(x: number, y: number, c: Rgb): void {
-    x = Math.round(x);
-    y = Math.round(y);
-    if (x < 0 || y < 0 || x >= this.width || y >= this.height) return;
-    const i = (y * this.width + x) * 4;
-    this.data[i] = c[0];
-    this.data[i + 1] = c[1];
-    this.data[i + 2] = c[2];
-    this.data[i + 3] = 255;
-  }
-
-  get(x: number, y: number): Rgb {
-    const i = (y * this.width + x) * 4;
-    return [this.data[i], this.data[i + 1], this.data[i + 2]];
-  }
-
-  fillRect(x: number, y: number, w: number, h: number, c: Rgb): void {
-    for (let yy = Math.max(0, Math.round(y)); yy < Math.min(this.height, Math.round(y + h)); yy++) {
-      for (let xx = Math.max(0, Math.round(x)); xx < Math.min(this.width, Math.round(x + w)); xx++) this.set(xx, yy, c);
-    }
-  }
-
-  /** A 1-pixel outline. */
-  rect(x: number, y: number, w: number, h: number, c: Rgb): void {
-    this.line(x, y, x + w - 1, y, c);
-    this.line(x, y + h - 1, x + w - 1, y + h - 1, c);
-    this.line(x, y, x, y + h - 1, c);
-    this.line(x + w - 1, y, x + w - 1, y + h - 1, c);
-  }
-
-  /** A line (Bresenham), `thickness` pixels wide. */
-  line(x0: number, y0: number, x1: number, y1: number, c: Rgb, thickness = 1): void {
-    x0 = Math.round(x0); y0 = Math.round(y0); x1 = Math.round(x1); y1 = Math.round(y1);
-    const dx = Math.abs(x1 - x0);
-    const dy = -Math.abs(y1 - y0);
-    const sx = x0 < x1 ? 1 : -1;
-    const sy = y0 < y1 ? 1 : -1;
-    let err = dx + dy;
-    const r0 = -Math.floor((thickness - 1) / 2);
-    for (;;) {
-      for (let a = 0; a < thickness; a++) {
-        for (let b = 0; b < thickness; b++) this.set(x0 + r0 + a, y0 + r0 + b, c);
-      }
-      if (x0 === x1 && y0 === y1) break;
-      const e2 = 2 * err;
-      if (e2 >= dy) { err += dy; x0 += sx; }
-      if (e2 <= dx) { err += dx; y0 += sy; }
-    }
-  }
-
-  /** Text with its top-left corner at (x, y), glyphs scaled by `scale`. */
-  text(x: number, y: number, s: string, c: Rgb = BLACK, scale = 1): void {
-    let cx = Math.round(x);
-    for (const ch of s) {
-      const rows = glyphRows(ch);
-      for (let r = 0; r < 7; r++) {
-        for (let col = 0; col < 5; col++) {
-          if (rows[r] & (0x10 >> col)) this.fillRect(cx + col * scale, y + r * scale, scale, scale, c);
-        }
-      }
-      cx += CHAR_W * scale;
-    }
-  }
-
-  /** Text turned 90° anticlockwise (reads bottom to top), its left end at the bottom (x, yBottom). */
-  textUp(x: number, yBottom: number, s: string, c: Rgb = BLACK, scale = 1): void {
-    let cy = Math.round(yBottom);
-    for (const ch of s) {
-      const rows = glyphRows(ch);
-      for (let r = 0; r < 7; r++) {
-        for (let col = 0; col < 5; col++) {
-          if (rows[r] & (0x10 >> col)) this.fillRect(x + r * scale, cy - (col + 1) * scale, scale, scale, c);
-        }
-      }
-      cy -= CHAR_W * scale;
-    }
-  }
-
-  /** A grey-scale image [rows, cols] of values in [0, 1] (0 white, 1 black, as matplotlib's 'binary'), each pixel `scale`x`scale`. */
-  image(x: number, y: number, pixels: ArrayLike<number>, rows: number, cols: number, scale: number): void {
-    for (let r = 0; r < rows; r++) {
-      for (let c = 0; c < cols; c++) {
-        const v = Math.min(1, Math.max(0, pixels[r * cols + c]));
-        const g = Math.round(255 * (1 - v));
-        this.fillRect(x + c * scale, y + r * scale, scale, scale, [g, g, g]);
-      }
-    }
-  }
-
-  png(): Buffer {
-    const png = new PNG({ width: this.width, height: this.height, colorType: 6, inputColorType: 6 });
-    png.data = Buffer.from(this.data.buffer, this.data.byteOffset, this.data.byteLength);
-    return PNG.sync.write(png);
-  }
-}
-
-export function textWidth(s: string, scale = 1): number {
-  return s.length > 0 ? (s.length * CHAR_W - 1) * scale : 0;
-}
-
-/** Round tick positions (1, 2, 5 x 10^k) covering [lo, hi], about `target` of them. */
-export function niceTicks(lo: number, hi: number, target = 5): { min: number; max: number; step: number; ticks: number[] } {
-  if (!(hi > lo)) {
-    const pad = lo === 0 ? 1 : Math.abs(lo) * 0.1;
-    lo -= pad;
-    hi += pad;
-  }
-  const raw = (hi - lo) / Math.max(1, target);
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  const f = raw / mag;
-  const step = (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * mag; // Heckbert's nice numbers
-  const min = Math.floor(lo / step + 1e-9) * step;
-  const max = Math.ceil(hi / step - 1e-9) * step;
-  const ticks: number[] = [];
-  for (let v = min; v <= max + step * 1e-6; v += step) ticks.push(Math.abs(v) < step * 1e-9 ? 0 : v);
-  return { min, max, step, ticks };
-}
-
-function tickLabel(v: number, step: number): string {
-  const decimals = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
-  if (Math.abs(v) >= 1e5 || (v !== 0 && Math.abs(v) < 1e-4)) return v.toExponential(1);
-  return v.toFixed(Math.min(decimals, 6));
-}
-
-/** One epoch's figures; any may be missing or NaN (not drawn). */
+/** One epoch's figures, at the step the epoch ended; any may be missing or NaN (not drawn). */
 export interface EpochStats {
   epoch: number;
+  /** The run's step at the end of the epoch (where the validation point is drawn). */
+  step: number;
   trainLoss?: number;
   valLoss?: number;
   trainAcc?: number;
   valAcc?: number;
-  testAcc?: number;
 }
 
-interface Series {
-  name: string;
-  colour: Rgb;
-  points: [number, number][];
+/** What the learning curves draw: the training reads, and validation per epoch. */
+export interface Curves {
+  reads: ReadPoint[];
+  epochs: EpochStats[];
 }
 
-/** A panel: axes, ticks with labels, grid, the series as lines with dots, a legend. */
-function drawPanel(img: Raster, x: number, y: number, w: number, h: number, title: string, yLabel: string, series: Series[], xTicks: ReturnType<typeof niceTicks>, yRange?: [number, number]): void {
-  const all = series.flatMap((s) => s.points.map((p) => p[1]));
-  let lo = all.length ? Math.min(...all) : 0;
-  let hi = all.length ? Math.max(...all) : 1;
-  if (yRange) {
-    lo = Math.max(yRange[0], lo);
-    hi = Math.min(yRange[1], hi);
-  }
-  const pad = (hi - lo) * 0.05;
-  const yt = niceTicks(lo - pad, hi + pad, 5);
-  if (yRange) {
-    yt.min = Math.max(yt.min, yRange[0]);
-    yt.max = Math.min(yt.max, yRange[1]);
-    yt.ticks = yt.ticks.filter((t) => t >= yt.min - 1e-12 && t <= yt.max + 1e-12);
-  }
-  const labels = yt.ticks.map((t) => tickLabel(t, yt.step));
-  const left = x + 14 + Math.max(...labels.map((l) => textWidth(l))) + 8;
-  const top = y + 22;
-  const right = x + w - 10;
-  const bottom = y + h - 34;
-  const px = (v: number): number => left + ((v - xTicks.min) / (xTicks.max - xTicks.min)) * (right - left);
-  const py = (v: number): number => bottom - ((v - yt.min) / (yt.max - yt.min)) * (bottom - top);
+/** Sans-serif faces in order of preference; resvg takes the first one installed (and any font if none is). */
+export const FONT = 'Helvetica Neue, Helvetica, Arial, DejaVu Sans, Liberation Sans, Noto Sans, sans-serif';
+/** matplotlib's first two colours: train blue, validation orange. */
+export const SERIES_COLOURS = { train: '#1f77b4', validation: '#ff7f0e' } as const;
+const SERIES = ['train', 'validation'] as const;
 
-  img.text(x + (w - textWidth(title, 2)) / 2, y + 2, title, BLACK, 2);
-  // grid and ticks
-  yt.ticks.forEach((t, i) => {
-    const yy = Math.round(py(t));
-    img.line(left, yy, right, yy, [235, 235, 235]);
-    img.line(left - 4, yy, left, yy, DARK);
-    img.text(left - 7 - textWidth(labels[i]), yy - 3, labels[i], DARK);
+/** The PNG is the SVG at this zoom. */
+export const PNG_ZOOM = 2;
+
+const CONFIG = {
+  // no ARIA labels: they would repeat every point, and every digit's data URL, in the SVG
+  aria: false,
+  font: FONT,
+  background: 'white',
+  padding: 12,
+  title: { fontSize: 16, fontWeight: 'bold', anchor: 'middle', offset: 10 },
+  axis: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: 'normal', gridColor: '#e8e8e8', domainColor: '#888', tickColor: '#888' },
+  legend: { labelFontSize: 12, titleFontSize: 12, symbolStrokeWidth: 2 },
+  header: { labelFontSize: 12, labelFont: FONT, titleFontSize: 12 },
+  view: { stroke: '#bbb' },
+};
+
+/**
+ * The learning curves: loss (left) and accuracy (right) against the step, the training figures at
+ * every read (small dots on a line) and validation at the end of each epoch (large dots).
+ */
+export function learningCurvesSpec(curves: Curves, title = 'learning curves'): VegaLiteSpec {
+  const rows: { step: number; epoch: number; metric: string; series: string; value: number }[] = [];
+  const add = (step: number, epoch: number, metric: string, series: string, value: number | undefined): void => {
+    if (value !== undefined && Number.isFinite(value)) rows.push({ step, epoch, metric, series, value });
+  };
+  for (const r of curves.reads) {
+    add(r.step, r.epoch, 'loss', 'train', r.loss);
+    add(r.step, r.epoch, 'accuracy', 'train', r.accuracy);
+  }
+  for (const e of curves.epochs) {
+    add(e.step, e.epoch, 'loss', 'validation', e.valLoss);
+    add(e.step, e.epoch, 'accuracy', 'validation', e.valAcc);
+  }
+  const color = {
+    field: 'series', type: 'nominal',
+    scale: { domain: [...SERIES], range: SERIES.map((s) => SERIES_COLOURS[s]) },
+    legend: { title: null, orient: 'top', direction: 'horizontal', labelLimit: 0, columnPadding: 24, labelExpr: "datum.label === 'train' ? 'train (every read)' : 'validation (end of each epoch)'" },
+  };
+  const points = (series: string, size: number): VegaLiteSpec => ({
+    transform: [{ filter: { field: 'series', equal: series } }],
+    mark: { type: 'point', filled: true, opacity: 1, size },
+    encoding: { tooltip: [{ field: 'step' }, { field: 'epoch' }, { field: 'value', format: '.4f' }] },
   });
-  for (const t of xTicks.ticks) {
-    const xx = Math.round(px(t));
-    img.line(xx, top, xx, bottom, [235, 235, 235]);
-    img.line(xx, bottom, xx, bottom + 4, DARK);
-    const l = tickLabel(t, xTicks.step);
-    img.text(xx - textWidth(l) / 2, bottom + 7, l, DARK);
-  }
-  img.rect(left, top, right - left + 1, bottom - top + 1, DARK);
-  img.text((left + right - textWidth('epoch')) / 2, bottom + 20, 'epoch', BLACK);
-  img.textUp(x + 2, (top + bottom + textWidth(yLabel)) / 2, yLabel, BLACK);
-
-  for (const s of series) {
-    const pts = s.points.filter(([, v]) => v >= yt.min - 1e-12 && v <= yt.max + 1e-12);
-    for (let i = 1; i < pts.length; i++) img.line(px(pts[i - 1][0]), py(pts[i - 1][1]), px(pts[i][0]), py(pts[i][1]), s.colour, 2);
-    for (const [e, v] of pts) img.fillRect(px(e) - 2, py(v) - 2, 5, 5, s.colour);
-  }
-  // legend, top right inside the plot
-  const shown = series.filter((s) => s.points.length > 0);
-  if (shown.length) {
-    const lw = Math.max(...shown.map((s) => textWidth(s.name))) + 30;
-    const lh = shown.length * 12 + 6;
-    // the corner whose box covers the fewest data points (sampled along the lines too)
-    const samples: [number, number][] = [];
-    for (const s of shown) {
-      const p = s.points.map(([e, v]) => [px(e), py(v)] as [number, number]);
-      for (let i = 0; i < p.length; i++) {
-        samples.push(p[i]);
-        if (i > 0) for (let t = 1; t < 8; t++) samples.push([p[i - 1][0] + ((p[i][0] - p[i - 1][0]) * t) / 8, p[i - 1][1] + ((p[i][1] - p[i - 1][1]) * t) / 8]);
-      }
-    }
-    const corners: [number, number][] = [[right - lw - 6, top + 6], [right - lw - 6, bottom - lh - 6], [left + 6, top + 6], [left + 6, bottom - lh - 6]];
-    const covered = ([cx, cy]: [number, number]): number =>
-      samples.filter(([sx, sy]) => sx >= cx - 4 && sx <= cx + lw + 4 && sy >= cy - 4 && sy <= cy + lh + 4).length;
-    let [lx, ly] = corners[0];
-    let least = covered(corners[0]);
-    for (const c of corners.slice(1)) {
-      const n = covered(c);
-      if (n < least) {
-        least = n;
-        [lx, ly] = c;
-      }
-    }
-    img.fillRect(lx, ly, lw, lh, WHITE);
-    img.rect(lx, ly, lw, lh, GREY);
-    shown.forEach((s, i) => {
-      const yy = ly + 9 + i * 12;
-      img.line(lx + 5, yy, lx + 20, yy, s.colour, 2);
-      img.text(lx + 25, yy - 3, s.name, BLACK);
-    });
-  }
+  const panel = (metric: string, yTitle: string): VegaLiteSpec => ({
+    width: 400,
+    height: 260,
+    transform: [{ filter: { field: 'metric', equal: metric } }],
+    encoding: {
+      x: { field: 'step', type: 'quantitative', title: 'step', axis: { format: 'd' }, scale: { zero: true, nice: true } },
+      y: { field: 'value', type: 'quantitative', title: yTitle, scale: { zero: false, nice: true } },
+      color,
+    },
+    layer: [{ mark: { type: 'line', strokeWidth: 1.5 } }, points('train', 9), points('validation', 64)],
+  });
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    config: CONFIG,
+    data: { values: rows },
+    hconcat: [panel('loss', 'cross-entropy loss'), panel('accuracy', 'accuracy')],
+    spacing: 30,
+  };
 }
 
-function series(history: readonly EpochStats[], key: keyof EpochStats, name: string, colour: Rgb): Series {
-  const points: [number, number][] = [];
-  for (const h of history) {
-    const v = h[key];
-    if (typeof v === 'number' && Number.isFinite(v)) points.push([h.epoch, v]);
-  }
-  return { name, colour, points };
-}
-
-/** Learning curves: loss (left) and accuracy (right) per epoch, train vs validation (and test if given). */
-export function learningCurvesPng(history: readonly EpochStats[], title = 'learning curves'): Buffer {
-  const W = 960;
-  const H = 420;
-  const img = new Raster(W, H);
-  img.text((W - textWidth(title, 2)) / 2, 6, title, BLACK, 2);
-  const epochs = history.map((h) => h.epoch);
-  const eMin = epochs.length ? Math.min(...epochs) : 1;
-  const eMax = epochs.length ? Math.max(...epochs) : 1;
-  const xt = eMax > eMin ? niceTicks(eMin, eMax, Math.min(10, eMax - eMin)) : { min: eMin - 1, max: eMax + 1, step: 1, ticks: [eMin - 1, eMin, eMin + 1] };
-  if (eMax > eMin && xt.step < 1) {
-    xt.step = 1;
-    xt.ticks = [];
-    for (let e = Math.floor(eMin); e <= eMax; e++) xt.ticks.push(e);
-    xt.min = Math.floor(eMin);
-    xt.max = Math.ceil(eMax);
-  }
-  const [c0, c1, c2] = SERIES_COLOURS;
-  drawPanel(img, 0, 30, W / 2, H - 30, 'loss', 'cross-entropy', [
-    series(history, 'trainLoss', 'train', c0),
-    series(history, 'valLoss', 'validation', c1),
-  ], xt);
-  drawPanel(img, W / 2, 30, W / 2, H - 30, 'accuracy', 'accuracy', [
-    series(history, 'trainAcc', 'train', c0),
-    series(history, 'valAcc', 'validation', c1),
-    series(history, 'testAcc', 'test', c2),
-  ], xt, [0, 1]);
-  return img.png();
-}
-
+/** A test example the model got wrong. */
 export interface Misclassified {
   /** Index in the test set. */
   index: number;
@@ -331,46 +114,132 @@ export interface Misclassified {
   predict: number;
 }
 
-/**
- * A grid (default 5x5) of the first misclassified digits, each titled `label=L, predict=P`,
- * as the tutorial's plot_images_labels_prediction. `images` is the whole test set [n, rows*cols].
- */
-export function misclassifiedPng(images: Float32Array, rows: number, cols: number, items: readonly Misclassified[], opts: { grid?: number; scale?: number; title?: string } = {}): Buffer {
-  const grid = opts.grid ?? 5;
-  const scale = opts.scale ?? 4;
-  const title = opts.title ?? `misclassified test digits (first ${Math.min(items.length, grid * grid)} of ${items.length})`;
-  const longest = textWidth('label=9, predict=9');
-  const cellW = Math.max(cols * scale, longest) + 16;
-  const cellH = rows * scale + 30;
-  const top = 34;
-  const img = new Raster(cellW * grid, top + cellH * grid);
-  img.text((img.width - textWidth(title, 2)) / 2, 8, title, BLACK, 2);
-  const size = rows * cols;
-  items.slice(0, grid * grid).forEach((m, k) => {
-    const gx = (k % grid) * cellW;
-    const gy = top + Math.floor(k / grid) * cellH;
-    const caption = `label=${m.label}, predict=${m.predict}`;
-    img.text(gx + (cellW - textWidth(caption)) / 2, gy + 6, caption, BLACK);
-    const ix = gx + (cellW - cols * scale) / 2;
-    const iy = gy + 18;
-    img.image(ix, iy, images.subarray(m.index * size, (m.index + 1) * size), rows, cols, scale);
-    img.rect(ix - 1, iy - 1, cols * scale + 2, rows * scale + 2, GREY);
-  });
-  if (items.length === 0) img.text(20, top + 20, 'no misclassified test digits', BLACK, 2);
-  return img.png();
+/** A grey-scale image [rows, cols] of values in [0, 1] (0 white, 1 black, as matplotlib's 'binary'), each pixel scale x scale, as a PNG data URL. */
+export function digitDataUrl(pixels: ArrayLike<number>, rows: number, cols: number, scale: number): string {
+  const png = new PNG({ width: cols * scale, height: rows * scale, colorType: 0, inputColorType: 0, inputHasAlpha: false });
+  const out = Buffer.alloc(cols * scale * rows * scale);
+  for (let y = 0; y < rows * scale; y++) {
+    for (let x = 0; x < cols * scale; x++) {
+      const v = Math.min(1, Math.max(0, pixels[Math.floor(y / scale) * cols + Math.floor(x / scale)]));
+      out[y * cols * scale + x] = Math.round(255 * (1 - v));
+    }
+  }
+  png.data = out;
+  return `data:image/png;base64,${PNG.sync.write(png, { colorType: 0, inputColorType: 0, inputHasAlpha: false }).toString('base64')}`;
 }
 
-/** The files `--plots DIR` writes, with their paths returned. */
-export function writePlots(dir: string, history: readonly EpochStats[], test?: { images: Float32Array; rows: number; cols: number; misclassified: readonly Misclassified[] }): string[] {
+/**
+ * A grid (default 5x5) of the first misclassified digits, each titled `label=L, predict=P` above
+ * its image, as the tutorial's plot_images_labels_prediction. `images` is the whole test set [n, rows*cols].
+ */
+export function misclassifiedSpec(images: Float32Array, rows: number, cols: number, items: readonly Misclassified[], opts: { grid?: number; scale?: number; title?: string } = {}): VegaLiteSpec {
+  const grid = opts.grid ?? 5;
+  const scale = opts.scale ?? 4;
+  const shown = items.slice(0, grid * grid);
+  const title = opts.title ?? `misclassified test digits (first ${shown.length} of ${items.length})`;
+  if (shown.length === 0) {
+    return {
+      $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+      title, config: { ...CONFIG, view: { stroke: null } }, width: 300, height: 60,
+      data: { values: [{ text: 'no misclassified test digits' }] },
+      mark: { type: 'text', fontSize: 14 }, encoding: { text: { field: 'text' } },
+    };
+  }
+  const size = rows * cols;
+  const w = cols * scale;
+  const h = rows * scale;
+  // Facet on a unique key (captions repeat) that sorts as the items do; the header shows its caption part.
+  const values = shown.map((m, k) => ({
+    key: `${String(k).padStart(4, '0')}|label=${m.label}, predict=${m.predict}`,
+    // drawn at the PNG's resolution (PNG_ZOOM), so the rasteriser copies pixels instead of blurring them
+    url: digitDataUrl(images.subarray(m.index * size, (m.index + 1) * size), rows, cols, scale * PNG_ZOOM),
+  }));
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    config: CONFIG,
+    data: { values },
+    columns: grid,
+    spacing: { row: 8, column: 16 },
+    facet: { field: 'key', type: 'ordinal', header: { title: null, labelExpr: "split(datum.value, '|')[1]", labelPadding: 4, labelLimit: 0 } },
+    // The cell's 1-pixel frame runs around the image (one pixel wider and higher than it, the image at 1, 1).
+    spec: {
+      width: w + 1,
+      height: h + 1,
+      mark: { type: 'image', width: w, height: h, align: 'left', baseline: 'top', smooth: false, aria: false },
+      encoding: { url: { field: 'url' }, x: { value: 1 }, y: { value: 1 } },
+    },
+  };
+}
+
+type Vega = typeof import('vega');
+type VegaLite = typeof import('vega-lite');
+let libraries: Promise<[Vega, VegaLite]> | undefined;
+
+/**
+ * Compiles a Vega-Lite spec and renders it to an SVG document. The compiler's and renderer's
+ * warnings go to `warnings` (not to the console).
+ */
+export async function renderSvg(spec: VegaLiteSpec, warnings: string[] = []): Promise<string> {
+  libraries ??= Promise.all([import('vega'), import('vega-lite')]);
+  const [vega, vegaLite] = await libraries;
+  const logger = vega.logger(vega.Warn);
+  logger.warn = (...args: readonly unknown[]) => {
+    warnings.push(args.map(String).join(' '));
+    return logger;
+  };
+  const compiled = vegaLite.compile(spec as unknown as Parameters<VegaLite['compile']>[0], { logger }).spec;
+  const view = new vega.View(vega.parse(compiled), { renderer: 'none', logger });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+/** resvg options: the machine's fonts (resvg falls back to any installed font when none of FONT's faces is). */
+const RESVG: ResvgRenderOptions = { font: { loadSystemFonts: true }, fitTo: { mode: 'zoom', value: PNG_ZOOM }, background: 'white', logLevel: 'off' };
+
+let fontsFound: boolean | undefined;
+
+/**
+ * Whether resvg finds any font on this machine: a probe text must leave ink. Without fonts the PNG
+ * has no text (the SVG still has it: a browser draws it with its own fonts).
+ */
+export function hasFonts(): boolean {
+  if (fontsFound === undefined) {
+    const probe = `<svg xmlns="http://www.w3.org/2000/svg" width="60" height="30"><text x="2" y="22" font-family="${FONT}" font-size="20">Ag</text></svg>`;
+    const px = new Resvg(probe, { ...RESVG, background: undefined, fitTo: { mode: 'original' } }).render().pixels;
+    let ink = 0;
+    for (let i = 3; i < px.length; i += 4) if (px[i] > 0) ink++;
+    fontsFound = ink > 0;
+  }
+  return fontsFound;
+}
+
+/** Rasterises an SVG document to PNG at PNG_ZOOM times its size. */
+export function svgToPng(svg: string): Buffer {
+  return new Resvg(svg, RESVG).render().asPng();
+}
+
+/**
+ * Writes `learning-curves.{svg,png}` (and `misclassified.{svg,png}` when `test` is given) into `dir`,
+ * creating it; returns the paths. `warn` is told once when the machine has no fonts for the PNGs.
+ */
+export async function writePlots(dir: string, curves: Curves, test?: { images: Float32Array; rows: number; cols: number; misclassified: readonly Misclassified[] },
+  warn: (message: string) => void = (m) => console.error(m)): Promise<string[]> {
   mkdirSync(dir, { recursive: true });
+  if (!hasFonts()) warn('warning: no fonts found on this machine: the PNG plots have no text (the SVG files do); install a font package, e.g. fonts-dejavu-core');
+  const figures: [string, VegaLiteSpec][] = [['learning-curves', learningCurvesSpec(curves)]];
+  if (test) figures.push(['misclassified', misclassifiedSpec(test.images, test.rows, test.cols, test.misclassified)]);
   const out: string[] = [];
-  const curves = join(dir, 'learning-curves.png');
-  writeFileSync(curves, learningCurvesPng(history));
-  out.push(curves);
-  if (test) {
-    const grid = join(dir, 'misclassified.png');
-    writeFileSync(grid, misclassifiedPng(test.images, test.rows, test.cols, test.misclassified));
-    out.push(grid);
+  for (const [name, spec] of figures) {
+    const svg = await renderSvg(spec);
+    const svgPath = join(dir, `${name}.svg`);
+    const pngPath = join(dir, `${name}.png`);
+    writeFileSync(svgPath, svg);
+    writeFileSync(pngPath, svgToPng(svg));
+    out.push(svgPath, pngPath);
   }
   return out;
 }

@@ -3,7 +3,7 @@ import { writeFileSync, renameSync, mkdirSync, existsSync, statSync } from 'node
 import { dirname } from 'node:path';
 import { ArgsError, parseArgs, helpText, hyperParameters, SHAPE_KEYS, NETS, OPTIMIZERS, CELLS, type TrainArgs, type NetName, type OptimizerName, type CellName } from './args.js';
 import { EpochProgress, formatDuration } from './progress.js';
-import { writePlots, type EpochStats, type Misclassified } from './plots.js';
+import { writePlots, type Curves, type EpochStats, type Misclassified } from './plots.js';
 import { CheckpointError, loadCheckpoint, saveCheckpoint, checkShapes, checkMetadata, type Checkpoint } from './checkpoint.js';
 import { DataError, NUM_CLASSES, loadMnist, checkImageSize, exampleSize, type Mnist } from '../data/mnist.js';
 import { ModelFileError, readModelFile, checkModelData, type TrainingDefaults } from './model-file.js';
@@ -160,7 +160,8 @@ export async function main(argv: string[]): Promise<number> {
       log(`resumed ${resumed.file} at step ${resumed.loopStep}`);
     }
 
-    const history: EpochStats[] = keeper?.history ?? [];
+    // Each read and epoch of the run (a resumed run starts with the epochs recorded in its state).
+    const history: Curves = { reads: [], epochs: keeper?.history ?? [] };
     let best: BestWeights | undefined;
     if (keeper) {
       const run = await train(args, label, data, trainer, history, log, emit, keeper, control.earlyStop);
@@ -186,7 +187,7 @@ export async function main(argv: string[]): Promise<number> {
     if (args.plots) {
       // The grid draws each example as a rows x cols grey image: only for examples of that many values.
       const grid = exampleSize(data.shape) === data.rows * data.cols ? { images: data.test.images, rows: data.rows, cols: data.cols, misclassified: wrong } : undefined;
-      const files = writePlots(args.plots, history, grid); // all of them: the grid shows the first 25 and says of how many
+      const files = await writePlots(args.plots, history, grid); // all of them: the grid shows the first 25 and says of how many
       log(`plots: ${files.join(', ')}`);
     }
     if (args.save && !args.eval && !keeper?.stateMode) {
@@ -241,7 +242,7 @@ interface BestWeights {
  * (the state then saved) and, with `earlyStop` N (stop after N epochs without a better validation
  * loss), the best weights.
  */
-async function train(args: TrainArgs, label: string, data: Mnist, trainer: Trainer, history: EpochStats[],
+async function train(args: TrainArgs, label: string, data: Mnist, trainer: Trainer, history: Curves,
   log: (s: string) => void, emit: (o: object) => void, keeper: RunKeeper, earlyStop?: number): Promise<{ exitCode?: number; best?: BestWeights }> {
   const stopper = earlyStop !== undefined ? new EarlyStopping(earlyStop) : undefined;
   const early = new AbortController();
@@ -264,6 +265,8 @@ async function train(args: TrainArgs, label: string, data: Mnist, trainer: Train
         bar = new EpochProgress({ stream: process.stderr, total: e.steps, batch: B, epoch: e.epoch + 1, epochs, tty: !args.json && process.stderr.isTTY === true });
       },
       onProgress: (p) => bar!.update(p.stepInEpoch - barFrom, p.read?.loss),
+      // every read, including those the loop drains at an epoch's end without a progress call
+      onRead: (r) => { history.reads.push({ step: r.step, epoch: r.epoch + 1, loss: r.loss, accuracy: r.accuracy }); },
       onStep: (step) => {
         if (step === LOSE_DEVICE_AT) trainer.ctx.device.destroy();
         return keeper.afterStep(trainer, step, totalSteps);
@@ -275,8 +278,10 @@ async function train(args: TrainArgs, label: string, data: Mnist, trainer: Train
       onEpochEnd: async (e) => {
         bar!.finish();
         const val = data.validation.count ? await trainer.evaluate(data.validation) : undefined;
-        const stats: EpochStats = { epoch: e.epoch + 1, trainLoss: e.loss, trainAcc: e.accuracy, valLoss: val?.loss, valAcc: val?.accuracy };
-        keeper.noteEpoch(stats); // history is keeper.history
+        // The epoch's last step is read, so the last read marks where the epoch ended.
+        const step = history.reads.at(-1)?.step ?? e.epoch * perEpoch + e.steps;
+        const stats: EpochStats = { epoch: e.epoch + 1, step, trainLoss: e.loss, trainAcc: e.accuracy, valLoss: val?.loss, valAcc: val?.accuracy };
+        keeper.noteEpoch(stats); // history.epochs is keeper.history
         log(`epoch ${e.epoch + 1}/${epochs}: train loss ${e.loss.toFixed(4)} acc ${e.accuracy.toFixed(4)}` +
           (val ? `, validation loss ${val.loss.toFixed(4)} acc ${val.accuracy.toFixed(4)}` : '') +
           `, ${e.steps} steps in ${formatDuration(e.seconds)} (${((e.steps * B) / e.seconds).toFixed(0)} examples/s)`);

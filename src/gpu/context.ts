@@ -181,6 +181,7 @@ export class GpuContext {
     return result;
   }
 
+  /** A GPU buffer of at least `size` bytes (rounded up to 16) with the given usage flags (BufferUsage), counted in liveBuffers until released. */
   createBuffer(size: number, usage: number, label?: string): GPUBuffer {
     this.assertUsable();
     // Zero-sized bindings are invalid, and kernels may view a buffer as array<vec4f>: round to 16 bytes.
@@ -202,6 +203,7 @@ export class GpuContext {
     return buf;
   }
 
+  /** Queues a write of `data` into `buf` at `offsetBytes`. */
   write(buf: GPUBuffer, data: ArrayBufferView, offsetBytes = 0): void {
     this.device.queue.writeBuffer(buf, offsetBytes, data.buffer, data.byteOffset, data.byteLength);
   }
@@ -227,10 +229,12 @@ export class GpuContext {
     }
   }
 
+  /** Reads `count` f32 values of `src` from element `offsetElems` back to the CPU. */
   async readF32(src: GPUBuffer, count = src.size / 4, offsetElems = 0): Promise<Float32Array> {
     return new Float32Array(await this.readBytes(src, count * 4, offsetElems * 4));
   }
 
+  /** Reads `count` u32 values of `src` from element `offsetElems` back to the CPU. */
   async readU32(src: GPUBuffer, count = src.size / 4, offsetElems = 0): Promise<Uint32Array> {
     return new Uint32Array(await this.readBytes(src, count * 4, offsetElems * 4));
   }
@@ -298,6 +302,7 @@ export class GpuContext {
     return this.buffers.size;
   }
 
+  /** Destroys a buffer made by createBuffer and takes it off the live-buffer total. */
   release(buf: GPUBuffer): void {
     if (this.buffers.delete(buf)) buf.destroy();
   }
@@ -337,6 +342,7 @@ const LIMITS_WE_USE = [
   'maxUniformBuffersPerShaderStage',
 ];
 
+/** A one-line description of a GPU adapter (vendor, architecture, device, description), for logs. */
 export function describeAdapterInfo(info: GPUAdapterInfo | undefined): string {
   if (!info) return 'unknown adapter';
   const parts = [info.vendor, info.architecture, info.device, info.description].filter((s) => s && s.length);

@@ -24,6 +24,7 @@ export function boundBuffers(d: Dispatch): readonly BoundBuffer[] {
   return bound;
 }
 
+/** Records one dispatch (pipeline, bind groups, workgroups) into a compute pass. */
 export function encodeDispatch(pass: GPUComputePassEncoder, d: Dispatch): void {
   pass.setPipeline(d.kernel.pipeline);
   pass.setBindGroup(0, d.bindGroup);

@@ -1,5 +1,6 @@
 // WebGPU's numeric flag values, fixed by the specification. Kept here so library code
 // does not depend on the GPUBufferUsage/GPUMapMode globals, which dawn.node does not install.
+/** WebGPU's GPUBufferUsage flags as plain numbers, usable where the global is missing (Node). */
 export const BufferUsage = {
   MAP_READ: 0x0001,
   MAP_WRITE: 0x0002,
@@ -13,6 +14,7 @@ export const BufferUsage = {
   QUERY_RESOLVE: 0x0200,
 } as const;
 
+/** WebGPU's GPUMapMode flags as plain numbers. */
 export const MapMode = { READ: 0x0001, WRITE: 0x0002 } as const;
 
 export const ShaderStage = { VERTEX: 0x1, FRAGMENT: 0x2, COMPUTE: 0x4 } as const;

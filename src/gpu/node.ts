@@ -2,6 +2,7 @@
 import { GpuContext } from './context.js';
 import { gentleWait } from './gentle-wait.js';
 
+/** Options of createNodeContext. */
 export interface NodeContextOptions {
   /** Dawn toggles; timestamp quantization is disabled by default so profiles are exact. */
   dawnOptions?: string[];
@@ -10,6 +11,7 @@ export interface NodeContextOptions {
   spinWait?: boolean;
 }
 
+/** A GpuContext on a Dawn (npm `webgpu`) adapter in Node; the context created the device, so its destroy() destroys the device too. */
 export async function createNodeContext(opts: NodeContextOptions = {}): Promise<GpuContext> {
   // Vulkan loaders complain without a runtime dir on headless machines.
   process.env.XDG_RUNTIME_DIR ??= '/tmp';

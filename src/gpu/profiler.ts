@@ -59,6 +59,7 @@ export class PassTimer {
     return this.labels.map((label, i) => ({ label, ns: Number(t[2 * i + 1] - t[2 * i]) }));
   }
 
+  /** Frees the query set and its buffers. */
   destroy(): void {
     this.querySet.destroy();
     this.ctx.release(this.resolveBuf);
@@ -66,6 +67,7 @@ export class PassTimer {
   }
 }
 
+/** The median of `xs` (the mean of the middle two for an even count); NaN when empty. */
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;

@@ -12,6 +12,7 @@ export type { Conv2dOptions } from './ops/conv2d.js';
 export type { PoolOptions } from './ops/pool.js';
 export type { RecurrentOptions, RecurrentState } from './ops/recurrent.js';
 
+/** Which pass of a step a node runs in. */
 export type Phase = 'forward' | 'backward' | 'update';
 
 /** One operation of the step. Backward nodes point at the forward node they differentiate. */
@@ -47,12 +48,14 @@ export class Graph {
 
   constructor(readonly name = 'graph') {}
 
+  /** A new tensor of the graph with a unique name. */
   tensor(name: string, shape: readonly number[], dtype: DType, role: Role): Tensor {
     const t = new Tensor(this.tensors.length, name, shape, dtype, role);
     this.tensors.push(t);
     return t;
   }
 
+  /** A new input tensor (filled by the caller before each run). */
   input(name: string, shape: readonly number[], dtype: DType = 'f32'): Tensor {
     return this.tensor(name, shape, dtype, 'input');
   }
@@ -75,6 +78,7 @@ export class Graph {
     return t;
   }
 
+  /** Appends a node of a registered op (see OPS) in the given phase; returns it. */
   addNode(op: string, phase: Phase, inputs: Tensor[], outputs: Tensor[], attrs: Record<string, unknown> = {}): Node {
     const n: Node = { id: this.nextId++, op, phase, inputs, outputs, attrs };
     for (const o of outputs) if (phase === 'forward') o.producer = n;
@@ -119,10 +123,12 @@ export class Graph {
     return this.apply(OPS.conv2d, bias ? [x, filter, bias] : [x, filter], conv2dAttrs(opts, name, !!bias))[0];
   }
 
+  /** Max pooling of an NHWC tensor. */
   maxPool(x: Tensor, opts: PoolOptions, name = 'maxpool'): Tensor {
     return this.apply(OPS.maxpool, [x], poolAttrs(opts, name))[0];
   }
 
+  /** Average pooling of an NHWC tensor. */
   avgPool(x: Tensor, opts: PoolOptions, name = 'avgpool'): Tensor {
     return this.apply(OPS.avgpool, [x], poolAttrs(opts, name))[0];
   }

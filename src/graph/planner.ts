@@ -8,6 +8,7 @@ export interface Slot {
   tensors: Tensor[];
 }
 
+/** How the planner laid out the step's temporary tensors in shared buffers (slots), with the byte counts. */
 export interface Plan {
   slots: Slot[];
   slotOf: Map<Tensor, Slot>;

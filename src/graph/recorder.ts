@@ -11,6 +11,7 @@ import { addClipNode, checkControl, clippedOrder, controlAttrs, needsControl, ty
 import { planBuffers, type Plan } from './planner.js';
 import type { Tensor } from './tensor.js';
 
+/** The optimizer a training graph updates its parameters with. */
 export interface OptimizerConfig {
   /** 'adamw': Adam with decoupled weight decay (PyTorch AdamW). */
   kind: 'sgd' | 'adam' | 'adamw';
@@ -38,6 +39,7 @@ export interface OptimizerConfig {
   clipNorm?: number;
 }
 
+/** How a graph is compiled: its loss and optimizer, the shared step counter, and the tensors kept readable. */
 export interface CompileOptions {
   /** The loss to minimise; with `optimizer`, the step gets backward and update passes. */
   loss?: Tensor;
@@ -209,6 +211,7 @@ export class CompiledGraph {
     await Promise.all([...kernels].map((k) => k.ready));
   }
 
+  /** Releases the buffers the compiled graph made. */
   destroy(): void {
     for (const b of this.made) this.ctx.release(b);
     this.made.length = 0;

@@ -26,6 +26,7 @@ import { embedding } from './ops/embedding.js';
 /** What lowering needs: the context, where each tensor lives, and the GPU step counter. */
 export interface LowerEnv {
   ctx: GpuContext;
+  /** The GPU buffer that holds tensor `t` in the compiled graph. */
   buf(t: Tensor): GPUBuffer;
   /** Element offset of a tensor in its buffer (views and external storage). */
   offset(t: Tensor): number;
@@ -96,12 +97,21 @@ export type GradientRule<A> =
    * A scalar loss. `loss` is its [1] loss output; `seeds` are gradients of the loss with respect to
    * inputs that the forward itself writes (softmax cross-entropy's d(logits)): autodiff starts there.
    */
-  | { kind: 'loss'; loss(n: OpNode<A>): Tensor; seeds(n: OpNode<A>): { input: number; gradient: Tensor }[] }
+  | {
+      kind: 'loss';
+      /** The op's [1] loss output. */
+      loss(n: OpNode<A>): Tensor;
+      /** Gradients of the loss that the forward writes, where autodiff starts. */
+      seeds(n: OpNode<A>): { input: number; gradient: Tensor }[];
+    }
   /** A backward lowered from dispatches: what it reads from the forward, its scratch, and an optional split. */
   | {
       kind: 'kernel';
+      /** The forward tensors the backward reads. */
       saves(n: OpNode<A>): Tensor[];
+      /** Scratch tensors of the backward. */
       temps?(n: OpNode<A>): TempSpec[];
+      /** How the backward is split into dispatches, if it is. */
       split?(n: OpNode<A>, temps: readonly Tensor[]): SplitSpec | undefined;
     };
 
@@ -135,6 +145,7 @@ export function findOpRule(op: string): AnyRule | undefined {
   return BY_OP.get(op);
 }
 
+/** The rule of a registered op; throws a GraphError naming the known ops for an unknown one. */
 export function opRule(op: string): AnyRule {
   const r = BY_OP.get(op);
   if (!r) throw new GraphError(`unknown op "${op}" (known: ${[...BY_OP.keys()].join(', ')})`);

@@ -1,6 +1,7 @@
 import type { Node } from './graph.js';
 import { GraphError } from './errors.js';
 
+/** Element type of a tensor. */
 export type DType = 'f32' | 'u32';
 
 /**
@@ -16,6 +17,7 @@ export interface ExternalStorage {
   offset: number;
 }
 
+/** A tensor of a graph: its name, shape, element type and role (input, parameter, activation, gradient, state...). */
 export class Tensor {
   readonly size: number;
   /** The node that writes it (undefined for inputs, params and state). */
@@ -65,6 +67,7 @@ export class Tensor {
     return off + (t.external?.offset ?? 0);
   }
 
+  /** The name and shape, for messages. */
   toString(): string {
     return `${this.name} [${this.shape.join(', ')}]`;
   }

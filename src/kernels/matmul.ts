@@ -3,6 +3,7 @@ import { ceilDiv, type Dispatch } from '../gpu/dispatch.js';
 import { checkPositive } from './checks.js';
 import { GpuError } from '../gpu/context.js';
 
+/** An activation fused into a kernel's epilogue. */
 export type Activation = 'none' | 'relu' | 'sigmoid' | 'tanh';
 export const ACTIVATION_CODE: Record<Activation, number> = { none: 0, relu: 1, sigmoid: 2, tanh: 3 };
 
@@ -39,6 +40,7 @@ export interface MatmulSpec {
   portable?: boolean;
 }
 
+/** The buffers a matmul reads and writes. */
 export interface MatmulBuffers {
   a: GPUBuffer;
   b: GPUBuffer;

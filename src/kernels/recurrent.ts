@@ -36,6 +36,7 @@ import { matmul } from './matmul.js';
 import { columnSum } from './reduce.js';
 import { checkPositive } from './checks.js';
 
+/** A recurrent cell: LSTM, GRU or a simple tanh RNN. */
 export type RecurrentCell = 'lstm' | 'gru' | 'rnn';
 /** Gate blocks per cell: the weight matrix has G·H columns. */
 export const GATE_COUNT: Record<RecurrentCell, number> = { lstm: 4, gru: 3, rnn: 1 };

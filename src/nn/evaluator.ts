@@ -38,6 +38,7 @@ export function checkExamples(data: Examples & { shape?: readonly number[]; clas
   }
 }
 
+/** Mean loss and accuracy over a data set, and the predicted class of each example. */
 export interface EvalResult {
   accuracy: number;
   loss: number;
@@ -45,10 +46,11 @@ export interface EvalResult {
   predictions: Uint8Array;
 }
 
+/** The predicted classes of examples, with their class probabilities. */
 export interface Prediction {
   /** Predicted class per example. */
   predictions: Uint8Array;
-  /** [count, classes]: the softmax of the logits (cross-entropy models) or the outputs themselves (MSE models). */
+  /** `[count, classes]`: the softmax of the logits (cross-entropy models) or the outputs themselves (MSE models). */
   probabilities: Float32Array;
 }
 

@@ -55,6 +55,7 @@ export interface BuildEnv {
 export class SymbolicTensor {
   constructor(readonly shape: readonly number[], readonly layer: Layer) {}
 
+  /** The shape and the layer that produced it, for messages. */
   toString(): string {
     return `${this.layer.name ?? this.layer.className} ${shapeText(this.shape)}`;
   }
@@ -72,6 +73,7 @@ export interface ParamNames {
   bias?: string;
 }
 
+/** Options every layer takes. */
 export interface LayerOptions {
   name?: string;
 }
@@ -134,6 +136,7 @@ export abstract class Layer {
     return this.output;
   }
 
+  /** The layer for messages: its name (if any) and class, e.g. `"conv1" (Conv2D)`. */
   describe(): string {
     return this.name ? `"${this.name}" (${this.className})` : `(${this.className})`;
   }
@@ -202,6 +205,7 @@ function pair(v: number | [number, number] | number[], what: string): [number, n
   return [checkPositiveInt(p[0], what), checkPositiveInt(p[1], what)];
 }
 
+/** Keras' padding: 'same' keeps the size (at stride 1), 'valid' uses only whole windows. */
 export type PaddingName = 'same' | 'valid';
 
 function checkPadding(p: unknown, what: string): PaddingName {
@@ -226,6 +230,7 @@ export function initConfig(i: PlainInit): unknown {
 
 // -------------------------------------------------------------------- Dense
 
+/** Options of a Dense layer (Keras names, camel-cased). */
 export interface DenseOptions extends LayerOptions {
   units: number;
   activation?: ActivationName;
@@ -292,6 +297,7 @@ export class Dense extends Layer {
 
 // -------------------------------------------------------------------- Conv2D
 
+/** Options of a Conv2D layer (Keras names, camel-cased). */
 export interface Conv2dLayerOptions extends LayerOptions {
   filters: number;
   kernelSize: number | [number, number];
@@ -371,6 +377,7 @@ export class Conv2D extends Layer {
 
 // -------------------------------------------------------------------- pooling
 
+/** Options of MaxPooling2D and AveragePooling2D. */
 export interface Pool2dOptions extends LayerOptions {
   poolSize?: number | [number, number];
   /** Default: the pool size (Keras). */
@@ -407,6 +414,7 @@ abstract class Pool2D extends Layer {
   }
 }
 
+/** Max over each pool_size window (Keras MaxPooling2D), NHWC. */
 export class MaxPooling2D extends Pool2D {
   readonly className = 'MaxPooling2D';
   constructor(o: Pool2dOptions = {}) {
@@ -417,6 +425,7 @@ export class MaxPooling2D extends Pool2D {
   }
 }
 
+/** Mean over each pool_size window (Keras AveragePooling2D), NHWC. */
 export class AveragePooling2D extends Pool2D {
   readonly className = 'AveragePooling2D';
   constructor(o: Pool2dOptions = {}) {
@@ -458,6 +467,7 @@ export class Flatten extends Layer {
   }
 }
 
+/** Options of a Reshape layer. */
 export interface ReshapeOptions extends LayerOptions {
   /** Per-example shape; one entry may be -1 (inferred). */
   targetShape: number[];
@@ -491,6 +501,7 @@ export class Reshape extends Layer {
 
 // -------------------------------------------------------------------- Dropout, Activation
 
+/** Options of a Dropout layer. */
 export interface DropoutOptions extends LayerOptions {
   /** Fraction of the values DROPPED in training (Keras), in [0, 1). */
   rate: number;
@@ -524,6 +535,7 @@ export class Dropout extends Layer {
   }
 }
 
+/** Options of an Activation layer. */
 export interface ActivationOptions extends LayerOptions {
   activation: ActivationName;
 }
@@ -606,6 +618,7 @@ export class Concatenate extends Layer {
 export type RecurrentKind = 'lstm' | 'gru' | 'rnn';
 export const GATES: Record<RecurrentKind, number> = { lstm: 4, gru: 3, rnn: 1 };
 
+/** Options of the recurrent layers (LSTM, GRU, SimpleRNN). */
 export interface RecurrentLayerOptions extends LayerOptions {
   units: number;
   /** Output every step's state (a sequence for the next recurrent layer) instead of the last one. */
@@ -676,6 +689,7 @@ export abstract class Recurrent extends Layer {
   }
 }
 
+/** LSTM as Keras' (unit_forget_bias, the default: the forget gate's bias starts at 1). */
 export class LSTM extends Recurrent {
   readonly className = 'LSTM';
   readonly cell = 'lstm';
@@ -687,6 +701,7 @@ export class LSTM extends Recurrent {
   override get forgetBias(): number {
     return this.unitForgetBias ? 1 : 0;
   }
+  /** Keras' config of the layer, with unit_forget_bias. */
   override config() {
     return { ...super.config(), unit_forget_bias: this.unitForgetBias };
   }
@@ -699,11 +714,13 @@ export class GRU extends Recurrent {
   constructor(o: RecurrentLayerOptions) {
     super(o, 'GRU');
   }
+  /** Keras' config of the layer, with reset_after (always false). */
   override config() {
     return { ...super.config(), reset_after: false };
   }
 }
 
+/** A fully connected recurrent layer with a tanh state (Keras SimpleRNN). */
 export class SimpleRNN extends Recurrent {
   readonly className = 'SimpleRNN';
   readonly cell = 'rnn';
@@ -714,17 +731,29 @@ export class SimpleRNN extends Recurrent {
 
 // -------------------------------------------------------------------- factories (the API)
 
+/** A new Dense layer. */
 export const dense = (o: DenseOptions) => new Dense(o);
+/** A new Conv2D layer. */
 export const conv2d = (o: Conv2dLayerOptions) => new Conv2D(o);
+/** A new MaxPooling2D layer. */
 export const maxPool2d = (o: Pool2dOptions = {}) => new MaxPooling2D(o);
+/** A new AveragePooling2D layer. */
 export const avgPool2d = (o: Pool2dOptions = {}) => new AveragePooling2D(o);
+/** A new GlobalAveragePooling2D layer. */
 export const globalAvgPool2d = (o: LayerOptions = {}) => new GlobalAveragePooling2D(o);
+/** A new Flatten layer. */
 export const flatten = (o: LayerOptions = {}) => new Flatten(o);
+/** A new Reshape layer. */
 export const reshape = (o: ReshapeOptions) => new Reshape(o);
+/** A new Dropout layer. */
 export const dropout = (o: DropoutOptions) => new Dropout(o);
+/** A new Activation layer (a name alone is the activation). */
 export const activation = (o: ActivationOptions | ActivationName) => new Activation(typeof o === 'string' ? { activation: o } : o);
+/** A new LSTM layer. */
 export const lstm = (o: RecurrentLayerOptions & { unitForgetBias?: boolean }) => new LSTM(o);
+/** A new GRU layer. */
 export const gru = (o: RecurrentLayerOptions) => new GRU(o);
+/** A new SimpleRNN layer. */
 export const simpleRnn = (o: RecurrentLayerOptions) => new SimpleRNN(o);
 
 /** The model's input: a symbolic tensor of per-example `shape` (functional API). */

@@ -26,6 +26,7 @@ export interface LoopProgress {
   read: LoopRead | undefined;
 }
 
+/** An epoch that ended: its steps and mean training figures. */
 export interface LoopEpoch {
   epoch: number;
   /** Steps this run did in the epoch. */
@@ -37,6 +38,7 @@ export interface LoopEpoch {
   seconds: number;
 }
 
+/** Options of trainLoop. */
 export interface TrainLoopOptions {
   /** Steps to run. */
   steps: number;
@@ -77,6 +79,7 @@ export interface TrainLoopOptions {
   signal?: AbortSignal;
 }
 
+/** What a trainLoop run did. */
 export interface LoopResult {
   /** Steps run (fewer than asked only when stopped). */
   steps: number;
@@ -192,6 +195,7 @@ export async function trainLoop(trainer: Trainer, data: LabelledImages, opts: Tr
   return { steps: submitted, epochs, aborted: false };
 }
 
+/** Options of trainSteps. */
 export interface TrainStepsOptions {
   steps: number;
   /** The step to start at (default 0), e.g. a restored state's `step`: that epoch's order goes on from there. */

@@ -19,6 +19,7 @@ export const LOSSES: readonly LossName[] = ['sparse_categorical_crossentropy', '
 /** How a batch is laid out in the input tensor: [B, ...shape], or time-major [T, B, features] for a recurrent model. */
 export type InputLayout = 'rows' | 'time-major';
 
+/** Options of a model: its name and loss. */
 export interface ModelOptions {
   name?: string;
   /** Default: sparse_categorical_crossentropy (aliases: 'sparse_categorical_crossentropy', 'mse'). */
@@ -35,7 +36,7 @@ export interface BuiltNet {
   labels: Tensor;
   /** f32 [B, classes]: the one-hot labels (mean squared error only). */
   targets?: Tensor;
-  /** [B, classes]: logits (cross-entropy: before the folded softmax) or the outputs themselves (MSE). */
+  /** `[B, classes]`: logits (cross-entropy: before the folded softmax) or the outputs themselves (MSE). */
   logits: Tensor;
   loss: Tensor;
   lossSum: Tensor;
@@ -74,6 +75,7 @@ export function nameLayers(input: InputLayer, layers: Layer[]): void {
   }
 }
 
+/** A graph of layers from an input to one output, with a loss: what a Trainer trains (Keras Model). */
 export class Model {
   readonly name: string;
   readonly loss: LossName;

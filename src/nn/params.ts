@@ -58,10 +58,12 @@ export class ParamStore {
     return e.trainable;
   }
 
+  /** The shape of every stored tensor, by name. */
   shapes(): Record<string, number[]> {
     return Object.fromEntries([...this.entries].map(([k, e]) => [k, e.shape]));
   }
 
+  /** The GPU buffer of the stored tensor `name`; throws for an unknown name. */
   buffer(name: string): GPUBuffer {
     const e = this.entries.get(name);
     if (!e) throw new GraphError(`no parameter named ${name}`);
@@ -87,6 +89,7 @@ export class ParamStore {
     this.ctx.write(e.buffer, data);
   }
 
+  /** Releases every stored buffer. */
   destroy(): void {
     for (const e of this.entries.values()) this.ctx.release(e.buffer);
     this.entries.clear();

@@ -16,6 +16,7 @@ export interface LayerSpec {
   inbound?: string[];
 }
 
+/** A model as JSON, with Keras' layer class names and fields (docs/MODEL-SPEC.md). */
 export interface ModelSpec {
   name?: string;
   /** Per-example input shape, e.g. [28, 28, 1], [784] or [timesteps, features]. */

@@ -33,6 +33,7 @@ export interface TrainerOptions extends NetKnobs {
   labelSmoothing?: number;
 }
 
+/** The training loss and accuracy read back from the GPU. */
 export interface TrainMetrics {
   /** Mean training loss over the steps since the last read. */
   loss: number;
@@ -42,6 +43,7 @@ export interface TrainMetrics {
 }
 
 
+/** GPU time of one op of the training step. */
 export interface OpProfile {
   label: string;
   /** Median GPU time per step, ms. */
@@ -100,6 +102,7 @@ export class Trainer {
     this.batchT = this.net.targets && new Float32Array(this.net.targets.size);
   }
 
+  /** Compiles the model's training step on `ctx` (a bad option throws GpuError) and waits until its pipelines are ready. */
   static async create(ctx: GpuContext, opts: TrainerOptions): Promise<Trainer> {
     if (!Number.isInteger(opts.batch) || opts.batch < 1) throw new GpuError(`batch size must be a positive integer, got ${opts.batch}`);
     // Bad knobs are a clear error here, not a failure deep inside graph building.

@@ -7,6 +7,7 @@ import { prepareSoftmax, prepareSoftmaxBackward } from '../../kernels/softmax.js
 import type { Dispatch } from '../../gpu/dispatch.js';
 import { whole } from './common.js';
 
+/** An elementwise activation, or softmax over the last axis. */
 export type ActivationKind = ElementwiseActivation | 'softmax';
 export type ActivationAttrs = { name: string; activation: ActivationKind };
 

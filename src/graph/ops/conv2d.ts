@@ -7,6 +7,7 @@ import { conv2dForward, conv2dBackward, prepareIm2col, type Padding } from '../.
 import { prepareActivationBackward } from '../../kernels/activation.js';
 import { allOrNoneAccumulate, pair, whole, windowOut } from './common.js';
 
+/** Options of Graph.conv2d. */
 export interface Conv2dOptions {
   stride?: number | [number, number];
   padding?: Padding;

@@ -6,6 +6,7 @@ import type { Padding } from '../../kernels/conv2d.js';
 import type { Tensor } from '../tensor.js';
 import { pair, whole, windowOut } from './common.js';
 
+/** Options of Graph.maxPool and Graph.avgPool: window, stride and padding. */
 export interface PoolOptions {
   size: number | [number, number];
   stride?: number | [number, number];

@@ -8,6 +8,7 @@ import type { Tensor } from '../tensor.js';
 import { prepareDropout } from '../../kernels/dropout.js';
 import { GATE_COUNT, prepareRecurrentStack, type RecurrentCell } from '../../kernels/recurrent.js';
 
+/** Options of a recurrent stack in the graph. */
 export interface RecurrentOptions {
   cell: RecurrentCell;
   /** Hidden size per layer, bottom first. */

@@ -8,6 +8,7 @@ import { Dropout, conv2d, dense, flatten, gru, lstm, maxPool2d, reshape, simpleR
 
 /** The built-in nets: the one list the CLI, the tools and the demo take their names from. */
 export const NET_KINDS = ['softmax', 'bp', 'mlp', 'cnn', 'rnn'] as const;
+/** The name of a built-in MNIST network (one of NET_KINDS). */
 export type NetKind = (typeof NET_KINDS)[number];
 
 /** The knobs of the built-in nets (the CLI flags --hidden, --layers, --cell, --keep-prob). */
