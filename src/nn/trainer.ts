@@ -10,6 +10,7 @@ import type { BuiltNet, Model } from './model.js';
 import { builtinModel, type NetKnobs } from './models/builtin.js';
 import { MetricsReadback } from './readback.js';
 import { Evaluator, checkExamples, type EvalResult, type Examples, type Prediction } from './evaluator.js';
+import { exportOnnx, type OnnxExportOptions } from '../onnx/export.js';
 
 export type { EvalResult, Prediction, Examples };
 
@@ -235,6 +236,16 @@ export class Trainer {
     const ops = this.graph.ops.map((o, i) => ({ label: o.label, ms: median(per[i]), share: median(per[i]) / stepMs, dispatches: o.dispatches.length }));
     ops.sort((a, b) => b.ms - a.ms);
     return { ops, stepMs };
+  }
+
+  /**
+   * The model with its current parameters as an ONNX model (serialized bytes, for a file or a
+   * download): input → logits and probabilities, dynamic batch (see src/onnx/export.ts). Async
+   * because the parameters are read back from the GPU; the export itself is synchronous (`exportOnnx`).
+   */
+  async exportOnnx(opts?: OnnxExportOptions): Promise<Uint8Array> {
+    if (this.destroyed) throw new GpuError('this Trainer was destroyed');
+    return exportOnnx(this.model, await this.store.read(), opts);
   }
 
   /** Waits for all submitted GPU work. */
