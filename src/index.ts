@@ -25,6 +25,6 @@ export { Model, sequential, model, type LossName, type ModelOptions } from './nn
 export { modelToSpec, modelFromSpec, modelFromKeras, type ModelSpec, type LayerSpec } from './nn/spec.js';
 export { builtinModel, NET_KINDS, type NetKnobs } from './nn/models/builtin.js';
 export { Trainer, type TrainerOptions, type TrainMetrics, type EvalResult, type Prediction, type LabelledImages } from './nn/trainer.js';
-export { exportOnnx, EXPORT_RULES, OnnxExportError, ONNX_OPSET, type OnnxExportOptions, type ExportRule, type ExportContext, type OnnxValue, type ParamValues } from './onnx/export.js';
+export { exportOnnx, checkOnnxExportable, EXPORT_RULES, OnnxExportError, ONNX_OPSET, type OnnxExportOptions, type ExportRule, type ExportContext, type OnnxValue, type ParamValues } from './onnx/export.js';
 export { trainLoop, trainSteps, type TrainLoopOptions, type TrainStepsOptions, type LoopRead, type LoopProgress, type LoopEpoch, type LoopResult } from './nn/loop.js';
 export { exampleSize, formatShape, sliceDataset, type Dataset } from './data/dataset.js';

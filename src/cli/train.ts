@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import { ArgsError, parseArgs, helpText, hyperParameters, SHAPE_KEYS, NETS, OPTIMIZERS, CELLS, type TrainArgs, type NetName, type OptimizerName, type CellName } from './args.js';
 import { EpochProgress, formatDuration } from './progress.js';
 import { writePlots, type EpochStats, type Misclassified } from './plots.js';
+import { checkExportTarget, writeOnnxFile, OnnxExportError } from './export-onnx.js';
 import { CheckpointError, loadCheckpoint, saveCheckpoint, checkShapes, checkMetadata, type Checkpoint } from './checkpoint.js';
 import { DataError, NUM_CLASSES, loadMnist, checkImageSize, exampleSize, type Mnist } from '../data/mnist.js';
 import { ModelFileError, readModelFile, checkModelData, type TrainingDefaults } from './model-file.js';
@@ -91,8 +92,9 @@ export async function main(argv: string[]): Promise<number> {
       checkShapes(ckpt, paramShapes(model), args.load);
     }
     if (args.save && !args.eval) checkSavePath(args.save);
+    if (args.export) checkExportTarget(args.export, model);
   } catch (e) {
-    if (e instanceof DataError || e instanceof CheckpointError || e instanceof ModelFileError) {
+    if (e instanceof DataError || e instanceof CheckpointError || e instanceof ModelFileError || e instanceof OnnxExportError) {
       console.error(`error: ${e.message}`);
       return 2;
     }
@@ -146,6 +148,11 @@ export async function main(argv: string[]): Promise<number> {
       saveCheckpoint(args.save, params, { ...hyperParameters(args), model_spec: JSON.stringify(modelToSpec(model)) });
       log(`saved ${args.save}`);
     }
+    if (args.export) {
+      const n = await writeOnnxFile(args.export, trainer, model.classes);
+      log(`exported ${args.export} (ONNX, ${(n / 1e6).toFixed(2)} MB)`);
+      emit({ event: 'export', file: args.export, bytes: n });
+    }
     if (args.profile || args.trace) await profile(args, data, trainer, log, emit);
     return 0;
   } catch (e) {
@@ -153,7 +160,7 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`error: ${e.message}`);
       return 3;
     }
-    if (e instanceof CheckpointError || e instanceof DataError) {
+    if (e instanceof CheckpointError || e instanceof DataError || e instanceof OnnxExportError) {
       console.error(`error: ${e.message}`);
       return 2;
     }

@@ -261,17 +261,24 @@ export const EXPORT_RULES: Record<string, ExportRule> = {
 // ------------------------------------------------------------------ the model
 
 /**
- * The ONNX model (serialized ModelProto bytes) of `model` with parameter values `params`: input →
- * logits and probabilities, dynamic batch, opset ONNX_OPSET; metadata_props hold the model spec,
- * the class names and the input scaling. Throws OnnxExportError for a layer without an export rule.
+ * Throws OnnxExportError naming every layer of `model` that has no export rule (e.g. before
+ * training, so a long run does not end in an export error).
  */
-export function exportOnnx(model: Model, params: ParamValues, opts: OnnxExportOptions = {}): Uint8Array {
-  // every layer is checked before anything is built: one error naming each layer that cannot be exported
+export function checkOnnxExportable(model: Model): void {
   const missing = model.layers.filter((l) => !Object.hasOwn(EXPORT_RULES, l.className));
   if (missing.length) {
     const names = missing.map((l) => `layer ${model.layers.indexOf(l)} ${l.describe()}`).join(', ');
     throw new OnnxExportError(`${names}: no ONNX export rule for ${[...new Set(missing.map((l) => l.className))].join(', ')}; the exporter supports ${Object.keys(EXPORT_RULES).join(', ')}`);
   }
+}
+
+/**
+ * The ONNX model (serialized ModelProto bytes) of `model` with parameter values `params`: input →
+ * logits and probabilities, dynamic batch, opset ONNX_OPSET; metadata_props hold the model spec,
+ * the class names and the input scaling. Throws OnnxExportError for a layer without an export rule.
+ */
+export function exportOnnx(model: Model, params: ParamValues, opts: OnnxExportOptions = {}): Uint8Array {
+  checkOnnxExportable(model);
   const b = new OnnxGraphBuilder();
   const inputName = b.reserve('input');
   const values = new Map<Layer, OnnxValue>([[model.input, rows(inputName)]]);
