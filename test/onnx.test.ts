@@ -4,13 +4,15 @@
 // Each model trains a few steps first, so its parameters are not at their initial values.
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { testContext } from './support/gpu.js';
 import { rng } from './support/cpu.js';
 import { PACKAGE_ROOT } from './support/paths.js';
+import { idxImages, idxLabels } from './support/idx.js';
+import { expectEarlyError, runCli } from './support/cli.js';
 import type { GpuContext } from '../src/gpu/context.js';
 import { Trainer } from '../src/nn/trainer.js';
 import { trainSteps } from '../src/nn/loop.js';
@@ -295,6 +297,53 @@ describe('ONNX export, run in ONNX Runtime', function () {
     const m = sequential([4], [new Mystery({ name: 'odd' }), dense({ units: 2 })]);
     expect(() => exportOnnx(m, {})).to.throw(OnnxExportError, /layer 0 "odd" \(Mystery\): no ONNX export rule for Mystery/);
     expect(Object.keys(EXPORT_RULES)).to.include.members(['Dense', 'Conv2D', 'LSTM', 'GRU', 'SimpleRNN']);
+  });
+
+  describe('the CLI\'s --export FILE.onnx', () => {
+    let data: string;
+    const testCount = 50;
+    const pixel = (i: number) => (i * 7919 + (i >> 5) * 31) % 256;
+    const testLabels = Array.from({ length: testCount }, (_, i) => (i * 3) % 10);
+    before(() => {
+      data = join(dir, 'tiny-mnist');
+      mkdirSync(data);
+      writeFileSync(join(data, 'train-images-idx3-ubyte'), idxImages(60, 28, 28, (i) => (i * 13) % 256));
+      writeFileSync(join(data, 'train-labels-idx1-ubyte'), idxLabels(Array.from({ length: 60 }, (_, i) => i % 10)));
+      writeFileSync(join(data, 't10k-images-idx3-ubyte'), idxImages(testCount, 28, 28, pixel));
+      writeFileSync(join(data, 't10k-labels-idx1-ubyte'), idxLabels(testLabels));
+    });
+
+    /** ORT's logits and accuracy for an exported file on the test images (u8 / 255, as the metadata says). */
+    async function ortOn(file: string): Promise<{ logits: Float32Array; accuracy: number }> {
+      const bytes = readFileSync(file);
+      const session = await ort.InferenceSession.create(bytes);
+      const x = Float32Array.from({ length: testCount * 784 }, (_, i) => pixel(i) / 255);
+      const r = await session.run({ input: new ort.Tensor('float32', x, [testCount, 784]) });
+      await session.release();
+      const logits = r.logits.data as Float32Array;
+      const correct = testLabels.filter((y, i) => argmax(logits, i * 10, 10) === y).length;
+      return { logits, accuracy: correct / testCount };
+    }
+
+    it('writes the trained model, and with --load FILE --eval the checkpoint; ORT gives the accuracy the CLI printed', async () => {
+      const ckpt = join(dir, 'cli.safetensors'), trainedFile = join(dir, 'cli-trained.onnx'), loadedFile = join(dir, 'cli-loaded.onnx');
+      const testEvent = (stdout: string) => stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).find((o) => o.event === 'test');
+      const train = runCli(['--net', 'softmax', '--steps', '3', '--batch', '10', '--val', '0', '--data', data, '--save', ckpt, '--export', trainedFile, '--json']);
+      expect(train.code, train.stderr).to.equal(0);
+      const trainedOrt = await ortOn(trainedFile);
+      expect(trainedOrt.accuracy, 'ORT\'s accuracy equals the CLI\'s test accuracy').to.equal(testEvent(train.stdout).accuracy);
+      const evaluated = runCli(['--load', ckpt, '--eval', '--data', data, '--val', '0', '--export', loadedFile, '--json']);
+      expect(evaluated.code, evaluated.stderr).to.equal(0);
+      const loadedOrt = await ortOn(loadedFile);
+      expect(Array.from(loadedOrt.logits), 'the checkpoint exports the trained parameters').to.deep.equal(Array.from(trainedOrt.logits));
+      expect(loadedOrt.accuracy).to.equal(testEvent(evaluated.stdout).accuracy);
+    });
+
+    it('a folder that does not exist is an error before training', () => {
+      const r = runCli(['--net', 'softmax', '--steps', '3', '--batch', '10', '--data', data, '--val', '0', '--export', join(dir, 'missing', 'm.onnx')]);
+      expect(r.code).to.equal(2);
+      expectEarlyError(r, 'cannot export', 'does not exist');
+    });
   });
 
   // after the suites above (mocha runs a suite's own tests before its nested suites): they wrote the files
