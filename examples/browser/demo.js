@@ -171,6 +171,23 @@ async function main() {
   $('clear').addEventListener('click', () => { clearPad($('pad')); $('guess').textContent = '–'; drawProbs($('probs')); });
 
   $('stop').addEventListener('click', () => abort?.abort());
+  // The trained model as an ONNX file: input [batch, ...input_shape] (pixels / 255) → logits, probabilities.
+  $('onnx').addEventListener('click', async () => {
+    if (!trainer) return;
+    try {
+      const K = trainer.model.classes;
+      const bytes = await trainer.exportOnnx({ classNames: Array.from({ length: K }, (_, i) => String(i)), inputScaling: 'u8/255' });
+      const url = URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' }));
+      const a = document.createElement('a');
+      a.href = url;
+      a.download = `${trainer.model.name}.onnx`;
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      $('status').textContent = `downloaded ${a.download} (${(bytes.length / 1e6).toFixed(2)} MB, ONNX opset 17)`;
+    } catch (e) {
+      showError(e);
+    }
+  });
   $('start').addEventListener('click', async () => {
     clearTimeout(typing);
     $('error').hidden = true;
@@ -186,6 +203,7 @@ async function main() {
     try {
       $('start').disabled = true;
       $('stop').disabled = false;
+      $('onnx').disabled = true;
       state.error = undefined;
       abort = new AbortController();
       trainer?.destroy();
@@ -197,6 +215,7 @@ async function main() {
     } finally {
       $('start').disabled = false;
       $('stop').disabled = true;
+      $('onnx').disabled = !trainer;
     }
   });
   $('start').disabled = false;
