@@ -13,6 +13,7 @@ import { rng } from './support/cpu.js';
 import { PACKAGE_ROOT } from './support/paths.js';
 import { idxImages, idxLabels } from './support/idx.js';
 import { expectEarlyError, runCli } from './support/cli.js';
+import { helpText, parseArgs } from '../src/cli/args.js';
 import type { GpuContext } from '../src/gpu/context.js';
 import { Trainer } from '../src/nn/trainer.js';
 import { trainSteps } from '../src/nn/loop.js';
@@ -337,6 +338,13 @@ describe('ONNX export, run in ONNX Runtime', function () {
       const loadedOrt = await ortOn(loadedFile);
       expect(Array.from(loadedOrt.logits), 'the checkpoint exports the trained parameters').to.deep.equal(Array.from(trainedOrt.logits));
       expect(loadedOrt.accuracy).to.equal(testEvent(evaluated.stdout).accuracy);
+    });
+
+    it('--export FILE is a flag of its own in --help, taken with training or with --load FILE --eval', () => {
+      expect(helpText()).to.match(/^  --export FILE\b/m);
+      expect(parseArgs(['--net', 'mlp', '--export', 'm.onnx']).export).to.equal('m.onnx');
+      expect(parseArgs(['--load', 'm.safetensors', '--eval', '--export', 'm.onnx']).export).to.equal('m.onnx');
+      expect(parseArgs(['--net', 'mlp']).export).to.equal(undefined);
     });
 
     it('a folder that does not exist is an error before training', () => {
