@@ -32,6 +32,7 @@ export { modelToSpec, modelFromSpec, modelFromKeras, type ModelSpec, type LayerS
 export { builtinModel, NET_KINDS, type NetKnobs } from './nn/models/builtin.js';
 export { Trainer, type TrainerOptions, type TrainMetrics, type EvalResult, type Prediction, type LabelledImages } from './nn/trainer.js';
 export { decodeStateFile, encodeStateFile, crc32, StateError, STATE_FORMAT, type TrainerState, type StateTensor } from './nn/state.js';
+export { exportOnnx, checkOnnxExportable, EXPORT_RULES, OnnxExportError, ONNX_OPSET, type OnnxExportOptions, type ExportRule, type ExportContext, type OnnxValue, type ParamValues } from './onnx/export.js';
 export { trainLoop, trainSteps, type TrainLoopOptions, type TrainStepsOptions, type LoopRead, type LoopProgress, type LoopEpoch, type LoopResult } from './nn/loop.js';
 export { exampleSize, formatShape, sliceDataset, type Dataset } from './data/dataset.js';
 // Types that the API above names in its signatures (options, roles, plans), exported so users can name them too.

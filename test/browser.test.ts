@@ -2,7 +2,8 @@
 // (SwiftShader), driven by playwright-core. The demo server runs in this process on a free port:
 // WebGPU needs a secure context, which http://127.0.0.1 is (about:blank and data: URLs are not).
 import { expect } from 'chai';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import * as ort from 'onnxruntime-node';
 import { dirname } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startDemoServer, type DemoServer } from '../tools/demo-server.js';
@@ -144,6 +145,23 @@ describe('in a browser: headless Chromium, WebGPU on its own adapter', function 
     console.log(`      drawn 7 predicted as ${drawn.prediction} (p = ${drawn.probabilities[drawn.prediction].toFixed(3)})`);
     expect(sum, 'class probabilities sum to 1').to.be.closeTo(1, 1e-5);
     expect(drawn.prediction, 'the drawn 7').to.equal(7);
+
+    // Download ONNX: ONNX Runtime (in Node) gives the page's test accuracy on the same test images
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#onnx')]);
+    expect(download.suggestedFilename()).to.equal('mlp.onnx');
+    const file = await download.path();
+    const session = await ort.InferenceSession.create(readFileSync(file), { graphOptimizationLevel: 'all' });
+    const { test } = await fetchMnist(`${server.url}data/`);
+    const { logits } = await session.run({ input: new ort.Tensor('float32', test.images, [test.count, 784]) });
+    await session.release();
+    const scores = logits.data as Float32Array;
+    let correct = 0;
+    for (let i = 0; i < test.count; i++) {
+      const row = Array.from(scores.subarray(i * 10, i * 10 + 10));
+      if (row.indexOf(Math.max(...row)) === test.labels[i]) correct++;
+    }
+    console.log(`      Download ONNX: ${download.suggestedFilename()}, ONNX Runtime test accuracy ${correct / test.count}`);
+    expect(correct / test.count, 'ONNX Runtime\'s accuracy of the downloaded model equals the page\'s').to.equal(run.testAccuracy);
     expect(pageErrors, 'errors on the page').to.deep.equal([]);
     await page.close();
   });

@@ -190,6 +190,7 @@ async function main() {
     try {
       $('start').disabled = true;
       $('download').disabled = true;
+      $('onnx').disabled = true;
       $('error').hidden = true;
       state.error = undefined;
       const bytes = new Uint8Array(await file.arrayBuffer());
@@ -220,9 +221,27 @@ async function main() {
       $('start').disabled = false;
       $('stop').disabled = true;
       $('download').disabled = !trainer;
+      $('onnx').disabled = !trainer;
     }
   });
 
+  // The trained model as an ONNX file: input [batch, ...input_shape] (pixels / 255) → logits, probabilities.
+  $('onnx').addEventListener('click', async () => {
+    if (!trainer) return;
+    try {
+      const K = trainer.model.classes;
+      const bytes = await trainer.exportOnnx({ classNames: Array.from({ length: K }, (_, i) => String(i)), inputScaling: 'u8/255' });
+      const url = URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' }));
+      const a = document.createElement('a');
+      a.href = url;
+      a.download = `${trainer.model.name}.onnx`;
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      $('status').textContent = `downloaded ${a.download} (${(bytes.length / 1e6).toFixed(2)} MB, ONNX opset 17)`;
+    } catch (e) {
+      showError(e);
+    }
+  });
   $('start').addEventListener('click', async () => {
     clearTimeout(typing);
     $('error').hidden = true;
@@ -238,6 +257,7 @@ async function main() {
     try {
       $('start').disabled = true;
       $('stop').disabled = false;
+      $('onnx').disabled = true;
       state.error = undefined;
       abort = new AbortController();
       trainer?.destroy();
@@ -252,6 +272,7 @@ async function main() {
       $('start').disabled = false;
       $('stop').disabled = true;
       $('download').disabled = !trainer;
+      $('onnx').disabled = !trainer;
     }
   });
   $('start').disabled = false;

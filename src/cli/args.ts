@@ -61,6 +61,8 @@ export interface TrainArgs extends TrainingControl {
   save?: string;
   load?: string;
   eval: boolean;
+  /** --export FILE: the model as ONNX, after training (with --eval: the loaded checkpoint). */
+  export?: string;
   profile: boolean;
   trace?: string;
   plots?: string;
@@ -112,6 +114,7 @@ const FLAGS: FlagSpec[] = [
   { name: 'save', kind: 'string', arg: 'FILE', help: 'write the trained parameters to FILE (safetensors)' },
   { name: 'load', kind: 'string', arg: 'FILE', help: 'start from the parameters in FILE (safetensors)' },
   { name: 'eval', kind: 'bool', help: 'evaluate the --load checkpoint on the test set, no training' },
+  { name: 'export', kind: 'string', arg: 'FILE', help: 'write the trained model to FILE as ONNX (with --load FILE --eval: the checkpoint)' },
   { name: 'profile', kind: 'bool', help: 'print GPU time per pass' },
   { name: 'trace', kind: 'string', arg: 'FILE', help: 'write a Chrome trace (chrome://tracing, Perfetto) to FILE' },
   { name: 'plots', kind: 'string', arg: 'DIR', help: 'write learning curves and misclassified digits as SVG and PNG files in DIR' },
@@ -326,6 +329,7 @@ function validate(raw: Map<string, string | number | boolean>): TrainArgs {
     save: str('save'),
     load: str('load'),
     eval: raw.get('eval') === true,
+    export: str('export'),
     profile: raw.get('profile') === true,
     trace: str('trace'),
     plots: str('plots'),
@@ -408,6 +412,7 @@ export function helpText(): string {
   lines.push('  node dist/train.js --net rnn');
   lines.push('  node dist/train.js --net mlp --epochs 3 --save mlp.safetensors --plots plots');
   lines.push('  node dist/train.js --net mlp --load mlp.safetensors --eval');
+  lines.push('  node dist/train.js --load mlp.safetensors --eval --export mlp.onnx');
   lines.push('  node dist/train.js --model examples/models/residual-cnn.json --save res.safetensors');
   lines.push('  node dist/train.js --load res.safetensors --eval');
   lines.push('  node dist/train.js --net mlp --optimizer adamw --weight-decay 0.05 --schedule cosine --warmup 200 --clip-norm 1 --label-smoothing 0.1 --early-stop 3 --save best.safetensors');

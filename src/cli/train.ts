@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import { ArgsError, parseArgs, helpText, hyperParameters, SHAPE_KEYS, NETS, OPTIMIZERS, CELLS, type TrainArgs, type NetName, type OptimizerName, type CellName } from './args.js';
 import { EpochProgress, formatDuration } from './progress.js';
 import { writePlots, type Curves, type EpochStats, type Misclassified } from './plots.js';
+import { checkExportTarget, writeOnnxFile, OnnxExportError } from './export-onnx.js';
 import { CheckpointError, loadCheckpoint, saveCheckpoint, checkShapes, checkMetadata, type Checkpoint } from './checkpoint.js';
 import { DataError, NUM_CLASSES, loadMnist, checkImageSize, exampleSize, type Mnist } from '../data/mnist.js';
 import { ModelFileError, readModelFile, checkModelData, type TrainingDefaults } from './model-file.js';
@@ -119,12 +120,13 @@ export async function main(argv: string[]): Promise<number> {
       throw new ArgsError(`--early-stop does not combine with ${resumed ? '--resume' : '--checkpoint-every'} yet (a training-state file does not hold the best weights): leave one of them out`);
     }
     if (resumed) checkResume(resumed, args, model, data, totalStepsOf(args, data));
+    if (args.export) checkExportTarget(args.export, model);
   } catch (e) {
     if (e instanceof ArgsError) {
       console.error(`error: ${e.message}`);
       return 2;
     }
-    if (e instanceof DataError || e instanceof CheckpointError || e instanceof ModelFileError) {
+    if (e instanceof DataError || e instanceof CheckpointError || e instanceof ModelFileError || e instanceof OnnxExportError) {
       console.error(`error: ${e.message}`);
       return 2;
     }
@@ -196,6 +198,11 @@ export async function main(argv: string[]): Promise<number> {
       log(best ? `saved ${args.save}: the best validation checkpoint (epoch ${best.epoch}, validation loss ${best.loss.toFixed(4)})` : `saved ${args.save}`);
       if (best) emit({ event: 'saved', file: args.save, epoch: best.epoch, valLoss: best.loss });
     }
+    if (args.export) {
+      const n = await writeOnnxFile(args.export, trainer, model.classes);
+      log(`exported ${args.export} (ONNX, ${(n / 1e6).toFixed(2)} MB)`);
+      emit({ event: 'export', file: args.export, bytes: n });
+    }
     if (args.profile || args.trace) await profile(args, data, trainer, log, emit);
     return 0;
   } catch (e) {
@@ -203,7 +210,7 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`error: ${e.message}`);
       return 3;
     }
-    if (e instanceof CheckpointError || e instanceof DataError) {
+    if (e instanceof CheckpointError || e instanceof DataError || e instanceof OnnxExportError) {
       console.error(`error: ${e.message}`);
       return 2;
     }

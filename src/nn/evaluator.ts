@@ -52,6 +52,8 @@ export interface Prediction {
   predictions: Uint8Array;
   /** `[count, classes]`: the softmax of the logits (cross-entropy models) or the outputs themselves (MSE models). */
   probabilities: Float32Array;
+  /** [count, classes]: the logits (cross-entropy: before the softmax; MSE: the outputs). */
+  logits: Float32Array;
 }
 
 /**
@@ -126,7 +128,7 @@ export class Evaluator {
         for (let k = 0; k < K; k++) probabilities[i * K + k] = Math.exp(row[k] - max) / sum;
       }
     }
-    return { predictions: Uint8Array.from(new Uint32Array(preds, 0, count)), probabilities };
+    return { predictions: Uint8Array.from(new Uint32Array(preds, 0, count)), probabilities, logits: logits.slice(0, count * K) };
   }
 
   /**

@@ -13,6 +13,7 @@ import { Evaluator, checkExamples, type EvalResult, type Examples, type Predicti
 import { decodeStateFile, loadTrainerState, recordedTrainerOptions, saveTrainerState, type TrainerState } from './state.js';
 import { modelFromSpec } from './spec.js';
 import { batchIds } from './ids.js';
+import { exportOnnx, type OnnxExportOptions } from '../onnx/export.js';
 
 export type { EvalResult, Prediction, Examples };
 
@@ -290,6 +291,16 @@ export class Trainer {
     const ops = this.graph.ops.map((o, i) => ({ label: o.label, ms: median(per[i]), share: median(per[i]) / stepMs, dispatches: o.dispatches.length }));
     ops.sort((a, b) => b.ms - a.ms);
     return { ops, stepMs };
+  }
+
+  /**
+   * The model with its current parameters as an ONNX model (serialized bytes, for a file or a
+   * download): input → logits and probabilities, dynamic batch (see src/onnx/export.ts). Async
+   * because the parameters are read back from the GPU; the export itself is synchronous (`exportOnnx`).
+   */
+  async exportOnnx(opts?: OnnxExportOptions): Promise<Uint8Array> {
+    if (this.destroyed) throw new GpuError('this Trainer was destroyed');
+    return exportOnnx(this.model, await this.store.read(), opts);
   }
 
   /** Waits for all submitted GPU work. */
