@@ -59,6 +59,8 @@ export interface TrainArgs {
   profile: boolean;
   trace?: string;
   plots?: string;
+  /** --log FILE.csv|FILE.jsonl: a row per read and per evaluation, flushed as it goes. */
+  log?: string;
   json: boolean;
   help: boolean;
   /** Flags given on the command line (without the dashes), e.g. to tell a user's --lr from the default. */
@@ -97,6 +99,7 @@ const FLAGS: FlagSpec[] = [
   { name: 'profile', kind: 'bool', help: 'print GPU time per pass' },
   { name: 'trace', kind: 'string', arg: 'FILE', help: 'write a Chrome trace (chrome://tracing, Perfetto) to FILE' },
   { name: 'plots', kind: 'string', arg: 'DIR', help: 'write learning curves and misclassified digits as PNG files in DIR' },
+  { name: 'log', kind: 'string', arg: 'FILE', help: 'write a row per read and per evaluation to FILE.csv or FILE.jsonl, flushed as it goes' },
   { name: 'json', kind: 'bool', help: 'print one JSON object per epoch and one at the end instead of text' },
   { name: 'help', kind: 'bool', help: 'print this help and exit' },
 ];
@@ -282,6 +285,7 @@ export function parseArgs(argv: readonly string[]): TrainArgs {
     profile: raw.get('profile') === true,
     trace: str('trace'),
     plots: str('plots'),
+    log: str('log'),
     json: raw.get('json') === true,
     help,
     given,

@@ -1,5 +1,5 @@
 // `node dist/train.js --net NAME [flags]`: trains one of the tutorials' MNIST nets on the GPU.
-import { writeFileSync, renameSync, mkdirSync, existsSync, statSync } from 'node:fs';
+import { writeFileSync, renameSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ArgsError, parseArgs, helpText, hyperParameters, SHAPE_KEYS, NETS, OPTIMIZERS, CELLS, type TrainArgs, type NetName, type OptimizerName, type CellName } from './args.js';
 import { EpochProgress, formatDuration } from './progress.js';
@@ -17,6 +17,9 @@ import { GraphError } from '../graph/graph.js';
 import { Trainer } from '../nn/trainer.js';
 import { trainLoop } from '../nn/loop.js';
 import { chromeTrace } from '../gpu/trace.js';
+import { OutputPathError, checkOutputPaths, isFileError, outputPaths } from './output-paths.js';
+import { RunSizeError, checkRunSize } from './run-size.js';
+import { MetricsLog, ReadRows } from './metrics-log.js';
 
 /** How often (in steps) loss and accuracy are read back from the GPU. */
 const READ_EVERY = 10;
@@ -62,6 +65,7 @@ export async function main(argv: string[]): Promise<number> {
   let model: Model;
   let label: string; // the model in messages: the net's name or the model file
   try {
+    checkOutputPaths(outputPaths(args)); // nothing made yet: each output's folder and name are checked
     if (args.load) ckpt = loadCheckpoint(args.load);
     if (args.model) {
       const file = readModelFile(args.model);
@@ -90,9 +94,8 @@ export async function main(argv: string[]): Promise<number> {
       if (args.net) checkMetadata(ckpt, hyperParameters(args), SHAPE_KEYS, args.load);
       checkShapes(ckpt, paramShapes(model), args.load);
     }
-    if (args.save && !args.eval) checkSavePath(args.save);
   } catch (e) {
-    if (e instanceof DataError || e instanceof CheckpointError || e instanceof ModelFileError) {
+    if (e instanceof DataError || e instanceof CheckpointError || e instanceof ModelFileError || e instanceof OutputPathError) {
       console.error(`error: ${e.message}`);
       return 2;
     }
@@ -103,14 +106,16 @@ export async function main(argv: string[]): Promise<number> {
     throw e;
   }
 
-  const summary = model.summary();
-  log(summary);
-  emit({ event: 'model', name: model.name, source: args.model ? 'model' : args.net ? 'net' : 'checkpoint', params: model.paramCount, summary });
-
   let ctx: GpuContext | undefined;
   let trainer: Trainer | undefined;
+  let metricsLog: MetricsLog | undefined;
+  let saved = false;
   try {
     ctx = await createNodeContext();
+    checkRunSize(args, model, label, ctx.limits); // before any buffer is made
+    const summary = model.summary();
+    log(summary);
+    emit({ event: 'model', name: model.name, source: args.model ? 'model' : args.net ? 'net' : 'checkpoint', params: model.paramCount, summary });
     log(`adapter: ${ctx.adapterDescription}`);
     const t0 = performance.now();
     trainer = await Trainer.create(ctx, { model, seed: args.seed, batch: args.batch, optimizer: { kind: args.optimizer, lr: args.lr } });
@@ -124,9 +129,19 @@ export async function main(argv: string[]): Promise<number> {
     }
 
     const history: EpochStats[] = [];
-    if (!args.eval) await train(args, label, data, trainer, history, log, emit);
+    if (args.log) metricsLog = new MetricsLog(args.log);
+    const rows = metricsLog && new ReadRows(metricsLog, trainer.batch, () => args.lr);
+    if (!args.eval) await train(args, label, data, trainer, history, log, emit, rows);
+    // The checkpoint first: it is worth the most, and nothing after it can lose it.
+    if (args.save && !args.eval) {
+      const params = await trainer.store.read();
+      saveCheckpoint(args.save, params, { ...hyperParameters(args), model_spec: JSON.stringify(modelToSpec(model)) });
+      log(`saved ${args.save}`);
+      saved = true;
+    }
 
     const test = await trainer.evaluate(data.test);
+    rows?.evaluation('test', undefined, test);
     const wrong: Misclassified[] = [];
     for (let i = 0; i < data.test.count; i++) {
       if (test.predictions[i] !== data.test.labels[i]) wrong.push({ index: i, label: data.test.labels[i], predict: test.predictions[i] });
@@ -141,11 +156,6 @@ export async function main(argv: string[]): Promise<number> {
       const files = writePlots(args.plots, history, grid); // all of them: the grid shows the first 25 and says of how many
       log(`plots: ${files.join(', ')}`);
     }
-    if (args.save && !args.eval) {
-      const params = await trainer.store.read();
-      saveCheckpoint(args.save, params, { ...hyperParameters(args), model_spec: JSON.stringify(modelToSpec(model)) });
-      log(`saved ${args.save}`);
-    }
     if (args.profile || args.trace) await profile(args, data, trainer, log, emit);
     return 0;
   } catch (e) {
@@ -153,9 +163,15 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`error: ${e.message}`);
       return 3;
     }
-    if (e instanceof CheckpointError || e instanceof DataError) {
+    if (e instanceof CheckpointError || e instanceof DataError || e instanceof RunSizeError) {
       console.error(`error: ${e.message}`);
       return 2;
+    }
+    if (isFileError(e)) {
+      // An output that became unwritable during the run (the paths were checked before it): one line, and what was kept.
+      const kept = saved ? `; the checkpoint ${args.save} was written before it` : '';
+      console.error(`error: writing the run's outputs failed: ${oneLine(e.message)}${kept}`);
+      return 1;
     }
     if (e instanceof GpuError || e instanceof GraphError) {
       const lost = ctx?.deviceLost !== undefined && !e.message.includes('device was lost') ? ` (the GPU device was lost: ${ctx.deviceLost})` : '';
@@ -166,13 +182,14 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw e;
   } finally {
+    metricsLog?.close();
     trainer?.destroy();
     ctx?.destroy();
   }
 }
 
 async function train(args: TrainArgs, label: string, data: Mnist, trainer: Trainer, history: EpochStats[],
-  log: (s: string) => void, emit: (o: object) => void): Promise<void> {
+  log: (s: string) => void, emit: (o: object) => void, rows?: ReadRows): Promise<void> {
   const B = trainer.batch;
   const perEpoch = Math.floor(data.train.count / B);
   if (perEpoch < 1) throw new DataError(`the training set has ${data.train.count} images, fewer than one batch of ${B}: lower --batch or --val`); // checked in main too
@@ -186,6 +203,7 @@ async function train(args: TrainArgs, label: string, data: Mnist, trainer: Train
       bar = new EpochProgress({ stream: process.stderr, total: e.steps, batch: B, epoch: e.epoch + 1, epochs, tty: !args.json && process.stderr.isTTY === true });
     },
     onProgress: (p) => bar!.update(p.stepInEpoch, p.read?.loss),
+    onRead: rows && ((r) => rows.read(r)),
     onStep: (step) => { if (step === LOSE_DEVICE_AT) trainer.ctx.device.destroy(); },
     onNonFinite: (r) => {
       const kept = args.save ? `; nothing was written to ${args.save}` : '';
@@ -194,6 +212,7 @@ async function train(args: TrainArgs, label: string, data: Mnist, trainer: Train
     onEpochEnd: async (e) => {
       bar!.finish();
       const val = data.validation.count ? await trainer.evaluate(data.validation) : undefined;
+      if (val) rows?.evaluation('validation', e.epoch, val);
       const stats: EpochStats = { epoch: e.epoch + 1, trainLoss: e.loss, trainAcc: e.accuracy, valLoss: val?.loss, valAcc: val?.accuracy };
       history.push(stats);
       log(`epoch ${e.epoch + 1}/${epochs}: train loss ${e.loss.toFixed(4)} acc ${e.accuracy.toFixed(4)}` +
@@ -264,13 +283,6 @@ function paramShapes(model: Model): Record<string, readonly number[]> {
   const store = { get: (name: string, shape: number[]) => { shapes[name] = [...shape]; return undefined as unknown as GPUBuffer; } };
   model.build(store, 1, true, 0);
   return shapes;
-}
-
-/** Throws CheckpointError unless --save FILE can be written: its folder exists and FILE is not a folder. */
-function checkSavePath(file: string): void {
-  const dir = dirname(file);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CheckpointError(`cannot save ${file}: folder ${dir} does not exist; create it or give --save another path`);
-  if (existsSync(file) && statSync(file).isDirectory()) throw new CheckpointError(`cannot save ${file}: it is a folder; give --save a file name, e.g. --save ${file}/model.safetensors`);
 }
 
 /** A message on one line (GPU validation messages can span several): its lines joined by " | ". */
