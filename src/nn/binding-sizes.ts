@@ -28,20 +28,29 @@ export interface OversizedTensor {
    */
   cause: 'batch' | 'model';
   maxBatch?: number;
-  /** The layer the tensor belongs to: its name up to the first "/" (gradients "d(...)" unwrapped). */
+  /** The layer the tensor belongs to: the named op that makes or reads it, else its name up to the first "/" (gradients "d(...)" unwrapped). */
   layer: string;
 }
 
 /** Each tensor's bytes and shape in the model's graph at `batch` (training: with its backward pass), built on the CPU. */
-function tensorSizes(model: Model, batch: number, training: boolean): Map<string, { bytes: number; shape: number[] }> {
+function tensorSizes(model: Model, batch: number, training: boolean): Map<string, { bytes: number; shape: number[]; layer?: string }> {
   // A store that makes no buffers: only the graph's shapes are wanted.
   const store = { get: () => undefined as unknown as GPUBuffer };
   const net = model.build(store, batch, training, 0);
   if (training) buildBackward(net.graph, net.loss);
-  const sizes = new Map<string, { bytes: number; shape: number[] }>();
+  // The layer of a tensor: the named op (a model's layer) that makes it, or whose parameter it is;
+  // a gradient or a backward scratch belongs to the layer of its forward op.
+  const layers = new Map<string, string>();
+  for (const n of net.graph.nodes) {
+    const name = (n.forward ?? n).attrs.name;
+    if (typeof name !== 'string') continue;
+    for (const t of n.outputs) if (!layers.has(t.name)) layers.set(t.name, name);
+    for (const t of n.inputs) if (t.role === 'param' && !layers.has(t.name)) layers.set(t.name, name);
+  }
+  const sizes = new Map<string, { bytes: number; shape: number[]; layer?: string }>();
   for (const t of net.graph.tensors) {
     if (t.viewOf) continue; // a view binds (part of) its root's buffer
-    sizes.set(t.name, { bytes: t.bytes, shape: [...t.shape] });
+    sizes.set(t.name, { bytes: t.bytes, shape: [...t.shape], layer: layers.get(t.name) });
   }
   return sizes;
 }
@@ -61,8 +70,8 @@ export function layerOf(tensor: string): string {
 export function oversizedTensor(model: Model, batch: number, limits: SizeLimits): OversizedTensor | undefined {
   const limitName: keyof SizeLimits = limits.maxStorageBufferBindingSize <= limits.maxBufferSize ? 'maxStorageBufferBindingSize' : 'maxBufferSize';
   const limit = limits[limitName];
-  const worst = (sizes: Map<string, { bytes: number; shape: number[] }>) => {
-    let out: [string, { bytes: number; shape: number[] }] | undefined;
+  const worst = (sizes: Map<string, { bytes: number; shape: number[]; layer?: string }>) => {
+    let out: [string, { bytes: number; shape: number[]; layer?: string }] | undefined;
     for (const e of sizes) if (e[1].bytes > limit && (!out || e[1].bytes > out[1].bytes)) out = e;
     return out;
   };
@@ -74,16 +83,16 @@ export function oversizedTensor(model: Model, batch: number, limits: SizeLimits)
     // Too large at batch 1 as well: the model's size, not the batch. Otherwise the batch's share
     // of it is per example: bytes(b) = fixed + b·perExample.
     const one = worst(atOne);
-    if (one) return { tensor: one[0], shape: one[1].shape, bytes: one[1].bytes, limit, limitName, graph: 'training', cause: 'model', layer: layerOf(one[0]) };
+    if (one) return { tensor: one[0], shape: one[1].shape, bytes: one[1].bytes, limit, limitName, graph: 'training', cause: 'model', layer: one[1].layer ?? layerOf(one[0]) };
     let maxBatch = Infinity;
     for (const [n, s] of atBatch) {
       const fixed = atOne.get(n)?.bytes ?? 0;
       const perExample = (s.bytes - fixed) / (batch - 1);
       if (perExample > 0) maxBatch = Math.min(maxBatch, Math.floor((limit - fixed) / perExample) + 1);
     }
-    return { tensor: name, shape, bytes, limit, limitName, graph: 'training', cause: 'batch', maxBatch: Math.max(1, maxBatch), layer: layerOf(name) };
+    return { tensor: name, shape, bytes, limit, limitName, graph: 'training', cause: 'batch', maxBatch: Math.max(1, maxBatch), layer: big[1].layer ?? layerOf(name) };
   }
   const evalOne = worst(tensorSizes(model, 1, false));
-  if (evalOne) return { tensor: evalOne[0], shape: evalOne[1].shape, bytes: evalOne[1].bytes, limit, limitName, graph: 'evaluation', cause: 'model', layer: layerOf(evalOne[0]) };
+  if (evalOne) return { tensor: evalOne[0], shape: evalOne[1].shape, bytes: evalOne[1].bytes, limit, limitName, graph: 'evaluation', cause: 'model', layer: evalOne[1].layer ?? layerOf(evalOne[0]) };
   return undefined;
 }
