@@ -10,6 +10,7 @@
 //   map       mapAsync/unmap of one 16-byte staging buffer, nothing submitted
 //   copymap   a 16-byte copy into that buffer submitted, then mapAsync/unmap (the metrics read's GPU side)
 //   write     queue.writeBuffer of one batch's inputs, onSubmittedWorkDone every 10
+//   mapread   as `map`, through GpuContext.mapRead (which races the map against the device's loss)
 //   spin      as `map`, with dawn.node polling flat out (no gentle wait)
 //   stepwrite `step` with the batch written before each step (trainer.writeBatch, always the same examples)
 //   inflight  `step` with each read awaited only when the next is submitted (the CLI's one read in flight)
@@ -31,7 +32,7 @@ function flag(name: string, def: string): string {
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : def;
 }
 
-const MODES = ['step', 'submit', 'empty', 'done', 'map', 'copymap', 'write', 'spin', 'eval', 'loop', 'cli', 'stepwrite', 'inflight', 'loop0', 'alloc', 'bigwrite'] as const;
+const MODES = ['step', 'submit', 'empty', 'done', 'map', 'copymap', 'write', 'spin', 'eval', 'loop', 'cli', 'stepwrite', 'inflight', 'loop0', 'alloc', 'bigwrite', 'mapread'] as const;
 type Mode = (typeof MODES)[number];
 const mode = flag('mode', 'step') as Mode;
 const steps = Number(flag('steps', '10000'));
@@ -76,6 +77,11 @@ async function once(i: number): Promise<void> {
         if (inFlight) await inFlight;
         inFlight = trainer.step(true);
       } else trainer.step();
+      return;
+    case 'mapread':
+      await ctx.mapRead(staging, 0, 8, 'bisect');
+      staging.getMappedRange(0, 8).slice(0);
+      staging.unmap();
       return;
     case 'alloc':
       sink += new Float32Array(500 * 784).fill(i)[i % 1000];
@@ -144,7 +150,7 @@ if (mode === 'loop' || mode === 'cli' || mode === 'loop0') {
     const heap = await heapMB();
     const rss = rssMB();
     base ??= rss;
-    console.log(`${mode} ${s + every0}: rss ${rss.toFixed(1)} MB (${rss - base >= 0 ? '+' : ''}${(rss - base).toFixed(1)}), heap ${heap.toFixed(1)} MB, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    console.log(`${mode} ${s + every0}: rss ${rss.toFixed(1)} MB (${rss - base >= 0 ? '+' : ''}${(rss - base).toFixed(1)}), heap ${heap.toFixed(1)} MB (of ${(process.memoryUsage().heapTotal / 1e6).toFixed(1)} MB), ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   }
   console.log(`${mode}: rss growth ${(((rssMB() - base!) / (steps - every0)) * 1000).toFixed(3)} MB per 1,000 steps after the first ${every0}`);
   trainer.destroy();
@@ -161,7 +167,7 @@ for (let i = 0; i < steps; i++) {
     const heap = await heapMB();
     const rss = rssMB();
     base ??= rss;
-    console.log(`${mode} ${i + 1}: rss ${rss.toFixed(1)} MB (${rss - base >= 0 ? '+' : ''}${(rss - base).toFixed(1)}), heap ${heap.toFixed(1)} MB, ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+    console.log(`${mode} ${i + 1}: rss ${rss.toFixed(1)} MB (${rss - base >= 0 ? '+' : ''}${(rss - base).toFixed(1)}), heap ${heap.toFixed(1)} MB (of ${(process.memoryUsage().heapTotal / 1e6).toFixed(1)} MB), ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   }
 }
 const perK = ((rssMB() - base!) / (steps - every)) * 1000;
