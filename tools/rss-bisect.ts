@@ -172,6 +172,7 @@ for (let i = 0; i < steps; i++) {
 }
 const perK = ((rssMB() - base!) / (steps - every)) * 1000;
 console.log(`${mode}: rss growth ${perK.toFixed(3)} MB per 1,000 iterations after the first ${every}`);
+await inFlight; // the last read of `inflight` before the context goes
 ctx.release(staging);
 ctx.release(src);
 trainer.destroy();
