@@ -76,9 +76,9 @@ export function oversizedTensor(model: Model, batch: number, limits: SizeLimits)
     return out;
   };
   const atBatch = tensorSizes(model, batch, true);
-  const atOne = batch === 1 ? atBatch : tensorSizes(model, 1, true);
   const big = worst(atBatch);
   if (big) {
+    const atOne = batch === 1 ? atBatch : tensorSizes(model, 1, true); // built only when needed: a graph per Trainer.create is enough
     const [name, { bytes, shape }] = big;
     // Too large at batch 1 as well: the model's size, not the batch. Otherwise the batch's share
     // of it is per example: bytes(b) = fixed + b·perExample.
