@@ -66,6 +66,8 @@ export interface TrainArgs extends TrainingControl {
   profile: boolean;
   trace?: string;
   plots?: string;
+  /** --log FILE.csv|FILE.jsonl: a row per read and per evaluation, flushed as it goes. */
+  log?: string;
   json: boolean;
   help: boolean;
   /** --checkpoint-every N: write the training state to --save (or the default state file) every N steps. */
@@ -118,6 +120,7 @@ const FLAGS: FlagSpec[] = [
   { name: 'profile', kind: 'bool', help: 'print GPU time per pass' },
   { name: 'trace', kind: 'string', arg: 'FILE', help: 'write a Chrome trace (chrome://tracing, Perfetto) to FILE' },
   { name: 'plots', kind: 'string', arg: 'DIR', help: 'write learning curves and misclassified digits as SVG and PNG files in DIR' },
+  { name: 'log', kind: 'string', arg: 'FILE', help: 'write a row per read and per evaluation to FILE.csv or FILE.jsonl, flushed as it goes' },
   { name: 'json', kind: 'bool', help: 'print one JSON object per epoch and one at the end instead of text' },
   { name: 'help', kind: 'bool', help: 'print this help and exit' },
   { name: 'checkpoint-every', kind: 'int', arg: 'N', help: 'write the whole training state to --save every N steps (atomically; see docs/CHECKPOINTS.md)' },
@@ -333,6 +336,7 @@ function validate(raw: Map<string, string | number | boolean>): TrainArgs {
     profile: raw.get('profile') === true,
     trace: str('trace'),
     plots: str('plots'),
+    log: str('log'),
     json: raw.get('json') === true,
     help,
     checkpointEvery: num('checkpoint-every'),

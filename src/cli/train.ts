@@ -1,5 +1,5 @@
 // `node dist/train.js --net NAME [flags]`: trains one of the tutorials' MNIST nets on the GPU.
-import { writeFileSync, renameSync, mkdirSync, existsSync, statSync } from 'node:fs';
+import { writeFileSync, renameSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ArgsError, parseArgs, helpText, hyperParameters, SHAPE_KEYS, NETS, OPTIMIZERS, CELLS, type TrainArgs, type NetName, type OptimizerName, type CellName } from './args.js';
 import { EpochProgress, formatDuration } from './progress.js';
@@ -23,6 +23,9 @@ import { StateError } from '../nn/state.js';
 import { openResume, applyRecordedFlags, checkResume, RunKeeper, type ResumePoint } from './resume.js';
 import { CONTROL_FIELDS, resolveControl } from './train-control.js';
 import { EarlyStopping } from '../nn/early-stop.js';
+import { OutputPathError, checkOutputPaths, isFileError, outputPaths } from './output-paths.js';
+import { RunSizeError, checkRunSize } from './run-size.js';
+import { MetricsLog, ReadRows } from './metrics-log.js';
 
 /** How often (in steps) loss and accuracy are read back from the GPU. */
 const READ_EVERY = 10;
@@ -74,6 +77,7 @@ export async function main(argv: string[]): Promise<number> {
       resumed = openResume(args.resume);
       applyRecordedFlags(resumed, args); // --resume FILE alone continues the run
     }
+    checkOutputPaths(outputPaths(args)); // nothing made yet: each output's folder and name are checked
     if (args.load) ckpt = loadCheckpoint(args.load);
     if (args.model) {
       const file = readModelFile(args.model);
@@ -107,7 +111,6 @@ export async function main(argv: string[]): Promise<number> {
       if (args.net) checkMetadata(ckpt, hyperParameters(args), SHAPE_KEYS, args.load);
       checkShapes(ckpt, paramShapes(model), args.load);
     }
-    if (args.save && !args.eval) checkSavePath(args.save);
     control = resolveControl({ kind: args.optimizer, lr: args.lr }, args, {
       totalSteps: totalStepsOf(args, data),
       validation: data.validation.count, mse: model.loss === 'mean_squared_error', eval: args.eval,
@@ -126,7 +129,7 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`error: ${e.message}`);
       return 2;
     }
-    if (e instanceof DataError || e instanceof CheckpointError || e instanceof ModelFileError || e instanceof OnnxExportError) {
+    if (e instanceof DataError || e instanceof CheckpointError || e instanceof ModelFileError || e instanceof OnnxExportError || e instanceof OutputPathError) {
       console.error(`error: ${e.message}`);
       return 2;
     }
@@ -137,14 +140,16 @@ export async function main(argv: string[]): Promise<number> {
     throw e;
   }
 
-  const summary = model.summary();
-  log(summary);
-  emit({ event: 'model', name: model.name, source: args.model ? 'model' : args.net ? 'net' : 'checkpoint', params: model.paramCount, summary });
-
   let ctx: GpuContext | undefined;
   let trainer: Trainer | undefined;
+  let metricsLog: MetricsLog | undefined;
+  let saved = false;
   try {
     ctx = await createNodeContext();
+    checkRunSize(args, model, label, ctx.limits); // before any buffer is made
+    const summary = model.summary();
+    log(summary);
+    emit({ event: 'model', name: model.name, source: args.model ? 'model' : args.net ? 'net' : 'checkpoint', params: model.paramCount, summary });
     log(`adapter: ${ctx.adapterDescription}`);
     const t0 = performance.now();
     trainer = await Trainer.create(ctx, { model, seed: args.seed, batch: args.batch, optimizer: control.optimizer, labelSmoothing: control.labelSmoothing });
@@ -164,9 +169,11 @@ export async function main(argv: string[]): Promise<number> {
 
     // Each read and epoch of the run (a resumed run starts with the epochs recorded in its state).
     const history: Curves = { reads: [], epochs: keeper?.history ?? [] };
+    if (args.log) metricsLog = new MetricsLog(args.log);
+    const rows = metricsLog && new ReadRows(metricsLog, trainer.batch, () => args.lr);
     let best: BestWeights | undefined;
     if (keeper) {
-      const run = await train(args, label, data, trainer, history, log, emit, keeper, control.earlyStop);
+      const run = await train(args, label, data, trainer, history, log, emit, keeper, control.earlyStop, rows);
       if (run.exitCode !== undefined) return run.exitCode;
       best = run.best;
     }
@@ -176,8 +183,23 @@ export async function main(argv: string[]): Promise<number> {
       log(`early stopping: kept the weights of epoch ${best.epoch} (the best validation loss, ${best.loss.toFixed(4)})`);
       emit({ event: 'best', epoch: best.epoch, valLoss: best.loss });
     }
+    // The checkpoint first: it is worth the most, and nothing after it can lose it (a state file, with
+    // --checkpoint-every or --resume, was written at the end of train()).
+    if (args.save && !args.eval && !keeper?.stateMode) {
+      const params = await trainer.store.read();
+      saveCheckpoint(args.save, params, { ...hyperParameters(args), model_spec: JSON.stringify(modelToSpec(model)) });
+      log(best ? `saved ${args.save}: the best validation checkpoint (epoch ${best.epoch}, validation loss ${best.loss.toFixed(4)})` : `saved ${args.save}`);
+      if (best) emit({ event: 'saved', file: args.save, epoch: best.epoch, valLoss: best.loss });
+      saved = true;
+    }
+    if (args.export) {
+      const n = await writeOnnxFile(args.export, trainer, model.classes);
+      log(`exported ${args.export} (ONNX, ${(n / 1e6).toFixed(2)} MB)`);
+      emit({ event: 'export', file: args.export, bytes: n });
+    }
 
     const test = await trainer.evaluate(data.test);
+    rows?.evaluation('test', undefined, test);
     const wrong: Misclassified[] = [];
     for (let i = 0; i < data.test.count; i++) {
       if (test.predictions[i] !== data.test.labels[i]) wrong.push({ index: i, label: data.test.labels[i], predict: test.predictions[i] });
@@ -192,17 +214,6 @@ export async function main(argv: string[]): Promise<number> {
       const files = await writePlots(args.plots, history, grid); // all of them: the grid shows the first 25 and says of how many
       log(`plots: ${files.join(', ')}`);
     }
-    if (args.save && !args.eval && !keeper?.stateMode) {
-      const params = await trainer.store.read();
-      saveCheckpoint(args.save, params, { ...hyperParameters(args), model_spec: JSON.stringify(modelToSpec(model)) });
-      log(best ? `saved ${args.save}: the best validation checkpoint (epoch ${best.epoch}, validation loss ${best.loss.toFixed(4)})` : `saved ${args.save}`);
-      if (best) emit({ event: 'saved', file: args.save, epoch: best.epoch, valLoss: best.loss });
-    }
-    if (args.export) {
-      const n = await writeOnnxFile(args.export, trainer, model.classes);
-      log(`exported ${args.export} (ONNX, ${(n / 1e6).toFixed(2)} MB)`);
-      emit({ event: 'export', file: args.export, bytes: n });
-    }
     if (args.profile || args.trace) await profile(args, data, trainer, log, emit);
     return 0;
   } catch (e) {
@@ -210,13 +221,19 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`error: ${e.message}`);
       return 3;
     }
-    if (e instanceof CheckpointError || e instanceof DataError || e instanceof OnnxExportError) {
+    if (e instanceof CheckpointError || e instanceof DataError || e instanceof OnnxExportError || e instanceof RunSizeError) {
       console.error(`error: ${e.message}`);
       return 2;
     }
     if (e instanceof StateError) {
       console.error(`error: cannot resume ${args.resume}: ${e.message}`);
       return 2;
+    }
+    if (isFileError(e)) {
+      // An output that became unwritable during the run (the paths were checked before it): one line, and what was kept.
+      const kept = saved ? `; the checkpoint ${args.save} was written before it` : '';
+      console.error(`error: writing the run's outputs failed: ${oneLine(e.message)}${kept}`);
+      return 1;
     }
     if (e instanceof GpuError || e instanceof GraphError) {
       const lost = ctx?.deviceLost !== undefined && !e.message.includes('device was lost') ? ` (the GPU device was lost: ${ctx.deviceLost})` : '';
@@ -227,6 +244,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw e;
   } finally {
+    metricsLog?.close();
     trainer?.destroy();
     ctx?.destroy();
   }
@@ -250,7 +268,7 @@ interface BestWeights {
  * loss), the best weights.
  */
 async function train(args: TrainArgs, label: string, data: Mnist, trainer: Trainer, history: Curves,
-  log: (s: string) => void, emit: (o: object) => void, keeper: RunKeeper, earlyStop?: number): Promise<{ exitCode?: number; best?: BestWeights }> {
+  log: (s: string) => void, emit: (o: object) => void, keeper: RunKeeper, earlyStop?: number, rows?: ReadRows): Promise<{ exitCode?: number; best?: BestWeights }> {
   const stopper = earlyStop !== undefined ? new EarlyStopping(earlyStop) : undefined;
   const early = new AbortController();
   let best: BestWeights | undefined;
@@ -273,7 +291,10 @@ async function train(args: TrainArgs, label: string, data: Mnist, trainer: Train
       },
       onProgress: (p) => bar!.update(p.stepInEpoch - barFrom, p.read?.loss),
       // every read, including those the loop drains at an epoch's end without a progress call
-      onRead: (r) => { history.reads.push({ step: r.step, epoch: r.epoch + 1, loss: r.loss, accuracy: r.accuracy }); },
+      onRead: (r) => {
+        history.reads.push({ step: r.step, epoch: r.epoch + 1, loss: r.loss, accuracy: r.accuracy });
+        rows?.read(r);
+      },
       onStep: (step) => {
         if (step === LOSE_DEVICE_AT) trainer.ctx.device.destroy();
         return keeper.afterStep(trainer, step, totalSteps);
@@ -285,6 +306,7 @@ async function train(args: TrainArgs, label: string, data: Mnist, trainer: Train
       onEpochEnd: async (e) => {
         bar!.finish();
         const val = data.validation.count ? await trainer.evaluate(data.validation) : undefined;
+        if (val) rows?.evaluation('validation', e.epoch, val);
         // The epoch's last step is read, so the last read marks where the epoch ended.
         const step = history.reads.at(-1)?.step ?? e.epoch * perEpoch + e.steps;
         const stats: EpochStats = { epoch: e.epoch + 1, step, trainLoss: e.loss, trainAcc: e.accuracy, valLoss: val?.loss, valAcc: val?.accuracy };
@@ -383,13 +405,6 @@ function paramShapes(model: Model): Record<string, readonly number[]> {
   const store = { get: (name: string, shape: number[]) => { shapes[name] = [...shape]; return undefined as unknown as GPUBuffer; } };
   model.build(store, 1, true, 0);
   return shapes;
-}
-
-/** Throws CheckpointError unless --save FILE can be written: its folder exists and FILE is not a folder. */
-function checkSavePath(file: string): void {
-  const dir = dirname(file);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new CheckpointError(`cannot save ${file}: folder ${dir} does not exist; create it or give --save another path`);
-  if (existsSync(file) && statSync(file).isDirectory()) throw new CheckpointError(`cannot save ${file}: it is a folder; give --save a file name, e.g. --save ${file}/model.safetensors`);
 }
 
 /** A message on one line (GPU validation messages can span several): its lines joined by " | ". */

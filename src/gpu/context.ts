@@ -62,8 +62,26 @@ export class GpuContext {
     this.lostReason = device.lost.then((info) => {
       const reason = `${info.reason}: ${info.message}`;
       if (!this.destroyed) this.lost = reason;
+      for (const wake of this.lostWaiters) wake(reason);
+      this.lostWaiters.clear();
       return reason;
     });
+  }
+
+  /**
+   * Reads in flight that want to hear of a loss. Each read races its own short-lived promise, woken
+   * from here: racing `lostReason` itself would add a reaction to that promise per read, which it
+   * keeps until the device is lost (about 1 KB of memory per read, for the whole run).
+   */
+  private readonly lostWaiters = new Set<(reason: string) => void>();
+
+  /** A promise that resolves with the reason if the device is lost before `release` is called. */
+  private lostWhile(): { lost: Promise<{ lost: string }>; release: () => void } {
+    let wake!: (reason: string) => void;
+    const lost = new Promise<{ lost: string }>((resolve) => { wake = (reason) => resolve({ lost: reason }); });
+    if (this.lost !== undefined) wake(this.lost);
+    else this.lostWaiters.add(wake);
+    return { lost, release: () => this.lostWaiters.delete(wake) };
   }
 
   /** Wraps a device the caller already has (a browser page, a host app, a test). */
@@ -265,7 +283,12 @@ export class GpuContext {
     map.catch(() => { /* handled below, or moot once the device is lost */ });
     let outcome: 'mapped' | { lost: string };
     try {
-      outcome = await Promise.race([map, this.lostReason.then((reason) => ({ lost: reason }))]);
+      const loss = this.lostWhile();
+      try {
+        outcome = await Promise.race([map, loss.lost]);
+      } finally {
+        loss.release();
+      }
     } catch (e) {
       // Give a loss that caused the failure the chance to be reported as such.
       const reason = await Promise.race([this.lostReason, new Promise<undefined>((r) => setTimeout(() => r(undefined), 50))]);

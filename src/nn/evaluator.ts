@@ -64,6 +64,8 @@ export class Evaluator {
   private net: BuiltNet | undefined;
   private graph: CompiledGraph | undefined;
   private staging: GPUBuffer | undefined;
+  /** The host arrays a batch is assembled in (the evaluation graph's batch is fixed once built). */
+  private host: { x: Float32Array; ids: Uint32Array | undefined; y: Uint32Array; index: Uint32Array } | undefined;
   /** Settles when the calls in flight are done; undefined when none is. */
   private queue: Promise<void> | undefined;
   private destroyed = false;
@@ -189,10 +191,9 @@ export class Evaluator {
     }
     const staging = this.staging;
     const shape = this.model.inputShape;
-    const x = new Float32Array(net.x.size);
-    const ids = net.x.dtype === 'u32' ? new Uint32Array(net.x.size) : undefined;
-    const y = new Uint32Array(eb);
-    const index = new Uint32Array(eb);
+    // Made once per evaluator, not per call: an evaluation per epoch otherwise churns MBs of host memory.
+    this.host ??= { x: new Float32Array(net.x.size), ids: net.x.dtype === 'u32' ? new Uint32Array(net.x.size) : undefined, y: new Uint32Array(eb), index: new Uint32Array(eb) };
+    const { x, ids, y, index } = this.host;
     for (let k = 0; k < batches; k++) {
       const n = Math.min(eb, count - k * eb);
       for (let b = 0; b < eb; b++) index[b] = k * eb + Math.min(b, n - 1);

@@ -9,6 +9,7 @@ import { fillBatch, IMAGE, type NetKind } from './nets.js';
 import type { BuiltNet, Model } from './model.js';
 import { builtinModel, type NetKnobs } from './models/builtin.js';
 import { MetricsReadback } from './readback.js';
+import { oversizedTensor } from './binding-sizes.js';
 import { Evaluator, checkExamples, type EvalResult, type Examples, type Prediction } from './evaluator.js';
 import { decodeStateFile, loadTrainerState, recordedTrainerOptions, saveTrainerState, type TrainerState } from './state.js';
 import { modelFromSpec } from './spec.js';
@@ -116,6 +117,12 @@ export class Trainer {
     if (ls !== undefined && !(ls >= 0 && ls < 1)) throw new GpuError(`Trainer.create: labelSmoothing must be in [0, 1), got ${ls}`);
     const model = resolveModel(opts);
     ctx.throwIfLost(`compiling ${model.name}`);
+    // Sizes the device cannot bind are refused from the shapes, before any buffer (or parameter) is made.
+    const big = oversizedTensor(model, opts.batch, ctx.limits);
+    if (big) {
+      const fix = big.cause === 'batch' ? `use a batch of ${big.maxBatch} or less` : `make layer ${big.layer} smaller`;
+      throw new GpuError(`Trainer.create: ${big.tensor} [${big.shape.join(', ')}] needs ${big.bytes} bytes, more than this adapter binds at once (${big.limitName} ${big.limit}): ${fix}`);
+    }
     // A graph that fails to compile (e.g. a tensor too large to bind) leaves no buffers behind.
     const t = ctx.releaseOnThrow(() => new Trainer(ctx, opts, model));
     try {
