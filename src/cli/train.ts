@@ -22,6 +22,7 @@ import { chromeTrace } from '../gpu/trace.js';
 import { StateError } from '../nn/state.js';
 import { openResume, applyRecordedFlags, checkResume, RunKeeper, type ResumePoint } from './resume.js';
 import { CONTROL_FIELDS, resolveControl } from './train-control.js';
+import { scheduledLr } from '../graph/train-control.js';
 import { EarlyStopping } from '../nn/early-stop.js';
 import { OutputPathError, checkOutputPaths, isFileError, outputPaths } from './output-paths.js';
 import { RunSizeError, checkRunSize } from './run-size.js';
@@ -170,7 +171,9 @@ export async function main(argv: string[]): Promise<number> {
     // Each read and epoch of the run (a resumed run starts with the epochs recorded in its state).
     const history: Curves = { reads: [], epochs: keeper?.history ?? [] };
     if (args.log) metricsLog = new MetricsLog(args.log);
-    const rows = metricsLog && new ReadRows(metricsLog, trainer.batch, () => args.lr);
+    // the learning rate of a read's last step (1-based), as the GPU's schedule computes it
+    const { lr, schedule } = control.optimizer;
+    const rows = metricsLog && new ReadRows(metricsLog, trainer.batch, (step) => (schedule ? scheduledLr(lr, schedule, step - 1) : lr));
     let best: BestWeights | undefined;
     if (keeper) {
       const run = await train(args, label, data, trainer, history, log, emit, keeper, control.earlyStop, rows);
