@@ -325,7 +325,11 @@ describe('ONNX export, run in ONNX Runtime', function () {
       const a = embedding({ inputDim: 11, outputDim: 5 }).apply(ids);
       const b = embedding({ inputDim: 13, outputDim: 5 }).apply(ids);
       const y = dense({ units: 3, activation: 'softmax' }).apply(flatten().apply(layerNorm().apply(add([a, b]))));
-      await check('embedding', functional({ inputs: ids, outputs: y }));
+      const bytes = await check('embedding', functional({ inputs: ids, outputs: y }));
+      const proto = onnx.ModelProto.decode(bytes);
+      const graph = proto.graph as InstanceType<typeof onnx.GraphProto>;
+      expect(graph.input[0].type!.tensorType!.elemType, 'the input holds int64 ids').to.equal(onnx.TensorProto.DataType.INT64);
+      expect(proto.metadataProps.find((p) => p.key === 'input_layout')!.value).to.match(/^int64 ids \[batch, 7\]/);
     });
 
     it('gelu in Conv2D, Activation and Dense (0.5·x·(1 + Erf(x/√2)))', async () => {
