@@ -28,6 +28,7 @@ import type { NetKind, NetKnobs } from '../src/nn/models/builtin.js';
 import {
   Layer, activation, add, avgPool2d, concat, conv2d, dense, dropout, flatten, globalAvgPool2d, gru, input, lstm, maxPool2d, reshape, simpleRnn,
 } from '../src/nn/layers.js';
+import { batchNorm, embedding, layerNorm } from '../src/nn/norm-layers.js';
 import { exportOnnx, EXPORT_RULES, ONNX_OPSET, OnnxExportError } from '../src/onnx/export.js';
 import { OnnxGraphBuilder, floatValueInfo, onnx } from '../src/onnx/graph-builder.js';
 
@@ -48,7 +49,8 @@ function argmax(row: ArrayLike<number>, from: number, K: number): number {
 
 /** Standard ops of the default domain the exporter may emit (anything else fails the structural check). */
 const STANDARD_OPS = new Set(['MatMul', 'Add', 'Relu', 'Sigmoid', 'Tanh', 'Softmax', 'Transpose', 'Conv', 'MaxPool', 'AveragePool',
-  'ReduceMean', 'Flatten', 'Reshape', 'Concat', 'Squeeze', 'LSTM', 'GRU', 'RNN', 'Identity']);
+  'ReduceMean', 'Flatten', 'Reshape', 'Concat', 'Squeeze', 'LSTM', 'GRU', 'RNN', 'Identity',
+  'BatchNormalization', 'LayerNormalization', 'Gather', 'Erf', 'Div', 'Mul']);
 
 /**
  * An onnx.checker-style structural check of the serialized model: IR version and one opset of the
@@ -108,7 +110,11 @@ describe('ONNX export, run in ONNX Runtime', function () {
       const m = trainer.model;
       const K = m.classes, n = data.count;
       const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all' });
-      const feed = (count: number) => ({ input: new ort.Tensor('float32', data.images.slice(0, count * m.inputSize), [count, ...m.inputShape]) });
+      // a model on ids (Embedding) takes int64 ids; the engine takes the same ids as numbers
+      const feed = (count: number) => {
+        const x = data.images.slice(0, count * m.inputSize);
+        return { input: m.inputDType === 'u32' ? new ort.Tensor('int64', BigInt64Array.from(x, (v) => BigInt(v)), [count, ...m.inputShape]) : new ort.Tensor('float32', x, [count, ...m.inputShape]) };
+      };
       const out = await session.run(feed(n));
       const few = await session.run(feed(3));
       await session.release();
@@ -164,6 +170,27 @@ describe('ONNX export, run in ONNX Runtime', function () {
     });
   });
 
+  it('a CNN with BatchNormalization after a convolution, trained (running statistics off their initial values)', async () => {
+    // momentum 0.5: a few steps move the running statistics well away from 0 and 1
+    const model = sequential([28, 28, 1], [
+      conv2d({ filters: 4, kernelSize: 3, strides: 2, padding: 'same' }),
+      batchNorm({ momentum: 0.5 }),
+      activation('relu'),
+      conv2d({ filters: 4, kernelSize: 3, strides: 2, useBias: false }),
+      batchNorm({ momentum: 0.5, epsilon: 0.01, scale: false }),
+      flatten(),
+      dense({ units: 10, activation: 'softmax' }),
+    ]);
+    const trainer = await trained(await Trainer.create(ctx, { model, seed: 7, batch: 20, evalBatch: 250, optimizer: { kind: 'adam', lr: 3e-3 } }), 5);
+    const params = await trainer.store.read();
+    for (const l of model.layers.filter((x) => x.className === 'BatchNormalization')) {
+      const mean = params[`${l.name}/moving_mean`].data, variance = params[`${l.name}/moving_variance`].data;
+      expect(Math.max(...mean.map(Math.abs)), `${l.name}: the running mean moved off 0`).to.be.above(0.01);
+      expect(Math.max(...variance.map((v) => Math.abs(v - 1))), `${l.name}: the running variance moved off 1`).to.be.above(0.01);
+    }
+    await checkExport('cnn-batch-norm', trainer, mnistTest);
+  });
+
   it('the residual CNN (examples/models/residual-cnn.json) on 1,000 MNIST test images', async () => {
     const file = join(PACKAGE_ROOT, 'examples/models/residual-cnn.json');
     const { model } = modelFromText(readFileSync(file, 'utf8'), file);
@@ -174,12 +201,13 @@ describe('ONNX export, run in ONNX Runtime', function () {
   // Each layer's model runs in an evaluation graph only (no training graph to compile: lavapipe
   // compiles shaders slowly), with its parameters moved off their initial values by random noise.
   describe('each layer in a small model of its own, on random data and random parameters', () => {
-    /** `count` random examples of the model's input with labels below its classes. */
+    /** `count` random examples of the model's input (ids below the Embedding input_dim for a model on ids) with labels below its classes. */
     function randomData(m: Model, count: number, seed: number): Examples {
       const rand = rng(seed);
+      const ids = m.idLimit?.limit;
       return {
         count,
-        images: Float32Array.from({ length: count * m.inputSize }, () => rand() * 2 - 1),
+        images: Float32Array.from({ length: count * m.inputSize }, () => (ids ? Math.floor(rand() * ids) : rand() * 2 - 1)),
         labels: Uint8Array.from({ length: count }, () => Math.floor(rand() * m.classes)),
       };
     }
@@ -189,7 +217,9 @@ describe('ONNX export, run in ONNX Runtime', function () {
       const evaluator = new Evaluator(ctx, m, store, stepCounter, 3, 100);
       m.build(store, 1, false, 3); // creates the parameters in the store (a graph description, nothing compiled)
       const rand = rng(5);
-      for (const [p, { data }] of Object.entries(await store.read())) store.write(p, data.map((v) => v + (rand() - 0.5) * 0.2));
+      // batch norm's moving statistics far from their initial 0 and 1 (a variance stays positive)
+      const move = (p: string, v: number) => (p.endsWith('/moving_variance') ? v * (0.2 + 2 * rand()) : p.endsWith('/moving_mean') ? v + rand() - 0.5 : v + (rand() - 0.5) * 0.2);
+      for (const [p, { data }] of Object.entries(await store.read())) store.write(p, data.map((v) => move(p, v)));
       const engine: Engine = {
         model: m,
         predict: (x, n) => evaluator.predict(x, n),
@@ -264,6 +294,53 @@ describe('ONNX export, run in ONNX Runtime', function () {
     it('a single LSTM over a one-step sequence, return_sequences false', async () => {
       await check('lstm-single', sequential([1, 4], [lstm({ units: 3 }), dense({ units: 2 })]));
     });
+
+    it('BatchNormalization over features: [batch, F] and [batch, 2, F], with and without scale and center', async () => {
+      await check('batch-norm-dense', sequential([10], [
+        dense({ units: 8, activation: 'relu' }),
+        batchNorm({ epsilon: 0.05 }),
+        batchNorm({ center: false }),
+        reshape({ targetShape: [2, 4] }),
+        batchNorm({ scale: false, epsilon: 0.02 }),
+        batchNorm({ scale: false, center: false, epsilon: 0.1 }),
+        flatten(),
+        dense({ units: 3, activation: 'softmax' }),
+      ]));
+    });
+
+    it('LayerNormalization over the last axis of [batch, F] and [batch, T, F], with and without scale and center', async () => {
+      await check('layer-norm', sequential([5, 6], [
+        layerNorm({ epsilon: 0.05 }),
+        dense({ units: 4 }),
+        layerNorm({ center: false, epsilon: 0.02 }),
+        flatten(),
+        layerNorm({ scale: false }),
+        layerNorm({ scale: false, center: false, epsilon: 0.1 }),
+        dense({ units: 3 }),
+      ]));
+    });
+
+    it('Embedding: two tables on the same int64 ids [batch, T], added', async () => {
+      const ids = input([7]);
+      const a = embedding({ inputDim: 11, outputDim: 5 }).apply(ids);
+      const b = embedding({ inputDim: 13, outputDim: 5 }).apply(ids);
+      const y = dense({ units: 3, activation: 'softmax' }).apply(flatten().apply(layerNorm().apply(add([a, b]))));
+      const bytes = await check('embedding', functional({ inputs: ids, outputs: y }));
+      const proto = onnx.ModelProto.decode(bytes);
+      const graph = proto.graph as InstanceType<typeof onnx.GraphProto>;
+      expect(graph.input[0].type!.tensorType!.elemType, 'the input holds int64 ids').to.equal(onnx.TensorProto.DataType.INT64);
+      expect(proto.metadataProps.find((p) => p.key === 'input_layout')!.value).to.match(/^int64 ids \[batch, 7\]/);
+    });
+
+    it('gelu in Conv2D, Activation and Dense (0.5·x·(1 + Erf(x/√2)))', async () => {
+      await check('gelu', sequential([9, 7, 2], [
+        conv2d({ filters: 3, kernelSize: 3, activation: 'gelu' }),
+        activation('gelu'),
+        flatten(),
+        dense({ units: 6, activation: 'gelu' }),
+        dense({ units: 3 }),
+      ]));
+    });
   });
 
   it('records the model spec, the classes and the input scaling in metadata_props, with a dynamic batch at opset 17', async () => {
@@ -297,7 +374,7 @@ describe('ONNX export, run in ONNX Runtime', function () {
     }
     const m = sequential([4], [new Mystery({ name: 'odd' }), dense({ units: 2 })]);
     expect(() => exportOnnx(m, {})).to.throw(OnnxExportError, /layer 0 "odd" \(Mystery\): no ONNX export rule for Mystery/);
-    expect(Object.keys(EXPORT_RULES)).to.include.members(['Dense', 'Conv2D', 'LSTM', 'GRU', 'SimpleRNN']);
+    expect(Object.keys(EXPORT_RULES)).to.include.members(['Dense', 'Conv2D', 'LSTM', 'GRU', 'SimpleRNN', 'BatchNormalization', 'LayerNormalization', 'Embedding']);
   });
 
   describe('the CLI\'s --export FILE.onnx', () => {
@@ -357,7 +434,7 @@ describe('ONNX export, run in ONNX Runtime', function () {
   // after the suites above (mocha runs a suite's own tests before its nested suites): they wrote the files
   describe('loading every exported model', () => {
     it('every exported model loads in ORT with all graph optimizations on and logs no warning', function () {
-      expect(written.length, 'the models above were exported').to.equal(14);
+      expect(written.length, 'the models above were exported').to.equal(19);
       // A control that must warn: an initializer no node reads ("Removing initializer ...").
       const b = new OnnxGraphBuilder();
       b.reserve('input');

@@ -5,7 +5,12 @@
 //
 // The exported graph:
 //   input          float32 [batch, ...model input shape], batch-major as a user holds examples
-//                  (MNIST nets: [batch, 784] or, for the rnn, [batch, 28, 28]), pixels u8 / 255.
+//                  (MNIST nets: [batch, 784] or, for the rnn, [batch, 28, 28]), pixels u8 / 255;
+//                  for a model whose input feeds Embedding layers, int64 ids [batch, T] (0 .. input_dim − 1;
+//                  the engine takes them as u32).
+//   Normalization  BatchNormalization → ONNX BatchNormalization (running statistics) inside a Transpose
+//                  pair moving the channels to axis 1; LayerNormalization → ONNX LayerNormalization;
+//                  gelu → 0.5·x·(1 + Erf(x/√2)) (opset 17 has no Gelu).
 //   logits         float32 [batch, classes]: the engine's logits (cross-entropy: before the softmax the
 //                  loss folds in; mean squared error: the outputs themselves).
 //   probabilities  float32 [batch, classes]: softmax(logits) for cross-entropy models, the outputs
@@ -20,7 +25,7 @@ import { Recurrent, GATES } from '../nn/layers.js';
 import type { Model } from '../nn/model.js';
 import { modelToSpec } from '../nn/spec.js';
 import { windowDim } from '../kernels/conv2d.js';
-import { OnnxGraphBuilder, floatValueInfo, onnx } from './graph-builder.js';
+import { OnnxGraphBuilder, floatValueInfo, tensorValueInfo, onnx } from './graph-builder.js';
 
 /** The one opset every exported model declares (default ONNX domain). */
 export const ONNX_OPSET = 17;
@@ -89,6 +94,12 @@ function activate(ctx: ExportContext, x: string, act: ActivationName): string {
     case 'relu': return b.op('Relu', [x], `${prefix}/relu`);
     case 'sigmoid': return b.op('Sigmoid', [x], `${prefix}/sigmoid`);
     case 'tanh': return b.op('Tanh', [x], `${prefix}/tanh`);
+    case 'gelu': {
+      // opset 17 has no Gelu (opset 20): the exact (erf) form the engine computes, 0.5·x·(1 + Erf(x/√2))
+      const e = b.op('Erf', [b.op('Div', [x, b.floats(`${prefix}/sqrt2`, [], Float32Array.of(Math.SQRT2))], `${prefix}/gelu_scaled`)], `${prefix}/gelu_erf`);
+      const cdf2 = b.op('Add', [e, b.floats(`${prefix}/one`, [], Float32Array.of(1))], `${prefix}/gelu_cdf2`);
+      return b.op('Mul', [b.op('Mul', [x, cdf2], `${prefix}/gelu_x_cdf2`), b.floats(`${prefix}/half`, [], Float32Array.of(0.5))], `${prefix}/gelu`);
+    }
     case 'softmax': return ctx.foldSoftmax ? x : b.op('Softmax', [x], `${prefix}/softmax`, { axis: -1 });
     default: throw new OnnxExportError(`layer ${ctx.layer.describe()}: activation ${JSON.stringify(act)} has no ONNX export rule`);
   }
@@ -181,6 +192,19 @@ const poolRule = (op: 'MaxPool' | 'AveragePool'): ExportRule => ({
   },
 });
 
+interface NormLike { epsilon: number; center: boolean; scale: boolean }
+
+/** γ and β of a normalization layer over C features: its parameters, or ones and zeros where it learns none. */
+function normAffine(ctx: ExportContext, C: number): { gamma: string; beta: string } {
+  const { b, prefix } = ctx;
+  const n = ctx.layer as Layer & NormLike;
+  const name = ctx.layer.name!;
+  return {
+    gamma: b.floats(`${prefix}/gamma`, [C], n.scale ? ctx.param(`${name}/gamma`, [C]) : new Float32Array(C).fill(1)),
+    beta: b.floats(`${prefix}/beta`, [C], n.center ? ctx.param(`${name}/beta`, [C]) : new Float32Array(C)),
+  };
+}
+
 /** One export rule per layer class (className): add a rule here to export a new layer. */
 export const EXPORT_RULES: Record<string, ExportRule> = {
   Dense: {
@@ -253,6 +277,45 @@ export const EXPORT_RULES: Record<string, ExportRule> = {
       return rows(ctx.b.op('Concat', ctx.inputs.map((v) => v.name), `${ctx.prefix}/joined`, { axis: -1 }));
     },
   },
+  BatchNormalization: {
+    export(ctx) {
+      // ONNX BatchNormalization (inference: training_mode 0, the running statistics) normalizes axis 1:
+      // [batch, F] as it is; [batch, ..., C] (NHWC images) moved to [batch, C, ...] and back by a
+      // Transpose pair, which ORT's transpose optimizer cancels against a Conv's own pair.
+      const { b, prefix } = ctx;
+      const n = ctx.layer as Layer & NormLike;
+      const shape = ctx.inputShapes[0];
+      const C = shape[shape.length - 1], r = shape.length + 1;
+      const name = ctx.layer.name!;
+      const { gamma, beta } = normAffine(ctx, C);
+      const mean = b.floats(`${prefix}/moving_mean`, [C], ctx.param(`${name}/moving_mean`, [C]));
+      const variance = b.floats(`${prefix}/moving_variance`, [C], ctx.param(`${name}/moving_variance`, [C]));
+      const attrs = { epsilon: { float: n.epsilon } };
+      if (r === 2) return rows(b.op('BatchNormalization', [ctx.inputs[0].name, gamma, beta, mean, variance], `${prefix}/normalized`, attrs));
+      const toFirst = [0, r - 1, ...Array.from({ length: r - 2 }, (_, i) => i + 1)];
+      const toLast = [0, ...Array.from({ length: r - 2 }, (_, i) => i + 2), 1];
+      const x = b.op('Transpose', [ctx.inputs[0].name], `${prefix}/channels_first`, { perm: toFirst });
+      const y = b.op('BatchNormalization', [x, gamma, beta, mean, variance], `${prefix}/normalized`, attrs);
+      return rows(b.op('Transpose', [y], `${prefix}/channels_last`, { perm: toLast }));
+    },
+  },
+  LayerNormalization: {
+    export(ctx) {
+      // ONNX LayerNormalization over the last axis (Scale is required: ones when the layer learns no γ)
+      const shape = ctx.inputShapes[0];
+      const { gamma, beta } = normAffine(ctx, shape[shape.length - 1]);
+      const n = ctx.layer as Layer & NormLike;
+      return rows(ctx.b.op('LayerNormalization', [ctx.inputs[0].name, gamma, beta], `${ctx.prefix}/normalized`, { axis: -1, epsilon: { float: n.epsilon } }));
+    },
+  },
+  Embedding: {
+    export(ctx) {
+      // the table's rows picked by the ids: the model input is then int64 ids [batch, ...] (see exportOnnx)
+      const e = ctx.layer as Layer & { inputDim: number; outputDim: number };
+      const table = ctx.b.floats(`${ctx.prefix}/embeddings`, [e.inputDim, e.outputDim], ctx.param(`${ctx.layer.name}/embeddings`, [e.inputDim, e.outputDim]));
+      return rows(ctx.b.op('Gather', [table, ctx.inputs[0].name], `${ctx.prefix}/vectors`, { axis: 0 }));
+    },
+  },
   LSTM: recurrentRule,
   GRU: recurrentRule,
   SimpleRNN: recurrentRule,
@@ -315,13 +378,16 @@ export function exportOnnx(model: Model, params: ParamValues, opts: OnnxExportOp
   if (fold) b.node('Softmax', ['logits'], [b.reserve('probabilities')], { axis: -1 }, true);
   else b.node('Identity', ['logits'], [b.reserve('probabilities')], {}, true);
 
+  // A model whose input feeds Embedding layers takes integer ids (the engine's u32 ids): int64, Gather's index type.
+  const ids = model.inputDType === 'u32';
+  const inputType = `${ids ? 'int64 ids' : 'float32'} [batch, ${model.inputShape.join(', ')}]`;
   const classNames = opts.classNames ?? Array.from({ length: K }, (_, i) => String(i));
   if (classNames.length !== K) throw new OnnxExportError(`${classNames.length} class names given for a model with ${K} classes`);
   const metadata: Record<string, string> = {
     model_spec: JSON.stringify(modelToSpec(model)),
     classes: JSON.stringify(classNames),
     input_scaling: opts.inputScaling ?? 'u8/255',
-    input_layout: `float32 [batch, ${model.inputShape.join(', ')}], batch-major (one example after another)`,
+    input_layout: `${inputType}, batch-major (one example after another)`,
     outputs: fold ? 'logits: scores before softmax; probabilities: softmax(logits)' : 'logits and probabilities: the model\'s outputs (mean squared error model)',
     ...opts.metadata,
   };
@@ -329,7 +395,7 @@ export function exportOnnx(model: Model, params: ParamValues, opts: OnnxExportOp
     name: model.name,
     node: b.nodes,
     initializer: b.initializers,
-    input: [floatValueInfo(inputName, 'batch', model.inputShape)],
+    input: [ids ? tensorValueInfo(inputName, onnx.TensorProto.DataType.INT64, 'batch', model.inputShape) : floatValueInfo(inputName, 'batch', model.inputShape)],
     output: [floatValueInfo('logits', 'batch', [K]), floatValueInfo('probabilities', 'batch', [K])],
   });
   const proto = onnx.ModelProto.create({
@@ -337,7 +403,7 @@ export function exportOnnx(model: Model, params: ParamValues, opts: OnnxExportOp
     opsetImport: [onnx.OperatorSetIdProto.create({ domain: '', version: ONNX_OPSET })],
     producerName: 'webgpu-train',
     modelVersion: 1,
-    docString: `${model.name}: input float32 [batch, ${model.inputShape.join(', ')}] → logits, probabilities [batch, ${K}]`,
+    docString: `${model.name}: input ${inputType} → logits, probabilities [batch, ${K}]`,
     graph,
     metadataProps: Object.entries(metadata).map(([key, value]) => onnx.StringStringEntryProto.create({ key, value })),
   });

@@ -98,11 +98,16 @@ export class OnnxGraphBuilder {
 
 /** A float32 tensor type with a symbolic batch dimension first (dim_param) and fixed dimensions after it. */
 export function floatValueInfo(name: string, batchParam: string, dims: readonly number[]) {
+  return tensorValueInfo(name, onnx.TensorProto.DataType.FLOAT, batchParam, dims);
+}
+
+/** A tensor type of element type `elemType` (e.g. INT64 ids) with a symbolic batch dimension first and fixed dimensions after it. */
+export function tensorValueInfo(name: string, elemType: number, batchParam: string, dims: readonly number[]) {
   return onnx.ValueInfoProto.create({
     name,
     type: onnx.TypeProto.create({
       tensorType: onnx.TypeProto.Tensor.create({
-        elemType: onnx.TensorProto.DataType.FLOAT,
+        elemType,
         shape: onnx.TensorShapeProto.create({
           dim: [onnx.TensorShapeProto.Dimension.create({ dimParam: batchParam }), ...dims.map((d) => onnx.TensorShapeProto.Dimension.create({ dimValue: d }))],
         }),
