@@ -6,7 +6,9 @@ import { GpuError } from '../gpu/context.js';
 import type { Dispatch } from '../gpu/dispatch.js';
 import { checkSize } from './activation.js';
 
+/** The learning-rate schedules the GPU computes from the step counter. */
 export const SCHEDULES = ['constant', 'step', 'exponential', 'cosine'] as const;
+/** One of SCHEDULES. */
 export type ScheduleKind = (typeof SCHEDULES)[number];
 
 /**

@@ -1,6 +1,7 @@
 // Early stopping on a validation loss (Keras EarlyStopping with restore_best_weights, min_delta 0):
 // stop after `patience` evaluations in a row without a lower loss than the best so far.
 
+/** The patience rule of early stopping: feed it each validation loss with update(). */
 export class EarlyStopping {
   /** The lowest loss seen, and the evaluation (0-based) that gave it; -1 before any. */
   best = Infinity;

@@ -52,7 +52,7 @@ export interface Prediction {
   predictions: Uint8Array;
   /** `[count, classes]`: the softmax of the logits (cross-entropy models) or the outputs themselves (MSE models). */
   probabilities: Float32Array;
-  /** [count, classes]: the logits (cross-entropy: before the softmax; MSE: the outputs). */
+  /** `[count, classes]`: the logits (cross-entropy: before the softmax; MSE: the outputs). */
   logits: Float32Array;
 }
 

@@ -109,6 +109,7 @@ export class BatchNormalization extends Normalization {
     return 2 * s[s.length - 1];
   }
 
+  /** The layer's Keras config (momentum, epsilon, center, scale, ...). */
   override config() {
     return {
       ...super.config(), momentum: this.momentum,
@@ -189,6 +190,9 @@ export class Embedding extends Layer {
   }
 }
 
+/** A BatchNormalization layer (Keras defaults: momentum 0.99, epsilon 1e-3). */
 export const batchNorm = (o: BatchNormalizationOptions = {}) => new BatchNormalization(o);
+/** A LayerNormalization layer over the last axis (epsilon 1e-3). */
 export const layerNorm = (o: NormalizationOptions = {}) => new LayerNormalization(o);
+/** An Embedding layer: integer ids [B, T] to vectors [B, T, output_dim]. */
 export const embedding = (o: EmbeddingOptions) => new Embedding(o);

@@ -31,6 +31,7 @@ const CRC_PLACEHOLDER = '00000000';
 
 export type StateDType = 'F32' | 'U32';
 
+/** One tensor of a training-state file: its name, dtype, shape and bytes. */
 export interface StateTensor {
   dtype: StateDType;
   shape: number[];

@@ -43,6 +43,7 @@ export class OnnxExportError extends Error {
 /** Parameter values by name, as ParamStore.read() gives them. */
 export type ParamValues = Record<string, { shape: number[]; data: Float32Array }>;
 
+/** Options of exportOnnx: class names and input scaling for the metadata. */
 export interface OnnxExportOptions {
   /** Class names, one per output (metadata `classes`); default "0", "1", ... */
   classNames?: string[];
@@ -76,9 +77,11 @@ export interface ExportContext {
   prefix: string;
 }
 
+/** How one layer class becomes ONNX nodes (one entry of EXPORT_RULES). */
 export interface ExportRule {
   /** Whether the rule reads time-major sequences (recurrent layers and Dropout); others get batch-major values only. */
   readsSequences?: boolean;
+  /** Adds the layer's nodes and initializers; returns the value of its output. */
   export(ctx: ExportContext): OnnxValue;
 }
 
