@@ -1,18 +1,6 @@
 import { expect } from 'chai';
 import { ArgsError, NETS, NET_DEFAULTS, MODEL_DEFAULTS, DEFAULT_SEED, DEFAULT_VAL, helpText, hyperParameters, parseArgs } from '../src/cli/args.js';
-
-function expectArgsError(argv: string[], ...parts: string[]): void {
-  let err: unknown;
-  try {
-    parseArgs(argv);
-  } catch (e) {
-    err = e;
-  }
-  expect(err, `expected an ArgsError for ${argv.join(' ')}`).to.be.instanceOf(ArgsError);
-  const msg = (err as Error).message;
-  expect(msg, 'one line').not.to.include('\n');
-  for (const p of parts) expect(msg, msg).to.include(p);
-}
+import { expectArgsError } from './support/cli.js';
 
 describe('CLI flags (src/cli/args.ts)', () => {
   it('fills every net\'s defaults from NET_DEFAULTS', () => {

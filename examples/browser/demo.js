@@ -174,14 +174,18 @@ async function main() {
 
   // The whole training state as a file, and a run continued from one (Trainer.saveState / restoreState).
   let lastRun; // { steps, done } of the trainer's last run
+  /** Hands `bytes` to the browser as a download named `name`. */
+  function downloadBytes(bytes, name) {
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' }));
+    a.download = name;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 60_000);
+  }
   $('download').addEventListener('click', async () => {
     if (!trainer || !lastRun) return;
     const bytes = await trainer.saveState({ demo_steps: String(lastRun.steps) });
-    const a = document.createElement('a');
-    a.href = URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' }));
-    a.download = `${trainer.model.name}-step${lastRun.done}.state.safetensors`;
-    a.click();
-    setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+    downloadBytes(bytes, `${trainer.model.name}-step${lastRun.done}.state.safetensors`);
   });
   $('upload').addEventListener('change', async () => {
     const file = $('upload').files?.[0];
@@ -231,13 +235,9 @@ async function main() {
     try {
       const K = trainer.model.classes;
       const bytes = await trainer.exportOnnx({ classNames: Array.from({ length: K }, (_, i) => String(i)), inputScaling: 'u8/255' });
-      const url = URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' }));
-      const a = document.createElement('a');
-      a.href = url;
-      a.download = `${trainer.model.name}.onnx`;
-      a.click();
-      setTimeout(() => URL.revokeObjectURL(url), 60_000);
-      $('status').textContent = `downloaded ${a.download} (${(bytes.length / 1e6).toFixed(2)} MB, ONNX opset 17)`;
+      const name = `${trainer.model.name}.onnx`;
+      downloadBytes(bytes, name);
+      $('status').textContent = `downloaded ${name} (${(bytes.length / 1e6).toFixed(2)} MB, ONNX opset 17)`;
     } catch (e) {
       showError(e);
     }

@@ -2,6 +2,7 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { CLI_ENTRY, PACKAGE_ROOT } from './paths.js';
+import { ArgsError, parseArgs } from '../../src/cli/args.js';
 
 export interface CliRun {
   code: number | null;
@@ -39,4 +40,18 @@ export function expectEarlyError(r: CliRun, ...parts: string[]): string {
   expect(r.stdout, 'nothing on stdout').to.equal('');
   expect(r.code, line).to.equal(2);
   return line;
+}
+
+/** Expects parseArgs(argv) to throw one ArgsError line holding every part. */
+export function expectArgsError(argv: string[], ...parts: string[]): void {
+  let err: unknown;
+  try {
+    parseArgs(argv);
+  } catch (e) {
+    err = e;
+  }
+  expect(err, `expected an ArgsError for ${argv.join(' ')}`).to.be.instanceOf(ArgsError);
+  const msg = (err as Error).message;
+  expect(msg, 'one line').not.to.include('\n');
+  for (const p of parts) expect(msg, msg).to.include(p);
 }
