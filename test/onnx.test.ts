@@ -427,7 +427,7 @@ describe('ONNX export, run in ONNX Runtime', function () {
     it('a folder that does not exist is an error before training', () => {
       const r = runCli(['--net', 'softmax', '--steps', '3', '--batch', '10', '--data', data, '--val', '0', '--export', join(dir, 'missing', 'm.onnx')]);
       expect(r.code).to.equal(2);
-      expectEarlyError(r, 'cannot export', 'does not exist');
+      expectEarlyError(r, '--export', 'does not exist', 'mkdir -p');
     });
   });
 

@@ -224,6 +224,11 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`error: ${e.message}`);
       return 3;
     }
+    if (e instanceof RunSizeError && ctx) {
+      // Refused right after the device was made: let lavapipe's threads finish starting before the
+      // device is destroyed (destroying it at once sometimes made glibc print a futex error at exit).
+      await ctx.wait(() => ctx!.device.queue.onSubmittedWorkDone());
+    }
     if (e instanceof CheckpointError || e instanceof DataError || e instanceof OnnxExportError || e instanceof RunSizeError) {
       console.error(`error: ${e.message}`);
       return 2;
