@@ -12,7 +12,7 @@ import { PACKAGE_ROOT } from './support/paths.js';
 import { CONTROL_FIELDS, resolveControl } from '../src/cli/train-control.js';
 import { EarlyStopping } from '../src/nn/early-stop.js';
 import { idxImages, idxLabels } from './support/idx.js';
-import { expectArgsError, expectEarlyError, runCli, STACK } from './support/cli.js';
+import { expectArgsError, expectEarlyError, expectOneLineArgsError, runCli, STACK } from './support/cli.js';
 
 const resolve = (argv: string[], o: { totalSteps?: number; validation?: number; mse?: boolean } = {}) => {
   const a = parseArgs(argv);
@@ -23,16 +23,7 @@ const resolve = (argv: string[], o: { totalSteps?: number; validation?: number; 
 };
 
 function expectResolveError(argv: string[], o: Parameters<typeof resolve>[1], ...parts: string[]): void {
-  let err: unknown;
-  try {
-    resolve(argv, o);
-  } catch (e) {
-    err = e;
-  }
-  expect(err, `expected an ArgsError for ${argv.join(' ')}`).to.be.instanceOf(ArgsError);
-  const msg = (err as Error).message;
-  expect(msg, 'one line').not.to.include('\n');
-  for (const p of parts) expect(msg, msg).to.include(p);
+  expectOneLineArgsError(() => resolve(argv, o), argv.join(' '), ...parts);
 }
 
 describe('training-control flags (src/cli/train-control.ts)', () => {

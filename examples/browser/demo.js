@@ -174,6 +174,13 @@ async function main() {
 
   // The whole training state as a file, and a run continued from one (Trainer.saveState / restoreState).
   let lastRun; // { steps, done } of the trainer's last run
+  /** The buttons after a run (or a restore) ended: start again, or download what the trainer holds. */
+  function runEnded() {
+    $('start').disabled = false;
+    $('stop').disabled = true;
+    $('download').disabled = !trainer;
+    $('onnx').disabled = !trainer;
+  }
   /** Hands `bytes` to the browser as a download named `name`. */
   function downloadBytes(bytes, name) {
     const a = document.createElement('a');
@@ -222,10 +229,7 @@ async function main() {
     } catch (e) {
       showError(e);
     } finally {
-      $('start').disabled = false;
-      $('stop').disabled = true;
-      $('download').disabled = !trainer;
-      $('onnx').disabled = !trainer;
+      runEnded();
     }
   });
 
@@ -269,10 +273,7 @@ async function main() {
     } catch (e) {
       showError(e);
     } finally {
-      $('start').disabled = false;
-      $('stop').disabled = true;
-      $('download').disabled = !trainer;
-      $('onnx').disabled = !trainer;
+      runEnded();
     }
   });
   $('start').disabled = false;

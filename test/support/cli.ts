@@ -42,16 +42,21 @@ export function expectEarlyError(r: CliRun, ...parts: string[]): string {
   return line;
 }
 
-/** Expects parseArgs(argv) to throw one ArgsError line holding every part. */
-export function expectArgsError(argv: string[], ...parts: string[]): void {
+/** Expects `run` to throw an ArgsError whose message is one line holding every part. */
+export function expectOneLineArgsError(run: () => unknown, what: string, ...parts: string[]): void {
   let err: unknown;
   try {
-    parseArgs(argv);
+    run();
   } catch (e) {
     err = e;
   }
-  expect(err, `expected an ArgsError for ${argv.join(' ')}`).to.be.instanceOf(ArgsError);
+  expect(err, `expected an ArgsError for ${what}`).to.be.instanceOf(ArgsError);
   const msg = (err as Error).message;
   expect(msg, 'one line').not.to.include('\n');
   for (const p of parts) expect(msg, msg).to.include(p);
+}
+
+/** Expects parseArgs(argv) to throw one ArgsError line holding every part. */
+export function expectArgsError(argv: string[], ...parts: string[]): void {
+  expectOneLineArgsError(() => parseArgs(argv), argv.join(' '), ...parts);
 }
