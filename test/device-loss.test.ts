@@ -3,6 +3,9 @@
 // same way at once: no hang, no silent no-op, no raw DOMException. Uses its own device (not the
 // shared test context, which other files keep using).
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { PACKAGE_ROOT } from './support/paths.js';
 import { createNodeContext } from '../src/gpu/node.js';
 import { GpuError, type GpuContext } from '../src/gpu/context.js';
 import { Trainer } from '../src/nn/trainer.js';
@@ -117,5 +120,13 @@ describe('device loss: a lost device ends training with one clear error, never a
       trainer.destroy();
       ctx.destroy();
     }
+  });
+
+  it('tearing down after a loss mid-evaluation leaves the process sound: 12 rounds with garbage collection, exit 0', () => {
+    const script = join(PACKAGE_ROOT, 'dist/test/support/loss-teardown.js');
+    const run = spawnSync(process.execPath, ['--expose-gc', script, '12'], { encoding: 'utf8', timeout: 50_000, killSignal: 'SIGKILL', env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' } });
+    const output = `${run.stdout}${run.stderr}`;
+    expect(run.status, `exit ${run.status} (signal ${run.signal}):\n${output}`).to.equal(0);
+    expect(run.stdout).to.match(/^12 rounds, \d+ evaluations ended by the loss$/m);
   });
 });

@@ -39,6 +39,8 @@ export class GpuContext {
   readonly hasTimestamps: boolean;
   readonly ownsDevice: boolean;
   private readonly buffers = new Set<GPUBuffer>();
+  /** Each buffer with a mapRead in flight, and a promise that resolves when that map settles. */
+  private readonly mapsInFlight = new Map<GPUBuffer, Promise<void>>();
   private readonly kernels = new Map<string, Kernel>();
   private readonly uncaptured: string[] = [];
   private lost: string | undefined;
@@ -235,15 +237,15 @@ export class GpuContext {
   async readBytes(src: GPUBuffer, bytes = src.size, offset = 0): Promise<ArrayBuffer> {
     this.assertUsable();
     const size = align(bytes, 4);
-    const staging = this.device.createBuffer({ size, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST, label: 'readback' });
+    const staging = this.createBuffer(size, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'readback');
     try {
       const enc = this.device.createCommandEncoder();
       enc.copyBufferToBuffer(src, offset, staging, 0, size);
       this.device.queue.submit([enc.finish()]);
       await this.mapRead(staging, 0, size, 'reading a buffer back');
-      return staging.getMappedRange().slice(0, bytes);
+      return staging.getMappedRange(0, size).slice(0, bytes);
     } finally {
-      staging.destroy();
+      this.release(staging);
     }
   }
 
@@ -280,7 +282,10 @@ export class GpuContext {
   async mapRead(buf: GPUBuffer, offset: number, size: number, what: string): Promise<void> {
     this.assertUsable(what);
     const map = this.wait(() => buf.mapAsync(MapMode.READ, offset, size)).then(() => 'mapped' as const);
-    map.catch(() => { /* handled below, or moot once the device is lost */ });
+    // A loss can end this wait before the map settles: the buffer must outlive the map (see destroyOnceSettled).
+    const settled = map.then(() => undefined, () => undefined);
+    this.mapsInFlight.set(buf, settled);
+    void settled.then(() => { if (this.mapsInFlight.get(buf) === settled) this.mapsInFlight.delete(buf); });
     let outcome: 'mapped' | { lost: string };
     try {
       const loss = this.lostWhile();
@@ -327,7 +332,18 @@ export class GpuContext {
 
   /** Destroys a buffer made by createBuffer and takes it off the live-buffer total. */
   release(buf: GPUBuffer): void {
-    if (this.buffers.delete(buf)) buf.destroy();
+    if (this.buffers.delete(buf)) this.destroyOnceSettled(buf);
+  }
+
+  /**
+   * Destroys `buf` now or, while a mapRead of it is in flight, once that map settles: Dawn corrupts
+   * its own memory (an abort, often at exit) when a buffer whose map is still pending is destroyed
+   * after the device was lost.
+   */
+  private destroyOnceSettled(buf: GPUBuffer): void {
+    const map = this.mapsInFlight.get(buf);
+    if (map) void map.then(() => buf.destroy());
+    else buf.destroy();
   }
 
   /**
@@ -337,11 +353,14 @@ export class GpuContext {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    for (const b of this.buffers) b.destroy();
+    for (const b of this.buffers) this.destroyOnceSettled(b);
     this.buffers.clear();
     this.kernels.clear();
     if (this.ownsDevice) this.device.destroy();
-    this.gpu = undefined; // lets dawn.node's instance go, so the process can exit
+    // Letting dawn.node's instance go lets the process exit; not before the maps in flight settle.
+    const maps = [...this.mapsInFlight.values()];
+    if (maps.length === 0) this.gpu = undefined;
+    else void Promise.all(maps).then(() => { this.gpu = undefined; });
   }
 
   private assertUsable(context?: string): void {

@@ -1,4 +1,4 @@
-import { BufferUsage, MapMode } from './flags.js';
+import { BufferUsage } from './flags.js';
 import { GpuError, type GpuContext } from './context.js';
 
 /** GPU time of one timed compute pass. */
@@ -53,7 +53,7 @@ export class PassTimer {
   async read(): Promise<PassTiming[]> {
     const n = this.labels.length * 2;
     if (n === 0) return [];
-    await this.ctx.wait(() => this.readBuf.mapAsync(MapMode.READ, 0, n * 8));
+    await this.ctx.mapRead(this.readBuf, 0, n * 8, 'reading the pass timings');
     const t = new BigInt64Array(this.readBuf.getMappedRange(0, n * 8).slice(0));
     this.readBuf.unmap();
     return this.labels.map((label, i) => ({ label, ns: Number(t[2 * i + 1] - t[2 * i]) }));

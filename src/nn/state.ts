@@ -208,7 +208,7 @@ export async function saveTrainerState(trainer: Trainer, extra: Record<string, s
   sources.push({ name: '', dtype: 'U32', shape: [1], buffer: trainer.stepCounter, offset: 0, bytes: 4 });
   const total = sources.reduce((a, s) => a + s.bytes, 0);
   ctx.throwIfLost('saving the training state');
-  const staging = ctx.device.createBuffer({ size: total, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST, label: 'training state readback' });
+  const staging = ctx.createBuffer(total, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'training state readback');
   let all: Uint8Array;
   try {
     const enc = ctx.device.createCommandEncoder();
@@ -219,9 +219,9 @@ export async function saveTrainerState(trainer: Trainer, extra: Record<string, s
     }
     ctx.device.queue.submit([enc.finish()]);
     await ctx.mapRead(staging, 0, total, 'saving the training state');
-    all = new Uint8Array(staging.getMappedRange().slice(0));
+    all = new Uint8Array(staging.getMappedRange(0, total).slice(0));
   } finally {
-    staging.destroy();
+    ctx.release(staging);
   }
   const tensors: Record<string, StateTensor> = {};
   let at = 0;
