@@ -210,3 +210,111 @@ fn main_c4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid:
     C4[at] = v;
   }
 }
+
+// ------------------------------------------------------------------ LSTM steps (matmul epilogues)
+// One LSTM time step in one dispatch (src/kernels/recurrent.ts): the tile computes the step's
+// recurrent product and, instead of storing it, each invocation runs the step's cell on its TM x 4
+// elements with shaders/recurrent.wgsl's arithmetic in the same order (lstm_fwd, lstm_bwd), so the
+// results are those of the matmul followed by the cell kernel.
+//  - lstm_fwd_step: z_t += h_{t-1}·W_h, then the cell of step t. B is W_h with its columns
+//    interleaved ([H, 4H], column 4j+g = gate g of unit j: recurrent.wgsl's interleave_wh), so an
+//    invocation's 4 columns are the 4 gates of one unit.
+//  - lstm_bwd_step: dh_t = dz_{t+1}·W_hᵀ ([B, 4H]·[4H, H], B = W_h transposed), then the cell
+//    backward of step t.
+// A (h_{t-1}, or dz_{t+1}) is a copy in a [B, ·] buffer of its own, written by the step before
+// (lstm_next_a), because WebGPU refuses one buffer bound both read-only (A) and writable in a dispatch.
+override LSTM_GATES_IN_DZ: bool = false; // lstm_bwd_step: the gates are in dz (one buffer) and are overwritten by their gradients
+
+struct LstmStep {
+  B: u32, H: u32,
+  t: u32,           // the step whose cell runs
+  hasDy: u32,       // backward: 1 adds dy[dyOff + n·H + j] to dh_t
+  dyOff: u32,
+  forgetBias: f32,  // forward: added to the forget gate's pre-activation
+}
+
+@group(0) @binding(9) var<uniform> lstm: LstmStep;
+@group(0) @binding(10) var<storage, read_write> lstm_z: array<f32>;      // gates [T, B, 4H]: x·W_x + b in, activations out
+@group(0) @binding(11) var<storage, read_write> lstm_dz: array<f32>;     // gate gradients [T, B, 4H]
+@group(0) @binding(12) var<storage, read_write> lstm_c: array<f32>;      // cell states [T+1, B, H]
+@group(0) @binding(13) var<storage, read> lstm_dy: array<f32>;
+@group(0) @binding(14) var<storage, read_write> lstm_dc: array<f32>;     // dL/dc_t in, dL/dc_{t-1} out [B, H]
+@group(0) @binding(15) var<storage, read_write> lstm_next_a: array<f32>; // this step's h_t [B, H] or dz_t [B, 4H] again: the next step's A
+@group(0) @binding(16) var<storage, read_write> lstm_h: array<f32>;      // states [T+1, B, H]
+
+@compute @workgroup_size(WG)
+fn lstm_fwd_step(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
+                 @builtin(subgroup_invocation_id) lane: u32) {
+  var acc: array<vec4f, TMAX>;
+  var colsum = vec4f(0.0);
+  tile(wid, lid, lane, &acc, &colsum);
+  let B = lstm.B;
+  let H = lstm.H;
+  let BH = B * H;
+  let j = wid.x * WG + lid.x; // the unit whose 4 gates are this invocation's 4 columns
+  let row0 = wid.y * TM;
+  if (j >= H) { return; }
+  for (var r = 0u; r < TM; r++) {
+    let n = row0 + r;
+    if (n >= B) { break; }
+    let zo = (lstm.t * B + n) * 4u * H + j;
+    let so = lstm.t * BH + n * H + j;
+    let pre = acc[r];
+    let i = sigmoid(pre.x + lstm_z[zo]);
+    let a = tanh_accurate(pre.y + lstm_z[zo + H]);
+    let f = sigmoid(pre.z + lstm_z[zo + 2u * H] + lstm.forgetBias);
+    let o = sigmoid(pre.w + lstm_z[zo + 3u * H]);
+    lstm_z[zo] = i;
+    lstm_z[zo + H] = a;
+    lstm_z[zo + 2u * H] = f;
+    lstm_z[zo + 3u * H] = o;
+    let c = f * lstm_c[so] + i * a;
+    lstm_c[so + BH] = c;
+    let h = o * tanh_accurate(c);
+    lstm_h[so + BH] = h;
+    lstm_next_a[n * H + j] = h;
+  }
+}
+
+@compute @workgroup_size(WG)
+fn lstm_bwd_step(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
+                 @builtin(subgroup_invocation_id) lane: u32) {
+  var acc: array<vec4f, TMAX>;
+  var colsum = vec4f(0.0);
+  tile(wid, lid, lane, &acc, &colsum);
+  let B = lstm.B;
+  let H = lstm.H;
+  let BH = B * H;
+  let j0 = (wid.x * WG + lid.x) * 4u;
+  let row0 = wid.y * TM;
+  if (j0 >= H) { return; }
+  let ncols = min(4u, H - j0);
+  for (var r = 0u; r < TM; r++) {
+    let n = row0 + r;
+    if (n >= B) { break; }
+    for (var c = 0u; c < ncols; c++) {
+      let j = j0 + c;
+      let idx = n * H + j;
+      var dh = acc[r][c];
+      if (lstm.hasDy != 0u) { dh += lstm_dy[lstm.dyOff + idx]; }
+      let zo = (lstm.t * B + n) * 4u * H + j;
+      let so = lstm.t * BH + idx;
+      var i: f32; var a: f32; var f: f32; var o: f32;
+      if (LSTM_GATES_IN_DZ) {
+        i = lstm_dz[zo]; a = lstm_dz[zo + H]; f = lstm_dz[zo + 2u * H]; o = lstm_dz[zo + 3u * H];
+      } else {
+        i = lstm_z[zo]; a = lstm_z[zo + H]; f = lstm_z[zo + 2u * H]; o = lstm_z[zo + 3u * H];
+      }
+      let tc = tanh_accurate(lstm_c[so + BH]);
+      let dct = lstm_dc[idx] + dh * o * (1.0 - tc * tc);
+      let di = dct * a * i * (1.0 - i);
+      let da = dct * i * (1.0 - a * a);
+      let df = dct * lstm_c[so] * f * (1.0 - f);
+      let dO = dh * tc * o * (1.0 - o);
+      lstm_dz[zo] = di; lstm_dz[zo + H] = da; lstm_dz[zo + 2u * H] = df; lstm_dz[zo + 3u * H] = dO;
+      let co = n * 4u * H + j;
+      lstm_next_a[co] = di; lstm_next_a[co + H] = da; lstm_next_a[co + 2u * H] = df; lstm_next_a[co + 3u * H] = dO;
+      lstm_dc[idx] = dct * f;
+    }
+  }
+}

@@ -17,6 +17,9 @@
 
 override WG: u32 = 64u;
 override GATES_IN_DZ: bool = false; // lstm_bwd: the gates are in dz (dz and z are one buffer) and are overwritten by their gradients
+override COPY_NEXT_A: bool = false; // lstm_fwd, lstm_bwd: also write this step's h_t [B, H] (or dz_t [B, 4H]) to next_a,
+                                    // the A of the next step's matmul with the cell as its epilogue (lstm_fwd_step,
+                                    // lstm_bwd_step in shaders/matmul_subgroup.wgsl)
 
 struct Params {
   B: u32, H: u32,
@@ -42,6 +45,7 @@ struct Params {
 @group(0) @binding(14) var<storage, read> w: array<f32>;         // fused forward: the layer's weights
 @group(0) @binding(15) var<storage, read> wt: array<f32>;        // fused backward: W_hᵀ [G·H, H]
 @group(0) @binding(16) var<storage, read_write> wt_out: array<f32>;
+@group(0) @binding(17) var<storage, read_write> next_a: array<f32>;
 
 // Fused steps (matmul + cell in one dispatch). As in shaders/matmul.wgsl, lanes run along the hidden
 // unit j (the weight loads are the only per-lane loads, contiguous), and each invocation also owns TM
@@ -82,7 +86,9 @@ fn lstm_fwd(@builtin(global_invocation_id) gid: vec3u) {
   z[zo + 3u * H] = o;
   let c = f * cp + i * a;
   cs[so + BH] = c;
-  hs[so + BH] = o * tanh_accurate(c);
+  let h = o * tanh_accurate(c);
+  hs[so + BH] = h;
+  if (COPY_NEXT_A) { next_a[idx] = h; }
 }
 
 @compute @workgroup_size(WG)
@@ -111,6 +117,10 @@ fn lstm_bwd(@builtin(global_invocation_id) gid: vec3u) {
   dz[zo + 2u * H] = dct * cs[so] * f * (1.0 - f);
   dz[zo + 3u * H] = dh * tc * o * (1.0 - o);
   dc[idx] = dct * f;
+  if (COPY_NEXT_A) {
+    let co = n * 4u * H + j;
+    next_a[co] = dz[zo]; next_a[co + H] = dz[zo + H]; next_a[co + 2u * H] = dz[zo + 2u * H]; next_a[co + 3u * H] = dz[zo + 3u * H];
+  }
 }
 
 // Fused forward step t > 0 (or given state): z[t] += h_{t-1}·W_h, then the cell, in one dispatch.
@@ -214,6 +224,21 @@ fn transpose_wh(@builtin(global_invocation_id) gid: vec3u) {
   let k = idx / H;
   let j = idx - k * H;
   wt_out[idx] = w[params.wOff + j * GH + k];
+}
+
+// wt_out[k·4H + 4j + g] = W_h[k, g·H + j] (W_h = w from wOff, [H, 4H]): W_h with each unit's 4 gate
+// columns side by side, so that one invocation of lstm_fwd_step (shaders/matmul_subgroup.wgsl) owns them.
+@compute @workgroup_size(WG)
+fn interleave_wh(@builtin(global_invocation_id) gid: vec3u) {
+  let H = params.H;
+  let GH = 4u * H;
+  let idx = gid.x;
+  if (idx >= GH * H) { return; }
+  let k = idx / GH;
+  let col = idx - k * GH;
+  let j = col / 4u;
+  let g = col - 4u * j;
+  wt_out[idx] = w[params.wOff + k * GH + g * H + j];
 }
 
 // ----------------------------------------------------------------------------------------- GRU

@@ -4,7 +4,8 @@ import { expectClose, gradCheck, dot, randomArray, relError, rng } from './suppo
 import {
   GATES, layerBackwardRef, layerForwardRef, stackBackwardRef, stackForwardRef, type Cell, type StackParams,
 } from './ref/recurrent.js';
-import { prepareRecurrentLayer, prepareRecurrentStack, releaseRecurrent, recurrentInit } from '../src/kernels/recurrent.js';
+import { prepareRecurrentLayer, prepareRecurrentStack, releaseRecurrent, recurrentInit, type RecurrentLayer } from '../src/kernels/recurrent.js';
+import { hasMatmulEpilogues } from '../src/kernels/matmul.js';
 import { runDispatches } from '../src/gpu/dispatch.js';
 import type { GpuContext } from '../src/gpu/context.js';
 
@@ -15,6 +16,8 @@ interface Case {
   initialState?: 'zeros' | 'given';
   dropout?: boolean;
   fused?: boolean;
+  /** LSTM: the cell as the recurrent matmul's epilogue (default true where the adapter has subgroups). */
+  cellInMatmul?: boolean;
   /** As the nets run it (recurrentStack in src/graph/ops.ts): each layer's gate gradients dz written over its gates z. */
   gatesInPlace?: boolean;
   /** dx of the bottom layer (default true; the nets, fed with data, ask for none). */
@@ -54,7 +57,7 @@ async function check(ctx: GpuContext, c: Case): Promise<void> {
   const dy = randomArray(c.gradFrom === 'last' ? B * Htop : T * B * Htop, rand);
   const inputGrad = c.inputGrad ?? true;
   const tag = `${cell} ×${L} T=${T} B=${B} I=${I} H=${hidden.join(',')} ${c.gradFrom ?? 'all'}${given ? ' h0' : ''}${c.dropout ? ' dropout' : ''}` +
-    `${c.fused ? ' fused' : ''}${c.gatesInPlace ? ' dz-over-z' : ''}${inputGrad ? '' : ' no-dx'} seed=${c.seed}`;
+    `${c.fused ? ' fused' : ''}${c.cellInMatmul === false ? ' matmul+cell' : ''}${c.gatesInPlace ? ' dz-over-z' : ''}${inputGrad ? '' : ' no-dx'} seed=${c.seed}`;
 
   const xb = ctx.upload(x);
   const pb = params.map((p) => ({ w: ctx.upload(Float32Array.from(p.w)), b: ctx.upload(Float32Array.from(p.b)) }));
@@ -62,7 +65,7 @@ async function check(ctx: GpuContext, c: Case): Promise<void> {
   const gates = c.gatesInPlace ? hidden.map((H) => ctx.storage(T * B * GATES[cell] * H * 4, `gates and their gradients, H=${H}`)) : [];
   const mb = masks?.map((m) => ctx.upload(m));
   const stack = prepareRecurrentStack(ctx, {
-    cell, T, B, I, hidden, gradFrom: c.gradFrom, initialState: c.initialState, dropout: c.dropout, fused: c.fused, inputGrad,
+    cell, T, B, I, hidden, gradFrom: c.gradFrom, initialState: c.initialState, dropout: c.dropout, fused: c.fused, cellInMatmul: c.cellInMatmul, inputGrad,
   }, { x: xb, params: pb.map((p, l) => (c.gatesInPlace ? { ...p, z: gates[l], dz: gates[l] } : p)), masks: mb });
   if (c.gatesInPlace) for (const layer of stack.layers) expect(layer.dz, `${tag}: dz shares z's buffer`).to.equal(layer.z);
   for (const layer of stack.layers) {
@@ -140,6 +143,43 @@ describe('recurrent layers (shaders/recurrent.wgsl + matmul) against float64 BPT
     await check(ctx, { cell: 'lstm', T: 3, B: 13, I: 5, hidden: [70], gradFrom: 'all', fused: true, initialState: 'given', seed: 53 });
   });
 
+  it('LSTM with a matmul and a cell kernel per step (the cell not in the matmul\'s epilogue): odd shapes, given states, dropout, dz over z', async () => {
+    const [s5] = SHAPES;
+    await check(ctx, { cell: 'lstm', ...s5, hidden: [s5.H], gradFrom: 'all', cellInMatmul: false, seed: 60 });
+    await check(ctx, { cell: 'lstm', T: 7, B: 5, I: 9, hidden: [11, 6], initialState: 'given', dropout: true, gradFrom: 'all', gatesInPlace: true, cellInMatmul: false, seed: 61 });
+  });
+
+  it('LSTM steps with the cell in the matmul\'s epilogue give exactly the floats of matmul + cell kernel', async function () {
+    if (!hasMatmulEpilogues(ctx)) this.skip(); // the epilogues need the subgroup matmul
+    for (const [T, B, I, H, initialState, inPlace] of [[28, 100, 28, 128, 'zeros', true], [7, 5, 9, 11, 'given', false], [1, 3, 2, 5, 'given', true]] as const) {
+      const rand = rng(70 + T);
+      const G = 4, GH = G * H;
+      const x = ctx.upload(randomArray(T * B * I, rand));
+      const w = ctx.upload(randomArray((I + H) * GH, rand, 1.5 / Math.sqrt(I + H)));
+      const b = ctx.upload(randomArray(GH, rand, 0.5));
+      const dy = ctx.upload(randomArray(T * B * H, rand));
+      const h0 = randomArray(B * H, rand), c0 = randomArray(B * H, rand);
+      const results: Float32Array[][] = [];
+      for (const cellInMatmul of [false, true]) {
+        const gates = ctx.storage(T * B * GH * 4);
+        const l: RecurrentLayer = prepareRecurrentLayer(ctx, { cell: 'lstm', T, B, I, H, initialState, cellInMatmul }, { x, w, b, dy, ...(inPlace ? { z: gates, dz: gates } : {}) });
+        for (const buf of [l.h, l.c!, l.z, l.dz, l.dh, l.dc!, l.dw, l.db, l.dx!]) ctx.poison(buf);
+        if (initialState === 'given') { ctx.write(l.h, h0); ctx.write(l.c!, c0); }
+        await runDispatches(ctx, [...l.forward, ...l.backward]);
+        const n = (T + 1) * B * H;
+        results.push([await ctx.readF32(l.h, n), await ctx.readF32(l.c!, n), await ctx.readF32(l.dw, (I + H) * GH), await ctx.readF32(l.db, GH),
+          await ctx.readF32(l.dx!, T * B * I), await ctx.readF32(l.dh, B * H), await ctx.readF32(l.dc!, B * H)]);
+        releaseRecurrent(ctx, l);
+        ctx.release(gates);
+      }
+      ['h', 'c', 'dw', 'db', 'dx', 'dh0', 'dc0'].forEach((what, k) => {
+        if (what === 'dh0' && initialState === 'zeros') return; // dh holds dL/dh0 only for a given state
+        expect(Array.from(results[1][k]), `T=${T} B=${B} I=${I} H=${H} ${initialState}: ${what}`).to.deep.equal(Array.from(results[0][k]));
+      });
+      for (const buf of [x, w, b, dy]) ctx.release(buf);
+    }
+  });
+
   for (const cell of ['gru', 'rnn'] as Cell[]) {
     it(`${cell.toUpperCase()} forward and backward, 1 and 2 layers, many-to-many and many-to-one`, async () => {
       let seed = cell === 'gru' ? 100 : 200;
@@ -189,13 +229,13 @@ describe('recurrent layers (shaders/recurrent.wgsl + matmul) against float64 BPT
     console.log(`      gru T=28 B=100 I=28 H=128 many-to-many: ${seconds(t0, cpu0)}`);
   });
 
-  it('dispatches per forward+backward: 2T per direction plus a constant (LSTM, RNN), 4T for GRU, T for fused LSTM', () => {
+  it('dispatches per forward+backward: 2T per direction plus a constant (LSTM, RNN), 4T for GRU, T for fused LSTM and LSTM with the cell in the matmul', () => {
     const x = ctx.storage(28 * 3 * 28 * 4);
     const counts: string[] = [];
     for (const cell of ['lstm', 'rnn', 'gru'] as Cell[]) {
       for (const T of [5, 28]) {
         for (const initialState of ['zeros', 'given'] as const) {
-          const layer = prepareRecurrentLayer(ctx, { cell, T, B: 3, I: 28, H: 16, initialState }, { x });
+          const layer = prepareRecurrentLayer(ctx, { cell, T, B: 3, I: 28, H: 16, initialState, cellInMatmul: false }, { x });
           const z = initialState === 'zeros' ? 1 : 0;
           // forward: input projection + per step (recurrent matmul, cell) − the skipped step-0 matmul(s)
           // backward: per step (cell, matmul) − skipped step-0 matmul + dW_x, dW_h, db, dX
@@ -212,6 +252,15 @@ describe('recurrent layers (shaders/recurrent.wgsl + matmul) against float64 BPT
             expect(fl.backward.length, `fused T=${T} ${initialState} backward`).to.equal(1 + T + (1 - z) + 4);
             counts.push(`lstm fused T=${T} ${initialState}: ${fl.forward.length}+${fl.backward.length}`);
             releaseRecurrent(ctx, fl);
+            // cell in the matmul (the default where the adapter has subgroups): one dispatch per step; forward
+            // also interleaves W_h's gate columns once; step 0 is a cell kernel (with its matmul for a given
+            // state), and dL/dh0 needs a matmul
+            const ml = prepareRecurrentLayer(ctx, { cell, T, B: 3, I: 28, H: 16, initialState }, { x });
+            const epi = hasMatmulEpilogues(ctx);
+            expect(ml.forward.length, `cell in matmul T=${T} ${initialState} forward`).to.equal(epi ? 2 + T + (1 - z) : fwd);
+            expect(ml.backward.length, `cell in matmul T=${T} ${initialState} backward`).to.equal(epi ? T + (1 - z) + 4 : bwd);
+            counts.push(`lstm cell in matmul T=${T} ${initialState}: ${ml.forward.length}+${ml.backward.length}`);
+            releaseRecurrent(ctx, ml);
           }
         }
       }

@@ -3,6 +3,8 @@
 // median of timed steps after warm-up.
 // Usage: node dist/tools/bench-lstm.js [--runs N] [--cell lstm|gru|rnn] [--layers L] [--T 28 --B 100 --I 28 --H 128]
 //        [--fused]       LSTM steps as one fused kernel (recurrent matmul + cell) instead of matmul + cell kernel
+//        [--cell-kernels] LSTM: a matmul and a cell kernel per step, not the cell as the matmul's epilogue (the
+//                        default where the adapter has subgroups)
 //        [--breakdown]   also time every dispatch in its own pass and sum by kind (slower; adds pass overhead)
 import { createNodeContext } from '../src/gpu/node.js';
 import { prepareRecurrentStack, recurrentInit, type RecurrentCell } from '../src/kernels/recurrent.js';
@@ -20,7 +22,8 @@ const flags = toolFlags(process.argv.slice(2), [
   { name: 'cell', kind: 'choice', choices: ['lstm', 'gru', 'rnn'], arg: 'lstm|gru|rnn', help: 'recurrent cell (default lstm)' },
   { name: 'breakdown', kind: 'bool', help: 'time each part of a step' },
   { name: 'fused', kind: 'bool', help: 'the fused step kernels instead of matmul + cell per step' },
-], 'usage: node dist/tools/bench-lstm.js [--runs N] [--T N] [--B N] [--I N] [--H N] [--layers N] [--cell lstm|gru|rnn] [--breakdown] [--fused]');
+  { name: 'cell-kernels', kind: 'bool', help: 'LSTM: a matmul and a cell kernel per step, not the cell in the matmul\'s epilogue' },
+], 'usage: node dist/tools/bench-lstm.js [--runs N] [--T N] [--B N] [--I N] [--H N] [--layers N] [--cell lstm|gru|rnn] [--breakdown] [--fused] [--cell-kernels]');
 const opt = (name: string, def: number): number => {
   const v = (flags.get(name) as number | undefined) ?? def;
   if (v < 1) failUsage(`--${name} ${v} must be at least 1: give --${name} 1 or more`);
@@ -31,10 +34,11 @@ const T = opt('T', 28), B = opt('B', 100), I = opt('I', 28), H = opt('H', 128), 
 const cell = ((flags.get('cell') as string | undefined) ?? 'lstm') as RecurrentCell;
 const breakdown = flags.get('breakdown') === true;
 const fused = flags.get('fused') === true;
+const cellInMatmul = flags.get('cell-kernels') !== true;
 
 const ctx = await createNodeContext();
 console.log(`adapter: ${ctx.adapterDescription}`);
-console.log(`${cell} ×${layers}: T=${T} B=${B} I=${I} H=${H}, many-to-one, ${fused ? 'fused steps' : 'matmul + cell per step'}, ${runs} timed steps`);
+console.log(`${cell} ×${layers}: T=${T} B=${B} I=${I} H=${H}, many-to-one, ${fused ? 'fused steps' : cellInMatmul && cell === 'lstm' ? 'the cell in the matmul where the adapter allows' : 'matmul + cell per step'}, ${runs} timed steps`);
 
 let seed = 1;
 const rand = () => {
@@ -48,7 +52,7 @@ const params = hidden.map((h, l) => {
   const p = recurrentInit(cell, l === 0 ? I : hidden[l - 1], h, rand);
   return { w: ctx.upload(p.w), b: ctx.upload(p.b) };
 });
-const stack = prepareRecurrentStack(ctx, { cell, T, B, I, hidden, gradFrom: 'last', inputGrad: false, fused }, { x, params });
+const stack = prepareRecurrentStack(ctx, { cell, T, B, I, hidden, gradFrom: 'last', inputGrad: false, fused, cellInMatmul }, { x, params });
 ctx.write(stack.dy, Float32Array.from({ length: B * H }, () => rand() - 0.5));
 await Promise.all([...stack.forward, ...stack.backward].map((d) => d.kernel.ready));
 console.log(`dispatches: forward ${stack.forward.length}, backward ${stack.backward.length}`);

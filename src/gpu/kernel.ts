@@ -153,11 +153,12 @@ export class Kernel {
 
   /**
    * Makes a uniform buffer for the shader's uniform struct from named values; the member
-   * offsets and types come from the shader, so the layout is written once, in WGSL.
+   * offsets and types come from the shader, so the layout is written once, in WGSL. `binding`
+   * names the uniform where an entry point has more than one (default: the first).
    */
-  params(values: Record<string, number>, label?: string): GPUBuffer {
-    const u = this.bindings.find((b) => b.kind === 'uniform');
-    if (!u) throw new GpuError(`${this.label} has no uniform binding`);
+  params(values: Record<string, number>, label?: string, binding?: string): GPUBuffer {
+    const u = this.bindings.find((b) => b.kind === 'uniform' && (binding === undefined || b.name === binding));
+    if (!u) throw new GpuError(`${this.label} has no uniform binding${binding === undefined ? '' : ` named ${binding}`}`);
     const struct = u.info.type as StructInfo;
     if (!struct.members) throw new GpuError(`${this.label}: uniform ${u.name} is not a struct`);
     const bytes = new ArrayBuffer(Math.max(16, Math.ceil(struct.size / 16) * 16));

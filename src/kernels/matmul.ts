@@ -2,6 +2,7 @@ import type { GpuContext } from '../gpu/context.js';
 import { ceilDiv, type Dispatch } from '../gpu/dispatch.js';
 import { checkPositive } from './checks.js';
 import { GpuError } from '../gpu/context.js';
+import type { Kernel, KernelConstants } from '../gpu/kernel.js';
 
 /** An activation fused into a kernel's epilogue. */
 export type Activation = 'none' | 'relu' | 'sigmoid' | 'tanh';
@@ -38,6 +39,25 @@ export interface MatmulSpec {
   label?: string;
   /** Use the portable kernel even where the adapter has subgroups (for tests and comparisons). */
   portable?: boolean;
+  /**
+   * Another entry point of shaders/matmul_subgroup.wgsl that computes the same tile and then does its
+   * own epilogue instead of storing C (e.g. lstm_bwd_step); only where `hasMatmulEpilogues`. Its bias,
+   * activation and accumulate options do not apply; `bind` gives its own buffers (C included, if it
+   * stores C), with the kernel at hand for its uniforms.
+   */
+  epilogue?: MatmulEpilogue;
+}
+
+/** See MatmulSpec.epilogue. */
+export interface MatmulEpilogue {
+  entry: string;
+  constants?: KernelConstants;
+  bind: (kernel: Kernel) => Record<string, GPUBuffer>;
+}
+
+/** Whether `matmul` takes an epilogue (MatmulSpec.epilogue): where it uses the subgroup kernel. */
+export function hasMatmulEpilogues(ctx: GpuContext): boolean {
+  return ctx.device.features.has('subgroups');
 }
 
 /** The buffers a matmul reads and writes. */
@@ -92,6 +112,7 @@ export function matmul(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers): 
   const bias = bufs.bias ?? ctx.dummyBuffer();
   const flops = 2 * M * N * K;
 
+  if (spec.epilogue && (spec.portable || !hasMatmulEpilogues(ctx))) throw new GpuError(`${name}: an epilogue (${spec.epilogue.entry}) needs the subgroup kernel`);
   if (ctx.device.features.has('subgroups') && !spec.portable) {
     // Each invocation owns 4 columns; narrow outputs get a narrow workgroup.
     const wg = Math.min(16, Math.max(4, nextPow2(Math.ceil(N / 4))));
@@ -106,8 +127,9 @@ export function matmul(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers): 
     const g = Math.min(8, wg, Math.max(4, sgMin));
     // Whole column quads of C: stored as vec4s.
     const vecC = N % 4 === 0 && p.ldc % 4 === 0 && p.offC % 4 === 0;
-    const kernel = ctx.kernel('matmul_subgroup.wgsl', vecC ? 'main_c4' : 'main', {
-      ...common,
+    const tiling = {
+      TRANS_A: transA,
+      TRANS_B: transB,
       BIAS_GRAD: !!spec.biasGrad,
       VEC_A: !transA && p.lda % 4 === 0 && p.offA % 4 === 0,
       VEC_AT: vecAT,
@@ -116,11 +138,18 @@ export function matmul(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers): 
       WG: wg,
       TM: tm,
       G: g,
-    });
+    };
+    const workgroups: [number, number, number] = [ceilDiv(N, 4 * wg), ceilDiv(M, tm), 1];
+    if (spec.epilogue) {
+      const kernel = ctx.kernel('matmul_subgroup.wgsl', spec.epilogue.entry, { ...tiling, ...spec.epilogue.constants });
+      const bindGroup = kernel.bind({ params: kernel.params({ ...p, offDbias: 0 }, undefined, 'params'), A: bufs.a, B: bufs.b, A4: bufs.a, B4: bufs.b, ...spec.epilogue.bind(kernel) }, label);
+      return { kernel, bindGroup, workgroups, label, flops };
+    }
+    const kernel = ctx.kernel('matmul_subgroup.wgsl', vecC ? 'main_c4' : 'main', { ...common, ...tiling });
     const out: Record<string, GPUBuffer> = vecC ? { C4: bufs.c } : { C: bufs.c };
     out.dbias = spec.biasGrad ? bufs.dbias! : ctx.dummyBuffer(1);
     const bindGroup = kernel.bind({ params: kernel.params({ ...p, offDbias: spec.offDbias ?? 0 }), A: bufs.a, B: bufs.b, A4: bufs.a, B4: bufs.b, bias, ...out }, label);
-    return { kernel, bindGroup, workgroups: [ceilDiv(N, 4 * wg), ceilDiv(M, tm), 1], label, flops: flops + (spec.biasGrad ? K * N : 0) };
+    return { kernel, bindGroup, workgroups, label, flops: flops + (spec.biasGrad ? K * N : 0) };
   }
 
   const wg = Math.min(64, ctx.limits.maxComputeInvocationsPerWorkgroup);

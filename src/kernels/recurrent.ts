@@ -10,7 +10,10 @@
 //             needs r first: matmul, gates kernel, matmul of r⊙h, cell kernel). Option `fused` (LSTM):
 //             one kernel per step doing both the recurrent matmul and the cell (T + 1 dispatches).
 //   backward: per step one fused cell-backward kernel (dz_t, and dc_{t-1} for LSTM) and one matmul
-//             dh_{t-1} = dz_t·W_hᵀ (GRU: kernel, matmul, kernel, matmul); then over all steps at once:
+//             dh_{t-1} = dz_t·W_hᵀ (GRU: kernel, matmul, kernel, matmul). LSTM where the matmul takes
+//             epilogues (option `cellInMatmul`): the cell backward of step t-1 is that matmul's epilogue,
+//             so a step is ONE dispatch (T per direction, plus dL/dh0's matmul for a given state). Then
+//             over all steps at once:
 //             dW_x = xᵀ·dZ and dW_h = h_{prev}ᵀ·dZ (GRU: its r|u columns from h_{prev}, its candidate
 //             columns from r⊙h_{prev}), db = column sums of dZ (reduce.ts' columnSum: 1 dispatch for
 //             T·B rows up to its block size, more above), dX = dZ·W_xᵀ (one matmul each).
@@ -32,7 +35,7 @@ import type { GpuContext } from '../gpu/context.js';
 import { GpuError } from '../gpu/context.js';
 import { ceilDiv, type Dispatch } from '../gpu/dispatch.js';
 import type { Kernel } from '../gpu/kernel.js';
-import { matmul } from './matmul.js';
+import { hasMatmulEpilogues, matmul } from './matmul.js';
 import { columnSum } from './reduce.js';
 import { checkPositive } from './checks.js';
 
@@ -65,6 +68,10 @@ export interface RecurrentLayerSpec {
    *  dispatch (T + const per direction); the backward first transposes W_h once into a [4H, H] buffer.
    *  Default false: on lavapipe it measured slower than matmul + cell (tools/bench-lstm.ts --fused). */
   fused?: boolean;
+  /** LSTM, unfused: run each step's cell backward as the epilogue of the matmul dz_{t+1}·W_hᵀ
+   *  (lstm_bwd_step in shaders/matmul_subgroup.wgsl), one dispatch per step instead of two, with the
+   *  same arithmetic. Default true; it takes effect only where the adapter has subgroups (else off). */
+  cellInMatmul?: boolean;
   label?: string;
 }
 
@@ -194,6 +201,7 @@ export function prepareRecurrentLayer(ctx: GpuContext, specIn: RecurrentLayerSpe
     inputGrad: specIn.inputGrad ?? true,
     accumulateGrads: specIn.accumulateGrads ?? false,
     fused: (specIn.fused ?? false) && cell === 'lstm',
+    cellInMatmul: (specIn.cellInMatmul ?? true) && cell === 'lstm' && !specIn.fused && hasMatmulEpilogues(ctx),
     label: name,
   } as const;
   const GH = G * H, BH = B * H, TB = T * B;
@@ -226,15 +234,20 @@ export function prepareRecurrentLayer(ctx: GpuContext, specIn: RecurrentLayerSpe
   const dc = cell === 'lstm' ? alloc(BH, 'dc') : undefined;
   const drh = cell === 'gru' ? alloc(BH, 'drh') : undefined;
   const wt = spec.fused ? alloc(GH * H, 'W_hᵀ') : undefined;
+  // cellInMatmul: W_h with each unit's gate columns side by side (the forward steps' B operand), and
+  // step t's h_t (forward) or dz_t (backward) again in [B, G·H] buffers taking turns (t % 2): the next
+  // step's matmul reads it while writing h or dz (WebGPU refuses one buffer bound read-only and writable).
+  const whi = spec.cellInMatmul ? alloc(GH * H, 'W_h interleaved') : undefined;
+  const nextA = spec.cellInMatmul ? [alloc(B * GH, 'next step operand 0'), alloc(B * GH, 'next step operand 1')] : undefined;
   const dummy = ctx.dummyBuffer();
 
   const wg = elementwiseWG(ctx);
   const cellBufs = {
     z, hs: h, cs: c ?? dummy, rh: rh ?? dummy, dy, dhr: dh, dc: dc ?? dummy, dz, drh: drh ?? dummy,
-    w, wt: wt ?? dummy, wt_out: wt ?? dummy,
+    w, wt: wt ?? dummy, wt_out: wt ?? whi ?? dummy, next_a: ctx.dummyBuffer(2),
   };
   type StepFlags = { zeroPrev?: boolean; hasDy?: boolean; hasRec?: boolean; dyOff?: number };
-  const kernelStep = (entry: string, t: number, f: StepFlags, constants: Record<string, number>, workgroups: [number, number, number], flops: number, paramB = B): Dispatch => {
+  const kernelStep = (entry: string, t: number, f: StepFlags, constants: Record<string, number | boolean>, workgroups: [number, number, number], flops: number, paramB = B): Dispatch => {
     const kernel = ctx.kernel('recurrent.wgsl', entry, { WG: wg, ...(inPlace && entry === 'lstm_bwd' ? { GATES_IN_DZ: true } : {}), ...constants });
     const label = `${name} ${entry}${t >= 0 ? ` t=${t}` : ''}`;
     const params = kernel.params({
@@ -243,12 +256,47 @@ export function prepareRecurrentLayer(ctx: GpuContext, specIn: RecurrentLayerSpe
       forgetBias: spec.forgetBias, wOff: I * GH,
     }, label);
     // In place, the backward reads the gates through dz; z gets a stand-in (a buffer may not be bound twice for writing).
-    const bound = inPlace && entry.endsWith('_bwd') ? { ...cellBufs, z: dummy } : cellBufs;
+    const bound = {
+      ...cellBufs,
+      ...(inPlace && entry.endsWith('_bwd') ? { z: dummy } : {}),
+      ...(constants.COPY_NEXT_A ? { next_a: nextA![t % 2] } : {}),
+    };
     return { kernel, bindGroup: bindUsed(kernel, { params, ...bound }, label), workgroups, label, flops };
   };
   /** An elementwise cell kernel: one invocation per (n, j). */
-  const cellStep = (entry: string, t: number, f: StepFlags): Dispatch =>
-    kernelStep(entry, t, f, {}, workgroups1d(ctx, `${name} ${entry}`, BH, wg), 10 * BH * G);
+  const cellStep = (entry: string, t: number, f: StepFlags, constants: Record<string, boolean> = {}): Dispatch =>
+    kernelStep(entry, t, f, constants, workgroups1d(ctx, `${name} ${entry}`, BH, wg), 10 * BH * G);
+  /** cellInMatmul: z_t += h_{t-1}·W_h and the cell of step t, in one dispatch. */
+  const matmulCellForward = (t: number): Dispatch => {
+    const label = `${name} h·W_h+lstm_fwd t=${t}`;
+    const step = matmul(ctx, {
+      M: B, N: GH, K: H, label,
+      epilogue: {
+        entry: 'lstm_fwd_step',
+        bind: (kernel) => ({
+          lstm: kernel.params({ B, H, t, hasDy: 0, dyOff: 0, forgetBias: spec.forgetBias }, label, 'lstm'),
+          lstm_z: z, lstm_c: c!, lstm_h: h, lstm_next_a: nextA![t % 2],
+        }),
+      },
+    }, { a: nextA![(t - 1) % 2], b: whi!, c: z });
+    return { ...step, flops: (step.flops ?? 0) + 10 * BH * G };
+  };
+  /** cellInMatmul: dh_t = dz_{t+1}·W_hᵀ and the cell backward of step t, in one dispatch. */
+  const matmulCellStep = (t: number, f: StepFlags): Dispatch => {
+    const label = `${name} dz·W_hᵀ+lstm_bwd t=${t}`;
+    const step = matmul(ctx, {
+      M: B, N: H, K: GH, transB: true, offB: I * GH, label,
+      epilogue: {
+        entry: 'lstm_bwd_step',
+        constants: { LSTM_GATES_IN_DZ: inPlace },
+        bind: (kernel) => ({
+          lstm: kernel.params({ B, H, t, hasDy: f.hasDy ? 1 : 0, dyOff: f.dyOff ?? 0, forgetBias: spec.forgetBias }, label, 'lstm'),
+          lstm_z: inPlace ? dummy : z, lstm_dz: dz, lstm_c: c!, lstm_dy: dy, lstm_dc: dc!, lstm_next_a: nextA![t % 2],
+        }),
+      },
+    }, { a: nextA![(t + 1) % 2], b: w, c: dh });
+    return { ...step, flops: (step.flops ?? 0) + 10 * BH * G };
+  };
   /** A fused step: recurrent matmul (K = H forward, K = G·H backward) and the cell. */
   const fusedStep = (entry: string, t: number, f: StepFlags, matmulFlops: number, rows: number): Dispatch =>
     kernelStep(entry, t, f, {}, [ceilDiv(H, wg), ceilDiv(B, rows), 1], matmulFlops + 10 * BH * G);
@@ -256,10 +304,18 @@ export function prepareRecurrentLayer(ctx: GpuContext, specIn: RecurrentLayerSpe
   // ---- forward
   const forward: Dispatch[] = [];
   forward.push(matmul(ctx, { M: TB, N: GH, K: I, offA: xOffset, label: `${name} x·W_x+b` }, { a: x, b: w, bias: b, c: z }));
+  if (spec.cellInMatmul && T > 1) forward.push(kernelStep('interleave_wh', -1, {}, {}, workgroups1d(ctx, `${name} interleave`, GH * H, wg), 0));
   for (let t = 0; t < T; t++) {
     const zeroPrev = t === 0 && spec.initialState === 'zeros';
     const rec = (label: string) => `${name} ${label} t=${t}`;
-    if (cell === 'gru') {
+    if (spec.cellInMatmul) {
+      // Step 0 as matmul (for a given state) and cell, the cell keeping h_0 for step 1's matmul.
+      if (t > 0) forward.push(matmulCellForward(t));
+      else {
+        if (!zeroPrev) forward.push(matmul(ctx, { M: B, N: GH, K: H, accumulate: true, offB: I * GH, label: rec('h·W_h') }, { a: h, b: w, c: z }));
+        forward.push(cellStep('lstm_fwd', t, { zeroPrev }, { COPY_NEXT_A: true }));
+      }
+    } else if (cell === 'gru') {
       if (!zeroPrev) {
         forward.push(matmul(ctx, { M: B, N: 2 * H, K: H, accumulate: true, offA: t * BH, offB: I * GH, ldb: GH, offC: t * B * GH, ldc: GH, label: rec('h·W_h[r|u]') }, { a: h, b: w, c: z }));
       }
@@ -296,6 +352,12 @@ export function prepareRecurrentLayer(ctx: GpuContext, specIn: RecurrentLayerSpe
         backward.push(matmul(ctx, { M: B, N: H, K: H, transB: true, offA: t * B * GH + 2 * H, lda: GH, offB: I * GH + 2 * H, ldb: GH, label: rec('dz_c·W_hcᵀ') }, { a: dz, b: w, c: drh! }));
         backward.push(cellStep('gru_bwd_b', t, f));
         backward.push(matmul(ctx, { M: B, N: H, K: 2 * H, transB: true, accumulate: true, offA: t * B * GH, lda: GH, offB: I * GH, ldb: GH, label: rec('dz[r|u]·W_h[r|u]ᵀ') }, { a: dz, b: w, c: dh }));
+      }
+    } else if (spec.cellInMatmul) {
+      // The last step's cell alone; each earlier step t with the matmul that brings dh_t from step t+1.
+      backward.push(t === T - 1 ? cellStep('lstm_bwd', t, f, { COPY_NEXT_A: true }) : matmulCellStep(t, f));
+      if (t === 0 && !zeroPrev) {
+        backward.push(matmul(ctx, { M: B, N: H, K: GH, transB: true, offB: I * GH, label: rec('dz·W_hᵀ') }, { a: dz, b: w, c: dh }));
       }
     } else if (spec.fused) {
       // dh_t = dz[t+1]·W_hᵀ inside the step; dL/dh0 (given initial state) by one matmul after the loop
@@ -350,6 +412,7 @@ export interface RecurrentStackSpec {
   dropout?: boolean;
   /** As in RecurrentLayerSpec (LSTM). */
   fused?: boolean;
+  cellInMatmul?: boolean;
   label?: string;
 }
 
@@ -426,6 +489,7 @@ export function prepareRecurrentStack(ctx: GpuContext, spec: RecurrentStackSpec,
       inputGrad: l === 0 ? (spec.inputGrad ?? true) : true,
       accumulateGrads: spec.accumulateGrads,
       fused: spec.fused,
+      cellInMatmul: spec.cellInMatmul,
       label: `${name} layer ${l}`,
     }, {
       x, xOffset, ...p,
