@@ -24,7 +24,7 @@
 // - per-op GPU ms: one timed pass per op (Trainer.profile's layout, paced the same way), median of
 //   min(steps, 10) steps.
 // - roofline: (FLOPs per step / GPU time) / peak, the peak from shaders/fma_peak.wgsl.
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, platform, release } from 'node:os';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -397,7 +397,9 @@ const md = [
   '## Engine ops by GPU time (its median round)', '',
   ...engine.flatMap((e) => [`### ${e.net}`, '', `GPU time of the step in one pass: ${e.gpuMs.toFixed(2)} ms; the ops in one timed pass each: ${e.opSumMs.toFixed(2)} ms in all.`, '', table(['op', 'GPU ms', 'share', 'dispatches'], e.topOps.slice(0, 12).map((o) => [o.label, o.ms.toFixed(3), `${(100 * o.share).toFixed(1)}%`, String(o.dispatches)])), '']),
 ].filter((l, i, a) => !(l === '' && a[i - 1] === ''));
-writeFileSync(outFile, md.join('\n') + '\n');
+// Hand-written sections of the old report (from '## Real GPU check' on) are kept at its end.
+const kept = existsSync(outFile) ? readFileSync(outFile, 'utf8').split(/^(?=## Real GPU check)/m).slice(1).join('') : '';
+writeFileSync(outFile, md.join('\n') + '\n' + (kept ? `\n${kept.trimEnd()}\n` : ''));
 
 console.log(`\nadapter: ${ctx.adapterDescription}\nmachine: ${machine}\nFMA peak: ${peak.gflops.toFixed(1)} GFLOPS (${peak.entry})\n`);
 console.log(table(header, rows));
