@@ -7,7 +7,7 @@
 // Every line has "figure" and "adapter"; a figure that fails is a line with "error".
 // Usage: node dist/tools/gpu-check-run.js --part adapter|matmul|nets [flags]
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createNodeContext } from '../src/gpu/node.js';
 import type { GpuContext } from '../src/gpu/context.js';
@@ -62,12 +62,23 @@ const share = (gflops: number) => (peakGflops && peakGflops > 0 ? gflops / peakG
 
 // --- adapter: description and FMA peak ------------------------------------------------------------
 
+/** The Vulkan loader and driver libraries this process has loaded (Linux: /proc/self/maps), to show which were used. */
+function vulkanLibraries(): string[] {
+  try {
+    const paths = readFileSync('/proc/self/maps', 'utf8').split('\n').map((l) => l.slice(l.indexOf('/'))).filter((p) => p.startsWith('/') && /vulkan|nvidia|lvp/i.test(p.slice(p.lastIndexOf('/'))));
+    return [...new Set(paths)];
+  } catch {
+    return [];
+  }
+}
+
 async function adapterPart(ctx: GpuContext): Promise<void> {
   const info = (ctx.device as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
   emit('adapter', {
     description: ctx.adapterDescription, vendor: info?.vendor ?? '', architecture: info?.architecture ?? '', device: info?.device ?? '',
     timestamps: ctx.hasTimestamps, subgroups: ctx.device.features.has('subgroups'),
     max_storage_binding_mib: ctx.limits.maxStorageBufferBindingSize / 2 ** 20, max_buffer_mib: ctx.limits.maxBufferSize / 2 ** 20,
+    vulkan_libraries: vulkanLibraries(),
   });
   if (!ctx.hasTimestamps) throw new Error('the adapter has no timestamp-query feature: GPU times cannot be measured');
   let best = { gflops: 0, entry: '', ms: 0, groups: 0 };
