@@ -99,14 +99,23 @@ for lib in libstdc++.so.6 libgcc_s.so.1; do
   [ -n "$path" ] && cp -L "$path" "$app/lib/fallback/$lib"
 done
 
+# Node compresses slowly (minutes on a busy machine): the last bundle's node.xz is kept when it
+# holds this same binary (its sha256 is in the last MANIFEST.txt).
+node_sha=$(sha256sum "$node_bin" | cut -d' ' -f1)
+if [ -f "$out/node.xz" ] && grep -qx "node binary sha256 $node_sha" "$out/MANIFEST.txt" 2>/dev/null; then
+  mv "$out/node.xz" "$stage/node.xz"
+else
+  xz -9 -T0 -c "$node_bin" > "$stage/node.xz"
+fi
 rm -rf "$out"
 mkdir -p "$out"
-xz -9 -T0 -c "$node_bin" > "$out/node.xz"
+mv "$stage/node.xz" "$out/node.xz"
 tar -C "$stage" -cf - app | xz -9e -T0 > "$out/app.tar.xz"
 
 {
   echo "webgpu-train GPU check bundle, built $(date -u +%Y-%m-%dT%H:%M:%SZ) from commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with local changes)')"
   echo "node $(node -v) ($node_bin, $(stat -c %s "$node_bin") bytes before xz)"
+  echo "node binary sha256 $node_sha"
   echo "webgpu $(node -p "require('./node_modules/webgpu/package.json').version"), dawn.node $(stat -c %s "$dawn") bytes"
   echo "tfjs $(node -p "require('./node_modules/@tensorflow/tfjs/package.json').version"), tfjs-backend-webgpu $(node -p "require('./node_modules/@tensorflow/tfjs-backend-webgpu/package.json').version")"
   echo "MNIST: the first $train_images training and $test_images test images"
