@@ -24,7 +24,7 @@
 // - per-op GPU ms: one timed pass per op (Trainer.profile's layout, paced the same way), median of
 //   min(steps, 10) steps.
 // - roofline: (FLOPs per step / GPU time) / peak, the peak from shaders/fma_peak.wgsl.
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, platform, release } from 'node:os';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +32,7 @@ import { createNodeContext } from '../src/gpu/node.js';
 import type { GpuContext } from '../src/gpu/context.js';
 import { BufferUsage, MapMode } from '../src/gpu/flags.js';
 import { PassTimer } from '../src/gpu/profiler.js';
+import { measureFmaPeak, type Peak } from './fma-peak.js';
 import { ReadPacer } from '../src/gpu/pacer.js';
 import { Trainer } from '../src/nn/trainer.js';
 import { NET_DEFAULTS, builtinModel } from '../src/nn/models/builtin.js';
@@ -93,65 +94,6 @@ async function readAfter(buf: GPUBuffer, bytes: number, expectMs: number): Promi
   const out = buf.getMappedRange(0, bytes).slice(0);
   buf.unmap();
   return out;
-}
-
-// --- the adapter's FMA peak --------------------------------------------------------------------
-
-interface Peak {
-  gflops: number;
-  entry: string;
-  ms: number;
-}
-
-async function measurePeak(ctx: GpuContext): Promise<Peak> {
-  const WG = 64;
-  const groups = 512; // 32,768 invocations: enough to fill every lane of a software or real adapter
-  const out = ctx.storage(groups * WG * 4, 'fma peak out');
-  const timer = new PassTimer(ctx, 8);
-  let best: Peak = { gflops: 0, entry: '', ms: 0 };
-  // Entry point and vec4 FMAs per loop round (chains x unrolled copies, as in the shader).
-  for (const [entry, fmas] of [['peak2', 8], ['peak4', 16], ['peak8', 16]] as const) {
-    const kernel = ctx.kernel('fma_peak.wgsl', entry, { WG });
-    await kernel.ready;
-    const time = async (iters: number, runs: number, expectMs: number): Promise<number[]> => {
-      const params = kernel.params({ iters, a: 0.9999, b: 1e-4 }, 'fma peak params');
-      const bind = kernel.bind({ params, out });
-      timer.reset();
-      const enc = ctx.device.createCommandEncoder();
-      for (let r = 0; r < runs; r++) {
-        const pass = enc.beginComputePass(timer.pass(`${entry} ${r}`));
-        pass.setPipeline(kernel.pipeline);
-        pass.setBindGroup(0, bind);
-        pass.dispatchWorkgroups(groups);
-        pass.end();
-      }
-      timer.resolve(enc);
-      ctx.device.queue.submit([enc.finish()]);
-      if (expectMs > 2) await sleep(expectMs * runs * 0.9);
-      const t = (await timer.read()).map((x) => x.ns / 1e6);
-      ctx.release(params);
-      return t;
-    };
-    // Grow the loop until one dispatch takes ≥ 40 ms of GPU time, then take the fastest of 5
-    // (a peak: the best the adapter showed; a shared machine only ever slows a run down).
-    let iters = 64;
-    await time(iters, 1, 0); // the first dispatch of a pipeline can carry one-time costs
-    let ms = (await time(iters, 1, 0))[0];
-    while (ms < 40 && iters < 1 << 22) {
-      const grow = Math.min(16, Math.max(2, Math.ceil(50 / Math.max(ms, 0.1))));
-      iters *= grow;
-      ms = (await time(iters, 1, ms * grow))[0];
-    }
-    ms = Math.min(...(await time(iters, 5, ms)));
-    const flops = groups * WG * iters * fmas * 4 * 2;
-    const gflops = flops / (ms * 1e6);
-    log(`fma peak ${entry}: ${iters} iterations, ${ms.toFixed(2)} ms, ${gflops.toFixed(1)} GFLOPS`);
-    if (gflops > best.gflops) best = { gflops, entry, ms };
-  }
-  timer.destroy();
-  ctx.release(out);
-  ctx.throwIfFailed('fma peak');
-  return best;
 }
 
 // --- the engine ----------------------------------------------------------------------------------
@@ -339,7 +281,7 @@ if (!ctx.hasTimestamps) {
 }
 countDeviceCalls(ctx);
 log(`adapter: ${ctx.adapterDescription}`);
-const peak = await measurePeak(ctx);
+const peak = await measureFmaPeak(ctx, log);
 type PeerBackend = 'webgpu' | 'wasm';
 interface Round {
   engine: Map<BenchNet, EngineResult>;
@@ -455,7 +397,9 @@ const md = [
   '## Engine ops by GPU time (its median round)', '',
   ...engine.flatMap((e) => [`### ${e.net}`, '', `GPU time of the step in one pass: ${e.gpuMs.toFixed(2)} ms; the ops in one timed pass each: ${e.opSumMs.toFixed(2)} ms in all.`, '', table(['op', 'GPU ms', 'share', 'dispatches'], e.topOps.slice(0, 12).map((o) => [o.label, o.ms.toFixed(3), `${(100 * o.share).toFixed(1)}%`, String(o.dispatches)])), '']),
 ].filter((l, i, a) => !(l === '' && a[i - 1] === ''));
-writeFileSync(outFile, md.join('\n') + '\n');
+// Hand-written sections of the old report (from '## Real GPU check' on) are kept at its end.
+const kept = existsSync(outFile) ? readFileSync(outFile, 'utf8').split(/^(?=## Real GPU check)/m).slice(1).join('') : '';
+writeFileSync(outFile, md.join('\n') + '\n' + (kept ? `\n${kept.trimEnd()}\n` : ''));
 
 console.log(`\nadapter: ${ctx.adapterDescription}\nmachine: ${machine}\nFMA peak: ${peak.gflops.toFixed(1)} GFLOPS (${peak.entry})\n`);
 console.log(table(header, rows));
