@@ -2,6 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { loadMnist, type Split } from '../src/data/mnist.js';
 import type { NetKind } from '../src/nn/models/builtin.js';
+import type { GpuContext } from '../src/gpu/context.js';
+import { BufferUsage } from '../src/gpu/flags.js';
 
 /** The built-in nets the bench times against TensorFlow.js. */
 export type BenchNet = Extract<NetKind, 'mlp' | 'cnn' | 'rnn'>;
@@ -78,3 +80,35 @@ export interface PeerNetResult {
   error?: string;
 }
 export const PEER_RESULT = 'PEER_RESULT ';
+
+/**
+ * The GPU milliseconds of each of `steps` training steps encoded back to back in one submit, from
+ * timestamps of empty passes around each step; the host sleeps through `expectMs` before reading
+ * (so dawn.node does not poll meanwhile).
+ */
+export async function stepGpuTimes(ctx: GpuContext, graph: { encode(enc: GPUCommandEncoder): void }, steps: number, expectMs: number, label: string): Promise<number[]> {
+  const bytes = 16 * steps;
+  const qs = ctx.device.createQuerySet({ type: 'timestamp', count: 2 * steps, label: `${label} step timestamps` });
+  const resolveBuf = ctx.createBuffer(bytes, BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC, `${label} timestamps`);
+  const readBuf = ctx.createBuffer(bytes, BufferUsage.MAP_READ | BufferUsage.COPY_DST, `${label} timestamps readback`);
+  try {
+    const enc = ctx.device.createCommandEncoder();
+    for (let s = 0; s < steps; s++) {
+      enc.beginComputePass({ timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 2 * s } }).end();
+      graph.encode(enc);
+      enc.beginComputePass({ timestampWrites: { querySet: qs, endOfPassWriteIndex: 2 * s + 1 } }).end();
+    }
+    enc.resolveQuerySet(qs, 0, 2 * steps, resolveBuf, 0);
+    enc.copyBufferToBuffer(resolveBuf, 0, readBuf, 0, bytes);
+    ctx.device.queue.submit([enc.finish()]);
+    if (expectMs > 2) await sleep(expectMs * 0.9);
+    await ctx.mapRead(readBuf, 0, bytes, `${label}: reading the step timestamps`);
+    const ts = new BigInt64Array(readBuf.getMappedRange(0, bytes).slice(0));
+    readBuf.unmap();
+    return Array.from({ length: steps }, (_, s) => Number(ts[2 * s + 1] - ts[2 * s]) / 1e6);
+  } finally {
+    qs.destroy();
+    ctx.release(resolveBuf);
+    ctx.release(readBuf);
+  }
+}

@@ -38,7 +38,7 @@ import { Trainer } from '../src/nn/trainer.js';
 import { NET_DEFAULTS, builtinModel } from '../src/nn/models/builtin.js';
 import { trainLoop } from '../src/nn/loop.js';
 import { failUsage, toolFlags } from './tool-args.js';
-import { BENCH_NETS, NET_SETTINGS, PEER_RESULT, MAX_STEPS, batchIndex, measureMore, median, sleep, threadCpuMs, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
+import { BENCH_NETS, NET_SETTINGS, PEER_RESULT, MAX_STEPS, batchIndex, measureMore, median, sleep, stepGpuTimes, threadCpuMs, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
 
 const flags = toolFlags(process.argv.slice(2), [
   { name: 'nets', kind: 'string', arg: 'mlp,cnn,rnn', help: 'nets to measure, comma-separated (default all three)' },
@@ -85,15 +85,6 @@ function countDeviceCalls(ctx: GpuContext): void {
     counts.dispatches++;
     return dispatch.apply(this, a);
   };
-}
-
-/** Maps and reads a buffer after sleeping through `expectMs` (so dawn.node does not poll meanwhile). */
-async function readAfter(buf: GPUBuffer, bytes: number, expectMs: number): Promise<ArrayBuffer> {
-  if (expectMs > 2) await sleep(expectMs * 0.9);
-  await ctx.wait(() => buf.mapAsync(MapMode.READ, 0, bytes));
-  const out = buf.getMappedRange(0, bytes).slice(0);
-  buf.unmap();
-  return out;
 }
 
 // --- the engine ----------------------------------------------------------------------------------
@@ -168,24 +159,8 @@ async function benchEngine(ctx: GpuContext, net: BenchNet, data: ReturnType<type
     const pipeMs = (performance.now() - p0) / steps;
 
     // GPU time of the whole step: timestamps from empty passes around the step's one pass.
-    const qs = ctx.device.createQuerySet({ type: 'timestamp', count: 2 * steps, label: 'bench step timestamps' });
-    const resolveBuf = ctx.createBuffer(16 * steps, BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC, 'bench timestamps');
-    const readBuf = ctx.createBuffer(16 * steps, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'bench timestamps readback');
-    const enc = ctx.device.createCommandEncoder();
-    for (let s = 0; s < steps; s++) {
-      enc.beginComputePass({ timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 2 * s } }).end();
-      t.graph.encode(enc);
-      enc.beginComputePass({ timestampWrites: { querySet: qs, endOfPassWriteIndex: 2 * s + 1 } }).end();
-    }
-    enc.resolveQuerySet(qs, 0, 2 * steps, resolveBuf, 0);
-    enc.copyBufferToBuffer(resolveBuf, 0, readBuf, 0, 16 * steps);
-    ctx.device.queue.submit([enc.finish()]);
-    const ts = new BigInt64Array(await readAfter(readBuf, 16 * steps, pipeMs * steps));
-    const gpuTimes = Array.from({ length: steps }, (_, s) => Number(ts[2 * s + 1] - ts[2 * s]) / 1e6);
+    const gpuTimes = await stepGpuTimes(ctx, t.graph, steps, pipeMs * steps, 'bench');
     const gpuMs = median(gpuTimes);
-    qs.destroy();
-    ctx.release(resolveBuf);
-    ctx.release(readBuf);
 
     // Per-op GPU time: one timed pass per op, a read per step after sleeping through the step.
     const ops = t.graph.ops;

@@ -20,7 +20,7 @@ import { NET_DEFAULTS, NET_KINDS, builtinModel, type NetKind } from '../src/nn/m
 import { trainLoop } from '../src/nn/loop.js';
 import { failUsage, toolFlags } from './tool-args.js';
 import { measureFmaPeak } from './fma-peak.js';
-import { BENCH_NETS, MAX_STEPS, PEER_RESULT, batchIndex, measureMore, median, sleep, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
+import { BENCH_NETS, MAX_STEPS, PEER_RESULT, batchIndex, measureMore, median, sleep, stepGpuTimes, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
 
 const flags = toolFlags(process.argv.slice(2), [
   { name: 'part', kind: 'choice', choices: ['adapter', 'matmul', 'nets'], arg: 'adapter|matmul|nets', help: 'which part of the check to run' },
@@ -231,31 +231,7 @@ async function timeNet(ctx: GpuContext, net: NetKind, data: ReturnType<typeof tr
     const pipeMs = (performance.now() - p0) / steps;
     // GPU time of the step: timestamps from empty passes around it.
     let gpuMs = NaN;
-    if (ctx.hasTimestamps) {
-      const qs = ctx.device.createQuerySet({ type: 'timestamp', count: 2 * steps, label: 'check step timestamps' });
-      const resolveBuf = ctx.createBuffer(16 * steps, BufferUsage.QUERY_RESOLVE | BufferUsage.COPY_SRC, 'check timestamps');
-      const readBuf = ctx.createBuffer(16 * steps, BufferUsage.MAP_READ | BufferUsage.COPY_DST, 'check timestamps readback');
-      try {
-        const enc = ctx.device.createCommandEncoder();
-        for (let s = 0; s < steps; s++) {
-          enc.beginComputePass({ timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 2 * s } }).end();
-          t.graph.encode(enc);
-          enc.beginComputePass({ timestampWrites: { querySet: qs, endOfPassWriteIndex: 2 * s + 1 } }).end();
-        }
-        enc.resolveQuerySet(qs, 0, 2 * steps, resolveBuf, 0);
-        enc.copyBufferToBuffer(resolveBuf, 0, readBuf, 0, 16 * steps);
-        ctx.device.queue.submit([enc.finish()]);
-        if (pipeMs * steps > 2) await sleep(pipeMs * steps * 0.9);
-        await ctx.wait(() => readBuf.mapAsync(MapMode.READ, 0, 16 * steps));
-        const ts = new BigInt64Array(readBuf.getMappedRange(0, 16 * steps).slice(0));
-        readBuf.unmap();
-        gpuMs = median(Array.from({ length: steps }, (_, s) => Number(ts[2 * s + 1] - ts[2 * s]) / 1e6));
-      } finally {
-        qs.destroy();
-        ctx.release(resolveBuf);
-        ctx.release(readBuf);
-      }
-    }
+    if (ctx.hasTimestamps) gpuMs = median(await stepGpuTimes(ctx, t.graph, steps, pipeMs * steps, 'check'));
     ctx.throwIfFailed(`net ${net}`);
     const gflops = t.graph.flops / (gpuMs * 1e6);
     const res = { stepMs, examplesPerSec: (batch * 1000) / stepMs };
