@@ -8,7 +8,7 @@ export { type Dispatch, encodeDispatch, runDispatches } from './gpu/dispatch.js'
 export { BufferUsage, MapMode } from './gpu/flags.js';
 export { PassTimer, median, type PassTiming } from './gpu/profiler.js';
 export { chromeTrace, type TraceSpan } from './gpu/trace.js';
-export { matmul, type MatmulSpec, type MatmulBuffers, type Activation } from './kernels/matmul.js';
+export { matmul, type MatmulSpec, type MatmulBuffers, type MatmulEpilogue, type Activation } from './kernels/matmul.js';
 export { Graph, GraphError, type Node } from './graph/graph.js';
 export { OPS, opRule, lossOps, type OpRule, type OpNode, type GradientRule, type GradientRequest, type Lowered, type LowerEnv, type ShapeContext } from './graph/registry.js';
 export { Tensor } from './graph/tensor.js';

@@ -50,8 +50,11 @@ export interface MatmulSpec {
 
 /** See MatmulSpec.epilogue. */
 export interface MatmulEpilogue {
+  /** The entry point of shaders/matmul_subgroup.wgsl that runs instead of `main`. */
   entry: string;
+  /** Override constants of that entry point beyond the tile's own. */
   constants?: KernelConstants;
+  /** The epilogue's buffers by binding name, given the compiled kernel (for its uniforms). */
   bind: (kernel: Kernel) => Record<string, GPUBuffer>;
 }
 
