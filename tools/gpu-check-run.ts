@@ -20,7 +20,7 @@ import { NET_DEFAULTS, NET_KINDS, builtinModel, type NetKind } from '../src/nn/m
 import { trainLoop } from '../src/nn/loop.js';
 import { failUsage, toolFlags } from './tool-args.js';
 import { measureFmaPeak } from './fma-peak.js';
-import { BENCH_NETS, MAX_STEPS, PEER_RESULT, batchIndex, measureMore, median, sleep, stepGpuTimes, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
+import { BENCH_NETS, MAX_STEPS, PEER_RESULT, batchIndex, measureMore, median, opGpuTimes, sleep, stepGpuTimes, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
 
 const flags = toolFlags(process.argv.slice(2), [
   { name: 'part', kind: 'choice', choices: ['adapter', 'matmul', 'nets'], arg: 'adapter|matmul|nets', help: 'which part of the check to run' },
@@ -232,6 +232,8 @@ async function timeNet(ctx: GpuContext, net: NetKind, data: ReturnType<typeof tr
     // GPU time of the step: timestamps from empty passes around it.
     let gpuMs = NaN;
     if (ctx.hasTimestamps) gpuMs = median(await stepGpuTimes(ctx, t.graph, steps, pipeMs * steps, 'check'));
+    // Where the step's GPU time goes: the slowest ops, one timed pass each.
+    const top = ctx.hasTimestamps ? (await opGpuTimes(ctx, t.graph, Math.min(steps, 10))).ops.slice(0, 6) : [];
     ctx.throwIfFailed(`net ${net}`);
     const gflops = t.graph.flops / (gpuMs * 1e6);
     const res = { stepMs, examplesPerSec: (batch * 1000) / stepMs };
@@ -239,6 +241,7 @@ async function timeNet(ctx: GpuContext, net: NetKind, data: ReturnType<typeof tr
       net, batch, optimizer, step_ms: stepMs, examples_per_s: res.examplesPerSec, steps: times.length, pipelined_step_ms: pipeMs,
       gpu_step_ms: Number.isFinite(gpuMs) ? gpuMs : null, dispatches_per_step: t.graph.dispatchCount, mflop_per_step: t.graph.flops / 1e6,
       gflops: Number.isFinite(gflops) ? gflops : null, share_of_fma_peak: Number.isFinite(gflops) ? share(gflops) : null, loss,
+      top_ops: top.map((o) => ({ op: o.label, ms: sig(o.ms), share: sig(o.share), dispatches: o.dispatches })),
     });
     log(`${net}: ${stepMs.toFixed(2)} ms/step (finished), ${pipeMs.toFixed(2)} pipelined, GPU ${gpuMs.toFixed(2)} ms`);
     return res;

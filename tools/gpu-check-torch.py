@@ -16,8 +16,12 @@ writes each batch.
 Figures per net: step_ms, the median wall time of a step whose loss is read back (loss.item())
 before the next starts; pipelined_step_ms, the same steps back to back with one synchronize at the
 end; gpu_step_ms, CUDA events around the step, median.
+With --matmul, also fp32 products A·B (torch.mm, cuBLAS with TF32 off) at the given shapes: median
+ms and GFLOPS, the anchor for the engine's matmul figures.
 
 Usage: python3 tools/gpu-check-torch.py --data DIR [--nets mlp,cnn,rnn] [--steps N] [--warmup N] [--seconds S]
+                                        [--matmul MxKxN,...] [--device cuda|cpu]
+(--device cpu only tests this script where there is no GPU: no CUDA events, gpu_step_ms is null.)
 DIR holds MNIST's train-images-idx3-ubyte and train-labels-idx1-ubyte (raw or .gz).
 """
 import argparse
@@ -112,9 +116,13 @@ def median(xs):
     return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2
 
 
-def time_net(net, torch, x, y, steps, warmup, seconds):
+def synchronize(torch, dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_net(net, torch, dev, x, y, steps, warmup, seconds):
     batch, opt_name, lr = SETTINGS[net]
-    dev = torch.device("cuda")
     torch.manual_seed(1)
     model = build(net, torch).to(dev).train()
     opt = torch.optim.Adam(model.parameters(), lr=lr) if opt_name == "adam" else torch.optim.SGD(model.parameters(), lr=lr)
@@ -134,7 +142,7 @@ def time_net(net, torch, x, y, steps, warmup, seconds):
 
     for _ in range(warmup):
         step().item()
-    torch.cuda.synchronize()
+    synchronize(torch, dev)
     times, measured = [], 0.0
     loss = float("nan")
     while len(times) < steps or (measured < seconds * 1000 and len(times) < 2000):
@@ -149,7 +157,7 @@ def time_net(net, torch, x, y, steps, warmup, seconds):
     last.item()
     pipe_ms = (time.perf_counter() - t0) * 1000 / steps
     gpu = []
-    for _ in range(steps):
+    for _ in range(steps if dev.type == "cuda" else 0):
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         a.record()
         step()
@@ -160,8 +168,28 @@ def time_net(net, torch, x, y, steps, warmup, seconds):
     return {
         "figure": "torch_step", "net": net, "batch": batch, "optimizer": opt_name,
         "step_ms": round(step_ms, 4), "examples_per_s": round(batch * 1000 / step_ms, 1), "steps": len(times),
-        "pipelined_step_ms": round(pipe_ms, 4), "gpu_step_ms": round(median(gpu), 4), "loss": round(loss, 4),
+        "pipelined_step_ms": round(pipe_ms, 4), "gpu_step_ms": round(median(gpu), 4) if gpu else None, "loss": round(loss, 4),
     }
+
+
+def time_matmul(torch, dev, shape, runs):
+    """torch.mm of fp32 [M, K]·[K, N]: the median of `runs` timed products after two warm-ups."""
+    m, k, n = (int(d) for d in shape.split("x"))
+    gen = torch.Generator().manual_seed(1)
+    a = torch.rand(m, k, generator=gen).to(dev)
+    b = torch.rand(k, n, generator=gen).to(dev)
+    for _ in range(2):
+        torch.mm(a, b)
+    synchronize(torch, dev)
+    times = []
+    for _ in range(max(runs, 3)):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        synchronize(torch, dev)
+        times.append((time.perf_counter() - t0) * 1000)
+    ms = median(times)
+    return {"figure": "torch_matmul", "shape": shape, "median_ms": round(ms, 4), "runs": len(times),
+            "gflops": round(2 * m * k * n / ms / 1e6, 1)}
 
 
 def main():
@@ -171,6 +199,8 @@ def main():
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--seconds", type=float, default=2.0)
+    p.add_argument("--matmul", default="", help="MxKxN shapes, comma-separated, for torch.mm's GFLOPS")
+    p.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     a = p.parse_args()
     nets = a.nets.split(",")
     for n in nets:
@@ -180,12 +210,19 @@ def main():
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    device = torch.cuda.get_device_name(0)
+    dev = torch.device(a.device)
+    device = torch.cuda.get_device_name(0) if dev.type == "cuda" else "cpu"
     common = {"torch": torch.__version__, "cuda": torch.version.cuda, "cudnn_benchmark": torch.backends.cudnn.benchmark, "tf32": False, "device": device}
+    for shape in filter(None, a.matmul.split(",")):
+        try:
+            line = time_matmul(torch, dev, shape, a.steps)
+        except Exception as e:
+            line = {"figure": "torch_matmul", "shape": shape, "error": f"{type(e).__name__}: {e}".split("\n")[0]}
+        print(json.dumps({**line, **common}), flush=True)
     x, y = load_train(a.data)
     for net in nets:
         try:
-            line = time_net(net, torch, x, y, a.steps, a.warmup, a.seconds)
+            line = time_net(net, torch, dev, x, y, a.steps, a.warmup, a.seconds)
         except Exception as e:  # one net's failure is a line with "error"; the others still run
             line = {"figure": "torch_step", "net": net, "error": f"{type(e).__name__}: {e}".split("\n")[0]}
         print(json.dumps({**line, **common}), flush=True)

