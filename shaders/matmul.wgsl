@@ -24,6 +24,9 @@ struct Params {
   M: u32, N: u32, K: u32,
   lda: u32, ldb: u32, ldc: u32,   // row strides in elements of A, B, C as stored
   offA: u32, offB: u32, offC: u32, offBias: u32, // element offsets into each buffer
+  // Split K (matmulSplitK): workgroup z sums k in [z·kChunk, (z+1)·kChunk) and stores its partial
+  // C at offC + z·M·ldc; K when not split.
+  kChunk: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -46,7 +49,8 @@ fn b_at(k: u32, j: u32) -> f32 {
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let M = params.M;
   let N = params.N;
-  let K = params.K;
+  let k_begin = wid.z * params.kChunk;
+  let k_end = min(params.K, k_begin + params.kChunk);
   let j = wid.x * WG + lid.x;
   let jj = min(j, N - 1u);
   let row0 = wid.y * TM;
@@ -58,7 +62,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 
   var acc0 = vec4f(0.0);
   var acc1 = vec4f(0.0);
-  for (var k = 0u; k < K; k++) {
+  for (var k = k_begin; k < k_end; k++) {
     let b = b_at(k, jj);
     acc0 = fma(vec4f(a_at(r0, k), a_at(r1, k), a_at(r2, k), a_at(r3, k)), vec4f(b), acc0);
     acc1 = fma(vec4f(a_at(r4, k), a_at(r5, k), a_at(r6, k), a_at(r7, k)), vec4f(b), acc1);
@@ -67,16 +71,36 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   if (j >= N) { return; }
   var add = 0.0;
   if (HAS_BIAS) { add = bias[params.offBias + j]; }
-  store(row0 + 0u, j, acc0.x + add); store(row0 + 1u, j, acc0.y + add);
-  store(row0 + 2u, j, acc0.z + add); store(row0 + 3u, j, acc0.w + add);
-  store(row0 + 4u, j, acc1.x + add); store(row0 + 5u, j, acc1.y + add);
-  store(row0 + 6u, j, acc1.z + add); store(row0 + 7u, j, acc1.w + add);
+  let z = wid.z;
+  store(z, row0 + 0u, j, acc0.x + add); store(z, row0 + 1u, j, acc0.y + add);
+  store(z, row0 + 2u, j, acc0.z + add); store(z, row0 + 3u, j, acc0.w + add);
+  store(z, row0 + 4u, j, acc1.x + add); store(z, row0 + 5u, j, acc1.y + add);
+  store(z, row0 + 6u, j, acc1.z + add); store(z, row0 + 7u, j, acc1.w + add);
 }
 
-fn store(i: u32, j: u32, x: f32) {
+fn store(z: u32, i: u32, j: u32, x: f32) {
   if (i >= params.M) { return; }
-  let idx = params.offC + i * params.ldc + j;
+  let idx = params.offC + (z * params.M + i) * params.ldc + j;
   var v = activate(ACTIVATION, x);
   if (ACCUMULATE) { v += C[idx]; }
   C[idx] = v;
+}
+
+// Split K's second pass (matmulSplitK): C = activation(Σ_z partial_z + bias) (+= C), the partials
+// [splits, M, N] of the first pass bound as A, summed in z order. Lanes run along columns j;
+// workgroups in y stride over the rows.
+@compute @workgroup_size(WG)
+fn sum_partials(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
+                @builtin(num_workgroups) groups: vec3u) {
+  let j = wid.x * WG + lid.x;
+  if (j >= params.N) { return; }
+  let splits = (params.K + params.kChunk - 1u) / params.kChunk;
+  let plane = params.M * params.N;
+  var add = 0.0;
+  if (HAS_BIAS) { add = bias[params.offBias + j]; }
+  for (var i = wid.y; i < params.M; i += groups.y) {
+    var sum = 0.0;
+    for (var z = 0u; z < splits; z++) { sum += A[z * plane + i * params.N + j]; }
+    store(0u, i, j, sum + add);
+  }
 }

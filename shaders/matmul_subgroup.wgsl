@@ -44,6 +44,9 @@ struct Params {
   M: u32, N: u32, K: u32,
   lda: u32, ldb: u32, ldc: u32,
   offA: u32, offB: u32, offC: u32, offBias: u32, offDbias: u32,
+  // Split K (src/kernels/matmul.ts matmulSplitK): workgroup z sums k in [z·kChunk, (z+1)·kChunk)
+  // (a multiple of 4) and stores its partial C at offC + z·M·ldc; K when not split.
+  kChunk: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -78,11 +81,12 @@ fn b_row(k: u32, j0: u32) -> vec4f {
 }
 
 // This invocation's TM x 4 block of op(A)·op(B) (before bias, activation and accumulation), at
-// rows wid.y·TM.. and columns j0..j0+3 with j0 = (wid.x·WG + lid.x)·4.
+// rows wid.y·TM.. and columns j0..j0+3 with j0 = (wid.x·WG + lid.x)·4, over the k of chunk wid.z.
 fn tile(wid: vec3u, lid: vec3u, lane: u32, acc: ptr<function, array<vec4f, TMAX>>, colsum: ptr<function, vec4f>) {
   let M = params.M;
   let N = params.N;
-  let K = params.K;
+  let k_begin = wid.z * params.kChunk;
+  let K = min(params.K, k_begin + params.kChunk);
   let j0 = (wid.x * WG + lid.x) * 4u;
   let row0 = wid.y * TM;
   let last_row = M - 1u;
@@ -90,8 +94,8 @@ fn tile(wid: vec3u, lid: vec3u, lane: u32, acc: ptr<function, array<vec4f, TMAX>
   let QA = (TM + G - 1u) / G;    // groups of rows
 
   var a: array<vec4f, QMAX>;
-  let K4 = K & ~3u;
-  for (var k = 0u; k < K4; k += 4u) {
+  let K4 = k_begin + ((K - k_begin) & ~3u);
+  for (var k = k_begin; k < K4; k += 4u) {
     // Rows k..k+3 of op(B) at this invocation's 4 columns.
     var b0: vec4f; var b1: vec4f; var b2: vec4f; var b3: vec4f;
     if (VEC_B) {
@@ -180,7 +184,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     let i = row0 + r;
     if (i >= params.M) { break; }
     let v = activate4(ACTIVATION, acc[r] + add);
-    let base = params.offC + i * params.ldc + j0;
+    let base = params.offC + (wid.z * params.M + i) * params.ldc + j0;
     for (var c = 0u; c < ncols; c++) {
       var x = v[c];
       if (ACCUMULATE) { x += C[base + c]; }
@@ -205,7 +209,7 @@ fn main_c4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid:
     let i = row0 + r;
     if (i >= params.M) { break; }
     var v = activate4(ACTIVATION, acc[r] + add);
-    let at = (params.offC + i * params.ldc + j0) / 4u;
+    let at = (params.offC + (wid.z * params.M + i) * params.ldc + j0) / 4u;
     if (ACCUMULATE) { v += C4[at]; }
     C4[at] = v;
   }

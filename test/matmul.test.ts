@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { testContext } from './support/gpu.js';
 import { expectClose, matmulRef, randomArray, rng, type Act } from './support/cpu.js';
-import { matmul, type MatmulSpec } from '../src/kernels/matmul.js';
+import { matmul, matmulSplitK, splitKFactor, splitKPolicy, type MatmulSpec } from '../src/kernels/matmul.js';
 import { runDispatches } from '../src/gpu/dispatch.js';
 import type { GpuContext } from '../src/gpu/context.js';
 
@@ -15,6 +15,8 @@ interface Variant {
   transA?: boolean; transB?: boolean; bias?: boolean; act?: Act; accumulate?: boolean; portable?: boolean;
   /** B scaled by 1/√K (as Glorot-initialised weights are), so that the sums are O(1), not O(√K). */
   unitSums?: boolean;
+  /** Through matmulSplitK with K split into this many workgroup layers. */
+  splits?: number;
 }
 
 async function check(ctx: GpuContext, seed: number, M: number, N: number, K: number, o: Variant) {
@@ -25,8 +27,14 @@ async function check(ctx: GpuContext, seed: number, M: number, N: number, K: num
   const c0 = o.accumulate ? randomArray(M * N, rand) : undefined;
   const bufs = { a: ctx.upload(A), b: ctx.upload(B), c: ctx.storage(M * N * 4), bias: bias && ctx.upload(bias) };
   if (c0) ctx.write(bufs.c, c0); else ctx.poison(bufs.c);
-  const d = matmul(ctx, { M, N, K, transA: o.transA, transB: o.transB, activation: o.act, accumulate: o.accumulate, portable: o.portable }, bufs);
-  await runDispatches(ctx, [d]);
+  const spec = { M, N, K, transA: o.transA, transB: o.transB, activation: o.act, accumulate: o.accumulate, portable: o.portable };
+  if (o.splits !== undefined) {
+    const ds = matmulSplitK(ctx, { ...spec, splits: o.splits }, bufs);
+    expect(ds.map((d) => d.workgroups[2]), 'one dispatch per layer of K, then their sum').to.deep.equal(o.splits > 1 ? [Math.ceil(K / (4 * Math.ceil(Math.ceil(K / o.splits) / 4))), 1] : [1]);
+    await runDispatches(ctx, ds);
+  } else {
+    await runDispatches(ctx, [matmul(ctx, spec, bufs)]);
+  }
   const got = await ctx.readF32(bufs.c, M * N);
   const ref = matmulRef(A, B, M, N, K, { transA: o.transA, transB: o.transB, bias, act: o.act, c0 });
   for (const b of [bufs.a, bufs.b, bufs.c, bufs.bias]) if (b) ctx.release(b);
@@ -61,6 +69,29 @@ for (const portable of [false, true]) {
         for (const [M, N, K] of SHAPES.slice(0, 10)) await check(ctx, seed++, M, N, K, { bias: true, act, portable, unitSums });
       });
     }
+
+    // Split K: weight-gradient shapes (a small output over a long K) and odd ones, chunks whose
+    // lengths are not multiples of 4 at the end (the scalar k tail), and every epilogue in the sum.
+    const SPLIT: [number, number, number, number][] = [
+      [25, 32, 3921, 7], [33, 7, 1000, 3], [5, 9, 17, 2], [64, 50, 2803, 10], [1, 1, 300, 4], [100, 36, 1029, 5],
+    ];
+    it(`splits K into workgroup layers and sums them (matmulSplitK), all transposes, ${SPLIT.length} shapes`, async () => {
+      let seed = 300;
+      for (const [M, N, K, splits] of SPLIT) {
+        for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]]) {
+          await check(ctx, seed++, M, N, K, { transA, transB, splits, portable });
+        }
+      }
+    });
+    it('split K applies the bias, activation and accumulation once, in the sum', async () => {
+      let seed = 400;
+      for (const act of ['relu', 'sigmoid', 'tanh', 'none'] as Act[]) {
+        for (const [M, N, K, splits] of SPLIT.slice(0, 3)) {
+          await check(ctx, seed++, M, N, K, { bias: true, act, splits, portable, unitSums: act === 'sigmoid' || act === 'tanh' });
+          await check(ctx, seed++, M, N, K, { accumulate: true, transA: true, splits, portable });
+        }
+      }
+    });
 
     it('accumulates into C (C += A·B) for gradient accumulation, all transposes', async () => {
       let seed = 200;
@@ -169,6 +200,33 @@ describe('matmul with the bias gradient fused (dW = Xᵀ·dZ and db = 1ᵀ·dZ i
     expect(() => matmul(ctx, { M: 4, N: 4, K: 257, transA: true, biasGrad: true }, { a: x, b: x, c: x, dbias: x })).to.throw(/K ≤ 256.*columnSum/);
     expect(() => matmul(ctx, { M: 4, N: 4, K: 8, transA: true, biasGrad: true }, { a: x, b: x, c: x })).to.throw(/needs a dbias buffer/);
     expect(() => matmul(ctx, { M: 4, N: 4, K: 8, biasGrad: true, portable: true }, { a: x, b: x, c: x, dbias: x })).to.throw(/subgroup kernel/);
+  });
+});
+
+describe('split K (matmulSplitK) by default', () => {
+  let ctx: GpuContext;
+  before(async () => {
+    ctx = await testContext();
+  });
+
+  it('splits a weight gradient with few output tiles (the cnn\'s first conv: 25x32 over K = 39,200), not a product with many', () => {
+    const dw: MatmulSpec = { M: 25, N: 32, K: 39200, transA: true };
+    expect(splitKFactor(ctx, dw)).to.be.greaterThan(1);
+    expect(39200 / splitKFactor(ctx, dw), 'each layer sums enough k\'s').to.be.at.least(splitKPolicy(ctx).minChunk);
+    expect(splitKFactor(ctx, { M: 9800, N: 64, K: 800 }), 'the forward conv: many tiles').to.equal(1);
+    expect(splitKFactor(ctx, { M: 25, N: 32, K: splitKPolicy(ctx).minChunk + 3 }), 'K too short to split').to.equal(1);
+    expect(splitKFactor(ctx, { ...dw, biasGrad: true }), 'a fused bias gradient needs the whole sum').to.equal(1);
+    const a = ctx.storage(25 * 39200 * 4), b = ctx.storage(39200 * 32 * 4), c = ctx.storage(25 * 32 * 4);
+    expect(matmulSplitK(ctx, dw, { a, b, c })).to.have.length(2);
+    expect(matmulSplitK(ctx, { M: 25, N: 32, K: splitKPolicy(ctx).minChunk + 3 }, { a, b, c })).to.have.length(1);
+    for (const x of [a, b, c]) ctx.release(x);
+  });
+
+  it('refuses a split with a fused bias gradient, and a split count that is not a positive integer, naming them', () => {
+    const a = ctx.storage(64), b = ctx.storage(64), c = ctx.storage(64), dbias = ctx.storage(64);
+    expect(() => matmulSplitK(ctx, { M: 2, N: 2, K: 8, transA: true, biasGrad: true, splits: 2 }, { a, b, c, dbias })).to.throw(/cannot be split.*bias gradient/);
+    expect(() => matmulSplitK(ctx, { M: 2, N: 2, K: 8, splits: 0 }, { a, b, c })).to.throw(/splits must be a positive integer/);
+    for (const x of [a, b, c, dbias]) ctx.release(x);
   });
 });
 

@@ -1,7 +1,7 @@
 import type { GpuContext } from '../gpu/context.js';
 import { GpuError } from '../gpu/context.js';
 import { ceilDiv, type Dispatch } from '../gpu/dispatch.js';
-import { matmul, type Activation } from './matmul.js';
+import { matmulSplitK, type Activation } from './matmul.js';
 import { columnSum } from './reduce.js';
 import { checkPositive } from './checks.js';
 
@@ -177,9 +177,9 @@ export function conv2dForward(ctx: GpuContext, spec: Conv2dSpec, bufs: Conv2dFor
   checkSize(op, 'cols', bufs.cols, g.rows * g.patch, `cols [${g.rows}, ${g.patch}]`);
   const label = spec.label ?? `conv2d ${spec.kH}x${spec.kW}x${spec.inC}x${spec.outC}`;
   const im2col = prepareIm2col(ctx, spec, { x: bufs.x, cols: bufs.cols });
-  const mm = matmul(ctx, { M: g.rows, N: spec.outC, K: g.patch, activation: spec.activation, label: `${label}/matmul` },
+  const mm = matmulSplitK(ctx, { M: g.rows, N: spec.outC, K: g.patch, activation: spec.activation, label: `${label}/matmul` },
     { a: bufs.cols, b: bufs.filter, bias: bufs.bias, c: bufs.y });
-  return [im2col, mm];
+  return [im2col, ...mm];
 }
 
 export interface Conv2dBackwardBuffers {
@@ -227,7 +227,7 @@ export function conv2dBackward(ctx: GpuContext, spec: Conv2dSpec & { accumulate?
 
   if (bufs.dFilter) {
     // dFilter[patch, outC] = colsᵀ[patch, rows] · dy[rows, outC]
-    out.push(matmul(ctx, { M: g.patch, N: spec.outC, K: g.rows, transA: true, accumulate, label: `${label}/dFilter` },
+    out.push(...matmulSplitK(ctx, { M: g.patch, N: spec.outC, K: g.rows, transA: true, accumulate, label: `${label}/dFilter` },
       { a: bufs.cols, b: bufs.dy, c: bufs.dFilter }));
   }
   if (bufs.dBias) {
@@ -236,7 +236,7 @@ export function conv2dBackward(ctx: GpuContext, spec: Conv2dSpec & { accumulate?
   if (bufs.dx) {
     const dCols = bufs.dCols ?? ctx.storage(g.rows * g.patch * 4, `${label}/dCols`);
     // dCols[rows, patch] = dy[rows, outC] · filterᵀ[outC, patch]
-    out.push(matmul(ctx, { M: g.rows, N: g.patch, K: spec.outC, transB: true, label: `${label}/dCols` },
+    out.push(...matmulSplitK(ctx, { M: g.rows, N: g.patch, K: spec.outC, transB: true, label: `${label}/dCols` },
       { a: bufs.dy, b: bufs.filter, c: dCols }));
     const v4 = spec.inC % 4 === 0;
     const lanes = v4 ? spec.inC / 4 : spec.inC;

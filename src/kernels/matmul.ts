@@ -85,6 +85,16 @@ export function fusesBiasGrad(ctx: GpuContext, K: number): boolean {
 
 /** Prepares one matmul dispatch (pipeline, uniforms, bind group); encode it as often as needed. */
 export function matmul(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers): Dispatch {
+  return matmulDispatch(ctx, spec, bufs, { kChunk: spec.K, splits: 1 });
+}
+
+/** How a split-K matmul divides K: `splits` workgroup layers of `kChunk` k's each (a multiple of 4). */
+interface KSplit {
+  kChunk: number;
+  splits: number;
+}
+
+function matmulDispatch(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers, split: KSplit): Dispatch {
   const { M, N, K } = spec;
   const name = `matmul${spec.label ? ` ${spec.label}` : ''}`;
   checkPositive(name, { M, N, K });
@@ -103,6 +113,7 @@ export function matmul(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers): 
     offB: spec.offB ?? 0,
     offC: spec.offC ?? 0,
     offBias: spec.offBias ?? 0,
+    kChunk: split.kChunk,
   };
   const common = {
     TRANS_A: transA,
@@ -116,13 +127,8 @@ export function matmul(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers): 
   const flops = 2 * M * N * K;
 
   if (spec.epilogue && (spec.portable || !hasMatmulEpilogues(ctx))) throw new GpuError(`${name}: an epilogue (${spec.epilogue.entry}) needs the subgroup kernel`);
-  if (ctx.device.features.has('subgroups') && !spec.portable) {
-    // Each invocation owns 4 columns; narrow outputs get a narrow workgroup.
-    const wg = Math.min(16, Math.max(4, nextPow2(Math.ceil(N / 4))));
-    // Rows per workgroup: a power of two (other trip counts compile to much slower code on
-    // llvmpipe), 32 where M is large (each B load then feeds 32 FMAs), 16 (or 8) for small
-    // batches, where 32 would waste rows (M = 100 → 7 × 16, 50 → 4 × 16).
-    const tm = M <= 8 ? 8 : M < 128 ? 16 : SUBGROUP_MAX_ROWS;
+  if (usesSubgroupKernel(ctx, spec)) {
+    const { wg, tm } = subgroupTile(M, N);
     // (VEC_AT measured slower than scalar loads at TM = 16 on lavapipe, faster at 32.)
     const vecAT = tm === SUBGROUP_MAX_ROWS && transA && M % 4 === 0 && p.lda % 4 === 0 && p.offA % 4 === 0;
     // Rows per cooperative A load: lanes 0..G-1 must exist in every subgroup.
@@ -142,7 +148,7 @@ export function matmul(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers): 
       TM: tm,
       G: g,
     };
-    const workgroups: [number, number, number] = [ceilDiv(N, 4 * wg), ceilDiv(M, tm), 1];
+    const workgroups: [number, number, number] = [ceilDiv(N, 4 * wg), ceilDiv(M, tm), split.splits];
     if (spec.epilogue) {
       const kernel = ctx.kernel('matmul_subgroup.wgsl', spec.epilogue.entry, { ...tiling, ...spec.epilogue.constants });
       const bindGroup = kernel.bind({ params: kernel.params({ ...p, offDbias: 0 }, undefined, 'params'), A: bufs.a, B: bufs.b, A4: bufs.a, B4: bufs.b, ...spec.epilogue.bind(kernel) }, label);
@@ -158,7 +164,105 @@ export function matmul(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers): 
   const wg = Math.min(64, ctx.limits.maxComputeInvocationsPerWorkgroup);
   const kernel = ctx.kernel('matmul.wgsl', 'main', { ...common, WG: wg });
   const bindGroup = kernel.bind({ params: kernel.params(p), A: bufs.a, B: bufs.b, bias, C: bufs.c }, label);
-  return { kernel, bindGroup, workgroups: [ceilDiv(N, wg), ceilDiv(M, PORTABLE_ROWS), 1], label, flops };
+  return { kernel, bindGroup, workgroups: [ceilDiv(N, wg), ceilDiv(M, PORTABLE_ROWS), split.splits], label, flops };
+}
+
+function usesSubgroupKernel(ctx: GpuContext, spec: MatmulSpec): boolean {
+  return ctx.device.features.has('subgroups') && !spec.portable;
+}
+
+/** The subgroup kernel's tile: WG invocations of 4 columns each, TM rows. */
+function subgroupTile(M: number, N: number): { wg: number; tm: number } {
+  // Each invocation owns 4 columns; narrow outputs get a narrow workgroup.
+  const wg = Math.min(16, Math.max(4, nextPow2(Math.ceil(N / 4))));
+  // Rows per workgroup: a power of two (other trip counts compile to much slower code on
+  // llvmpipe), 32 where M is large (each B load then feeds 32 FMAs), 16 (or 8) for small
+  // batches, where 32 would waste rows (M = 100 → 7 × 16, 50 → 4 × 16).
+  const tm = M <= 8 ? 8 : M < 128 ? 16 : SUBGROUP_MAX_ROWS;
+  return { wg, tm };
+}
+
+/** Workgroups of one unsplit matmul dispatch: its output tiles. */
+function matmulTiles(ctx: GpuContext, spec: MatmulSpec): number {
+  if (usesSubgroupKernel(ctx, spec)) {
+    const { wg, tm } = subgroupTile(spec.M, spec.N);
+    return ceilDiv(spec.N, 4 * wg) * ceilDiv(spec.M, tm);
+  }
+  return ceilDiv(spec.N, Math.min(64, ctx.limits.maxComputeInvocationsPerWorkgroup)) * ceilDiv(spec.M, PORTABLE_ROWS);
+}
+
+/** Most bytes of partial products a split-K matmul keeps (its scratch buffer). */
+export const SPLIT_K_MAX_PARTIAL_BYTES = 32 * 2 ** 20;
+
+const isSoftwareAdapter = (ctx: GpuContext) => /llvmpipe|lavapipe|swiftshader|software/i.test(ctx.adapterDescription);
+
+/**
+ * When splitting K pays: `workgroups`, the count a product should reach, and `minChunk`, the
+ * fewest k's a layer sums. A GPU needs thousands of small workgroups in flight to hide memory
+ * latency, and each of our workgroups walks its K serially (an H200 took 6.8 ms for a 25x32 weight
+ * gradient over K = 39,200 in two workgroups, and 0.29 ms for 100x784x10), so it splits down to
+ * 64 k's. A software adapter runs workgroups on a few CPU threads, where a split only adds a pass:
+ * it asks for just enough workgroups to keep its threads busy, and long layers.
+ */
+export function splitKPolicy(ctx: GpuContext): { workgroups: number; minChunk: number } {
+  return isSoftwareAdapter(ctx) ? { workgroups: 16, minChunk: 256 } : { workgroups: 1024, minChunk: 64 };
+}
+
+/**
+ * How many layers split K for this product: enough to bring its workgroups to splitKPolicy's count,
+ * each layer summing at least its minChunk k's, the partials within SPLIT_K_MAX_PARTIAL_BYTES;
+ * 1 (no split) where the product already has the workgroups, or where it cannot be split (an
+ * epilogue, or a fused bias gradient, needs the whole sum in the tile).
+ */
+export function splitKFactor(ctx: GpuContext, spec: MatmulSpec): number {
+  if (spec.epilogue || spec.biasGrad) return 1;
+  const policy = splitKPolicy(ctx);
+  const wanted = Math.ceil(policy.workgroups / matmulTiles(ctx, spec));
+  const byChunk = Math.floor(spec.K / policy.minChunk);
+  const byMemory = Math.floor(SPLIT_K_MAX_PARTIAL_BYTES / (spec.M * spec.N * 4));
+  return Math.max(1, Math.min(wanted, byChunk, byMemory));
+}
+
+/**
+ * C = op(A)·op(B) (+ bias) (→ activation) (+= C), as `matmul`, with K split across workgroup
+ * layers where the product has too few output tiles to fill the adapter (a weight gradient: a
+ * small output summed over a long batch): each layer writes its partial product to a scratch
+ * buffer, and a second dispatch sums the layers in order and applies the bias, activation and
+ * accumulation. `splits` forces the number of layers (tests); by default splitKFactor decides,
+ * and where it says 1 this is `matmul`'s one dispatch. Encode the dispatches in order.
+ */
+export function matmulSplitK(ctx: GpuContext, spec: MatmulSpec & { splits?: number }, bufs: MatmulBuffers): Dispatch[] {
+  const { M, N, K } = spec;
+  const name = `matmul${spec.label ? ` ${spec.label}` : ''}`;
+  checkPositive(name, { M, N, K });
+  const wanted = spec.splits ?? splitKFactor(ctx, spec);
+  if (!Number.isInteger(wanted) || wanted < 1) throw new GpuError(`${name}: splits must be a positive integer, got ${wanted}`);
+  if (wanted > 1 && (spec.epilogue || spec.biasGrad)) throw new GpuError(`${name}: K cannot be split with an epilogue or a fused bias gradient`);
+  // Chunks of whole quads of k (the kernels' vec4 loads along k start at a chunk's first k).
+  const kChunk = 4 * ceilDiv(ceilDiv(K, wanted), 4);
+  const splits = ceilDiv(K, kChunk);
+  if (splits <= 1) return [matmul(ctx, spec, bufs)];
+  const label = spec.label ?? `matmul ${M}x${K}x${N}`;
+  const partials = ctx.storage(splits * M * N * 4, `${label}/partials`);
+  const partial = matmulDispatch(ctx, {
+    M, N, K, transA: spec.transA, transB: spec.transB, lda: spec.lda, ldb: spec.ldb, offA: spec.offA, offB: spec.offB,
+    portable: spec.portable, label: `${label}/partials`,
+  }, { a: bufs.a, b: bufs.b, c: partials }, { kChunk, splits });
+  const wg = Math.min(64, ctx.limits.maxComputeInvocationsPerWorkgroup);
+  const kernel = ctx.kernel('matmul.wgsl', 'sum_partials', {
+    HAS_BIAS: !!bufs.bias, ACTIVATION: ACTIVATION_CODE[spec.activation ?? 'none'], ACCUMULATE: !!spec.accumulate, WG: wg,
+  });
+  const params = kernel.params({
+    M, N, K, lda: 0, ldb: 0, ldc: spec.ldc ?? N, offA: 0, offB: 0, offC: spec.offC ?? 0, offBias: spec.offBias ?? 0, kChunk,
+  });
+  const sum: Dispatch = {
+    kernel,
+    bindGroup: kernel.bind({ params, A: partials, bias: bufs.bias ?? ctx.dummyBuffer(), C: bufs.c }, `${label}/sum`),
+    workgroups: [ceilDiv(N, wg), Math.min(M, ctx.limits.maxComputeWorkgroupsPerDimension), 1],
+    label: `${label}/sum`,
+    flops: splits * M * N,
+  };
+  return [partial, sum];
 }
 
 function nextPow2(n: number): number {

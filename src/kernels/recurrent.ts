@@ -35,7 +35,7 @@ import type { GpuContext } from '../gpu/context.js';
 import { GpuError } from '../gpu/context.js';
 import { ceilDiv, type Dispatch } from '../gpu/dispatch.js';
 import type { Kernel } from '../gpu/kernel.js';
-import { hasMatmulEpilogues, matmul } from './matmul.js';
+import { hasMatmulEpilogues, matmul, matmulSplitK } from './matmul.js';
 import { columnSum } from './reduce.js';
 import { checkPositive } from './checks.js';
 
@@ -374,15 +374,15 @@ export function prepareRecurrentLayer(ctx: GpuContext, specIn: RecurrentLayerSpe
   }
   const acc = spec.accumulateGrads;
   const throughTime = backward.length;
-  backward.push(matmul(ctx, { M: I, N: GH, K: TB, transA: true, offA: xOffset, accumulate: acc, label: `${name} dW_x=xᵀ·dZ` }, { a: x, b: dz, c: dw }));
+  backward.push(...matmulSplitK(ctx, { M: I, N: GH, K: TB, transA: true, offA: xOffset, accumulate: acc, label: `${name} dW_x=xᵀ·dZ` }, { a: x, b: dz, c: dw }));
   if (cell === 'gru') {
-    backward.push(matmul(ctx, { M: H, N: 2 * H, K: TB, transA: true, ldb: GH, offC: I * GH, ldc: GH, accumulate: acc, label: `${name} dW_h[r|u]=hᵀ·dZ` }, { a: h, b: dz, c: dw }));
-    backward.push(matmul(ctx, { M: H, N: H, K: TB, transA: true, offB: 2 * H, ldb: GH, offC: I * GH + 2 * H, ldc: GH, accumulate: acc, label: `${name} dW_hc=(r⊙h)ᵀ·dZ` }, { a: rh!, b: dz, c: dw }));
+    backward.push(...matmulSplitK(ctx, { M: H, N: 2 * H, K: TB, transA: true, ldb: GH, offC: I * GH, ldc: GH, accumulate: acc, label: `${name} dW_h[r|u]=hᵀ·dZ` }, { a: h, b: dz, c: dw }));
+    backward.push(...matmulSplitK(ctx, { M: H, N: H, K: TB, transA: true, offB: 2 * H, ldb: GH, offC: I * GH + 2 * H, ldc: GH, accumulate: acc, label: `${name} dW_hc=(r⊙h)ᵀ·dZ` }, { a: rh!, b: dz, c: dw }));
   } else {
-    backward.push(matmul(ctx, { M: H, N: GH, K: TB, transA: true, offC: I * GH, accumulate: acc, label: `${name} dW_h=hᵀ·dZ` }, { a: h, b: dz, c: dw }));
+    backward.push(...matmulSplitK(ctx, { M: H, N: GH, K: TB, transA: true, offC: I * GH, accumulate: acc, label: `${name} dW_h=hᵀ·dZ` }, { a: h, b: dz, c: dw }));
   }
   backward.push(...columnSum(ctx, { rows: TB, cols: GH, accumulate: acc, label: `${name} db=Σ dZ` }, { x: dz, out: db }));
-  if (dx) backward.push(matmul(ctx, { M: TB, N: I, K: GH, transB: true, offC: dxOffset, label: `${name} dX=dZ·W_xᵀ` }, { a: dz, b: w, c: dx }));
+  if (dx) backward.push(...matmulSplitK(ctx, { M: TB, N: I, K: GH, transB: true, offC: dxOffset, label: `${name} dX=dZ·W_xᵀ` }, { a: dz, b: w, c: dx }));
 
   return {
     spec, x, xOffset, w, b, dw, db, dy, dx, h, c, outputOffset: BH, finalOffset: T * BH,

@@ -2,7 +2,7 @@
 // into the matmul; its backward runs in place over dy.
 import type { OpRule } from '../registry.js';
 import type { Dispatch } from '../../gpu/dispatch.js';
-import { fusesBiasGrad, matmul, type Activation } from '../../kernels/matmul.js';
+import { fusesBiasGrad, matmulSplitK, type Activation } from '../../kernels/matmul.js';
 import { columnSum } from '../../kernels/reduce.js';
 import { prepareActivationBackward } from '../../kernels/activation.js';
 import { whole } from './common.js';
@@ -33,8 +33,8 @@ export const dense: OpRule<DenseAttrs> = {
     const { activation: act, name } = n.attrs;
     const [B, K] = x.shape;
     const N = w.shape[1];
-    const forward = [matmul(env.ctx, { M: B, N, K, activation: act, offA: env.offset(x), label: name },
-      { a: env.buf(x), b: env.buf(w), bias: b && env.buf(b), c: whole(env, y, 'dense') })];
+    const forward = matmulSplitK(env.ctx, { M: B, N, K, activation: act, offA: env.offset(x), label: name },
+      { a: env.buf(x), b: env.buf(w), bias: b && env.buf(b), c: whole(env, y, 'dense') });
     if (!grad) return { forward };
 
     const dy = grad.dOutputs[0]!;
@@ -47,11 +47,11 @@ export const dense: OpRule<DenseAttrs> = {
     // db = 1ᵀ·dz in the dW product's pass over dz where the kernel can (a short batch), else its own column sum.
     const fuseDb = !!(dw && db && b) && acc[1] === acc[2] && fusesBiasGrad(env.ctx, B);
     if (dw) {
-      back.push(matmul(env.ctx, { M: K, N, K: B, transA: true, offA: env.offset(x), accumulate: acc[1], biasGrad: fuseDb, label: fuseDb ? `${name}/dW+db` : `${name}/dW` },
+      back.push(...matmulSplitK(env.ctx, { M: K, N, K: B, transA: true, offA: env.offset(x), accumulate: acc[1], biasGrad: fuseDb, label: fuseDb ? `${name}/dW+db` : `${name}/dW` },
         { a: env.buf(x), b: dz, c: env.buf(dw), dbias: fuseDb ? env.buf(db!) : undefined }));
     }
     if (db && b && !fuseDb) back.push(...columnSum(env.ctx, { rows: B, cols: N, accumulate: acc[2], label: `${name}/db` }, { x: dz, out: env.buf(db) }));
-    if (dx) back.push(matmul(env.ctx, { M: B, N: K, K: N, transB: true, offC: env.offset(dx), accumulate: acc[0], label: `${name}/dx` }, { a: dz, b: env.buf(w), c: env.buf(dx) }));
+    if (dx) back.push(...matmulSplitK(env.ctx, { M: B, N: K, K: N, transB: true, offC: env.offset(dx), accumulate: acc[0], label: `${name}/dx` }, { a: dz, b: env.buf(w), c: env.buf(dx) }));
     return { forward, backward: [back] };
   },
 };
