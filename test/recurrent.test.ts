@@ -18,6 +18,8 @@ interface Case {
   fused?: boolean;
   /** LSTM: the cell as the recurrent matmul's epilogue (default true where the adapter has subgroups). */
   cellInMatmul?: boolean;
+  /** The backward step's product split over K into this many layers, the cell in its own dispatch (a GPU's default). */
+  splitRecurrentProduct?: number;
   /** As the nets run it (recurrentStack in src/graph/ops.ts): each layer's gate gradients dz written over its gates z. */
   gatesInPlace?: boolean;
   /** dx of the bottom layer (default true; the nets, fed with data, ask for none). */
@@ -57,7 +59,7 @@ async function check(ctx: GpuContext, c: Case): Promise<void> {
   const dy = randomArray(c.gradFrom === 'last' ? B * Htop : T * B * Htop, rand);
   const inputGrad = c.inputGrad ?? true;
   const tag = `${cell} ×${L} T=${T} B=${B} I=${I} H=${hidden.join(',')} ${c.gradFrom ?? 'all'}${given ? ' h0' : ''}${c.dropout ? ' dropout' : ''}` +
-    `${c.fused ? ' fused' : ''}${c.cellInMatmul === false ? ' matmul+cell' : ''}${c.gatesInPlace ? ' dz-over-z' : ''}${inputGrad ? '' : ' no-dx'} seed=${c.seed}`;
+    `${c.fused ? ' fused' : ''}${c.cellInMatmul === false ? ' matmul+cell' : ''}${c.splitRecurrentProduct ? ` dh split ${c.splitRecurrentProduct}` : ''}${c.gatesInPlace ? ' dz-over-z' : ''}${inputGrad ? '' : ' no-dx'} seed=${c.seed}`;
 
   const xb = ctx.upload(x);
   const pb = params.map((p) => ({ w: ctx.upload(Float32Array.from(p.w)), b: ctx.upload(Float32Array.from(p.b)) }));
@@ -65,7 +67,7 @@ async function check(ctx: GpuContext, c: Case): Promise<void> {
   const gates = c.gatesInPlace ? hidden.map((H) => ctx.storage(T * B * GATES[cell] * H * 4, `gates and their gradients, H=${H}`)) : [];
   const mb = masks?.map((m) => ctx.upload(m));
   const stack = prepareRecurrentStack(ctx, {
-    cell, T, B, I, hidden, gradFrom: c.gradFrom, initialState: c.initialState, dropout: c.dropout, fused: c.fused, cellInMatmul: c.cellInMatmul, inputGrad,
+    cell, T, B, I, hidden, gradFrom: c.gradFrom, initialState: c.initialState, dropout: c.dropout, fused: c.fused, cellInMatmul: c.cellInMatmul, splitRecurrentProduct: c.splitRecurrentProduct, inputGrad,
   }, { x: xb, params: pb.map((p, l) => (c.gatesInPlace ? { ...p, z: gates[l], dz: gates[l] } : p)), masks: mb });
   if (c.gatesInPlace) for (const layer of stack.layers) expect(layer.dz, `${tag}: dz shares z's buffer`).to.equal(layer.z);
   for (const layer of stack.layers) {
@@ -147,6 +149,12 @@ describe('recurrent layers (shaders/recurrent.wgsl + matmul) against float64 BPT
     const [s5] = SHAPES;
     await check(ctx, { cell: 'lstm', ...s5, hidden: [s5.H], gradFrom: 'all', cellInMatmul: false, seed: 60 });
     await check(ctx, { cell: 'lstm', T: 7, B: 5, I: 9, hidden: [11, 6], initialState: 'given', dropout: true, gradFrom: 'all', gatesInPlace: true, cellInMatmul: false, seed: 61 });
+  });
+
+  it('LSTM and SimpleRNN with the backward step\'s product split over K and the cell in its own dispatch (a GPU\'s choice): odd shapes, given states, dropout, dz over z', async () => {
+    await check(ctx, { cell: 'lstm', T: 7, B: 5, I: 9, hidden: [11, 6], initialState: 'given', dropout: true, gradFrom: 'all', gatesInPlace: true, splitRecurrentProduct: 3, seed: 80 });
+    await check(ctx, { cell: 'lstm', T: 6, B: 13, I: 5, hidden: [70], gradFrom: 'last', splitRecurrentProduct: 4, seed: 81 });
+    await check(ctx, { cell: 'rnn', T: 7, B: 5, I: 9, hidden: [37, 11], initialState: 'given', dropout: true, gradFrom: 'all', splitRecurrentProduct: 2, seed: 82 });
   });
 
   it('LSTM steps with the cell in the matmul\'s epilogue give exactly the floats of matmul + cell kernel', async function () {

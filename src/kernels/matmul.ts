@@ -204,8 +204,25 @@ const isSoftwareAdapter = (ctx: GpuContext) => /llvmpipe|lavapipe|swiftshader|so
  * 64 k's. A software adapter runs workgroups on a few CPU threads, where a split only adds a pass:
  * it asks for just enough workgroups to keep its threads busy, and long layers.
  */
-export function splitKPolicy(ctx: GpuContext): { workgroups: number; minChunk: number } {
-  return isSoftwareAdapter(ctx) ? { workgroups: 16, minChunk: 256 } : { workgroups: 1024, minChunk: 64 };
+export function splitKPolicy(ctx: GpuContext): SplitKPolicy {
+  return isSoftwareAdapter(ctx)
+    ? { workgroups: 16, minChunk: 256, overEpilogue: false }
+    : { workgroups: 1024, minChunk: 64, overEpilogue: true };
+}
+
+/** See splitKPolicy. */
+export interface SplitKPolicy {
+  /** Workgroups a product should reach before splitting K stops paying. */
+  workgroups: number;
+  /** Fewest k's a layer of the split sums. */
+  minChunk: number;
+  /**
+   * Whether a product that wants splitting should be split even where that costs it a fused
+   * epilogue (a separate pass for what the epilogue did): on a GPU the serial walk over K costs
+   * more than the extra pass (the LSTM's backward step: dz·W_hᵀ, K = 4H, in 14 workgroups); on a
+   * software adapter the epilogue's saved pass over memory wins.
+   */
+  overEpilogue: boolean;
 }
 
 /**

@@ -35,7 +35,7 @@ import type { GpuContext } from '../gpu/context.js';
 import { GpuError } from '../gpu/context.js';
 import { ceilDiv, type Dispatch } from '../gpu/dispatch.js';
 import type { Kernel } from '../gpu/kernel.js';
-import { hasMatmulEpilogues, matmul, matmulSplitK } from './matmul.js';
+import { hasMatmulEpilogues, matmul, matmulSplitK, splitKFactor, splitKPolicy } from './matmul.js';
 import { columnSum } from './reduce.js';
 import { checkPositive } from './checks.js';
 
@@ -72,6 +72,11 @@ export interface RecurrentLayerSpec {
    *  (lstm_bwd_step in shaders/matmul_subgroup.wgsl), one dispatch per step instead of two, with the
    *  same arithmetic. Default true; it takes effect only where the adapter has subgroups (else off). */
   cellInMatmul?: boolean;
+  /** LSTM and SimpleRNN: split the backward step's product dh = dz·W_hᵀ over K (matmulSplitK), with
+   *  the cell backward then in its own dispatch instead of the product's epilogue. Default: where
+   *  splitKPolicy says a split beats an epilogue (a GPU) and the product wants one. A number forces
+   *  that many layers of K (tests). */
+  splitRecurrentProduct?: boolean | number;
   label?: string;
 }
 
@@ -202,9 +207,16 @@ export function prepareRecurrentLayer(ctx: GpuContext, specIn: RecurrentLayerSpe
     accumulateGrads: specIn.accumulateGrads ?? false,
     fused: (specIn.fused ?? false) && cell === 'lstm',
     cellInMatmul: (specIn.cellInMatmul ?? true) && cell === 'lstm' && !specIn.fused && hasMatmulEpilogues(ctx),
+    // The backward step's dh = dz·W_hᵀ: split over K where that pays more than the fused cell (a GPU).
+    splitRecurrentProduct: cell !== 'gru' && !specIn.fused
+      && (specIn.splitRecurrentProduct ?? (splitKPolicy(ctx).overEpilogue && splitKFactor(ctx, { M: B, N: H, K: G * H, transB: true }) > 1)),
     label: name,
   } as const;
   const GH = G * H, BH = B * H, TB = T * B;
+  const dhProduct = { M: B, N: H, K: GH, transB: true };
+  const splitDh = spec.splitRecurrentProduct !== false;
+  const dhSplits = typeof spec.splitRecurrentProduct === 'number' ? spec.splitRecurrentProduct : undefined;
+  const backwardCellInMatmul = spec.cellInMatmul && !splitDh;
   const xOffset = bufs.xOffset ?? 0;
   const dxOffset = bufs.dxOffset ?? 0;
   const owned: GPUBuffer[] = [];
@@ -353,7 +365,7 @@ export function prepareRecurrentLayer(ctx: GpuContext, specIn: RecurrentLayerSpe
         backward.push(cellStep('gru_bwd_b', t, f));
         backward.push(matmul(ctx, { M: B, N: H, K: 2 * H, transB: true, accumulate: true, offA: t * B * GH, lda: GH, offB: I * GH, ldb: GH, label: rec('dz[r|u]·W_h[r|u]ᵀ') }, { a: dz, b: w, c: dh }));
       }
-    } else if (spec.cellInMatmul) {
+    } else if (backwardCellInMatmul) {
       // The last step's cell alone; each earlier step t with the matmul that brings dh_t from step t+1.
       backward.push(t === T - 1 ? cellStep('lstm_bwd', t, f, { COPY_NEXT_A: true }) : matmulCellStep(t, f));
       if (t === 0 && !zeroPrev) {
@@ -368,7 +380,8 @@ export function prepareRecurrentLayer(ctx: GpuContext, specIn: RecurrentLayerSpe
     } else {
       backward.push(cellStep(cell === 'lstm' ? 'lstm_bwd' : 'rnn_bwd', t, f));
       if (!zeroPrev) {
-        backward.push(matmul(ctx, { M: B, N: H, K: GH, transB: true, offA: t * B * GH, offB: I * GH, label: rec('dz·W_hᵀ') }, { a: dz, b: w, c: dh }));
+        const product = { ...dhProduct, offA: t * B * GH, offB: I * GH, splits: dhSplits, label: rec('dz·W_hᵀ') };
+        backward.push(...(splitDh ? matmulSplitK(ctx, product, { a: dz, b: w, c: dh }) : [matmul(ctx, product, { a: dz, b: w, c: dh })]));
       }
     }
   }
@@ -413,6 +426,7 @@ export interface RecurrentStackSpec {
   /** As in RecurrentLayerSpec (LSTM). */
   fused?: boolean;
   cellInMatmul?: boolean;
+  splitRecurrentProduct?: boolean | number;
   label?: string;
 }
 
@@ -490,6 +504,7 @@ export function prepareRecurrentStack(ctx: GpuContext, spec: RecurrentStackSpec,
       accumulateGrads: spec.accumulateGrads,
       fused: spec.fused,
       cellInMatmul: spec.cellInMatmul,
+      splitRecurrentProduct: spec.splitRecurrentProduct,
       label: `${name} layer ${l}`,
     }, {
       x, xOffset, ...p,
