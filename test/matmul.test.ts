@@ -12,7 +12,7 @@ const SHAPES: [number, number, number][] = [
 ];
 
 interface Variant {
-  transA?: boolean; transB?: boolean; bias?: boolean; act?: Act; accumulate?: boolean; portable?: boolean;
+  transA?: boolean; transB?: boolean; bias?: boolean; act?: Act; accumulate?: boolean; portable?: boolean; tiled?: boolean;
   /** B scaled by 1/√K (as Glorot-initialised weights are), so that the sums are O(1), not O(√K). */
   unitSums?: boolean;
   /** Through matmulSplitK with K split into this many workgroup layers. */
@@ -27,7 +27,7 @@ async function check(ctx: GpuContext, seed: number, M: number, N: number, K: num
   const c0 = o.accumulate ? randomArray(M * N, rand) : undefined;
   const bufs = { a: ctx.upload(A), b: ctx.upload(B), c: ctx.storage(M * N * 4), bias: bias && ctx.upload(bias) };
   if (c0) ctx.write(bufs.c, c0); else ctx.poison(bufs.c);
-  const spec = { M, N, K, transA: o.transA, transB: o.transB, activation: o.act, accumulate: o.accumulate, portable: o.portable };
+  const spec = { M, N, K, transA: o.transA, transB: o.transB, activation: o.act, accumulate: o.accumulate, portable: o.portable, tiled: o.tiled };
   if (o.splits !== undefined) {
     const ds = matmulSplitK(ctx, { ...spec, splits: o.splits }, bufs);
     expect(ds.map((d) => d.workgroups[2]), 'one dispatch per layer of K, then their sum').to.deep.equal(o.splits > 1 ? [Math.ceil(K / (4 * Math.ceil(Math.ceil(K / o.splits) / 4))), 1] : [1]);
@@ -41,12 +41,15 @@ async function check(ctx: GpuContext, seed: number, M: number, N: number, K: num
   expectClose(got, ref, 1e-5, `matmul M=${M} N=${N} K=${K} ${JSON.stringify(o)} seed=${seed}`);
 }
 
-for (const portable of [false, true]) {
-  describe(`matmul (shaders/${portable ? 'matmul.wgsl' : 'matmul_subgroup.wgsl'}) against float64`, function () {
+const KERNEL_FILES = { subgroup: 'matmul_subgroup.wgsl', portable: 'matmul.wgsl', tiled: 'matmul_tiled.wgsl' } as const;
+for (const kernelName of ['subgroup', 'portable', 'tiled'] as const) {
+  const portable = kernelName === 'portable';
+  const tiled = kernelName === 'tiled';
+  describe(`matmul (shaders/${KERNEL_FILES[kernelName]}) against float64`, function () {
     let ctx: GpuContext;
     before(async function () {
       ctx = await testContext();
-      if (!portable && !ctx.device.features.has('subgroups')) {
+      if (kernelName === 'subgroup' && !ctx.device.features.has('subgroups')) {
         throw new Error(`adapter ${ctx.adapterDescription} has no 'subgroups' feature; matmul_subgroup.wgsl cannot be tested here`);
       }
     });
@@ -54,7 +57,7 @@ for (const portable of [false, true]) {
     for (const variant of [{}, { transA: true }, { transB: true }, { transA: true, transB: true }]) {
       it(`C = ${variant.transA ? 'Aᵀ' : 'A'}·${variant.transB ? 'Bᵀ' : 'B'} on ${SHAPES.length} shapes`, async () => {
         let seed = 1;
-        for (const [M, N, K] of SHAPES) await check(ctx, seed++, M, N, K, { ...variant, portable });
+        for (const [M, N, K] of SHAPES) await check(ctx, seed++, M, N, K, { ...variant, portable, tiled });
       });
     }
 
@@ -66,7 +69,7 @@ for (const portable of [false, true]) {
       const unitSums = act === 'sigmoid' || act === 'tanh';
       it(`fused bias + ${act} epilogue`, async () => {
         let seed = 100;
-        for (const [M, N, K] of SHAPES.slice(0, 10)) await check(ctx, seed++, M, N, K, { bias: true, act, portable, unitSums });
+        for (const [M, N, K] of SHAPES.slice(0, 10)) await check(ctx, seed++, M, N, K, { bias: true, act, portable, tiled, unitSums });
       });
     }
 
@@ -79,7 +82,7 @@ for (const portable of [false, true]) {
       let seed = 300;
       for (const [M, N, K, splits] of SPLIT) {
         for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]]) {
-          await check(ctx, seed++, M, N, K, { transA, transB, splits, portable });
+          await check(ctx, seed++, M, N, K, { transA, transB, splits, portable, tiled });
         }
       }
     });
@@ -87,8 +90,8 @@ for (const portable of [false, true]) {
       let seed = 400;
       for (const act of ['relu', 'sigmoid', 'tanh', 'none'] as Act[]) {
         for (const [M, N, K, splits] of SPLIT.slice(0, 3)) {
-          await check(ctx, seed++, M, N, K, { bias: true, act, splits, portable, unitSums: act === 'sigmoid' || act === 'tanh' });
-          await check(ctx, seed++, M, N, K, { accumulate: true, transA: true, splits, portable });
+          await check(ctx, seed++, M, N, K, { bias: true, act, splits, portable, tiled, unitSums: act === 'sigmoid' || act === 'tanh' });
+          await check(ctx, seed++, M, N, K, { accumulate: true, transA: true, splits, portable, tiled });
         }
       }
     });
@@ -96,7 +99,7 @@ for (const portable of [false, true]) {
     it('accumulates into C (C += A·B) for gradient accumulation, all transposes', async () => {
       let seed = 200;
       for (const [M, N, K] of SHAPES.slice(0, 10)) {
-        await check(ctx, seed++, M, N, K, { accumulate: true, transA: seed % 2 === 0, transB: seed % 3 === 0, portable });
+        await check(ctx, seed++, M, N, K, { accumulate: true, transA: seed % 2 === 0, transB: seed % 3 === 0, portable, tiled });
       }
     });
 
@@ -108,7 +111,7 @@ for (const portable of [false, true]) {
         const B = randomArray(K * N, rand);
         const a = ctx.upload(A), b = ctx.upload(B), c = ctx.storage((offC + M * ldc) * 4);
         ctx.poison(c);
-        await runDispatches(ctx, [matmul(ctx, { M, N, K, lda, ldc, offA, offC, portable }, { a, b, c })]);
+        await runDispatches(ctx, [matmul(ctx, { M, N, K, lda, ldc, offA, offC, portable, tiled }, { a, b, c })]);
         const got = await ctx.readF32(c, offC + M * ldc);
         const dense = new Float64Array(M * K);
         for (let i = 0; i < M; i++) for (let k = 0; k < K; k++) dense[i * K + k] = A[offA + i * lda + k];
@@ -137,7 +140,7 @@ for (const portable of [false, true]) {
           const offC = 3, ldc = N + 2;
           const a = ctx.upload(A), b = ctx.upload(B), c = ctx.storage((offC + M * ldc) * 4);
           ctx.poison(c);
-          await runDispatches(ctx, [matmul(ctx, { M, N, K, transA, transB, lda, ldb, ldc, offA, offB, offC, portable }, { a, b, c })]);
+          await runDispatches(ctx, [matmul(ctx, { M, N, K, transA, transB, lda, ldb, ldc, offA, offB, offC, portable, tiled }, { a, b, c })]);
           const got = await ctx.readF32(c, offC + M * ldc);
           const denseA = new Float64Array(aRows * aCols);
           for (let i = 0; i < aRows; i++) for (let k = 0; k < aCols; k++) denseA[i * aCols + k] = A[offA + i * lda + k];
@@ -200,6 +203,23 @@ describe('matmul with the bias gradient fused (dW = Xᵀ·dZ and db = 1ᵀ·dZ i
     expect(() => matmul(ctx, { M: 4, N: 4, K: 257, transA: true, biasGrad: true }, { a: x, b: x, c: x, dbias: x })).to.throw(/K ≤ 256.*columnSum/);
     expect(() => matmul(ctx, { M: 4, N: 4, K: 8, transA: true, biasGrad: true }, { a: x, b: x, c: x })).to.throw(/needs a dbias buffer/);
     expect(() => matmul(ctx, { M: 4, N: 4, K: 8, biasGrad: true, portable: true }, { a: x, b: x, c: x, dbias: x })).to.throw(/subgroup kernel/);
+  });
+});
+
+describe('the tiled kernel\'s large tile (8 x 8 per invocation, 128 x 128 per workgroup) against float64', () => {
+  let ctx: GpuContext;
+  before(async () => {
+    ctx = await testContext();
+  });
+
+  it('products of at least 1,024 x 1,024, all transposes, with a bias, an activation and a split K', async function () {
+    this.timeout(600_000);
+    let seed = 500;
+    for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]]) {
+      await check(ctx, seed++, 1030, 1027, 13, { transA, transB, tiled: true });
+    }
+    await check(ctx, seed++, 1024, 1033, 37, { bias: true, act: 'relu', tiled: true });
+    await check(ctx, seed++, 1025, 1024, 600, { transA: true, splits: 3, tiled: true });
   });
 });
 

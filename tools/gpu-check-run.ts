@@ -10,11 +10,11 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createNodeContext } from '../src/gpu/node.js';
-import type { GpuContext } from '../src/gpu/context.js';
+import type { GpuContext, MatmulKernelChoice } from '../src/gpu/context.js';
 import { BufferUsage, MapMode } from '../src/gpu/flags.js';
 import { PassTimer } from '../src/gpu/profiler.js';
 import { encodeDispatch } from '../src/gpu/dispatch.js';
-import { matmul } from '../src/kernels/matmul.js';
+import { matmul, matmulKernelFor } from '../src/kernels/matmul.js';
 import { Trainer } from '../src/nn/trainer.js';
 import { NET_DEFAULTS, NET_KINDS, builtinModel, type NetKind } from '../src/nn/models/builtin.js';
 import { trainLoop } from '../src/nn/loop.js';
@@ -35,7 +35,9 @@ const flags = toolFlags(process.argv.slice(2), [
   { name: 'peer', kind: 'bool', help: 'nets: also time TensorFlow.js (webgpu backend) on mlp, cnn, rnn in a child process' },
   { name: 'peer-nets', kind: 'string', arg: 'mlp,cnn,rnn', help: 'nets: the nets the peer times (default mlp,cnn,rnn, those of --nets)' },
   { name: 'peer-timeout', kind: 'float', arg: 'S', help: 'nets: kill the peer after S seconds (default 180)' },
-], 'usage: node dist/tools/gpu-check-run.js --part adapter|matmul|nets [--peak GFLOPS] [--shapes MxKxN,...] [--runs N] [--nets a,b] [--steps N] [--seconds S] [--warmup N] [--peer] [--peer-nets a,b] [--peer-timeout S]');
+  { name: 'matmul-kernel', kind: 'choice', choices: ['auto', 'subgroup', 'tiled'], arg: 'auto|subgroup|tiled', help: 'the matmul kernel the engine uses (the context\'s matmulKernel; default auto)' },
+], 'usage: node dist/tools/gpu-check-run.js --part adapter|matmul|nets [--peak GFLOPS] [--shapes MxKxN,...] [--runs N] [--nets a,b] [--steps N] [--seconds S] [--warmup N] [--peer] [--peer-nets a,b] [--peer-timeout S] [--matmul-kernel auto|subgroup|tiled]');
+const matmulKernel = (flags.get('matmul-kernel') as MatmulKernelChoice | undefined) ?? 'auto';
 
 const part = flags.get('part') as string | undefined;
 if (!part) failUsage('--part is missing: give --part adapter, matmul or nets');
@@ -113,6 +115,7 @@ async function matmulPart(ctx: GpuContext): Promise<void> {
       ctx.write(b, Float32Array.from({ length: K * N }, (_, i) => bAt(i)));
       ctx.poison(c);
       const d = matmul(ctx, { M, N, K }, { a, b, c });
+      const kernelUsed = matmulKernelFor(ctx, { M, N, K });
       await d.kernel.ready;
       const times: number[] = [];
       let warmMs = 0;
@@ -145,7 +148,7 @@ async function matmulPart(ctx: GpuContext): Promise<void> {
       const err = Math.max(Math.abs(first - want(0, 0)), Math.abs(last - want(M - 1, N - 1)));
       const ms = median(times);
       const gflops = (2 * M * N * K) / (ms * 1e6);
-      const fields = { shape, variant: 'A·B', median_ms: ms, min_ms: Math.min(...times), runs, gflops, share_of_fma_peak: share(gflops), spot_check_abs_err: err };
+      const fields = { shape, variant: 'A·B', kernel: kernelUsed, median_ms: ms, min_ms: Math.min(...times), runs, gflops, share_of_fma_peak: share(gflops), spot_check_abs_err: err };
       if (!(err <= 1e-3)) emit('matmul', { ...fields, error: `wrong product: C[0,0] ${first} vs ${want(0, 0)}, C[M-1,N-1] ${last} vs ${want(M - 1, N - 1)}` });
       else emit('matmul', fields);
     } catch (e) {
@@ -238,7 +241,7 @@ async function timeNet(ctx: GpuContext, net: NetKind, data: ReturnType<typeof tr
     const gflops = t.graph.flops / (gpuMs * 1e6);
     const res = { stepMs, examplesPerSec: (batch * 1000) / stepMs };
     emit('net_step', {
-      net, batch, optimizer, step_ms: stepMs, examples_per_s: res.examplesPerSec, steps: times.length, pipelined_step_ms: pipeMs,
+      net, batch, optimizer, matmul_kernel: matmulKernel, step_ms: stepMs, examples_per_s: res.examplesPerSec, steps: times.length, pipelined_step_ms: pipeMs,
       gpu_step_ms: Number.isFinite(gpuMs) ? gpuMs : null, dispatches_per_step: t.graph.dispatchCount, mflop_per_step: t.graph.flops / 1e6,
       gflops: Number.isFinite(gflops) ? gflops : null, share_of_fma_peak: Number.isFinite(gflops) ? share(gflops) : null, loss,
       top_ops: top.map((o) => ({ op: o.label, ms: sig(o.ms), share: sig(o.share), dispatches: o.dispatches })),
@@ -287,7 +290,7 @@ async function runPeer(nets: BenchNet[], steps: number, warmup: number, seconds:
 
 let ctx: GpuContext;
 try {
-  ctx = await createNodeContext();
+  ctx = await createNodeContext({ matmulKernel });
 } catch (e) {
   emit(part, { error: `no WebGPU device: ${message(e)}` });
   process.exit(1);

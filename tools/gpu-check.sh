@@ -230,23 +230,33 @@ if [ $quick = 1 ]; then
   shapes=64x64x64,256x256x256
   matmul_runs=3
   net_flags=(--steps 2 --warmup 1 --seconds 0 --peer --peer-nets mlp --peer-timeout 90)
+  kernel_net_flags=(--nets mlp --steps 2 --warmup 1 --seconds 0)
   torch_flags=(--steps 3 --warmup 1 --seconds 0)
 else
   peak_groups=512,8192
   shapes=1024x1024x1024,2048x2048x2048,4096x4096x4096,8192x8192x8192
   matmul_runs=10
   net_flags=(--steps 20 --warmup 3 --seconds 2 --peer --peer-timeout 110)
+  kernel_net_flags=(--steps 20 --warmup 3 --seconds 1)
   torch_flags=(--steps 20 --warmup 3 --seconds 2)
 fi
 
 # The adapter and its FMA peak: the other parts' share_of_fma_peak divides by it.
-run_node adapter 60 400 --part adapter --peak-groups "$peak_groups"
+run_node adapter 60 380 --part adapter --peak-groups "$peak_groups"
 peak=$(sed -n 's/^{"figure":"fma_peak","gflops":\([0-9.e+]*\).*/\1/p' "$figures" | head -n 1)
 peak_flag=()
 [ -n "$peak" ] && peak_flag=(--peak "$peak")
 
-run_node matmul 120 280 --part matmul --shapes "$shapes" --runs "$matmul_runs" ${peak_flag[@]+"${peak_flag[@]}"}
-run_node nets 190 90 --part nets "${net_flags[@]}" ${peak_flag[@]+"${peak_flag[@]}"}
+# The engine's choice of matmul kernel for this adapter, then each kernel forced (the tiled one is
+# built for GPUs, the subgroup one for software adapters): which serves where.
+run_node matmul 90 300 --part matmul --shapes "$shapes" --runs "$matmul_runs" ${peak_flag[@]+"${peak_flag[@]}"}
+for kernel in subgroup tiled; do
+  run_node "matmul-$kernel" 50 240 --part matmul --matmul-kernel "$kernel" --shapes "$shapes" --runs "$matmul_runs" ${peak_flag[@]+"${peak_flag[@]}"}
+done
+run_node nets 140 140 --part nets "${net_flags[@]}" ${peak_flag[@]+"${peak_flag[@]}"}
+for kernel in subgroup tiled; do
+  run_node "nets-$kernel" 50 85 --part nets --matmul-kernel "$kernel" "${kernel_net_flags[@]}" ${peak_flag[@]+"${peak_flag[@]}"}
+done
 
 # PyTorch eager on CUDA, the native anchor, where the machine's Python has it (GPU_CHECK_PYTHON names
 # another Python). With --quick, a Python with torch but no CUDA runs the script on the CPU, to test it.

@@ -12,7 +12,16 @@ export interface ContextOptions {
    * with it. The default just awaits; Node contexts use gentleWait (see src/gpu/gentle-wait.ts).
    */
   wait?: <T>(start: () => Promise<T>) => Promise<T>;
+  /**
+   * Which matmul kernel the engine uses where it has a choice: 'auto' (default) picks by adapter
+   * (src/kernels/matmul.ts matmulKernelFor), 'subgroup' keeps the kernel built for software
+   * adapters, 'tiled' the shared-memory kernel built for GPUs. For comparisons.
+   */
+  matmulKernel?: MatmulKernelChoice;
 }
+
+/** See ContextOptions.matmulKernel. */
+export type MatmulKernelChoice = 'auto' | 'subgroup' | 'tiled';
 
 interface InternalOptions extends ContextOptions {
   /** The GPU object the device came from: dawn.node tears the instance down if it is collected. */
@@ -38,6 +47,8 @@ export class GpuContext {
   /** True when the device was created with 'timestamp-query'. */
   readonly hasTimestamps: boolean;
   readonly ownsDevice: boolean;
+  /** See ContextOptions.matmulKernel. */
+  readonly matmulKernel: MatmulKernelChoice;
   private readonly buffers = new Set<GPUBuffer>();
   /** Each buffer with a mapRead in flight, and a promise that resolves when that map settles. */
   private readonly mapsInFlight = new Map<GPUBuffer, Promise<void>>();
@@ -57,6 +68,7 @@ export class GpuContext {
     this.adapterDescription = opts.adapterDescription ?? describeAdapterInfo((device as { adapterInfo?: GPUAdapterInfo }).adapterInfo);
     this.hasTimestamps = device.features.has('timestamp-query');
     this.ownsDevice = opts.ownsDevice ?? false;
+    this.matmulKernel = opts.matmulKernel ?? 'auto';
     device.addEventListener?.('uncapturederror', (ev: Event) => {
       const err = (ev as GPUUncapturedErrorEvent).error;
       this.uncaptured.push(err?.message ?? String(err));
@@ -96,7 +108,7 @@ export class GpuContext {
    * or `create()` from the `webgpu` package in Node), asking for the adapter's full
    * limits and for 'timestamp-query' when it is offered.
    */
-  static async request(gpu: GPU | undefined, opts: { powerPreference?: GPUPowerPreference; noTimestamps?: boolean; wait?: ContextOptions['wait'] } = {}): Promise<GpuContext> {
+  static async request(gpu: GPU | undefined, opts: { powerPreference?: GPUPowerPreference; noTimestamps?: boolean; wait?: ContextOptions['wait']; matmulKernel?: MatmulKernelChoice } = {}): Promise<GpuContext> {
     if (!gpu) throw new GpuError('WebGPU is not available here (no navigator.gpu). Use a browser with WebGPU enabled, or Node with the "webgpu" package.');
     const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
     if (!adapter) {
@@ -114,7 +126,7 @@ export class GpuContext {
       if (typeof v === 'number') requiredLimits[name] = v;
     }
     const device = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'webgpu-train' });
-    return new GpuContext(device, { adapterDescription: describeAdapterInfo(adapter.info), ownsDevice: true, gpu, wait: opts.wait });
+    return new GpuContext(device, { adapterDescription: describeAdapterInfo(adapter.info), ownsDevice: true, gpu, wait: opts.wait, matmulKernel: opts.matmulKernel });
   }
 
   /** Starts a GPU wait (`start` calls mapAsync or onSubmittedWorkDone) the way this context waits (ContextOptions.wait). */

@@ -1,5 +1,5 @@
 // Node-only: a context on Dawn through the `webgpu` package. Kept out of the browser path.
-import { GpuContext } from './context.js';
+import { GpuContext, type MatmulKernelChoice } from './context.js';
 import { gentleWait } from './gentle-wait.js';
 
 /** Options of createNodeContext. */
@@ -9,6 +9,8 @@ export interface NodeContextOptions {
   noTimestamps?: boolean;
   /** Let dawn.node poll for GPU results flat out instead of gently (see gentle-wait.ts); for comparisons. */
   spinWait?: boolean;
+  /** See ContextOptions.matmulKernel. */
+  matmulKernel?: MatmulKernelChoice;
 }
 
 /** A GpuContext on a Dawn (npm `webgpu`) adapter in Node; the context created the device, so its destroy() destroys the device too. */
@@ -17,5 +19,5 @@ export async function createNodeContext(opts: NodeContextOptions = {}): Promise<
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   const { create } = await import('webgpu');
   const gpu = create(opts.dawnOptions ?? ['disable-dawn-features=timestamp_quantization']);
-  return GpuContext.request(gpu, { noTimestamps: opts.noTimestamps, wait: opts.spinWait ? undefined : gentleWait });
+  return GpuContext.request(gpu, { noTimestamps: opts.noTimestamps, wait: opts.spinWait ? undefined : gentleWait, matmulKernel: opts.matmulKernel });
 }

@@ -39,6 +39,8 @@ export interface MatmulSpec {
   label?: string;
   /** Use the portable kernel even where the adapter has subgroups (for tests and comparisons). */
   portable?: boolean;
+  /** Use the shared-memory kernel for GPUs (shaders/matmul_tiled.wgsl) whatever the adapter (for tests and comparisons). */
+  tiled?: boolean;
   /**
    * Another entry point of shaders/matmul_subgroup.wgsl that computes the same tile and then does its
    * own epilogue instead of storing C (e.g. lstm_bwd_step); only where `hasMatmulEpilogues`. Its bias,
@@ -126,8 +128,16 @@ function matmulDispatch(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers, 
   const bias = bufs.bias ?? ctx.dummyBuffer();
   const flops = 2 * M * N * K;
 
-  if (spec.epilogue && (spec.portable || !hasMatmulEpilogues(ctx))) throw new GpuError(`${name}: an epilogue (${spec.epilogue.entry}) needs the subgroup kernel`);
-  if (usesSubgroupKernel(ctx, spec)) {
+  if (spec.epilogue && (spec.portable || spec.tiled || !hasMatmulEpilogues(ctx))) throw new GpuError(`${name}: an epilogue (${spec.epilogue.entry}) needs the subgroup kernel`);
+  if (spec.biasGrad && spec.tiled) throw new GpuError(`${name}: biasGrad is fused only by the subgroup kernel`);
+  const kernelKind = matmulKernelFor(ctx, spec);
+  if (kernelKind === 'tiled') {
+    const { tm, tn } = tiledTile(M, N);
+    const kernel = ctx.kernel('matmul_tiled.wgsl', 'main', { ...common, TM: tm, TN: tn });
+    const bindGroup = kernel.bind({ params: kernel.params(p), A: bufs.a, B: bufs.b, bias, C: bufs.c }, label);
+    return { kernel, bindGroup, workgroups: [ceilDiv(N, 16 * tn), ceilDiv(M, 16 * tm), split.splits], label, flops };
+  }
+  if (kernelKind === 'subgroup') {
     const { wg, tm } = subgroupTile(M, N);
     // (VEC_AT measured slower than scalar loads at TM = 16 on lavapipe, faster at 32.)
     const vecAT = tm === SUBGROUP_MAX_ROWS && transA && M % 4 === 0 && p.lda % 4 === 0 && p.offA % 4 === 0;
@@ -167,8 +177,30 @@ function matmulDispatch(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers, 
   return { kernel, bindGroup, workgroups: [ceilDiv(N, wg), ceilDiv(M, PORTABLE_ROWS), split.splits], label, flops };
 }
 
-function usesSubgroupKernel(ctx: GpuContext, spec: MatmulSpec): boolean {
-  return ctx.device.features.has('subgroups') && !spec.portable;
+/**
+ * Which kernel computes a product:
+ *  - 'subgroup' (shaders/matmul_subgroup.wgsl) where the adapter has subgroups, built for
+ *    software adapters;
+ *  - 'tiled' (shaders/matmul_tiled.wgsl), workgroup-memory tiles for GPUs: by default on a GPU
+ *    for products at least 64 wide both ways (a 64 x 64 tile's worth);
+ *  - 'portable' (shaders/matmul.wgsl) otherwise.
+ * Epilogues and fused bias gradients exist only in the subgroup kernel. The context's
+ * matmulKernel option, and the spec's portable and tiled flags, override the choice.
+ */
+export function matmulKernelFor(ctx: GpuContext, spec: MatmulSpec): 'subgroup' | 'tiled' | 'portable' {
+  if (spec.portable) return 'portable';
+  if (spec.tiled) return 'tiled';
+  const subgroup = ctx.device.features.has('subgroups') ? 'subgroup' : 'portable';
+  if (spec.epilogue || spec.biasGrad) return subgroup;
+  if (ctx.matmulKernel === 'tiled') return 'tiled';
+  if (ctx.matmulKernel === 'subgroup') return subgroup;
+  return !isSoftwareAdapter(ctx) && spec.M >= 64 && spec.N >= 64 ? 'tiled' : subgroup;
+}
+
+/** The tiled kernel's rows and columns per invocation: 8 x 8 (128 x 128 tiles) for large products, else 4 x 4. */
+function tiledTile(M: number, N: number): { tm: number; tn: number } {
+  const big = M >= 1024 && N >= 1024;
+  return { tm: big ? 8 : 4, tn: big ? 8 : 4 };
 }
 
 /** The subgroup kernel's tile: WG invocations of 4 columns each, TM rows. */
@@ -184,7 +216,12 @@ function subgroupTile(M: number, N: number): { wg: number; tm: number } {
 
 /** Workgroups of one unsplit matmul dispatch: its output tiles. */
 function matmulTiles(ctx: GpuContext, spec: MatmulSpec): number {
-  if (usesSubgroupKernel(ctx, spec)) {
+  const kind = matmulKernelFor(ctx, spec);
+  if (kind === 'tiled') {
+    const { tm, tn } = tiledTile(spec.M, spec.N);
+    return ceilDiv(spec.N, 16 * tn) * ceilDiv(spec.M, 16 * tm);
+  }
+  if (kind === 'subgroup') {
     const { wg, tm } = subgroupTile(spec.M, spec.N);
     return ceilDiv(spec.N, 4 * wg) * ceilDiv(spec.M, tm);
   }
@@ -263,7 +300,7 @@ export function matmulSplitK(ctx: GpuContext, spec: MatmulSpec & { splits?: numb
   const partials = ctx.storage(splits * M * N * 4, `${label}/partials`);
   const partial = matmulDispatch(ctx, {
     M, N, K, transA: spec.transA, transB: spec.transB, lda: spec.lda, ldb: spec.ldb, offA: spec.offA, offB: spec.offB,
-    portable: spec.portable, label: `${label}/partials`,
+    portable: spec.portable, tiled: spec.tiled, label: `${label}/partials`,
   }, { a: bufs.a, b: bufs.b, c: partials }, { kChunk, splits });
   const wg = Math.min(64, ctx.limits.maxComputeInvocationsPerWorkgroup);
   const kernel = ctx.kernel('matmul.wgsl', 'sum_partials', {
