@@ -1,7 +1,7 @@
 // Public API, the same in Node and the browser (src/browser.ts re-exports it; nothing here may
 // import Node modules). Node users get it with the Node-only parts from src/node.ts, the
 // package's main: createNodeContext(), gentleWait. Browser or host apps: GpuContext.fromDevice(device).
-export { GpuContext, GpuError, describeAdapterInfo, type ContextOptions } from './gpu/context.js';
+export { GpuContext, GpuError, describeAdapterInfo, type ContextOptions, type MatmulKernelChoice } from './gpu/context.js';
 export { ReadPacer } from './gpu/pacer.js';
 export { Kernel, type KernelConstants, type BufferBinding } from './gpu/kernel.js';
 export { type Dispatch, encodeDispatch, runDispatches } from './gpu/dispatch.js';
