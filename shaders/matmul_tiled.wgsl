@@ -1,8 +1,8 @@
 // C = op(A) · op(B) (+ bias) (→ activation) (+= C) for GPUs: the classic shared-memory tiling.
 // Same semantics and Params as matmul.wgsl (split K included); src/kernels/matmul.ts uses it on
-// adapters that are not software rasterizers (splitKPolicy's GPU side), where matmul_subgroup.wgsl's
-// design (no shared memory, a few lanes per workgroup, each walking K alone: right for llvmpipe)
-// leaves most of a GPU idle: on an H200 it ran 8192³ at a fifth of cuBLAS.
+// adapters that are not software rasterizers (matmulKernelFor), where matmul_subgroup.wgsl's design
+// (no shared memory, a few lanes per workgroup, each walking K alone: right for llvmpipe) leaves
+// most of a GPU idle (BENCHMARKS.md, "Real GPU check").
 //
 // A workgroup of 16 x 16 invocations computes a (16·TM) x (16·TN) tile of C. Per step of BK = 8
 // along k, the workgroup stages op(A)'s (16·TM) x 8 and op(B)'s 8 x (16·TN) blocks in workgroup

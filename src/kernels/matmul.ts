@@ -236,10 +236,10 @@ const isSoftwareAdapter = (ctx: GpuContext) => /llvmpipe|lavapipe|swiftshader|so
 /**
  * When splitting K pays: `workgroups`, the count a product should reach, and `minChunk`, the
  * fewest k's a layer sums. A GPU needs thousands of small workgroups in flight to hide memory
- * latency, and each of our workgroups walks its K serially (an H200 took 6.8 ms for a 25x32 weight
- * gradient over K = 39,200 in two workgroups, and 0.29 ms for 100x784x10), so it splits down to
- * 64 k's. A software adapter runs workgroups on a few CPU threads, where a split only adds a pass:
- * it asks for just enough workgroups to keep its threads busy, and long layers.
+ * latency, and each of our workgroups walks its K serially (a weight gradient of 25x32 over
+ * K = 39,200 is two workgroups: BENCHMARKS.md, "Real GPU check"), so it splits down to 64 k's. A
+ * software adapter runs workgroups on a few CPU threads, where a split only adds a pass: it asks
+ * for just enough workgroups to keep its threads busy, and long layers.
  */
 export function splitKPolicy(ctx: GpuContext): SplitKPolicy {
   return isSoftwareAdapter(ctx)
