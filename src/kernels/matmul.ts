@@ -171,7 +171,7 @@ function matmulDispatch(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers, 
     return { kernel, bindGroup, workgroups, label, flops: flops + (spec.biasGrad ? K * N : 0) };
   }
 
-  const wg = Math.min(64, ctx.limits.maxComputeInvocationsPerWorkgroup);
+  const wg = portableLanes(ctx);
   const kernel = ctx.kernel('matmul.wgsl', 'main', { ...common, WG: wg });
   const bindGroup = kernel.bind({ params: kernel.params(p), A: bufs.a, B: bufs.b, bias, C: bufs.c }, label);
   return { kernel, bindGroup, workgroups: [ceilDiv(N, wg), ceilDiv(M, PORTABLE_ROWS), split.splits], label, flops };
@@ -225,7 +225,12 @@ function matmulTiles(ctx: GpuContext, spec: MatmulSpec): number {
     const { wg, tm } = subgroupTile(spec.M, spec.N);
     return ceilDiv(spec.N, 4 * wg) * ceilDiv(spec.M, tm);
   }
-  return ceilDiv(spec.N, Math.min(64, ctx.limits.maxComputeInvocationsPerWorkgroup)) * ceilDiv(spec.M, PORTABLE_ROWS);
+  return ceilDiv(spec.N, portableLanes(ctx)) * ceilDiv(spec.M, PORTABLE_ROWS);
+}
+
+/** Lanes (columns) per workgroup of matmul.wgsl's entry points: main, and split K's sum_partials. */
+function portableLanes(ctx: GpuContext): number {
+  return Math.min(64, ctx.limits.maxComputeInvocationsPerWorkgroup);
 }
 
 /** Most bytes of partial products a split-K matmul keeps (its scratch buffer). */
@@ -302,7 +307,7 @@ export function matmulSplitK(ctx: GpuContext, spec: MatmulSpec & { splits?: numb
     M, N, K, transA: spec.transA, transB: spec.transB, lda: spec.lda, ldb: spec.ldb, offA: spec.offA, offB: spec.offB,
     portable: spec.portable, tiled: spec.tiled, label: `${label}/partials`,
   }, { a: bufs.a, b: bufs.b, c: partials }, { kChunk, splits });
-  const wg = Math.min(64, ctx.limits.maxComputeInvocationsPerWorkgroup);
+  const wg = portableLanes(ctx);
   const kernel = ctx.kernel('matmul.wgsl', 'sum_partials', {
     HAS_BIAS: !!bufs.bias, ACTIVATION: ACTIVATION_CODE[spec.activation ?? 'none'], ACCUMULATE: !!spec.accumulate, WG: wg,
   });

@@ -198,6 +198,8 @@ export function prepareRecurrentLayer(ctx: GpuContext, specIn: RecurrentLayerSpe
   const name = specIn.label ?? `${cell} T=${T} B=${B} I=${I} H=${H}`;
   if (G === undefined) throw new GpuError(`${name}: unknown cell "${cell}" (lstm, gru or rnn)`);
   checkPositive(`recurrent layer ${name}`, { T, B, I, H });
+  // The backward step's dh = dz·W_hᵀ (B x 4H · 4H x H for an LSTM).
+  const dhProduct = { M: B, N: H, K: G * H, transB: true };
   const spec = {
     cell, T, B, I, H,
     forgetBias: specIn.forgetBias ?? 1.0,
@@ -207,13 +209,12 @@ export function prepareRecurrentLayer(ctx: GpuContext, specIn: RecurrentLayerSpe
     accumulateGrads: specIn.accumulateGrads ?? false,
     fused: (specIn.fused ?? false) && cell === 'lstm',
     cellInMatmul: (specIn.cellInMatmul ?? true) && cell === 'lstm' && !specIn.fused && hasMatmulEpilogues(ctx),
-    // The backward step's dh = dz·W_hᵀ: split over K where that pays more than the fused cell (a GPU).
+    // dh's product split over K where that pays more than the fused cell (a GPU).
     splitRecurrentProduct: cell !== 'gru' && !specIn.fused
-      && (specIn.splitRecurrentProduct ?? (splitKPolicy(ctx).overEpilogue && splitKFactor(ctx, { M: B, N: H, K: G * H, transB: true }) > 1)),
+      && (specIn.splitRecurrentProduct ?? (splitKPolicy(ctx).overEpilogue && splitKFactor(ctx, dhProduct) > 1)),
     label: name,
   } as const;
   const GH = G * H, BH = B * H, TB = T * B;
-  const dhProduct = { M: B, N: H, K: GH, transB: true };
   const splitDh = spec.splitRecurrentProduct !== false;
   const dhSplits = typeof spec.splitRecurrentProduct === 'number' ? spec.splitRecurrentProduct : undefined;
   const backwardCellInMatmul = spec.cellInMatmul && !splitDh;
@@ -380,8 +381,9 @@ export function prepareRecurrentLayer(ctx: GpuContext, specIn: RecurrentLayerSpe
     } else {
       backward.push(cellStep(cell === 'lstm' ? 'lstm_bwd' : 'rnn_bwd', t, f));
       if (!zeroPrev) {
-        const product = { ...dhProduct, offA: t * B * GH, offB: I * GH, splits: dhSplits, label: rec('dz·W_hᵀ') };
-        backward.push(...(splitDh ? matmulSplitK(ctx, product, { a: dz, b: w, c: dh }) : [matmul(ctx, product, { a: dz, b: w, c: dh })]));
+        // One layer (no split) unless splitDh: then dhSplits, or matmulSplitK's own choice.
+        const splits = splitDh ? dhSplits : 1;
+        backward.push(...matmulSplitK(ctx, { ...dhProduct, offA: t * B * GH, offB: I * GH, splits, label: rec('dz·W_hᵀ') }, { a: dz, b: w, c: dh }));
       }
     }
   }
