@@ -3,3 +3,4 @@
 export * from './index.js';
 export { createNodeContext, type NodeContextOptions } from './gpu/node.js';
 export { gentleWait } from './gpu/gentle-wait.js';
+export { fileTuningStore, defaultTuningFile } from './gpu/tuning-store-node.js';

@@ -52,6 +52,8 @@ interface DemoState {
   steps: number;
   losses: number[];
   testAccuracy?: number;
+  /** Matrix products whose tile variants the last run timed. */
+  tunedProducts: number;
   drawn?: { prediction: number; probabilities: number[] };
 }
 
@@ -89,12 +91,16 @@ describe('in a browser: headless Chromium, WebGPU on its own adapter', function 
     return page;
   }
 
-  /** The demo page, loaded and ready (no error). */
-  async function openDemo(): Promise<Page> {
+  /**
+   * The demo page, loaded and ready (no error). Each page has its own storage, so a tuned run times
+   * its tiles again (a minute of compiles on lavapipe): only the first test keeps tuning on.
+   */
+  async function openDemo({ tune = false } = {}): Promise<Page> {
     const page = await open('');
     await page.waitForFunction(() => ['ready', 'error'].includes((window as unknown as { demo?: DemoState }).demo?.phase ?? ''));
     const ready = await demoState(page);
     expect(ready.error, `the page reported an error; page errors: ${pageErrors.join(' | ')}`).to.equal(undefined);
+    if (!tune) await page.uncheck('#tune');
     return page;
   }
 
@@ -121,7 +127,7 @@ describe('in a browser: headless Chromium, WebGPU on its own adapter', function 
   const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
 
   it(`the demo page trains the mlp preset ${STEPS} steps: the loss falls, test digits and a drawn 7 are classified`, async () => {
-    const page = await openDemo();
+    const page = await openDemo({ tune: true });
     console.log(`      adapter in Chromium: ${(await demoState(page)).adapter}`);
 
     const t0 = performance.now();
@@ -138,6 +144,11 @@ describe('in a browser: headless Chromium, WebGPU on its own adapter', function 
     expect(last, `mean loss of the last 5 steps vs the first 5 (${first.toFixed(3)})`).to.be.lessThan(0.5 * first);
     expect(run.testAccuracy, 'test accuracy after the run').to.be.greaterThan(0.7);
     trained = run;
+    // The page tuned its products and kept the choices in localStorage, under its adapter's description.
+    expect(run.tunedProducts, 'products whose tiles the run timed').to.be.greaterThan(0);
+    const kept = await page.evaluate(() => localStorage.getItem('webgpu-train/tuning'));
+    const record = JSON.parse(kept ?? 'null') as { adapters: Record<string, Record<string, unknown>> } | null;
+    expect(Object.values(record?.adapters ?? {}).map((products) => Object.keys(products).length), 'the tuning record in localStorage').to.deep.equal([run.tunedProducts]);
 
     await drawSeven(page);
     const drawn = (await demoState(page)).drawn!;

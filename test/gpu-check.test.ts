@@ -33,6 +33,7 @@ describe('the real-GPU check (tools/gpu-check-run.ts)', function () {
       expect(f.share_of_fma_peak as number).to.be.closeTo((f.gflops as number) / peak, 2e-3 * (f.share_of_fma_peak as number));
       expect(f.spot_check_abs_err).to.equal(0);
       expect(f.runs).to.equal(2);
+      expect(f.tile, 'without --tiles all, the kernel\'s default tile only').to.equal('default');
       expect(f.adapter).to.be.a('string').and.not.equal('');
     }
   });

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { testContext } from './support/gpu.js';
 import { expectClose, matmulRef, randomArray, rng, type Act } from './support/cpu.js';
 import { matmul, matmulSplitK, splitKFactor, splitKPolicy, type MatmulSpec } from '../src/kernels/matmul.js';
+import { MATMUL_VARIANTS } from '../src/kernels/matmul-variants.js';
 import { runDispatches } from '../src/gpu/dispatch.js';
 import type { GpuContext } from '../src/gpu/context.js';
 
@@ -17,9 +18,11 @@ interface Variant {
   unitSums?: boolean;
   /** Through matmulSplitK with K split into this many workgroup layers. */
   splits?: number;
+  /** A tile variant's id (matmul-variants.ts) instead of the default tile. */
+  tile?: string;
 }
 
-async function check(ctx: GpuContext, seed: number, M: number, N: number, K: number, o: Variant) {
+async function check(ctx: GpuContext, seed: number, M: number, N: number, K: number, o: Variant): Promise<Float32Array> {
   const rand = rng(seed);
   const A = randomArray(M * K, rand);
   const B = randomArray(K * N, rand, o.unitSums ? 1 / Math.sqrt(K) : 1);
@@ -27,7 +30,7 @@ async function check(ctx: GpuContext, seed: number, M: number, N: number, K: num
   const c0 = o.accumulate ? randomArray(M * N, rand) : undefined;
   const bufs = { a: ctx.upload(A), b: ctx.upload(B), c: ctx.storage(M * N * 4), bias: bias && ctx.upload(bias) };
   if (c0) ctx.write(bufs.c, c0); else ctx.poison(bufs.c);
-  const spec = { M, N, K, transA: o.transA, transB: o.transB, activation: o.act, accumulate: o.accumulate, portable: o.portable, tiled: o.tiled };
+  const spec = { M, N, K, transA: o.transA, transB: o.transB, activation: o.act, accumulate: o.accumulate, portable: o.portable, tiled: o.tiled, variant: o.tile };
   if (o.splits !== undefined) {
     const ds = matmulSplitK(ctx, { ...spec, splits: o.splits }, bufs);
     expect(ds.map((d) => d.workgroups[2]), 'one dispatch per layer of K, then their sum').to.deep.equal(o.splits > 1 ? [Math.ceil(K / (4 * Math.ceil(Math.ceil(K / o.splits) / 4))), 1] : [1]);
@@ -39,6 +42,7 @@ async function check(ctx: GpuContext, seed: number, M: number, N: number, K: num
   const ref = matmulRef(A, B, M, N, K, { transA: o.transA, transB: o.transB, bias, act: o.act, c0 });
   for (const b of [bufs.a, bufs.b, bufs.c, bufs.bias]) if (b) ctx.release(b);
   expectClose(got, ref, 1e-5, `matmul M=${M} N=${N} K=${K} ${JSON.stringify(o)} seed=${seed}`);
+  return got;
 }
 
 const KERNEL_FILES = { subgroup: 'matmul_subgroup.wgsl', portable: 'matmul.wgsl', tiled: 'matmul_tiled.wgsl' } as const;
@@ -220,6 +224,55 @@ describe('the tiled kernel\'s large tile (8 x 8 per invocation, 128 x 128 per wo
     }
     await check(ctx, seed++, 1024, 1033, 37, { bias: true, act: 'relu', tiled: true });
     await check(ctx, seed++, 1025, 1024, 600, { transA: true, splits: 3, tiled: true });
+  });
+});
+
+// The tuner may give a product any tile of its kernel: each must be as right as the default, on odd
+// shapes (partial tiles both ways, K % 4 ≠ 0, both store paths, vec4 loads of Aᵀ), every transpose,
+// the epilogues, accumulation, split K and (subgroup) the fused bias gradient; and bit for bit the
+// default's numbers, since every tile of a kernel sums each output over k in the same order.
+describe('every matmul tile variant (the tuner\'s candidates) against float64 and the default tile', () => {
+  let ctx: GpuContext;
+  before(async () => {
+    ctx = await testContext();
+  });
+  // Few products: each is a pipeline compile per variant (seconds on lavapipe).
+  const CASES: [[number, number, number], Variant][] = [
+    [[37, 20, 28], { transB: true, bias: true, act: 'relu' }],
+    [[132, 70, 45], { transA: true, bias: true, act: 'sigmoid', unitSums: true, accumulate: true }],
+    [[36, 24, 700], { splits: 3 }],
+  ];
+  for (const v of MATMUL_VARIANTS) {
+    const kernel = { portable: v.family === 'portable', tiled: v.family === 'tiled' };
+    it(`${v.id}: ${CASES.length} products (transposes, bias and activations, accumulation, split K, both stores of C)${v.family === 'subgroup' ? ' and a fused bias gradient' : ''}`, async () => {
+      if (v.family === 'subgroup' && !ctx.device.features.has('subgroups')) throw new Error(`adapter ${ctx.adapterDescription} has no 'subgroups' feature`);
+      let seed = 500;
+      for (const [[M, N, K], o] of CASES) {
+        const got = await check(ctx, seed, M, N, K, { ...o, ...kernel, tile: v.id });
+        const byDefault = await check(ctx, seed++, M, N, K, { ...o, ...kernel });
+        expect(got.every((x, j) => Object.is(x, byDefault[j])), `${v.id} M=${M} N=${N} K=${K} ${JSON.stringify(o)}: bit for bit the default tile's result`).to.equal(true);
+      }
+      if (v.family !== 'subgroup') return;
+      const [M, N, K] = [132, 30, 77];
+      const rand = rng(seed);
+      const X = randomArray(K * M, rand), dZ = randomArray(K * N, rand), c0 = randomArray(M * N, rand), db0 = randomArray(N, rand);
+      const a = ctx.upload(X), b = ctx.upload(dZ), c = ctx.upload(c0), dbias = ctx.upload(db0);
+      await runDispatches(ctx, [matmul(ctx, { M, N, K, transA: true, accumulate: true, biasGrad: true, variant: v.id }, { a, b, c, dbias })]);
+      expectClose(await ctx.readF32(c, M * N), matmulRef(X, dZ, M, N, K, { transA: true, c0 }), 1e-5, `${v.id}: dW += Xᵀ·dZ`);
+      const ref = Float64Array.from(db0);
+      for (let k = 0; k < K; k++) for (let j = 0; j < N; j++) ref[j] += dZ[k * N + j];
+      expectClose(await ctx.readF32(dbias, N), ref, 1e-5, `${v.id}: db += 1ᵀ·dZ`);
+      for (const x of [a, b, c, dbias]) ctx.release(x);
+    });
+  }
+
+  it('a variant of another kernel, or an unknown one, is refused, naming the choices', async () => {
+    const x = ctx.storage(4 * 64);
+    const bufs = { a: x, b: x, c: ctx.storage(4 * 64) };
+    expect(() => matmul(ctx, { M: 8, N: 8, K: 8, portable: true, variant: 'tiled-4x4' }, bufs)).to.throw(/the portable kernel has no tile variant "tiled-4x4" \(it has: portable-default, portable-wg32\)/);
+    expect(() => matmul(ctx, { M: 8, N: 8, K: 8, tiled: true, variant: 'tiled-9x9' }, bufs)).to.throw(/no tile variant "tiled-9x9".*tiled-8x8/);
+    ctx.release(bufs.c);
+    ctx.release(x);
   });
 });
 

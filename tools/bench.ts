@@ -2,7 +2,7 @@
 // TensorFlow.js 4.22 (webgpu backend on the same Dawn adapter, and wasm), measured in ONE run, the
 // engine first, then each peer backend in its own child process (tools/bench-peer.ts), one after
 // the other. Prints a table and writes it to BENCHMARKS.md.
-// Usage: node dist/tools/bench.js [--nets mlp,cnn,rnn] [--steps N] [--seconds S] [--warmup N] [--rounds N] [--no-peer] [--out FILE]
+// Usage: node dist/tools/bench.js [--nets mlp,cnn,rnn] [--steps N] [--seconds S] [--warmup N] [--rounds N] [--no-peer] [--no-tune] [--out FILE]
 //
 // Rounds: the whole sequence (engine, tfjs-webgpu, tfjs-wasm) runs --rounds times (default 3). A
 // shared 2-core machine drifts by tens of percent over minutes, so each ratio is taken within a
@@ -36,6 +36,7 @@ import { Trainer } from '../src/nn/trainer.js';
 import { NET_DEFAULTS, builtinModel } from '../src/nn/models/builtin.js';
 import { trainLoop } from '../src/nn/loop.js';
 import { failUsage, toolFlags } from './tool-args.js';
+import { nodeMatmulTuner } from '../src/cli/tuning.js';
 import { BENCH_NETS, NET_SETTINGS, PEER_RESULT, MAX_STEPS, batchIndex, measureMore, median, opGpuTimes, sleep, stepGpuTimes, threadCpuMs, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
 
 const flags = toolFlags(process.argv.slice(2), [
@@ -45,8 +46,9 @@ const flags = toolFlags(process.argv.slice(2), [
   { name: 'warmup', kind: 'int', arg: 'N', help: 'untimed steps first (default 3)' },
   { name: 'rounds', kind: 'int', arg: 'N', help: 'rounds, engine and peers alternating (default 3)' },
   { name: 'no-peer', kind: 'bool', help: 'measure the engine only, not TensorFlow.js' },
+  { name: 'no-tune', kind: 'bool', help: 'the engine with its default matmul tiles (by default it tunes them as the CLI does, with the same cache)' },
   { name: 'out', kind: 'string', arg: 'FILE', help: 'the report to write (default BENCHMARKS.md)' },
-], 'usage: node dist/tools/bench.js [--nets mlp,cnn,rnn] [--steps N] [--seconds S] [--warmup N] [--rounds N] [--no-peer] [--out FILE]');
+], 'usage: node dist/tools/bench.js [--nets mlp,cnn,rnn] [--steps N] [--seconds S] [--warmup N] [--rounds N] [--no-peer] [--no-tune] [--out FILE]');
 const nets = ((flags.get('nets') as string | undefined) ?? BENCH_NETS.join(',')).split(',') as BenchNet[];
 for (const n of nets) {
   if (!BENCH_NETS.includes(n)) failUsage(`--nets ${JSON.stringify(n)} is not one of ${BENCH_NETS.join(', ')}: give --nets ${BENCH_NETS.join(',')} or a part of it`);
@@ -60,6 +62,7 @@ for (const [name, v] of [['steps', steps], ['warmup', warmup], ['rounds', roundC
 }
 if (!(seconds >= 0 && seconds <= 600)) failUsage(`--seconds ${seconds} is outside 0-600: give a number of seconds from 0 to 600`);
 const withPeer = flags.get('no-peer') !== true;
+const tune = flags.get('no-tune') !== true;
 const outFile = (flags.get('out') as string | undefined) ?? 'BENCHMARKS.md';
 const log = (s: string) => process.stderr.write(`[engine] ${s}\n`);
 
@@ -112,7 +115,9 @@ async function benchEngine(ctx: GpuContext, net: BenchNet, data: ReturnType<type
   const { batch, lr } = NET_SETTINGS[net];
   // The net as the CLI trains it (its default architecture), at the tutorials' batch and Adam rate.
   const { hidden, layers, cell, keepProb } = NET_DEFAULTS[net];
-  const t = await Trainer.create(ctx, { model: builtinModel(net, { hidden, layers, cell, keepProb }), seed: 1, batch, optimizer: { kind: 'adam', lr } });
+  // Tiles tuned as the CLI tunes them: timed in the first round (at compile time, outside the timings), cached after.
+  const tuning = nodeMatmulTuner(ctx, tune, log) ?? false;
+  const t = await Trainer.create(ctx, { model: builtinModel(net, { hidden, layers, cell, keepProb }), seed: 1, batch, optimizer: { kind: 'adam', lr }, tuning });
   try {
     // The bench's own batches (consecutive images, the same as the peer's), through the one training loop.
     let k = 0;
@@ -327,6 +332,7 @@ const md = [
   `- machine: ${machine}`,
   `- FMA peak (shaders/fma_peak.wgsl, ${peak.entry}, fastest of 5 dispatches): ${peak.gflops.toFixed(1)} GFLOPS`,
   `- steps: at least ${steps}, and more until they span ${seconds} s (at most ${MAX_STEPS}), measured after ${warmup} warm-up, per net and per backend, on real MNIST training batches (the same batches everywhere); ${roundCount} round(s) of engine, tfjs-webgpu, tfjs-wasm in turn: examples/s and ratios are medians over the rounds (range in brackets), each ratio taken within a round`,
+  `- matmul tiles: ${tune ? 'tuned per product on this adapter, as the CLI does (src/kernels/matmul-tuner.ts; the choices from the user\'s tuning cache)' : 'the defaults (--no-tune)'}`,
   withPeer ? `- peer: TensorFlow.js 4.22 tf.layers models (same architectures, Adam, softmax cross-entropy from logits) trained with \`model.trainOnBatch\`; one child process per backend, after the engine in each round` : '- peer: not run (--no-peer)',
   withPeer ? `- CPU used by the benchmark's own process while the peers ran: ${idleCpuMs.toFixed(0)} ms over ${(peerWallMs / 1000).toFixed(0)} s` : '',
   '',

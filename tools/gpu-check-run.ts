@@ -9,12 +9,14 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { nodeMatmulTuner } from '../src/cli/tuning.js';
 import { createNodeContext } from '../src/gpu/node.js';
 import type { GpuContext, MatmulKernelChoice } from '../src/gpu/context.js';
 import { BufferUsage, MapMode } from '../src/gpu/flags.js';
 import { PassTimer } from '../src/gpu/profiler.js';
-import { encodeDispatch } from '../src/gpu/dispatch.js';
+import { encodeDispatch, type Dispatch } from '../src/gpu/dispatch.js';
 import { matmul, matmulKernelFor } from '../src/kernels/matmul.js';
+import { matmulVariantsOf } from '../src/kernels/matmul-variants.js';
 import { Trainer } from '../src/nn/trainer.js';
 import { NET_DEFAULTS, NET_KINDS, builtinModel, type NetKind } from '../src/nn/models/builtin.js';
 import { trainLoop } from '../src/nn/loop.js';
@@ -28,10 +30,12 @@ const flags = toolFlags(process.argv.slice(2), [
   { name: 'peak-groups', kind: 'string', arg: 'N,N', help: 'adapter: workgroups per FMA dispatch to try (default 512,8192)' },
   { name: 'shapes', kind: 'string', arg: 'MxKxN,...', help: 'matmul: shapes (default 1024x1024x1024,2048x2048x2048,4096x4096x4096,8192x8192x8192)' },
   { name: 'runs', kind: 'int', arg: 'N', help: 'matmul: timed runs per shape (default 10)' },
+  { name: 'tiles', kind: 'choice', choices: ['default', 'all'], arg: 'default|all', help: 'matmul: the default tile only, or every tile variant of the kernel (the tuner\'s candidates; default: default)' },
   { name: 'nets', kind: 'string', arg: 'softmax,bp,...', help: 'nets: the nets (default all five)' },
   { name: 'steps', kind: 'int', arg: 'N', help: 'nets: at least this many timed steps (default 20)' },
   { name: 'seconds', kind: 'float', arg: 'S', help: 'nets: and more steps until they span S seconds (default 2)' },
   { name: 'warmup', kind: 'int', arg: 'N', help: 'nets: untimed steps first (default 3)' },
+  { name: 'no-tune', kind: 'bool', help: 'nets: the default matmul tiles (by default they are tuned as the CLI does)' },
   { name: 'peer', kind: 'bool', help: 'nets: also time TensorFlow.js (webgpu backend) on mlp, cnn, rnn in a child process' },
   { name: 'peer-nets', kind: 'string', arg: 'mlp,cnn,rnn', help: 'nets: the nets the peer times (default mlp,cnn,rnn, those of --nets)' },
   { name: 'peer-timeout', kind: 'float', arg: 'S', help: 'nets: kill the peer after S seconds (default 180)' },
@@ -105,59 +109,82 @@ async function matmulPart(ctx: GpuContext): Promise<void> {
     return s.split('x').map(Number) as [number, number, number];
   });
   const timer = new PassTimer(ctx, runs);
-  for (const [M, K, N] of shapes) {
-    const shape = `${M}x${K}x${N}`;
-    const bufs: GPUBuffer[] = [];
-    try {
-      const a = ctx.storage(M * K * 4, 'check A'), b = ctx.storage(K * N * 4, 'check B'), c = ctx.storage(M * N * 4, 'check C');
-      bufs.push(a, b, c);
-      ctx.write(a, Float32Array.from({ length: M * K }, (_, i) => aAt(i)));
-      ctx.write(b, Float32Array.from({ length: K * N }, (_, i) => bAt(i)));
-      ctx.poison(c);
-      const d = matmul(ctx, { M, N, K }, { a, b, c });
-      const kernelUsed = matmulKernelFor(ctx, { M, N, K });
-      await d.kernel.ready;
-      const times: number[] = [];
-      let warmMs = 0;
-      for (const [round, n] of [[0, 2], [1, runs]] as const) {
-        timer.reset();
-        const enc = ctx.device.createCommandEncoder();
-        for (let i = 0; i < n; i++) {
-          const pass = enc.beginComputePass(timer.pass(`${shape} ${i}`));
-          encodeDispatch(pass, d);
-          pass.end();
-        }
-        timer.resolve(enc);
-        const t0 = performance.now();
-        ctx.device.queue.submit([enc.finish()]);
-        // Sleep through most of the expected GPU time so dawn.node does not poll meanwhile.
-        if (round === 1 && warmMs > 2) await sleep((warmMs / 2) * n * 0.9);
-        const t = await timer.read();
-        if (round === 0) warmMs = performance.now() - t0;
-        else times.push(...t.map((x) => x.ns / 1e6));
-      }
-      ctx.throwIfFailed(`matmul ${shape}`);
-      // Spot check: C's first and last element against exact sums (the inputs make them exact).
-      const want = (i: number, j: number) => {
-        let s = 0;
-        for (let k = 0; k < K; k++) s += aAt(i * K + k) * bAt(k * N + j);
-        return s;
-      };
-      const [first] = await ctx.readF32(c, 1, 0);
-      const [last] = await ctx.readF32(c, 1, M * N - 1);
-      const err = Math.max(Math.abs(first - want(0, 0)), Math.abs(last - want(M - 1, N - 1)));
-      const ms = median(times);
-      const gflops = (2 * M * N * K) / (ms * 1e6);
-      const fields = { shape, variant: 'A·B', kernel: kernelUsed, median_ms: ms, min_ms: Math.min(...times), runs, gflops, share_of_fma_peak: share(gflops), spot_check_abs_err: err };
-      if (!(err <= 1e-3)) emit('matmul', { ...fields, error: `wrong product: C[0,0] ${first} vs ${want(0, 0)}, C[M-1,N-1] ${last} vs ${want(M - 1, N - 1)}` });
-      else emit('matmul', fields);
-    } catch (e) {
-      emit('matmul', { shape, error: message(e) });
-    } finally {
-      for (const x of bufs) ctx.release(x);
-    }
-  }
+  const allTiles = flags.get('tiles') === 'all';
+  for (const [M, K, N] of shapes) await timeMatmulShape(ctx, timer, M, K, N, runs, allTiles);
   timer.destroy();
+}
+
+/**
+ * Times one product with its kernel's default tile and, with `allTiles`, each other tile variant of
+ * the kernel that gives another pipeline (the tuner's candidates), each with a spot check; one line each.
+ */
+async function timeMatmulShape(ctx: GpuContext, timer: PassTimer, M: number, K: number, N: number, runs: number, allTiles: boolean): Promise<void> {
+  const shape = `${M}x${K}x${N}`;
+  const kernelUsed = matmulKernelFor(ctx, { M, N, K });
+  const bufs: GPUBuffer[] = [];
+  try {
+    const a = ctx.storage(M * K * 4, 'check A'), b = ctx.storage(K * N * 4, 'check B'), c = ctx.storage(M * N * 4, 'check C');
+    bufs.push(a, b, c);
+    ctx.write(a, Float32Array.from({ length: M * K }, (_, i) => aAt(i)));
+    ctx.write(b, Float32Array.from({ length: K * N }, (_, i) => bAt(i)));
+    // Spot check: C's first and last element against exact sums (the inputs make them exact).
+    const want = (i: number, j: number) => {
+      let s = 0;
+      for (let k = 0; k < K; k++) s += aAt(i * K + k) * bAt(k * N + j);
+      return s;
+    };
+    const seen = new Set<string>();
+    const others = allTiles ? matmulVariantsOf(kernelUsed).slice(1).map((v) => v.id) : [];
+    for (const tile of ['default', ...others]) {
+      let d: Dispatch;
+      try {
+        d = matmul(ctx, { M, N, K, variant: tile === 'default' ? undefined : tile }, { a, b, c });
+      } catch {
+        continue; // a variant not legal on this adapter
+      }
+      const pipeline = JSON.stringify(d.kernel.constants);
+      if (seen.has(pipeline)) continue;
+      seen.add(pipeline);
+      try {
+        ctx.poison(c);
+        await d.kernel.ready;
+        const times: number[] = [];
+        let warmMs = 0;
+        for (const [round, n] of [[0, 2], [1, runs]] as const) {
+          timer.reset();
+          const enc = ctx.device.createCommandEncoder();
+          for (let i = 0; i < n; i++) {
+            const pass = enc.beginComputePass(timer.pass(`${shape} ${i}`));
+            encodeDispatch(pass, d);
+            pass.end();
+          }
+          timer.resolve(enc);
+          const t0 = performance.now();
+          ctx.device.queue.submit([enc.finish()]);
+          // Sleep through most of the expected GPU time so dawn.node does not poll meanwhile.
+          if (round === 1 && warmMs > 2) await sleep((warmMs / 2) * n * 0.9);
+          const t = await timer.read();
+          if (round === 0) warmMs = performance.now() - t0;
+          else times.push(...t.map((x) => x.ns / 1e6));
+        }
+        ctx.throwIfFailed(`matmul ${shape} (${tile})`);
+        const [first] = await ctx.readF32(c, 1, 0);
+        const [last] = await ctx.readF32(c, 1, M * N - 1);
+        const err = Math.max(Math.abs(first - want(0, 0)), Math.abs(last - want(M - 1, N - 1)));
+        const ms = median(times);
+        const gflops = (2 * M * N * K) / (ms * 1e6);
+        const fields = { shape, variant: 'A·B', kernel: kernelUsed, tile, constants: d.kernel.constants, median_ms: ms, min_ms: Math.min(...times), runs, gflops, share_of_fma_peak: share(gflops), spot_check_abs_err: err };
+        if (!(err <= 1e-3)) emit('matmul', { ...fields, error: `wrong product: C[0,0] ${first} vs ${want(0, 0)}, C[M-1,N-1] ${last} vs ${want(M - 1, N - 1)}` });
+        else emit('matmul', fields);
+      } catch (e) {
+        emit('matmul', { shape, kernel: kernelUsed, tile, error: message(e) });
+      }
+    }
+  } catch (e) {
+    emit('matmul', { shape, error: message(e) });
+  } finally {
+    for (const x of bufs) ctx.release(x);
+  }
 }
 
 // --- nets: each built-in net's training step --------------------------------------------------------
@@ -205,7 +232,8 @@ async function netPart(ctx: GpuContext): Promise<void> {
 
 async function timeNet(ctx: GpuContext, net: NetKind, data: ReturnType<typeof trainSplit>, steps: number, warmup: number, seconds: number): Promise<EngineStep> {
   const { batch, lr, optimizer, hidden, layers, cell, keepProb } = NET_DEFAULTS[net];
-  const t = await Trainer.create(ctx, { model: builtinModel(net, { hidden, layers, cell, keepProb }), seed: 1, batch, optimizer: { kind: optimizer, lr } });
+  const tuning = nodeMatmulTuner(ctx, flags.get('no-tune') !== true, log) ?? false;
+  const t = await Trainer.create(ctx, { model: builtinModel(net, { hidden, layers, cell, keepProb }), seed: 1, batch, optimizer: { kind: optimizer, lr }, tuning });
   try {
     // The bench's batches: consecutive images (the peer's too).
     let k = 0;

@@ -229,6 +229,7 @@ if [ $quick = 1 ]; then
   peak_groups=512
   shapes=64x64x64,256x256x256
   matmul_runs=3
+  matmul_tiles=default
   net_flags=(--steps 2 --warmup 1 --seconds 0 --peer --peer-nets mlp --peer-timeout 90)
   kernel_net_flags=(--nets mlp --steps 2 --warmup 1 --seconds 0)
   torch_flags=(--steps 3 --warmup 1 --seconds 0)
@@ -236,6 +237,7 @@ else
   peak_groups=512,8192
   shapes=1024x1024x1024,2048x2048x2048,4096x4096x4096,8192x8192x8192
   matmul_runs=10
+  matmul_tiles=all
   net_flags=(--steps 20 --warmup 3 --seconds 2 --peer --peer-timeout 110)
   kernel_net_flags=(--steps 20 --warmup 3 --seconds 1)
   torch_flags=(--steps 20 --warmup 3 --seconds 2)
@@ -248,8 +250,9 @@ peak_flag=()
 [ -n "$peak" ] && peak_flag=(--peak "$peak")
 
 # The engine's choice of matmul kernel for this adapter, then each kernel forced (the tiled one is
-# built for GPUs, the subgroup one for software adapters): which serves where.
-run_node matmul 90 300 --part matmul --shapes "$shapes" --runs "$matmul_runs" ${peak_flag[@]+"${peak_flag[@]}"}
+# built for GPUs, the subgroup one for software adapters): which serves where. Outside --quick, the
+# engine's choice is timed with every tile variant too (what the tuner chooses among).
+run_node matmul 90 300 --part matmul --tiles "$matmul_tiles" --shapes "$shapes" --runs "$matmul_runs" ${peak_flag[@]+"${peak_flag[@]}"}
 for kernel in subgroup tiled; do
   run_node "matmul-$kernel" 50 240 --part matmul --matmul-kernel "$kernel" --shapes "$shapes" --runs "$matmul_runs" ${peak_flag[@]+"${peak_flag[@]}"}
 done

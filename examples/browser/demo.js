@@ -3,14 +3,14 @@
 // and accuracy as it goes, shows predictions on test digits, and classifies a digit the user draws.
 // Served by `npm run demo` (tools/demo-server.ts): the engine bundle is /lib/, the MNIST subset /data/.
 import {
-  GpuContext, ModelSpecError, Trainer, builtinModel, fetchMnist, modelFromKeras, modelFromSpec, modelToSpec, trainSteps, NET_DEFAULTS,
+  GpuContext, MatmulTuner, ModelSpecError, Trainer, builtinModel, localStorageTuningStore, fetchMnist, modelFromKeras, modelFromSpec, modelToSpec, trainSteps, NET_DEFAULTS,
 } from '/lib/webgpu-train.js';
 import { drawChart, drawGrid, drawProbs, setupPad, clearPad, padInput } from './draw.js';
 
 const $ = (id) => document.getElementById(id);
 
 /** What the page did, for the browser test (test/browser.test.ts) to read as `window.demo`. */
-const state = { phase: 'loading', adapter: undefined, options: undefined, spec: undefined, summary: undefined, steps: 0, losses: [], accuracies: [], tests: [], testAccuracy: undefined, drawn: undefined, error: undefined };
+const state = { phase: 'loading', adapter: undefined, tunedProducts: 0, options: undefined, spec: undefined, summary: undefined, steps: 0, losses: [], accuracies: [], tests: [], testAccuracy: undefined, drawn: undefined, error: undefined };
 window.demo = state;
 
 function showError(e) {
@@ -299,7 +299,13 @@ async function train(ctx, data, model, signal, setTrainer, resume) {
   const name = model.name;
   $('status').textContent = `compiling the model "${name}"…`;
   const first = resume?.startStep ?? 0;
-  const trainer = resume?.trainer ?? await Trainer.create(ctx, { ...options, model });
+  // Matmul tiles timed the first time this adapter meets a product, the choices kept in localStorage (the numbers do not change).
+  const tuner = $('tune').checked ? new MatmulTuner(ctx, {
+    store: localStorageTuningStore(),
+    onTiming: (n) => { $('status').textContent = `compiling "${name}": timing matmul tile variants for ${n} products (once per adapter: the choices are kept in this browser)…`; },
+  }) : false;
+  const trainer = resume?.trainer ?? await Trainer.create(ctx, { ...options, model, tuning: tuner });
+  state.tunedProducts = tuner ? tuner.tunedProducts : 0;
   setTrainer(trainer);
   const evalEvery = Math.max(25, Math.round(steps / 8));
   const chart = () => drawChart($('chart'), { steps, losses: state.losses, accuracies: state.accuracies, tests: state.tests });

@@ -70,6 +70,8 @@ export interface TrainArgs extends TrainingControl {
   log?: string;
   json: boolean;
   help: boolean;
+  /** Tune the matrix products for this adapter, with the choices cached in the user's cache folder (--no-tune: the default tiles). */
+  tune: boolean;
   /** --checkpoint-every N: write the training state to --save (or the default state file) every N steps. */
   checkpointEvery?: number;
   /** --keep K: state files kept (FILE, FILE.1, ... FILE.(K-1)); default 2. */
@@ -123,6 +125,7 @@ const FLAGS: FlagSpec[] = [
   { name: 'log', kind: 'string', arg: 'FILE', help: 'write a row per read and per evaluation to FILE.csv or FILE.jsonl, flushed as it goes' },
   { name: 'json', kind: 'bool', help: 'print one JSON object per epoch and one at the end instead of text' },
   { name: 'help', kind: 'bool', help: 'print this help and exit' },
+  { name: 'no-tune', kind: 'bool', help: 'use the default matmul tiles: no timing of tile variants, no tuning cache ($XDG_CACHE_HOME or ~/.cache, webgpu-train/tuning.json; also WEBGPU_TRAIN_NO_TUNE=1)' },
   { name: 'checkpoint-every', kind: 'int', arg: 'N', help: 'write the whole training state to --save every N steps (atomically; see docs/CHECKPOINTS.md)' },
   { name: 'keep', kind: 'int', arg: 'K', help: 'keep the last K training-state files: FILE, FILE.1, ... (default 2)' },
   { name: 'resume', kind: 'string', arg: 'FILE', help: 'continue the run saved in training-state FILE, bit for bit (its flags apply unless given)' },
@@ -339,6 +342,7 @@ function validate(raw: Map<string, string | number | boolean>): TrainArgs {
     log: str('log'),
     json: raw.get('json') === true,
     help,
+    tune: raw.get('no-tune') !== true,
     checkpointEvery: num('checkpoint-every'),
     keep: num('keep') ?? 2,
     resume: str('resume'),

@@ -14,6 +14,7 @@ import type { Model } from '../nn/model.js';
 import { modelFromSpec, modelToSpec } from '../nn/spec.js';
 import { builtinModel, NET_DEFAULTS } from '../nn/models/builtin.js';
 import { createNodeContext } from '../gpu/node.js';
+import { nodeMatmulTuner } from './tuning.js';
 import { GpuError, type GpuContext } from '../gpu/context.js';
 import { GraphError } from '../graph/graph.js';
 import { Trainer } from '../nn/trainer.js';
@@ -153,7 +154,9 @@ export async function main(argv: string[]): Promise<number> {
     emit({ event: 'model', name: model.name, source: args.model ? 'model' : args.net ? 'net' : 'checkpoint', params: model.paramCount, summary });
     log(`adapter: ${ctx.adapterDescription}`);
     const t0 = performance.now();
-    trainer = await Trainer.create(ctx, { model, seed: args.seed, batch: args.batch, optimizer: control.optimizer, labelSmoothing: control.labelSmoothing });
+    // Tuning picks among tiles that compute the same sums in the same order: the run's numbers do not depend on it.
+    const tuner = nodeMatmulTuner(ctx, args.tune, log);
+    trainer = await Trainer.create(ctx, { model, seed: args.seed, batch: args.batch, optimizer: control.optimizer, labelSmoothing: control.labelSmoothing, tuning: tuner ?? false });
     const g = trainer.graph;
     log(`${args.net ? `net ${args.net}` : `model ${model.name}`}: ${g.dispatchCount} dispatches per step in 1 submit, ${mb(g.plan.plannedBytes)} planned for activations and gradients (${mb(g.plan.naiveBytes)} without sharing), compiled in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 

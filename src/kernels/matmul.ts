@@ -3,6 +3,8 @@ import { ceilDiv, type Dispatch } from '../gpu/dispatch.js';
 import { checkPositive } from './checks.js';
 import { GpuError } from '../gpu/context.js';
 import type { Kernel, KernelConstants } from '../gpu/kernel.js';
+import { defaultMatmulVariant, matmulVariant, matmulVariantsOf, tileWorkgroups, type MatmulFamily, type MatmulTile, type MatmulTileQuery, type MatmulVariant } from './matmul-variants.js';
+import { activeMatmulTuner } from './matmul-tuner.js';
 
 /** An activation fused into a kernel's epilogue. */
 export type Activation = 'none' | 'relu' | 'sigmoid' | 'tanh';
@@ -42,6 +44,11 @@ export interface MatmulSpec {
   /** Use the shared-memory kernel for GPUs (shaders/matmul_tiled.wgsl) whatever the adapter (for tests and comparisons). */
   tiled?: boolean;
   /**
+   * A tile variant's id (MATMUL_VARIANTS in matmul-variants.ts) of the kernel used, instead of the
+   * tuned or default tile (for tests and comparisons); an error where it is not legal.
+   */
+  variant?: string;
+  /**
    * Another entry point of shaders/matmul_subgroup.wgsl that computes the same tile and then does its
    * own epilogue instead of storing C (e.g. lstm_bwd_step); only where `hasMatmulEpilogues`. Its bias,
    * activation and accumulate options do not apply; `bind` gives its own buffers (C included, if it
@@ -75,8 +82,6 @@ export interface MatmulBuffers {
   dbias?: GPUBuffer;
 }
 
-const PORTABLE_ROWS = 8; // TM in shaders/matmul.wgsl
-const SUBGROUP_MAX_ROWS = 32; // TMAX in shaders/matmul_subgroup.wgsl
 /** Longest K whose column sums the matmul takes on: the rows one block of columnSum's tree sums serially. */
 export const BIAS_GRAD_MAX_K = 256;
 
@@ -104,9 +109,11 @@ function matmulDispatch(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers, 
   if (spec.biasGrad && (spec.portable || !fusesBiasGrad(ctx, K))) {
     throw new GpuError(`${name}: biasGrad is fused only by the subgroup kernel and for K ≤ ${BIAS_GRAD_MAX_K} (K = ${K}); use columnSum`);
   }
+  if (spec.epilogue && (spec.portable || spec.tiled || !hasMatmulEpilogues(ctx))) throw new GpuError(`${name}: an epilogue (${spec.epilogue.entry}) needs the subgroup kernel`);
+  if (spec.biasGrad && spec.tiled) throw new GpuError(`${name}: biasGrad is fused only by the subgroup kernel`);
   const transA = !!spec.transA;
   const transB = !!spec.transB;
-  const p = {
+  const p: MatmulParams = {
     M, N, K,
     lda: spec.lda ?? (transA ? M : K),
     ldb: spec.ldb ?? (transB ? K : N),
@@ -117,6 +124,94 @@ function matmulDispatch(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers, 
     offBias: spec.offBias ?? 0,
     kChunk: split.kChunk,
   };
+  const family = matmulKernelFor(ctx, spec);
+  const query = tileQuery(ctx, spec, p);
+  if (spec.variant !== undefined) {
+    const forced = matmulVariant(spec.variant);
+    if (!forced || forced.family !== family) {
+      throw new GpuError(`${name}: the ${family} kernel has no tile variant "${spec.variant}" (it has: ${matmulVariantsOf(family).map((v) => v.id).join(', ')})`);
+    }
+    const tile = forced.tile(query);
+    if (!tile) throw new GpuError(`${name}: tile variant ${spec.variant} is not legal for this product on this adapter; leave out variant for the default`);
+    return prepare(ctx, spec, p, bufs, family, tile, split).dispatch;
+  }
+  let candidates = tileCandidates(family, query);
+  // An epilogue's tile is part of its contract with the caller (e.g. the LSTM step's gates per column quad).
+  const tuner = spec.epilogue ? undefined : activeMatmulTuner(ctx);
+  if (tuner) candidates = candidates.filter((c, i) => i === 0 || tuner.considers(c.variant.id));
+  if (!tuner || candidates.length < 2) return prepare(ctx, spec, p, bufs, family, candidates[0].tile, split).dispatch;
+
+  const key = productKey(family, spec, p, split, !!bufs.bias);
+  const ids = candidates.map((c) => c.variant.id);
+  const tileOf = (id: string) => candidates.find((c) => c.variant.id === id)!.tile;
+  const known = tuner.choice(key, ids);
+  const prepared = prepare(ctx, spec, p, bufs, family, tileOf(known ?? ids[0]), split);
+  if (known === undefined) {
+    tuner.defer({
+      key,
+      candidates: ids,
+      scratch: () => scratchProduct(ctx, spec, p, bufs, split, (scratch, id) => prepare(ctx, spec, p, scratch, family, tileOf(id), split).dispatch),
+      // Every variant of a kernel takes the same Params: switching costs a bind group, nothing more.
+      retarget: [(id) => {
+        const again = prepare(ctx, spec, p, bufs, family, tileOf(id), split, prepared.params);
+        Object.assign(prepared.dispatch, { kernel: again.dispatch.kernel, bindGroup: again.dispatch.bindGroup, workgroups: again.dispatch.workgroups });
+      }],
+    });
+  }
+  return prepared.dispatch;
+}
+
+/** Strides, offsets and K's chunk of a product: the kernels' Params (defaults filled in). */
+type MatmulParams = {
+  M: number; N: number; K: number;
+  lda: number; ldb: number; ldc: number;
+  offA: number; offB: number; offC: number; offBias: number;
+  kChunk: number;
+};
+
+function tileQuery(ctx: GpuContext, spec: MatmulSpec, p: Pick<MatmulParams, 'M' | 'N' | 'lda' | 'offA'>): MatmulTileQuery {
+  return {
+    M: p.M,
+    N: p.N,
+    vecATPossible: !!spec.transA && p.M % 4 === 0 && p.lda % 4 === 0 && p.offA % 4 === 0,
+    // Lanes 0..G-1 of a cooperative load must exist in every subgroup.
+    subgroupMinSize: (ctx.device as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo?.subgroupMinSize ?? 4,
+    maxInvocationsPerWorkgroup: Math.min(ctx.limits.maxComputeInvocationsPerWorkgroup, ctx.limits.maxComputeWorkgroupSizeX),
+  };
+}
+
+/** The legal variants of the kernel for this product, the default first, one per distinct pipeline. */
+function tileCandidates(family: MatmulFamily, query: MatmulTileQuery): { variant: MatmulVariant; tile: MatmulTile }[] {
+  const seen = new Set<string>();
+  const out: { variant: MatmulVariant; tile: MatmulTile }[] = [];
+  for (const variant of matmulVariantsOf(family)) {
+    const tile = variant.tile(query);
+    if (!tile) continue;
+    const pipeline = JSON.stringify(tile.constants);
+    if (seen.has(pipeline)) continue;
+    seen.add(pipeline);
+    out.push({ variant, tile });
+  }
+  return out;
+}
+
+/** Whatever selects a pipeline or its work besides the tile: the tuning cache's key of a product (with the adapter). */
+function productKey(family: MatmulFamily, spec: MatmulSpec, p: MatmulParams, split: KSplit, hasBias: boolean): string {
+  const a4 = p.lda % 4 === 0 && p.offA % 4 === 0;
+  const b4 = p.ldb % 4 === 0 && p.offB % 4 === 0;
+  const c4 = p.N % 4 === 0 && p.ldc % 4 === 0 && p.offC % 4 === 0;
+  return [
+    family, `${p.M}x${p.N}x${p.K}`, `${spec.transA ? 'At' : 'A'}${spec.transB ? 'Bt' : 'B'}`,
+    spec.activation ?? 'none', hasBias ? 'bias' : '', spec.accumulate ? 'acc' : '', spec.biasGrad ? 'dbias' : '',
+    `vec${+a4}${+b4}${+c4}`, split.splits > 1 ? `split${split.splits}` : '',
+  ].join('|');
+}
+
+/** Builds the product with one tile of its kernel; `params` reuses a Params buffer of the same kernel. */
+function prepare(ctx: GpuContext, spec: MatmulSpec, p: MatmulParams, bufs: MatmulBuffers, family: MatmulFamily, tile: MatmulTile, split: KSplit, params?: GPUBuffer): { dispatch: Dispatch; params: GPUBuffer } {
+  const { M, N, K } = p;
+  const transA = !!spec.transA;
+  const transB = !!spec.transB;
   const common = {
     TRANS_A: transA,
     TRANS_B: transB,
@@ -127,23 +222,15 @@ function matmulDispatch(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers, 
   const label = spec.label ?? `matmul ${M}x${K}x${N}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}`;
   const bias = bufs.bias ?? ctx.dummyBuffer();
   const flops = 2 * M * N * K;
+  const workgroups: [number, number, number] = [ceilDiv(N, tile.cols), ceilDiv(M, tile.rows), split.splits];
 
-  if (spec.epilogue && (spec.portable || spec.tiled || !hasMatmulEpilogues(ctx))) throw new GpuError(`${name}: an epilogue (${spec.epilogue.entry}) needs the subgroup kernel`);
-  if (spec.biasGrad && spec.tiled) throw new GpuError(`${name}: biasGrad is fused only by the subgroup kernel`);
-  const kernelKind = matmulKernelFor(ctx, spec);
-  if (kernelKind === 'tiled') {
-    const { tm, tn } = tiledTile(M, N);
-    const kernel = ctx.kernel('matmul_tiled.wgsl', 'main', { ...common, TM: tm, TN: tn });
-    const bindGroup = kernel.bind({ params: kernel.params(p), A: bufs.a, B: bufs.b, bias, C: bufs.c }, label);
-    return { kernel, bindGroup, workgroups: [ceilDiv(N, 16 * tn), ceilDiv(M, 16 * tm), split.splits], label, flops };
+  if (family === 'tiled') {
+    const kernel = ctx.kernel('matmul_tiled.wgsl', 'main', { ...common, ...tile.constants });
+    params ??= kernel.params(p);
+    const bindGroup = kernel.bind({ params, A: bufs.a, B: bufs.b, bias, C: bufs.c }, label);
+    return { params, dispatch: { kernel, bindGroup, workgroups, label, flops } };
   }
-  if (kernelKind === 'subgroup') {
-    const { wg, tm } = subgroupTile(M, N);
-    // (VEC_AT measured slower than scalar loads at TM = 16 on lavapipe, faster at 32.)
-    const vecAT = tm === SUBGROUP_MAX_ROWS && transA && M % 4 === 0 && p.lda % 4 === 0 && p.offA % 4 === 0;
-    // Rows per cooperative A load: lanes 0..G-1 must exist in every subgroup.
-    const sgMin = (ctx.device as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo?.subgroupMinSize ?? 4;
-    const g = Math.min(8, wg, Math.max(4, sgMin));
+  if (family === 'subgroup') {
     // Whole column quads of C: stored as vec4s.
     const vecC = N % 4 === 0 && p.ldc % 4 === 0 && p.offC % 4 === 0;
     const tiling = {
@@ -151,30 +238,54 @@ function matmulDispatch(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers, 
       TRANS_B: transB,
       BIAS_GRAD: !!spec.biasGrad,
       VEC_A: !transA && p.lda % 4 === 0 && p.offA % 4 === 0,
-      VEC_AT: vecAT,
       VEC_B: !transB && N % 4 === 0 && p.ldb % 4 === 0 && p.offB % 4 === 0,
       VEC_BT: transB && p.ldb % 4 === 0 && p.offB % 4 === 0,
-      WG: wg,
-      TM: tm,
-      G: g,
+      ...tile.constants,
     };
-    const workgroups: [number, number, number] = [ceilDiv(N, 4 * wg), ceilDiv(M, tm), split.splits];
     if (spec.epilogue) {
       const kernel = ctx.kernel('matmul_subgroup.wgsl', spec.epilogue.entry, { ...tiling, ...spec.epilogue.constants });
-      const bindGroup = kernel.bind({ params: kernel.params({ ...p, offDbias: 0 }, undefined, 'params'), A: bufs.a, B: bufs.b, A4: bufs.a, B4: bufs.b, ...spec.epilogue.bind(kernel) }, label);
-      return { kernel, bindGroup, workgroups, label, flops };
+      params ??= kernel.params({ ...p, offDbias: 0 }, undefined, 'params');
+      const bindGroup = kernel.bind({ params, A: bufs.a, B: bufs.b, A4: bufs.a, B4: bufs.b, ...spec.epilogue.bind(kernel) }, label);
+      return { params, dispatch: { kernel, bindGroup, workgroups, label, flops } };
     }
     const kernel = ctx.kernel('matmul_subgroup.wgsl', vecC ? 'main_c4' : 'main', { ...common, ...tiling });
     const out: Record<string, GPUBuffer> = vecC ? { C4: bufs.c } : { C: bufs.c };
     out.dbias = spec.biasGrad ? bufs.dbias! : ctx.dummyBuffer(1);
-    const bindGroup = kernel.bind({ params: kernel.params({ ...p, offDbias: spec.offDbias ?? 0 }), A: bufs.a, B: bufs.b, A4: bufs.a, B4: bufs.b, bias, ...out }, label);
-    return { kernel, bindGroup, workgroups, label, flops: flops + (spec.biasGrad ? K * N : 0) };
+    params ??= kernel.params({ ...p, offDbias: spec.offDbias ?? 0 });
+    const bindGroup = kernel.bind({ params, A: bufs.a, B: bufs.b, A4: bufs.a, B4: bufs.b, bias, ...out }, label);
+    return { params, dispatch: { kernel, bindGroup, workgroups, label, flops: flops + (spec.biasGrad ? K * N : 0) } };
   }
 
-  const wg = portableLanes(ctx);
-  const kernel = ctx.kernel('matmul.wgsl', 'main', { ...common, WG: wg });
-  const bindGroup = kernel.bind({ params: kernel.params(p), A: bufs.a, B: bufs.b, bias, C: bufs.c }, label);
-  return { kernel, bindGroup, workgroups: [ceilDiv(N, wg), ceilDiv(M, PORTABLE_ROWS), split.splits], label, flops };
+  const kernel = ctx.kernel('matmul.wgsl', 'main', { ...common, ...tile.constants });
+  params ??= kernel.params(p);
+  const bindGroup = kernel.bind({ params, A: bufs.a, B: bufs.b, bias, C: bufs.c }, label);
+  return { params, dispatch: { kernel, bindGroup, workgroups, label, flops } };
+}
+
+/**
+ * The product on zeroed scratch buffers of the same layout (strides, offsets, split-K layers), for
+ * timing its variants without touching the graph's buffers; release() frees every buffer made for it.
+ */
+function scratchProduct(ctx: GpuContext, spec: MatmulSpec, p: MatmulParams, bufs: MatmulBuffers, split: KSplit, build: (scratch: MatmulBuffers, id: string) => Dispatch): { dispatchOf(id: string): Dispatch; release(): void } {
+  const floats = (rows: number, cols: number, ld: number, off: number) => off + (rows - 1) * ld + cols;
+  const scratch: MatmulBuffers = {
+    a: ctx.storage(4 * (spec.transA ? floats(p.K, p.M, p.lda, p.offA) : floats(p.M, p.K, p.lda, p.offA)), 'tuning A'),
+    b: ctx.storage(4 * (spec.transB ? floats(p.N, p.K, p.ldb, p.offB) : floats(p.K, p.N, p.ldb, p.offB)), 'tuning B'),
+    c: ctx.storage(4 * floats(split.splits * p.M, p.N, p.ldc, p.offC), 'tuning C'),
+    bias: bufs.bias && ctx.storage(4 * (p.offBias + p.N), 'tuning bias'),
+    dbias: spec.biasGrad ? ctx.storage(4 * ((spec.offDbias ?? 0) + p.N), 'tuning dbias') : undefined,
+  };
+  const made = Object.values(scratch).filter((b): b is GPUBuffer => !!b);
+  return {
+    dispatchOf(id) {
+      let d!: Dispatch;
+      made.push(...ctx.collectBuffers(() => { d = build(scratch, id); }));
+      return d;
+    },
+    release() {
+      for (const b of made) ctx.release(b);
+    },
+  };
 }
 
 /**
@@ -185,9 +296,10 @@ function matmulDispatch(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers, 
  *    for products at least 64 wide both ways (a 64 x 64 tile's worth);
  *  - 'portable' (shaders/matmul.wgsl) otherwise.
  * Epilogues and fused bias gradients exist only in the subgroup kernel. The context's
- * matmulKernel option, and the spec's portable and tiled flags, override the choice.
+ * matmulKernel option, and the spec's portable and tiled flags, override the choice. Each kernel's
+ * tile is its default variant (matmul-variants.ts) unless a MatmulTuner chose another.
  */
-export function matmulKernelFor(ctx: GpuContext, spec: MatmulSpec): 'subgroup' | 'tiled' | 'portable' {
+export function matmulKernelFor(ctx: GpuContext, spec: MatmulSpec): MatmulFamily {
   if (spec.portable) return 'portable';
   if (spec.tiled) return 'tiled';
   const subgroup = ctx.device.features.has('subgroups') ? 'subgroup' : 'portable';
@@ -197,35 +309,11 @@ export function matmulKernelFor(ctx: GpuContext, spec: MatmulSpec): 'subgroup' |
   return !isSoftwareAdapter(ctx) && spec.M >= 64 && spec.N >= 64 ? 'tiled' : subgroup;
 }
 
-/** The tiled kernel's rows and columns per invocation: 8 x 8 (128 x 128 tiles) for large products, else 4 x 4. */
-function tiledTile(M: number, N: number): { tm: number; tn: number } {
-  const big = M >= 1024 && N >= 1024;
-  return { tm: big ? 8 : 4, tn: big ? 8 : 4 };
-}
-
-/** The subgroup kernel's tile: WG invocations of 4 columns each, TM rows. */
-function subgroupTile(M: number, N: number): { wg: number; tm: number } {
-  // Each invocation owns 4 columns; narrow outputs get a narrow workgroup.
-  const wg = Math.min(16, Math.max(4, nextPow2(Math.ceil(N / 4))));
-  // Rows per workgroup: a power of two (other trip counts compile to much slower code on
-  // llvmpipe), 32 where M is large (each B load then feeds 32 FMAs), 16 (or 8) for small
-  // batches, where 32 would waste rows (M = 100 → 7 × 16, 50 → 4 × 16).
-  const tm = M <= 8 ? 8 : M < 128 ? 16 : SUBGROUP_MAX_ROWS;
-  return { wg, tm };
-}
-
-/** Workgroups of one unsplit matmul dispatch: its output tiles. */
+/** Workgroups of one unsplit matmul dispatch with its kernel's default tile: its output tiles. */
 function matmulTiles(ctx: GpuContext, spec: MatmulSpec): number {
-  const kind = matmulKernelFor(ctx, spec);
-  if (kind === 'tiled') {
-    const { tm, tn } = tiledTile(spec.M, spec.N);
-    return ceilDiv(spec.N, 16 * tn) * ceilDiv(spec.M, 16 * tm);
-  }
-  if (kind === 'subgroup') {
-    const { wg, tm } = subgroupTile(spec.M, spec.N);
-    return ceilDiv(spec.N, 4 * wg) * ceilDiv(spec.M, tm);
-  }
-  return ceilDiv(spec.N, portableLanes(ctx)) * ceilDiv(spec.M, PORTABLE_ROWS);
+  const transA = !!spec.transA;
+  const query = tileQuery(ctx, spec, { M: spec.M, N: spec.N, lda: spec.lda ?? (transA ? spec.M : spec.K), offA: spec.offA ?? 0 });
+  return tileWorkgroups(defaultMatmulVariant(matmulKernelFor(ctx, spec)).tile(query)!, spec.M, spec.N);
 }
 
 /** Lanes (columns) per workgroup of matmul.wgsl's entry points: main, and split K's sum_partials. */
@@ -305,7 +393,7 @@ export function matmulSplitK(ctx: GpuContext, spec: MatmulSpec & { splits?: numb
   const partials = ctx.storage(splits * M * N * 4, `${label}/partials`);
   const partial = matmulDispatch(ctx, {
     M, N, K, transA: spec.transA, transB: spec.transB, lda: spec.lda, ldb: spec.ldb, offA: spec.offA, offB: spec.offB,
-    portable: spec.portable, tiled: spec.tiled, label: `${label}/partials`,
+    portable: spec.portable, tiled: spec.tiled, variant: spec.variant, label: `${label}/partials`,
   }, { a: bufs.a, b: bufs.b, c: partials }, { kChunk, splits });
   const wg = portableLanes(ctx);
   const kernel = ctx.kernel('matmul.wgsl', 'sum_partials', {
@@ -322,8 +410,4 @@ export function matmulSplitK(ctx: GpuContext, spec: MatmulSpec & { splits?: numb
     flops: splits * M * N,
   };
   return [partial, sum];
-}
-
-function nextPow2(n: number): number {
-  return 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 }

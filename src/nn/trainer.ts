@@ -15,6 +15,7 @@ import { decodeStateFile, loadTrainerState, recordedTrainerOptions, saveTrainerS
 import { modelFromSpec } from './spec.js';
 import { batchIds } from './ids.js';
 import { exportOnnx, type OnnxExportOptions } from '../onnx/export.js';
+import { MatmulTuner, type MatmulTuningOptions } from '../kernels/matmul-tuner.js';
 
 export type { EvalResult, Prediction, Examples };
 
@@ -33,6 +34,13 @@ export interface TrainerOptions extends NetKnobs {
    * Evaluation reports the plain cross-entropy.
    */
   labelSmoothing?: number;
+  /**
+   * Tune the matrix products for this adapter (see MatmulTuner): when the graphs are compiled, each
+   * product the tuner's store does not know yet has its tile variants timed and takes the fastest
+   * (the results are the same). `true`: tune without a store (choices last for this call only);
+   * a MatmulTuner: that one (its counters say what was timed). Default off: the default tiles.
+   */
+  tuning?: boolean | MatmulTuningOptions | MatmulTuner;
 }
 
 /** The training loss and accuracy read back from the GPU. */
@@ -64,6 +72,16 @@ function resolveModel(opts: TrainerOptions): Model {
   }
   if (!opts.net) throw new GpuError(`Trainer.create: give a model ({ model: sequential(...) }) or a built-in net ({ net: 'mlp' })`);
   return builtinModel(opts.net, opts);
+}
+
+/** The tuner a Trainer's `tuning` option asks for, if any. */
+function matmulTuner(ctx: GpuContext, tuning: TrainerOptions['tuning']): MatmulTuner | undefined {
+  if (!tuning) return undefined;
+  if (tuning instanceof MatmulTuner) {
+    if (tuning.ctx !== ctx) throw new GpuError('Trainer.create: the tuning option\'s MatmulTuner was made for another GpuContext');
+    return tuning;
+  }
+  return new MatmulTuner(ctx, tuning === true ? {} : tuning);
 }
 
 /**
@@ -124,9 +142,12 @@ export class Trainer {
       throw new GpuError(`Trainer.create: ${big.tensor} [${big.shape.join(', ')}] needs ${big.bytes} bytes, more than this adapter binds at once (${big.limitName} ${big.limit}): ${fix}`);
     }
     // A graph that fails to compile (e.g. a tensor too large to bind) leaves no buffers behind.
-    const t = ctx.releaseOnThrow(() => new Trainer(ctx, opts, model));
+    const tuner = matmulTuner(ctx, opts.tuning);
+    const t = ctx.releaseOnThrow(() => (tuner ? tuner.scope(() => new Trainer(ctx, opts, model)) : new Trainer(ctx, opts, model)));
     try {
       await t.graph.ready();
+      // Timing at compile time, once per product: the step itself never changes.
+      await tuner?.tunePending();
       ctx.throwIfFailed(`compiling ${model.name}`);
     } catch (e) {
       t.destroy();
@@ -244,7 +265,7 @@ export class Trainer {
    * A trainer built from a saveState file (its model spec and options; `opts` may set others,
    * e.g. evalBatch) with the file's state loaded: train on with trainLoop({ startStep: state.step }).
    */
-  static async restoreState(ctx: GpuContext, bytes: Uint8Array, opts: Partial<Pick<TrainerOptions, 'evalBatch'>> = {}): Promise<{ trainer: Trainer; state: TrainerState }> {
+  static async restoreState(ctx: GpuContext, bytes: Uint8Array, opts: Partial<Pick<TrainerOptions, 'evalBatch' | 'tuning'>> = {}): Promise<{ trainer: Trainer; state: TrainerState }> {
     const state = decodeStateFile(bytes);
     const trainer = await Trainer.create(ctx, { ...recordedTrainerOptions(state), ...opts, model: modelFromSpec(state.metadata.model_spec) });
     try {
