@@ -27,7 +27,7 @@ function matmulTiles(t: Trainer): string[] {
     .map((d) => `${d.label}: ${d.kernel.file} ${JSON.stringify(d.kernel.constants)}`);
 }
 
-const TRAINER = { net: 'mlp' as const, hidden: 20, batch: 12, evalBatch: 12, seed: 5, optimizer: { kind: 'sgd' as const, lr: 0.1 } };
+const TRAINER = { net: 'mlp' as const, hidden: 20, batch: 12, evalBatch: 20, seed: 5, optimizer: { kind: 'sgd' as const, lr: 0.1 } };
 
 describe('matmul tuning', function () {
   this.timeout(600_000);
@@ -120,6 +120,14 @@ describe('matmul tuning', function () {
         expectClose(p, Float64Array.from(q), 1e-5, `parameter ${name} after 2 tuned steps`);
         expect(p.every((x, i) => Object.is(x, q[i])), `${name}: bit for bit`).to.equal(true);
       }
+
+      // The evaluation graph (batch 20: products of their own) is tuned when the first evaluation builds it.
+      const timedBefore = first.tunedProducts;
+      const test = { images: Float32Array.from({ length: 20 * 784 }, () => rand()), labels: Uint8Array.from({ length: 20 }, (_, i) => i % 10), count: 20 };
+      const [e1, e2] = [await tuned.evaluate(test), await plain.evaluate(test)];
+      expect(first.tunedProducts, 'products of the evaluation graph timed').to.be.greaterThan(timedBefore);
+      expect(e1.loss, 'the tuned evaluation\'s loss, bit for bit').to.equal(e2.loss);
+      expect([...e1.predictions]).to.deep.equal([...e2.predictions]);
     } finally {
       tuned.destroy();
       plain.destroy();

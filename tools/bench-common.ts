@@ -5,6 +5,7 @@ import type { NetKind } from '../src/nn/models/builtin.js';
 import type { GpuContext } from '../src/gpu/context.js';
 import { BufferUsage } from '../src/gpu/flags.js';
 import { PassTimer } from '../src/gpu/profiler.js';
+import { encodeDispatch, type Dispatch } from '../src/gpu/dispatch.js';
 import { ReadPacer } from '../src/gpu/pacer.js';
 import type { CompiledGraph } from '../src/graph/recorder.js';
 
@@ -158,4 +159,31 @@ export async function opGpuTimes(ctx: GpuContext, graph: CompiledGraph, steps: n
     .map((o, i) => ({ label: o.label, ms: median(per[i]), share: median(per[i]) / opSumMs, dispatches: o.dispatches.length }))
     .sort((a, b) => b.ms - a.ms);
   return { opSumMs, ops: times };
+}
+
+/**
+ * GPU ms of `runs` back-to-back runs of one dispatch, each in its own timed pass, after a warm-up
+ * submit of `warmup` runs (compiles, page faults). The host sleeps through most of the expected GPU
+ * time before reading, so that dawn.node's polling leaves a software adapter its cores.
+ */
+export async function dispatchGpuTimes(ctx: GpuContext, timer: PassTimer, d: Dispatch, runs: number, warmup = 2): Promise<number[]> {
+  let warmMs = 0;
+  let times: number[] = [];
+  for (const [round, n] of [[0, warmup], [1, runs]] as const) {
+    timer.reset();
+    const enc = ctx.device.createCommandEncoder();
+    for (let i = 0; i < n; i++) {
+      const pass = enc.beginComputePass(timer.pass(`${d.label} ${i}`));
+      encodeDispatch(pass, d);
+      pass.end();
+    }
+    timer.resolve(enc);
+    const t0 = performance.now();
+    ctx.device.queue.submit([enc.finish()]);
+    if (round === 1 && warmMs > 2) await sleep((warmMs / warmup) * n * 0.9);
+    const t = await timer.read();
+    if (round === 0) warmMs = performance.now() - t0;
+    else times = t.map((x) => x.ns / 1e6);
+  }
+  return times;
 }

@@ -1,17 +1,25 @@
-// Matmul GFLOPS from timestamp queries: median of timed runs after warm-up, per shape and variant.
-// Usage: node dist/tools/bench-matmul.js [--runs N] [--shapes MxKxN,MxKxN,...]
+// Matmul GFLOPS from timestamp queries (median of timed runs after warm-up), per shape and
+// transpose, as a share of the FMA peak measured in the same run; with --tiles all, each tile
+// variant of the kernel too (what the tuner chooses among) and the best.
+// Usage: node dist/tools/bench-matmul.js [--runs N] [--shapes MxKxN,MxKxN,...] [--tiles default|all]
 import { createNodeContext } from '../src/gpu/node.js';
-import { matmul, type MatmulSpec } from '../src/kernels/matmul.js';
-import { encodeDispatch } from '../src/gpu/dispatch.js';
+import { matmul, matmulKernelFor, type MatmulSpec } from '../src/kernels/matmul.js';
+import { matmulVariantsOf } from '../src/kernels/matmul-variants.js';
+import type { Dispatch } from '../src/gpu/dispatch.js';
 import { PassTimer, median } from '../src/gpu/profiler.js';
+import { measureFmaPeak } from './fma-peak.js';
+import { dispatchGpuTimes } from './bench-common.js';
 import { failUsage, toolFlags } from './tool-args.js';
 
+const usage = 'usage: node dist/tools/bench-matmul.js [--runs N] [--shapes MxKxN,MxKxN,...] [--tiles default|all]';
 const flags = toolFlags(process.argv.slice(2), [
   { name: 'runs', kind: 'int', arg: 'N', help: 'timed runs per shape and variant (default 25)' },
   { name: 'shapes', kind: 'string', arg: 'MxKxN,...', help: 'matmul shapes, comma-separated (default: square sizes and the nets\' products)' },
-], 'usage: node dist/tools/bench-matmul.js [--runs N] [--shapes MxKxN,MxKxN,...]');
+  { name: 'tiles', kind: 'choice', choices: ['default', 'all'], arg: 'default|all', help: 'the default tile only, or every tile variant of the kernel and the best (default: default)' },
+], usage);
 const runs = (flags.get('runs') as number | undefined) ?? 25;
 if (runs < 1) failUsage(`--runs ${runs} must be at least 1: give --runs 1 or more`);
+const allTiles = flags.get('tiles') === 'all';
 const shapeArgs = ((flags.get('shapes') as string | undefined) ?? '').split(',').filter((s) => s.length > 0);
 for (const s of shapeArgs) {
   if (!/^\d+x\d+x\d+$/.test(s) || s.split('x').some((v) => Number(v) < 1)) failUsage(`--shapes ${JSON.stringify(s)} is not MxKxN: give positive sizes, e.g. --shapes 512x512x512`);
@@ -23,46 +31,47 @@ const shapes = shapeArgs.length
 
 const ctx = await createNodeContext();
 console.log(`adapter: ${ctx.adapterDescription}`);
+const peak = await measureFmaPeak(ctx);
+console.log(`FMA peak (shaders/fma_peak.wgsl, ${peak.entry}): ${peak.gflops.toFixed(1)} GFLOPS`);
 const timer = new PassTimer(ctx, runs + 3);
+const share = (gflops: number) => `${((100 * gflops) / peak.gflops).toFixed(1)}%`;
 const rows: string[][] = [];
 for (const [M, K, N] of shapes) {
-  for (const variant of [{}, { transA: true }, { transB: true }] as Partial<MatmulSpec>[]) {
+  for (const transposes of [{}, { transA: true }, { transB: true }] as Partial<MatmulSpec>[]) {
+    const spec = { M, N, K, ...transposes };
     const a = ctx.storage(M * K * 4), b = ctx.storage(K * N * 4), c = ctx.storage(M * N * 4);
     ctx.write(a, new Float32Array(M * K).fill(0.5));
     ctx.write(b, new Float32Array(K * N).fill(0.25));
-    const d = matmul(ctx, { M, N, K, ...variant }, { a, b, c });
-    await d.kernel.ready;
-    const times: number[] = [];
-    let warmMs = 0;
-    for (let round = 0; round < 2; round++) {
-      // round 0 warms up (shader compile caches, page faults); round 1 is measured
-      timer.reset();
-      const enc = ctx.device.createCommandEncoder();
-      const n = round === 0 ? 3 : runs;
-      for (let i = 0; i < n; i++) {
-        const pass = enc.beginComputePass(timer.pass(`${i}`));
-        encodeDispatch(pass, d);
-        pass.end();
+    const kernel = matmulKernelFor(ctx, spec);
+    const tiles = ['default', ...(allTiles ? matmulVariantsOf(kernel).slice(1).map((v) => v.id) : [])];
+    const seen = new Set<string>();
+    const gflopsOf = new Map<string, number>();
+    for (const tile of tiles) {
+      let d: Dispatch;
+      try {
+        d = matmul(ctx, { ...spec, variant: tile === 'default' ? undefined : tile }, { a, b, c });
+      } catch {
+        continue; // not legal on this adapter
       }
-      timer.resolve(enc);
-      const t0 = performance.now();
-      ctx.device.queue.submit([enc.finish()]);
-      // dawn.node polls on the main thread while a read is pending, taking a core from a
-      // software adapter: sleep through most of the expected GPU time before reading.
-      if (round === 1 && warmMs > 0) await new Promise((r) => setTimeout(r, (warmMs / 3) * n * 0.9));
-      const t = await timer.read();
-      if (round === 0) warmMs = performance.now() - t0;
-      if (round === 1) times.push(...t.map((x) => x.ns));
+      const pipeline = JSON.stringify(d.kernel.constants);
+      if (seen.has(pipeline)) continue; // the same pipeline as a tile already timed
+      seen.add(pipeline);
+      await d.kernel.ready;
+      const ms = median(await dispatchGpuTimes(ctx, timer, d, runs, 3));
+      ctx.throwIfFailed('bench');
+      gflopsOf.set(tile, (2 * M * N * K) / (ms * 1e6));
+      if (allTiles) console.log(`  ${M}x${K}x${N} ${tile}: ${ms.toFixed(3)} ms, ${gflopsOf.get(tile)!.toFixed(2)} GFLOPS`);
     }
-    ctx.throwIfFailed('bench');
-    const ns = median(times);
-    const name = variant.transA ? 'Aᵀ·B' : variant.transB ? 'A·Bᵀ' : 'A·B';
-    rows.push([`${M}x${K}x${N}`, name, (ns / 1e6).toFixed(3), ((2 * M * N * K) / ns).toFixed(2)]);
+    const name = transposes.transA ? 'Aᵀ·B' : transposes.transB ? 'A·Bᵀ' : 'A·B';
+    const byDefault = gflopsOf.get('default')!;
+    const [bestTile, best] = [...gflopsOf].reduce((x, y) => (y[1] > x[1] ? y : x));
+    rows.push([`${M}x${K}x${N}`, name, kernel, byDefault.toFixed(2), share(byDefault), ...(allTiles ? [bestTile, best.toFixed(2), share(best)] : [])]);
     console.log(rows[rows.length - 1].join('\t'));
     for (const x of [a, b, c]) ctx.release(x);
   }
 }
-console.log('\n| M x K x N | variant | median ms | GFLOPS |\n|---|---|---|---|');
+const header = ['M x K x N', 'transposes', 'kernel', 'GFLOPS (default tile)', 'share of FMA peak', ...(allTiles ? ['best tile', 'GFLOPS', 'share of FMA peak'] : [])];
+console.log(`\n| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|`);
 for (const r of rows) console.log(`| ${r.join(' | ')} |`);
 timer.destroy();
 ctx.destroy();

@@ -14,7 +14,7 @@ import { createNodeContext } from '../src/gpu/node.js';
 import type { GpuContext, MatmulKernelChoice } from '../src/gpu/context.js';
 import { BufferUsage, MapMode } from '../src/gpu/flags.js';
 import { PassTimer } from '../src/gpu/profiler.js';
-import { encodeDispatch, type Dispatch } from '../src/gpu/dispatch.js';
+import type { Dispatch } from '../src/gpu/dispatch.js';
 import { matmul, matmulKernelFor } from '../src/kernels/matmul.js';
 import { matmulVariantsOf } from '../src/kernels/matmul-variants.js';
 import { Trainer } from '../src/nn/trainer.js';
@@ -22,7 +22,7 @@ import { NET_DEFAULTS, NET_KINDS, builtinModel, type NetKind } from '../src/nn/m
 import { trainLoop } from '../src/nn/loop.js';
 import { failUsage, toolFlags } from './tool-args.js';
 import { measureFmaPeak } from './fma-peak.js';
-import { BENCH_NETS, MAX_STEPS, PEER_RESULT, batchIndex, measureMore, median, opGpuTimes, sleep, stepGpuTimes, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
+import { BENCH_NETS, MAX_STEPS, PEER_RESULT, batchIndex, dispatchGpuTimes, measureMore, median, opGpuTimes, sleep, stepGpuTimes, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
 
 const flags = toolFlags(process.argv.slice(2), [
   { name: 'part', kind: 'choice', choices: ['adapter', 'matmul', 'nets'], arg: 'adapter|matmul|nets', help: 'which part of the check to run' },
@@ -148,25 +148,7 @@ async function timeMatmulShape(ctx: GpuContext, timer: PassTimer, M: number, K: 
       try {
         ctx.poison(c);
         await d.kernel.ready;
-        const times: number[] = [];
-        let warmMs = 0;
-        for (const [round, n] of [[0, 2], [1, runs]] as const) {
-          timer.reset();
-          const enc = ctx.device.createCommandEncoder();
-          for (let i = 0; i < n; i++) {
-            const pass = enc.beginComputePass(timer.pass(`${shape} ${i}`));
-            encodeDispatch(pass, d);
-            pass.end();
-          }
-          timer.resolve(enc);
-          const t0 = performance.now();
-          ctx.device.queue.submit([enc.finish()]);
-          // Sleep through most of the expected GPU time so dawn.node does not poll meanwhile.
-          if (round === 1 && warmMs > 2) await sleep((warmMs / 2) * n * 0.9);
-          const t = await timer.read();
-          if (round === 0) warmMs = performance.now() - t0;
-          else times.push(...t.map((x) => x.ns / 1e6));
-        }
+        const times = await dispatchGpuTimes(ctx, timer, d, runs);
         ctx.throwIfFailed(`matmul ${shape} (${tile})`);
         const [first] = await ctx.readF32(c, 1, 0);
         const [last] = await ctx.readF32(c, 1, M * N - 1);

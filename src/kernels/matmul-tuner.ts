@@ -11,6 +11,7 @@ import type { TunedProduct, TuningRecord, TuningStore } from '../gpu/tuning-stor
 
 export type { TunedProduct, TuningRecord, TuningStore };
 
+/** How a MatmulTuner times and where it keeps its choices. */
 export interface MatmulTuningOptions {
   /** Where choices persist across runs; without one they last as long as the tuner. */
   store?: TuningStore;
@@ -33,8 +34,13 @@ export interface PendingProduct {
   key: string;
   /** Variant ids, the default first. */
   candidates: string[];
-  /** The product prepared as variant `id` on scratch buffers, and how to free them. */
-  scratch(): { dispatchOf(id: string): Dispatch; release(): void };
+  /** The product prepared on scratch buffers, and how to free them. */
+  scratch(): {
+    /** The product as variant `id`. */
+    dispatchOf(id: string): Dispatch;
+    /** Frees every scratch buffer. */
+    release(): void;
+  };
   /** Switches the graph's dispatch(es) to variant `id`. */
   retarget: ((id: string) => void)[];
 }

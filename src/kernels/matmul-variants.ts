@@ -31,6 +31,7 @@ export interface MatmulTile {
   cols: number;
 }
 
+/** One tile of one kernel: an entry of MATMUL_VARIANTS. */
 export interface MatmulVariant {
   /** Stable name: the tuning cache stores it. */
   id: string;

@@ -4,6 +4,7 @@ import type { GpuContext } from '../gpu/context.js';
 import { GpuError } from '../gpu/context.js';
 import { BufferUsage } from '../gpu/flags.js';
 import { CompiledGraph } from '../graph/recorder.js';
+import type { MatmulTuner } from '../kernels/matmul-tuner.js';
 import type { Tensor } from '../graph/tensor.js';
 import type { ParamStore } from './params.js';
 import type { BuiltNet, Model } from './model.js';
@@ -78,6 +79,8 @@ export class Evaluator {
     private readonly seed: number,
     /** Largest evaluation batch (default 500). */
     private readonly maxBatch = 500,
+    /** Tunes the evaluation graph's products when it is built (the training graph's tuner). */
+    private readonly tuner?: MatmulTuner,
   ) {}
 
   /** Forward passes over a whole split in batches (dropout off); predictions and loss come back in one read. */
@@ -166,10 +169,13 @@ export class Evaluator {
   private async build(): Promise<void> {
     const ev = this.buildNet();
     const keep = [ev.predictions, ev.logits, ...(ev.perExample ? [ev.perExample] : [])];
-    const g = new CompiledGraph(this.ctx, ev.graph, { stepCounter: this.stepCounter, keep });
+    const compile = () => new CompiledGraph(this.ctx, ev.graph, { stepCounter: this.stepCounter, keep });
+    const g = this.tuner ? this.tuner.scope(compile) : compile();
     this.net = ev;
     this.graph = g;
     await g.ready();
+    // Timed once, before the first batch: the evaluation's products have their own (larger) batch.
+    await this.tuner?.tunePending();
   }
 
   /**

@@ -35,7 +35,8 @@ export interface TrainerOptions extends NetKnobs {
    */
   labelSmoothing?: number;
   /**
-   * Tune the matrix products for this adapter (see MatmulTuner): when the graphs are compiled, each
+   * Tune the matrix products for this adapter (see MatmulTuner): when a graph is compiled (the
+   * training graph in Trainer.create, the evaluation graph at the first evaluate or predict), each
    * product the tuner's store does not know yet has its tile variants timed and takes the fastest
    * (the results are the same). `true`: tune without a store (choices last for this call only);
    * a MatmulTuner: that one (its counters say what was timed). Default off: the default tiles.
@@ -105,7 +106,7 @@ export class Trainer {
   private readonly batchT: Float32Array | undefined;
   private destroyed = false;
 
-  private constructor(readonly ctx: GpuContext, readonly opts: TrainerOptions, readonly model: Model) {
+  private constructor(readonly ctx: GpuContext, readonly opts: TrainerOptions, readonly model: Model, tuner?: MatmulTuner) {
     this.store = new ParamStore(ctx, opts.seed);
     this.stepCounter = createStepCounter(ctx, 0);
     this.readback = new MetricsReadback(ctx);
@@ -115,7 +116,7 @@ export class Trainer {
       loss: this.net.loss, optimizer: opts.optimizer, stepCounter: this.stepCounter, incrementStep: true,
       keep: [this.net.logits, this.net.predictions],
     });
-    this.evaluator = new Evaluator(ctx, model, this.store, this.stepCounter, opts.seed, opts.evalBatch ?? 500);
+    this.evaluator = new Evaluator(ctx, model, this.store, this.stepCounter, opts.seed, opts.evalBatch ?? 500, tuner);
     this.batchX = new Float32Array(this.net.x.size);
     this.batchIds = this.net.x.dtype === 'u32' ? new Uint32Array(this.net.x.size) : undefined;
     this.batchY = new Uint32Array(opts.batch);
@@ -143,7 +144,7 @@ export class Trainer {
     }
     // A graph that fails to compile (e.g. a tensor too large to bind) leaves no buffers behind.
     const tuner = matmulTuner(ctx, opts.tuning);
-    const t = ctx.releaseOnThrow(() => (tuner ? tuner.scope(() => new Trainer(ctx, opts, model)) : new Trainer(ctx, opts, model)));
+    const t = ctx.releaseOnThrow(() => (tuner ? tuner.scope(() => new Trainer(ctx, opts, model, tuner)) : new Trainer(ctx, opts, model)));
     try {
       await t.graph.ready();
       // Timing at compile time, once per product: the step itself never changes.
