@@ -37,7 +37,8 @@ export function checkSize(op: string, name: string, buf: GPUBuffer, elems: numbe
   if (buf.size < elems * 4) throw new GpuError(`${op}: buffer ${name} has ${buf.size} bytes, needs ${elems * 4} (${elems} elements)`);
 }
 
-function wgSize(ctx: GpuContext): number {
+/** Lanes per workgroup of the element-wise kernels: ELEMENTWISE_WG, or fewer where the adapter allows fewer. */
+export function elementwiseLanes(ctx: GpuContext): number {
   return Math.min(ELEMENTWISE_WG, ctx.limits.maxComputeInvocationsPerWorkgroup);
 }
 
@@ -54,7 +55,7 @@ export function prepareActivation(ctx: GpuContext, spec: ActivationSpec, bufs: {
   checkCount(op, 'n', spec.n);
   checkSize(op, 'x', bufs.x, spec.n);
   checkSize(op, 'y', bufs.y, spec.n);
-  const wg = wgSize(ctx);
+  const wg = elementwiseLanes(ctx);
   const inPlace = bufs.x === bufs.y;
   const kernel = ctx.kernel('activation.wgsl', inPlace ? 'forward_inplace' : 'forward', { OP: CODE[spec.activation], WG: wg });
   const params = kernel.params({ n: spec.n, cols: 1 });
@@ -83,7 +84,7 @@ export function prepareActivationBackward(
   const inPlace = bufs.dy === bufs.dx;
   if (inPlace && spec.accumulate) throw new GpuError(`${op}: accumulate needs dx to be a different buffer from dy`);
   if (bufs.y === bufs.dx) throw new GpuError(`${op}: y and dx must be different buffers`);
-  const wg = wgSize(ctx);
+  const wg = elementwiseLanes(ctx);
   const kernel = ctx.kernel('activation.wgsl', inPlace ? 'backward_inplace' : 'backward', {
     OP: CODE[spec.activation], ACCUMULATE: !!spec.accumulate, WG: wg,
   });
@@ -112,7 +113,7 @@ export function prepareBiasAdd(ctx: GpuContext, spec: BiasAddSpec, bufs: { x: GP
   checkSize(op, 'y', bufs.y, n);
   checkSize(op, 'b', bufs.b, spec.cols);
   const inPlace = bufs.x === bufs.y;
-  const wg = wgSize(ctx);
+  const wg = elementwiseLanes(ctx);
   const kernel = ctx.kernel('activation.wgsl', inPlace ? 'bias_inplace' : 'bias', { OP: CODE[act], WG: wg });
   const params = kernel.params({ n, cols: spec.cols });
   const label = spec.label ?? `${op} [${spec.rows},${spec.cols}]${inPlace ? ' in place' : ''}`;

@@ -1,7 +1,7 @@
 import type { GpuContext } from '../gpu/context.js';
 import { GpuError } from '../gpu/context.js';
 import type { Dispatch } from '../gpu/dispatch.js';
-import { checkCount, checkSize, gridStrideGroups } from './activation.js';
+import { checkCount, checkSize, elementwiseLanes, gridStrideGroups } from './activation.js';
 
 export interface ArgmaxSpec {
   /** Rows B. */
@@ -34,7 +34,7 @@ export function prepareArgmax(ctx: GpuContext, spec: ArgmaxSpec, bufs: ArgmaxBuf
   const count = !!bufs.labels;
   if (bufs.labels) checkSize(op, 'labels', bufs.labels, B);
   if (bufs.correct) checkSize(op, 'correct', bufs.correct, 1);
-  const wg = Math.min(64, ctx.limits.maxComputeInvocationsPerWorkgroup);
+  const wg = elementwiseLanes(ctx);
   const kernel = ctx.kernel('argmax.wgsl', count ? 'argmax_count' : 'argmax', { WG: wg });
   const params = kernel.params({ B, C });
   const label = spec.label ?? `${op}${count ? ' + accuracy count' : ''}`;

@@ -1,11 +1,7 @@
 import type { GpuContext } from '../gpu/context.js';
 import { GpuError } from '../gpu/context.js';
 import type { Dispatch } from '../gpu/dispatch.js';
-import { checkCount, checkSize, gridStrideGroups, ELEMENTWISE_WG } from './activation.js';
-
-function wgSize(ctx: GpuContext): number {
-  return Math.min(ELEMENTWISE_WG, ctx.limits.maxComputeInvocationsPerWorkgroup);
-}
+import { checkCount, checkSize, gridStrideGroups, elementwiseLanes } from './activation.js';
 
 export interface CopySpec {
   rows: number;
@@ -45,7 +41,7 @@ export function prepareCopy(ctx: GpuContext, spec: CopySpec, bufs: { x: GPUBuffe
   if (bufs.x === bufs.y) throw new GpuError(`${op}: x and y must be different buffers`);
   const v4 = [cols, ldX, ldY, offX, offY].every((v) => v % 4 === 0);
   const u = v4 ? 4 : 1;
-  const wg = wgSize(ctx);
+  const wg = elementwiseLanes(ctx);
   const kernel = ctx.kernel('copy.wgsl', v4 ? 'copy4' : 'copy', { WG: wg, ACCUMULATE: !!spec.accumulate });
   const params = kernel.params({ rows, cols: cols / u, ldX: ldX / u, ldY: ldY / u, offX: offX / u, offY: offY / u, scale: spec.scale ?? 1 });
   const label = spec.label ?? `copy [${rows},${cols}]${spec.accumulate ? ' +=' : ''}`;
@@ -63,7 +59,7 @@ export function prepareAdd(ctx: GpuContext, spec: { n: number; label?: string },
   if (bufs.y === bufs.a || bufs.y === bufs.b) throw new GpuError(`${op}: y must differ from a and b`);
   const v4 = n % 4 === 0;
   const u = v4 ? 4 : 1;
-  const wg = wgSize(ctx);
+  const wg = elementwiseLanes(ctx);
   const kernel = ctx.kernel('copy.wgsl', v4 ? 'add4' : 'add', { WG: wg });
   const params = kernel.params({ rows: 1, cols: n / u, ldX: 0, ldY: 0, offX: 0, offY: 0, scale: 1 });
   const label = spec.label ?? op;
@@ -108,7 +104,7 @@ export function prepareAddBackward(
   }
   const v4 = n % 4 === 0;
   const u = v4 ? 4 : 1;
-  const wg = wgSize(ctx);
+  const wg = elementwiseLanes(ctx);
   const kernel = ctx.kernel('copy.wgsl', v4 ? 'fanout4' : 'fanout', { WG: wg, ACCUMULATE: !!spec.accumulateA, ACCUMULATE2: !!spec.accumulateB });
   const params = kernel.params({ rows: 1, cols: n / u, ldX: 0, ldY: 0, offX: 0, offY: 0, scale: 1 });
   const bindGroup = kernel.bind(v4 ? { params, x4: bufs.dy, y4: da, y24: db } : { params, x: bufs.dy, y: da, y2: db }, base);

@@ -2,7 +2,7 @@ import type { GpuContext } from '../gpu/context.js';
 import { GpuError } from '../gpu/context.js';
 import type { Dispatch } from '../gpu/dispatch.js';
 import { ceilDiv } from '../gpu/dispatch.js';
-import { checkCount, checkSize, gridStrideGroups, ELEMENTWISE_WG } from './activation.js';
+import { checkCount, checkSize, gridStrideGroups, elementwiseLanes } from './activation.js';
 
 export interface DropoutSpec {
   /** Elements. */
@@ -46,7 +46,7 @@ export function prepareDropout(ctx: GpuContext, spec: DropoutSpec, bufs: Dropout
   for (const k of ['x', 'y', 'mask'] as const) checkSize(op, k, bufs[k], spec.n);
   checkSize(op, 'step', bufs.step, 1);
   if (bufs.x === bufs.y || bufs.x === bufs.mask || bufs.y === bufs.mask) throw new GpuError(`${op}: x, y and mask must be three different buffers`);
-  const wg = Math.min(ELEMENTWISE_WG, ctx.limits.maxComputeInvocationsPerWorkgroup);
+  const wg = elementwiseLanes(ctx);
   const kernel = ctx.kernel('dropout.wgsl', 'forward', { WG: wg });
   const params = kernel.params({
     n: spec.n,
@@ -77,7 +77,7 @@ export function prepareDropoutBackward(
   checkKeepProb(op, spec.keepProb);
   for (const k of ['dy', 'mask', 'dx'] as const) checkSize(op, k, bufs[k], spec.n);
   if (bufs.dx === bufs.dy || bufs.dx === bufs.mask) throw new GpuError(`${op}: dx must differ from dy and mask`);
-  const wg = Math.min(ELEMENTWISE_WG, ctx.limits.maxComputeInvocationsPerWorkgroup);
+  const wg = elementwiseLanes(ctx);
   const kernel = ctx.kernel('dropout.wgsl', 'backward', { WG: wg, ACCUMULATE: !!spec.accumulate });
   const params = kernel.params({ n: spec.n, seed: 0, stream: 0, keepThreshold: 0, scale: 1 / spec.keepProb });
   const label = spec.label ?? op;

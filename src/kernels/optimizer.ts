@@ -1,7 +1,7 @@
 import type { GpuContext } from '../gpu/context.js';
 import { GpuError } from '../gpu/context.js';
 import type { Dispatch } from '../gpu/dispatch.js';
-import { checkCount, checkSize, gridStrideGroups, ELEMENTWISE_WG } from './activation.js';
+import { checkCount, checkSize, gridStrideGroups, elementwiseLanes } from './activation.js';
 
 interface OptimizerSpecBase {
   /** Elements to update. */
@@ -104,7 +104,7 @@ export function prepareSgd(ctx: GpuContext, spec: SgdSpec, bufs: SgdBuffers): Di
   if (mom && !bufs.accum) throw new GpuError(`${op}: momentum needs an accum buffer`);
   const { off, offGrad } = common(op, spec, bufs.param, bufs.grad, mom ? { accum: bufs.accum! } : {});
   const c = control(ctx, op, spec, bufs, false);
-  const wg = Math.min(ELEMENTWISE_WG, ctx.limits.maxComputeInvocationsPerWorkgroup);
+  const wg = elementwiseLanes(ctx);
   const kernel = mom
     ? ctx.kernel('optimizer.wgsl', 'momentum', { WG: wg, NESTEROV: !!spec.nesterov, ...c.constants })
     : ctx.kernel('optimizer.wgsl', 'sgd', { WG: wg, ...c.constants });
@@ -133,7 +133,7 @@ export function prepareAdam(ctx: GpuContext, spec: AdamSpec, bufs: AdamBuffers):
   const stepOffset = spec.stepOffset ?? 1;
   if (!Number.isInteger(stepOffset) || stepOffset < 0) throw new GpuError(`${op}: stepOffset must be a non-negative integer, got ${stepOffset}`);
   const c = control(ctx, op, spec, bufs, true);
-  const wg = Math.min(ELEMENTWISE_WG, ctx.limits.maxComputeInvocationsPerWorkgroup);
+  const wg = elementwiseLanes(ctx);
   // Four elements per load where the slice is aligned to vec4s (most weight matrices).
   const vec4 = spec.n % 4 === 0 && off % 4 === 0 && offGrad % 4 === 0;
   const q = vec4 ? 4 : 1;

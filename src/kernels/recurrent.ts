@@ -38,6 +38,7 @@ import type { Kernel } from '../gpu/kernel.js';
 import { hasMatmulEpilogues, matmul, matmulSplitK, splitKFactor, splitKPolicy } from './matmul.js';
 import { columnSum } from './reduce.js';
 import { checkPositive } from './checks.js';
+import { elementwiseLanes } from './activation.js';
 
 /** A recurrent cell: LSTM, GRU or a simple tanh RNN. */
 export type RecurrentCell = 'lstm' | 'gru' | 'rnn';
@@ -163,10 +164,6 @@ function bindUsed(kernel: Kernel, all: Record<string, GPUBuffer | undefined>, la
   return kernel.bind(used, label);
 }
 
-function elementwiseWG(ctx: GpuContext): number {
-  return Math.min(64, ctx.limits.maxComputeInvocationsPerWorkgroup);
-}
-
 function workgroups1d(ctx: GpuContext, op: string, n: number, wg: number): [number, number, number] {
   const x = ceilDiv(n, wg);
   if (x > ctx.limits.maxComputeWorkgroupsPerDimension) throw new GpuError(`${op}: ${n} elements need ${x} workgroups, over the limit ${ctx.limits.maxComputeWorkgroupsPerDimension}`);
@@ -181,7 +178,7 @@ export function maskMultiply(ctx: GpuContext, spec: { n: number; offX?: number; 
   checkSize(op, 'src', bufs.src, (spec.offX ?? 0) + spec.n);
   checkSize(op, 'mask', bufs.mask, spec.n);
   checkSize(op, 'out', bufs.out, (spec.offOut ?? 0) + spec.n);
-  const wg = elementwiseWG(ctx);
+  const wg = elementwiseLanes(ctx);
   const kernel = ctx.kernel('recurrent.wgsl', 'mask_apply', { WG: wg });
   const up = kernel.params({ n: spec.n, offX: spec.offX ?? 0, offOut: spec.offOut ?? 0 }, op);
   return { kernel, bindGroup: kernel.bind({ up, src: bufs.src, mask: bufs.mask, out: bufs.out }, op), workgroups: workgroups1d(ctx, op, spec.n, wg), label: op, flops: spec.n };
@@ -254,7 +251,7 @@ export function prepareRecurrentLayer(ctx: GpuContext, specIn: RecurrentLayerSpe
   const nextA = spec.cellInMatmul ? [alloc(B * GH, 'next step operand 0'), alloc(B * GH, 'next step operand 1')] : undefined;
   const dummy = ctx.dummyBuffer();
 
-  const wg = elementwiseWG(ctx);
+  const wg = elementwiseLanes(ctx);
   const cellBufs = {
     z, hs: h, cs: c ?? dummy, rh: rh ?? dummy, dy, dhr: dh, dc: dc ?? dummy, dz, drh: drh ?? dummy,
     w, wt: wt ?? dummy, wt_out: wt ?? whi ?? dummy, next_a: ctx.dummyBuffer(2),

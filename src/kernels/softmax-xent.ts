@@ -1,7 +1,7 @@
 import type { GpuContext } from '../gpu/context.js';
 import { GpuError } from '../gpu/context.js';
 import type { Dispatch } from '../gpu/dispatch.js';
-import { checkCount, checkSize, gridStrideGroups } from './activation.js';
+import { checkCount, checkSize, elementwiseLanes, gridStrideGroups } from './activation.js';
 
 export interface SoftmaxXentSpec {
   /** Examples B (rows of the logits). */
@@ -55,7 +55,7 @@ export function prepareSoftmaxXent(ctx: GpuContext, spec: SoftmaxXentSpec, bufs:
   }
   const smoothing = spec.labelSmoothing ?? 0;
   if (!(smoothing >= 0 && smoothing < 1)) throw new GpuError(`${op}: labelSmoothing must be in [0, 1), got ${spec.labelSmoothing}`);
-  const wg = Math.min(64, ctx.limits.maxComputeInvocationsPerWorkgroup);
+  const wg = elementwiseLanes(ctx);
   const constants = { WG: wg, ACCUMULATE_SUM: !!spec.accumulateLoss };
   const rowsK = ctx.kernel('softmax_xent.wgsl', 'rows', constants);
   const meanK = ctx.kernel('softmax_xent.wgsl', 'mean', constants);

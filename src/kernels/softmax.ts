@@ -1,7 +1,7 @@
 import type { GpuContext } from '../gpu/context.js';
 import { GpuError } from '../gpu/context.js';
 import type { Dispatch } from '../gpu/dispatch.js';
-import { checkCount, checkSize, gridStrideGroups, ELEMENTWISE_WG } from './activation.js';
+import { checkCount, checkSize, gridStrideGroups, elementwiseLanes } from './activation.js';
 
 export interface SoftmaxSpec {
   /** Rows R: the product of all dimensions but the last. */
@@ -9,10 +9,6 @@ export interface SoftmaxSpec {
   /** Columns C: the last axis, the one softmax normalizes over. */
   cols: number;
   label?: string;
-}
-
-function wgSize(ctx: GpuContext): number {
-  return Math.min(ELEMENTWISE_WG, ctx.limits.maxComputeInvocationsPerWorkgroup);
 }
 
 /** y = softmax(x) over the last axis of x [rows, cols] (max-subtracted: finite for any finite x). `x` and `y` must differ. */
@@ -24,7 +20,7 @@ export function prepareSoftmax(ctx: GpuContext, spec: SoftmaxSpec, bufs: { x: GP
   checkSize(op, 'x', bufs.x, R * C);
   checkSize(op, 'y', bufs.y, R * C);
   if (bufs.x === bufs.y) throw new GpuError(`${op}: x and y must be different buffers`);
-  const wg = wgSize(ctx);
+  const wg = elementwiseLanes(ctx);
   const kernel = ctx.kernel('softmax.wgsl', 'forward', { WG: wg });
   const label = spec.label ?? op;
   const bindGroup = kernel.bind({ params: kernel.params({ R, C }), x: bufs.x, y: bufs.y }, label);
@@ -49,7 +45,7 @@ export function prepareSoftmaxBackward(
   checkCount(op, 'cols', C);
   for (const k of ['y', 'dy', 'dx'] as const) checkSize(op, k, bufs[k], R * C);
   if (bufs.dx === bufs.y || bufs.dx === bufs.dy) throw new GpuError(`${op}: dx must differ from y and dy`);
-  const wg = wgSize(ctx);
+  const wg = elementwiseLanes(ctx);
   const kernel = ctx.kernel('softmax.wgsl', 'backward', { WG: wg, ACCUMULATE: !!spec.accumulate });
   const label = spec.label ?? `${op}${spec.accumulate ? ' +=' : ''}`;
   const bindGroup = kernel.bind({ params: kernel.params({ R, C }), yIn: bufs.y, dy: bufs.dy, dx: bufs.dx }, label);
