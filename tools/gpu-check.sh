@@ -230,8 +230,10 @@ if [ $quick = 1 ]; then
   shapes=64x64x64,256x256x256
   matmul_runs=3
   matmul_tiles=default
-  net_flags=(--steps 2 --warmup 1 --seconds 0 --peer --peer-nets mlp --peer-timeout 90)
-  kernel_net_flags=(--nets mlp --steps 2 --warmup 1 --seconds 0)
+  # Default tiles: tuning every net's products compiles minutes of variants on a software adapter
+  # (and the check's HOME, with Mesa's shader cache, starts empty). The suite tests the tuner.
+  net_flags=(--steps 2 --warmup 1 --seconds 0 --no-tune --peer --peer-nets mlp --peer-timeout 90)
+  kernel_net_flags=(--nets mlp --steps 2 --warmup 1 --seconds 0 --no-tune)
   torch_flags=(--steps 3 --warmup 1 --seconds 0)
 else
   peak_groups=512,8192
