@@ -250,11 +250,16 @@ async function timeNet(ctx: GpuContext, net: NetKind, data: ReturnType<typeof tr
     ctx.throwIfFailed(`net ${net}`);
     const gflops = t.graph.flops / (gpuMs * 1e6);
     const res = { stepMs, examplesPerSec: (batch * 1000) / stepMs };
+    // What the tuner chose on this adapter so far (this net's products and the earlier nets').
+    const choices = tuning ? Object.values(tuning.choices) : [];
+    const tiles = tuning
+      ? { products_timed_now: tuning.tunedProducts, products_known: choices.length, off_default: choices.filter((c) => c.variant !== c.candidates[0]).length }
+      : 'default';
     emit('net_step', {
       net, batch, optimizer, matmul_kernel: matmulKernel, step_ms: stepMs, examples_per_s: res.examplesPerSec, steps: times.length, pipelined_step_ms: pipeMs,
       gpu_step_ms: Number.isFinite(gpuMs) ? gpuMs : null, dispatches_per_step: t.graph.dispatchCount, mflop_per_step: t.graph.flops / 1e6,
       gflops: Number.isFinite(gflops) ? gflops : null, share_of_fma_peak: Number.isFinite(gflops) ? share(gflops) : null, loss,
-      top_ops: top.map((o) => ({ op: o.label, ms: sig(o.ms), share: sig(o.share), dispatches: o.dispatches })),
+      top_ops: top.map((o) => ({ op: o.label, ms: sig(o.ms), share: sig(o.share), dispatches: o.dispatches })), tiles,
     });
     log(`${net}: ${stepMs.toFixed(2)} ms/step (finished), ${pipeMs.toFixed(2)} pipelined, GPU ${gpuMs.toFixed(2)} ms`);
     return res;
