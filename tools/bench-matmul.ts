@@ -3,9 +3,7 @@
 // variant of the kernel too (what the tuner chooses among) and the best.
 // Usage: node dist/tools/bench-matmul.js [--runs N] [--shapes MxKxN,MxKxN,...] [--tiles default|all]
 import { createNodeContext } from '../src/gpu/node.js';
-import { matmul, matmulKernelFor, type MatmulSpec } from '../src/kernels/matmul.js';
-import { matmulVariantsOf } from '../src/kernels/matmul-variants.js';
-import type { Dispatch } from '../src/gpu/dispatch.js';
+import { matmul, matmulKernelFor, matmulTileVariants, type MatmulSpec } from '../src/kernels/matmul.js';
 import { PassTimer, median } from '../src/gpu/profiler.js';
 import { measureFmaPeak } from './fma-peak.js';
 import { dispatchGpuTimes } from './bench-common.js';
@@ -43,19 +41,12 @@ for (const [M, K, N] of shapes) {
     ctx.write(a, new Float32Array(M * K).fill(0.5));
     ctx.write(b, new Float32Array(K * N).fill(0.25));
     const kernel = matmulKernelFor(ctx, spec);
-    const tiles = ['default', ...(allTiles ? matmulVariantsOf(kernel).slice(1).map((v) => v.id) : [])];
-    const seen = new Set<string>();
+    const ids = matmulTileVariants(ctx, spec);
+    const tiles = allTiles ? ids : ids.slice(0, 1);
     const gflopsOf = new Map<string, number>();
-    for (const tile of tiles) {
-      let d: Dispatch;
-      try {
-        d = matmul(ctx, { ...spec, variant: tile === 'default' ? undefined : tile }, { a, b, c });
-      } catch {
-        continue; // not legal on this adapter
-      }
-      const pipeline = JSON.stringify(d.kernel.constants);
-      if (seen.has(pipeline)) continue; // the same pipeline as a tile already timed
-      seen.add(pipeline);
+    for (const [i, id] of tiles.entries()) {
+      const tile = i === 0 ? 'default' : id;
+      const d = matmul(ctx, { ...spec, variant: i === 0 ? undefined : id }, { a, b, c });
       await d.kernel.ready;
       const ms = median(await dispatchGpuTimes(ctx, timer, d, runs, 3));
       ctx.throwIfFailed('bench');

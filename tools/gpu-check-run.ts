@@ -14,9 +14,7 @@ import { createNodeContext } from '../src/gpu/node.js';
 import type { GpuContext, MatmulKernelChoice } from '../src/gpu/context.js';
 import { BufferUsage, MapMode } from '../src/gpu/flags.js';
 import { PassTimer } from '../src/gpu/profiler.js';
-import type { Dispatch } from '../src/gpu/dispatch.js';
-import { matmul, matmulKernelFor } from '../src/kernels/matmul.js';
-import { matmulVariantsOf } from '../src/kernels/matmul-variants.js';
+import { matmul, matmulKernelFor, matmulTileVariants } from '../src/kernels/matmul.js';
 import { Trainer } from '../src/nn/trainer.js';
 import { NET_DEFAULTS, NET_KINDS, builtinModel, type NetKind } from '../src/nn/models/builtin.js';
 import { trainLoop } from '../src/nn/loop.js';
@@ -133,18 +131,10 @@ async function timeMatmulShape(ctx: GpuContext, timer: PassTimer, M: number, K: 
       for (let k = 0; k < K; k++) s += aAt(i * K + k) * bAt(k * N + j);
       return s;
     };
-    const seen = new Set<string>();
-    const others = allTiles ? matmulVariantsOf(kernelUsed).slice(1).map((v) => v.id) : [];
-    for (const tile of ['default', ...others]) {
-      let d: Dispatch;
-      try {
-        d = matmul(ctx, { M, N, K, variant: tile === 'default' ? undefined : tile }, { a, b, c });
-      } catch {
-        continue; // a variant not legal on this adapter
-      }
-      const pipeline = JSON.stringify(d.kernel.constants);
-      if (seen.has(pipeline)) continue;
-      seen.add(pipeline);
+    const ids = matmulTileVariants(ctx, { M, N, K });
+    for (const [i, id] of (allTiles ? ids : ids.slice(0, 1)).entries()) {
+      const tile = i === 0 ? 'default' : id;
+      const d = matmul(ctx, { M, N, K, variant: i === 0 ? undefined : id }, { a, b, c });
       try {
         ctx.poison(c);
         await d.kernel.ready;

@@ -311,9 +311,19 @@ export function matmulKernelFor(ctx: GpuContext, spec: MatmulSpec): MatmulFamily
 
 /** Workgroups of one unsplit matmul dispatch with its kernel's default tile: its output tiles. */
 function matmulTiles(ctx: GpuContext, spec: MatmulSpec): number {
-  const transA = !!spec.transA;
-  const query = tileQuery(ctx, spec, { M: spec.M, N: spec.N, lda: spec.lda ?? (transA ? spec.M : spec.K), offA: spec.offA ?? 0 });
-  return tileWorkgroups(defaultMatmulVariant(matmulKernelFor(ctx, spec)).tile(query)!, spec.M, spec.N);
+  return tileWorkgroups(defaultMatmulVariant(matmulKernelFor(ctx, spec)).tile(specTileQuery(ctx, spec))!, spec.M, spec.N);
+}
+
+/**
+ * The tile variants a MatmulTuner would time for this product on this adapter: the ids of those
+ * legal here, one per distinct pipeline, the kernel's default first (for tools that time each).
+ */
+export function matmulTileVariants(ctx: GpuContext, spec: MatmulSpec): string[] {
+  return tileCandidates(matmulKernelFor(ctx, spec), specTileQuery(ctx, spec)).map((c) => c.variant.id);
+}
+
+function specTileQuery(ctx: GpuContext, spec: MatmulSpec): MatmulTileQuery {
+  return tileQuery(ctx, spec, { M: spec.M, N: spec.N, lda: spec.lda ?? (spec.transA ? spec.M : spec.K), offA: spec.offA ?? 0 });
 }
 
 /** Lanes (columns) per workgroup of matmul.wgsl's entry points: main, and split K's sum_partials. */
