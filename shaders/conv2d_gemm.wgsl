@@ -24,6 +24,13 @@
 //  - then 4 k's per step: 4 vec4 of B and T vec4 of A feed 16·T FMAs.
 // Out-of-range rows, columns and k's are clamped for loading (addresses stay in range) and zeroed
 // (k) or not stored (rows, columns).
+//
+// Speed on llvmpipe (tools/bench-conv.ts): slower than the im2col + subgroup matmul it replaced,
+// which read A with one load per subgroup and a shuffle. Here every invocation reads its T rows of
+// A from workgroup memory itself (T loads per 4 k's, issued lane by lane). Next steps: share those
+// rows by subgroupShuffle where the adapter has subgroups (results unchanged: same FMA order), and
+// split K over workgroups for dFilter of a first layer (M = kH·kW·inC is tiny, K = batch·outH·outW
+// huge, so one workgroup does it all).
 
 override MODE: u32 = 0u;
 override VEC_SRC: bool = false;   // MODE 0: inC % 4 == 0; MODE 1: outC % 4 == 0 (channel quads of src)
