@@ -20,6 +20,8 @@
 //    (a blend), and the TM·4 accumulator registers spill: 4 k's per iteration pay that once per
 //    4 FMAs. K % 4 leftover k's run in a scalar tail.
 // No shared memory and no barriers (llvmpipe implements barriers by switching coroutines).
+// CONV makes the same tile a convolution's product, reading A (and B) from the NHWC tensors
+// (see "Convolution operands").
 // On a GPU the same structure gives coalesced B loads and register tiling.
 enable subgroups;
 
@@ -37,6 +39,12 @@ override WG: u32 = 16u;            // invocations per workgroup (each 4 columns)
 override TM: u32 = 16u;            // rows of C per workgroup: 8, 16 or 32 (a multiple of G, ≤ TMAX)
 override G: u32 = 8u;              // rows per cooperative A load: 4 or 8, ≤ WG and ≤ the subgroup size
 
+// Convolution as an implicit GEMM (src/kernels/conv2d.ts): op(A) (and for dx op(B)) are read
+// straight from the NHWC tensors, never stored as patches. See "Convolution operands" below.
+override CONV: u32 = 0u;           // 0 a plain product; 1 forward; 2 dFilter; 3 dx
+override CONV_SH: u32 = 1u;        // the convolution's strides (constants: divisions by them are cheap)
+override CONV_SW: u32 = 1u;
+
 const TMAX: u32 = 32u;             // loops up to 32 constant trips are unrolled by llvmpipe
 const QMAX: u32 = 8u;              // TMAX / smallest G
 
@@ -47,6 +55,8 @@ struct Params {
   // Split K (src/kernels/matmul.ts matmulSplitK): workgroup z sums k in [z·kChunk, (z+1)·kChunk)
   // (a multiple of 4) and stores its partial C at offC + z·M·ldc; K when not split.
   kChunk: u32,
+  // CONV: the convolution's geometry (0 otherwise).
+  inH: u32, inW: u32, inC: u32, kW: u32, outH: u32, outW: u32, padTop: u32, padLeft: u32, outC: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -80,6 +90,105 @@ fn b_row(k: u32, j0: u32) -> vec4f {
   return vec4f(b_at(k, min(j0, last)), b_at(k, min(j0 + 1u, last)), b_at(k, min(j0 + 2u, last)), b_at(k, min(j0 + 3u, last)));
 }
 
+// ------------------------------------------------------------ Convolution operands (CONV != 0)
+// NHWC x [batch, inH, inW, inC], filter [kH, kW, inC, outC], y and dy [batch, outH, outW, outC].
+//  - CONV 1, y = x ⊛ filter: row i of C is an output pixel (n, oh, ow), k is a tap (ki, kj, ci);
+//    op(A)[i][k] = x[n, oh·sH + ki − padTop, ow·sW + kj − padLeft, ci] (0 outside x); B = filter.
+//  - CONV 2, dFilter = patchesᵀ·dy (TRANS_A): row m is a tap (ki, kj, ci), k an output pixel
+//    (n, oh, ow); op(A)[m][k] is CONV 1's op(A)[k][m]; B = dy.
+//  - CONV 3, dx = dy ⊛ᵀ filter (TRANS_B): row i is an input pixel (n, ih, iw), k is (ki, kj, co);
+//    op(A)[i][k] = dy[n, oh, ow, co] where oh·sH = ih + padTop − ki and ow·sW = iw + padLeft − kj
+//    (0 where no output pixel is there); op(B)[k][ci] = filter[ki, kj, ci, co].
+// k is carried as counters in mixed radix (conv_next) rather than divided out per element: integer
+// division is not vectorized on CPU adapters. Each row's coordinates are worked out once, in
+// conv_row. Out-of-range coordinates are clamped for the load and the value replaced by 0.
+
+// The radix of k: (fastest digit's limit, next digit's limit).
+fn conv_k_limits() -> vec2u {
+  if (CONV == 1u) { return vec2u(params.inC, params.kW); }
+  if (CONV == 3u) { return vec2u(params.outC, params.kW); }
+  return vec2u(params.outW, params.outH);
+}
+
+// k as digits (fastest first), by division: once per workgroup, or in the K % 4 tail.
+fn conv_digits(k: u32, lim: vec2u) -> vec3u {
+  return vec3u(k % lim.x, (k / lim.x) % lim.y, k / (lim.x * lim.y));
+}
+
+// The digits of k + step, for step 1, or 4 where the fastest digit's limit is a multiple of 4.
+fn conv_next(t: vec3u, lim: vec2u, step: u32) -> vec3u {
+  let x = t.x + step;
+  let wx = x == lim.x;
+  let y = t.y + select(0u, 1u, wx);
+  let wy = y == lim.y;
+  return vec3u(select(x, 0u, wx), select(y, 0u, wy), t.z + select(0u, 1u, wy));
+}
+
+// What a row of op(A) needs of its own coordinates, worked out once:
+//   CONV 1 (i an output pixel): (oh·sH − padTop, ow·sW − padLeft, n·inH);
+//   CONV 2 (i a tap):           (ki − padTop, kj − padLeft, ci);
+//   CONV 3 (i an input pixel):  (ih + padTop, iw + padLeft, n·outH).
+fn conv_row(i: u32) -> vec3i {
+  if (CONV == 1u) {
+    let p = conv_digits(i, vec2u(params.outW, params.outH));
+    return vec3i(i32(p.y * CONV_SH) - i32(params.padTop), i32(p.x * CONV_SW) - i32(params.padLeft), i32(p.z * params.inH));
+  }
+  if (CONV == 2u) {
+    let t = conv_digits(i, vec2u(params.inC, params.kW));
+    return vec3i(i32(t.z) - i32(params.padTop), i32(t.y) - i32(params.padLeft), i32(t.x));
+  }
+  let p = conv_digits(i, vec2u(params.inW, params.inH));
+  return vec3i(i32(p.y + params.padTop), i32(p.x + params.padLeft), i32(p.z * params.outH));
+}
+
+// The element index (into A) of op(A) at a row (conv_row) and a k (digits), and whether it exists.
+fn conv_a_index(row: vec3i, t: vec3u) -> vec2u {
+  var y: i32; var x: i32; var base: u32; var c: u32; var height: u32; var width: u32; var channels: u32;
+  var ok = true;
+  if (CONV == 3u) {
+    let ys = row.x - i32(t.z);
+    let xs = row.y - i32(t.y);
+    ok = ys >= 0 && xs >= 0 && u32(ys) % CONV_SH == 0u && u32(xs) % CONV_SW == 0u;
+    y = ys / i32(CONV_SH); x = xs / i32(CONV_SW); base = u32(row.z); c = t.x;
+    height = params.outH; width = params.outW; channels = params.outC;
+  } else {
+    if (CONV == 1u) { y = row.x + i32(t.z); x = row.y + i32(t.y); base = u32(row.z); c = t.x; }
+    else { y = i32(t.y * CONV_SH) + row.x; x = i32(t.x * CONV_SW) + row.y; base = t.z * params.inH; c = u32(row.z); }
+    height = params.inH; width = params.inW; channels = params.inC;
+  }
+  ok = ok && y >= 0 && y < i32(height) && x >= 0 && x < i32(width);
+  let idx = ((base + u32(clamp(y, 0, i32(height) - 1))) * width + u32(clamp(x, 0, i32(width) - 1))) * channels + c;
+  return vec2u(params.offA + idx, select(0u, 1u, ok));
+}
+
+fn conv_a(row: vec3i, t: vec3u) -> f32 {
+  let at = conv_a_index(row, t);
+  return select(0.0, A[at.x], at.y != 0u);
+}
+
+// Four channels at once (the channel count a multiple of 4, the index at a multiple of 4).
+fn conv_a4(row: vec3i, t: vec3u) -> vec4f {
+  let at = conv_a_index(row, t);
+  return select(vec4f(0.0), A4[at.x / 4u], at.y != 0u);
+}
+
+// CONV 3: where k's column of B starts, op(B)[k][j] being B[that + j·ldb] (ldb = outC).
+fn conv_b_offset(t: vec3u) -> u32 {
+  return (t.z * params.kW + t.y) * params.inC * params.outC + t.x;
+}
+
+// op(A)[i][k] for any k, by division (the K % 4 tail).
+fn a_any(i: u32, k: u32) -> f32 {
+  if (CONV == 0u) { return a_at(i, k); }
+  return conv_a(conv_row(i), conv_digits(k, conv_k_limits()));
+}
+
+// Where row k of op(B) starts, as b_at takes it, for any k (the K % 4 tail).
+fn b_k(k: u32) -> u32 {
+  if (CONV == 3u) { return conv_b_offset(conv_digits(k, conv_k_limits())); }
+  return k;
+}
+
 // This invocation's TM x 4 block of op(A)·op(B) (before bias, activation and accumulation), at
 // rows wid.y·TM.. and columns j0..j0+3 with j0 = (wid.x·WG + lid.x)·4, over the k of chunk wid.z.
 fn tile(wid: vec3u, lid: vec3u, lane: u32, acc: ptr<function, array<vec4f, TMAX>>, colsum: ptr<function, vec4f>) {
@@ -94,8 +203,36 @@ fn tile(wid: vec3u, lid: vec3u, lane: u32, acc: ptr<function, array<vec4f, TMAX>
   let QA = (TM + G - 1u) / G;    // groups of rows
 
   var a: array<vec4f, QMAX>;
+  // CONV: k as digits (conv_next), and what each of this lane's rows of A needs (conv_row). In
+  // dFilter's vec4 layout a lane holds k + s%4 of 4 rows; otherwise one row, all 4 k's.
+  let conv_vec_at = CONV == 2u && VEC_AT;
+  var tk: vec3u;
+  var rows: array<vec3i, QMAX>;
+  if (CONV != 0u) {
+    tk = conv_digits(select(k_begin, k_begin + s % 4u, conv_vec_at), conv_k_limits());
+    // Written out rather than looped: a loop this long is not unrolled, and an array indexed by
+    // a loop counter lives in memory, read lane by lane.
+    let first = select(row0 + s, row0 + (s / 4u) * 4u, conv_vec_at);
+    let last = select(last_row, M - 4u, conv_vec_at);
+    rows[0] = conv_row(min(first, last));
+    if (QA > 1u) { rows[1] = conv_row(min(first + G, last)); }
+    if (QA > 2u) { rows[2] = conv_row(min(first + 2u * G, last)); }
+    if (QA > 3u) { rows[3] = conv_row(min(first + 3u * G, last)); }
+    if (QA > 4u) { rows[4] = conv_row(min(first + 4u * G, last)); }
+    if (QA > 5u) { rows[5] = conv_row(min(first + 5u * G, last)); }
+    if (QA > 6u) { rows[6] = conv_row(min(first + 6u * G, last)); }
+    if (QA > 7u) { rows[7] = conv_row(min(first + 7u * G, last)); }
+  }
   let K4 = k_begin + ((K - k_begin) & ~3u);
   for (var k = k_begin; k < K4; k += 4u) {
+    // CONV: the digits of k+1..k+3 (k + s%4 + 4 for conv_vec_at's lane counters, which step by 4).
+    let lim = conv_k_limits();
+    let t1 = conv_next(tk, lim, 1u);
+    let t2 = conv_next(t1, lim, 1u);
+    let t3 = conv_next(t2, lim, 1u);
+    // Where each of k..k+3 starts in B (CONV 3: a tap's column of the filter).
+    var kb = vec4u(k, k + 1u, k + 2u, k + 3u);
+    if (CONV == 3u) { kb = vec4u(conv_b_offset(tk), conv_b_offset(t1), conv_b_offset(t2), conv_b_offset(t3)); }
     // Rows k..k+3 of op(B) at this invocation's 4 columns.
     var b0: vec4f; var b1: vec4f; var b2: vec4f; var b3: vec4f;
     if (VEC_B) {
@@ -105,7 +242,7 @@ fn tile(wid: vec3u, lid: vec3u, lane: u32, acc: ptr<function, array<vec4f, TMAX>
     } else if (VEC_BT) {
       // B stored [N, K]: column j of op(B) is row j of B, contiguous along k.
       let step = params.ldb / 4u;
-      let base = (params.offB + k) / 4u;
+      let base = (params.offB + kb.x) / 4u;
       let c0 = B4[base + min(j0, N - 1u) * step];
       let c1 = B4[base + min(j0 + 1u, N - 1u) * step];
       let c2 = B4[base + min(j0 + 2u, N - 1u) * step];
@@ -113,12 +250,15 @@ fn tile(wid: vec3u, lid: vec3u, lane: u32, acc: ptr<function, array<vec4f, TMAX>
       b0 = vec4f(c0.x, c1.x, c2.x, c3.x); b1 = vec4f(c0.y, c1.y, c2.y, c3.y);
       b2 = vec4f(c0.z, c1.z, c2.z, c3.z); b3 = vec4f(c0.w, c1.w, c2.w, c3.w);
     } else {
-      b0 = b_row(k, j0); b1 = b_row(k + 1u, j0); b2 = b_row(k + 2u, j0); b3 = b_row(k + 3u, j0);
+      b0 = b_row(kb.x, j0); b1 = b_row(kb.y, j0); b2 = b_row(kb.z, j0); b3 = b_row(kb.w, j0);
     }
     if (BIAS_GRAD) { *colsum += (b0 + b1) + (b2 + b3); }
     // A, cooperatively: one load per lane per group of G rows.
     for (var q = 0u; q < QA; q++) {
-      if (VEC_AT) {
+      if (CONV != 0u) {
+        if (conv_vec_at || VEC_A) { a[q] = conv_a4(rows[q], tk); }
+        else { a[q] = vec4f(conv_a(rows[q], tk), conv_a(rows[q], t1), conv_a(rows[q], t2), conv_a(rows[q], t3)); }
+      } else if (VEC_AT) {
         // Lane s holds A[k + s%4][rows 4·(s/4) .. +3 of the group] (a quad clamped into the matrix).
         let i = min(row0 + q * G + (s / 4u) * 4u, M - 4u);
         a[q] = A4[(params.offA + (k + s % 4u) * params.lda + i) / 4u];
@@ -127,6 +267,10 @@ fn tile(wid: vec3u, lid: vec3u, lane: u32, acc: ptr<function, array<vec4f, TMAX>
         if (VEC_A) { a[q] = A4[(params.offA + i * params.lda + k) / 4u]; }
         else { a[q] = vec4f(a_at(i, k), a_at(i, k + 1u), a_at(i, k + 2u), a_at(i, k + 3u)); }
       }
+    }
+    if (CONV != 0u) {
+      // The next quad's digits: channel quads step by 4 (their count a multiple of 4).
+      if (VEC_A && !conv_vec_at) { tk = conv_next(tk, lim, 4u); } else { tk = conv_next(t3, lim, 1u); }
     }
     for (var r = 0u; r < TM; r++) {
       var av: vec4f;
@@ -141,9 +285,9 @@ fn tile(wid: vec3u, lid: vec3u, lane: u32, acc: ptr<function, array<vec4f, TMAX>
     }
   }
   for (var k = K4; k < K; k++) {
-    let b = b_row(k, j0);
+    let b = b_row(b_k(k), j0);
     if (BIAS_GRAD) { *colsum += b; }
-    for (var q = 0u; q < QA; q++) { a[q].x = a_at(min(row0 + q * G + s, last_row), k); }
+    for (var q = 0u; q < QA; q++) { a[q].x = a_any(min(row0 + q * G + s, last_row), k); }
     for (var r = 0u; r < TM; r++) { (*acc)[r] = fma(vec4f(subgroupShuffle(a[r / G].x, r % G)), b, (*acc)[r]); }
   }
 }

@@ -8,7 +8,7 @@ export { type Dispatch, encodeDispatch, runDispatches } from './gpu/dispatch.js'
 export { BufferUsage, MapMode } from './gpu/flags.js';
 export { PassTimer, median, type PassTiming } from './gpu/profiler.js';
 export { chromeTrace, type TraceSpan } from './gpu/trace.js';
-export { matmul, type MatmulSpec, type MatmulBuffers, type MatmulEpilogue, type Activation } from './kernels/matmul.js';
+export { matmul, type MatmulSpec, type MatmulBuffers, type MatmulEpilogue, type MatmulConv, type Activation } from './kernels/matmul.js';
 export { MATMUL_VARIANTS, type MatmulVariant, type MatmulFamily, type MatmulTile, type MatmulTileQuery } from './kernels/matmul-variants.js';
 export { MatmulTuner, type MatmulTuningOptions, type PendingProduct } from './kernels/matmul-tuner.js';
 export { MemoryTuningStore, localStorageTuningStore, TUNING_STORAGE_KEY, type TuningStore, type TuningRecord, type TunedProduct } from './gpu/tuning-store.js';

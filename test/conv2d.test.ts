@@ -1,12 +1,16 @@
 import { expect } from 'chai';
 import { testContext } from './support/gpu.js';
 import { dot, expectClose, gradCheck, randomArray, relError, rng, type Act } from './support/cpu.js';
-import { conv2dBackward, conv2dColsBytes, conv2dForward, conv2dGeometry, type Conv2dSpec } from '../src/kernels/conv2d.js';
+import { conv2dBackward, conv2dForward, conv2dGeometry, conv2dKernelFor, type Conv2dKernel, type Conv2dSpec } from '../src/kernels/conv2d.js';
+import { defaultMatmulVariant, matmulVariantsOf } from '../src/kernels/matmul-variants.js';
 import { runDispatches } from '../src/gpu/dispatch.js';
 import type { GpuContext } from '../src/gpu/context.js';
 import { conv2dBackwardRef, conv2dRef, convOut, type ConvShape } from './ref/conv2d.js';
 
 interface Case { spec: Conv2dSpec; act?: Act; bias?: boolean }
+
+// Both kernels on every case (this adapter picks one; a GPU may pick the other).
+const KERNELS: Conv2dKernel[] = ['subgroup', 'tiled'];
 
 const CASES: Case[] = [
   // The tutorial CNN's two convolutions.
@@ -21,9 +25,15 @@ const CASES: Case[] = [
   { spec: { batch: 1, inH: 4, inW: 4, inC: 2, kH: 4, kW: 4, outC: 1, padding: 'VALID' } },
   { spec: { batch: 2, inH: 6, inW: 5, inC: 1, kH: 1, kW: 1, outC: 3, padding: 'VALID' }, act: 'tanh', bias: true },
   { spec: { batch: 1, inH: 5, inW: 5, inC: 70, kH: 3, kW: 3, outC: 67, padding: 'SAME' }, bias: true },
-  // inC % 4 == 0 takes the vec4 im2col/col2im: with strides, VALID, and more than one workgroup of lanes.
+  // inC % 4 == 0 gathers x four channels at a time (forward); outC % 4 == 0 gathers dy so (dx).
   { spec: { batch: 2, inH: 9, inW: 10, inC: 8, kH: 3, kW: 3, outC: 5, stride: [2, 3], padding: 'VALID' }, bias: true },
   { spec: { batch: 1, inH: 6, inW: 5, inC: 260, kH: 2, kW: 3, outC: 3, stride: 2, padding: 'SAME' } },
+  { spec: { batch: 1, inH: 10, inW: 9, inC: 12, kH: 3, kW: 3, outC: 36, stride: 2, padding: 'VALID' }, act: 'relu', bias: true },
+  // Odd batch, 5x5 with stride 2, channels not multiples of 4; a 1x1 with stride 2; a 3x3 whose
+  // products span several row and column tiles and a K that is no multiple of the tile's 16.
+  { spec: { batch: 5, inH: 13, inW: 11, inC: 6, kH: 5, kW: 5, outC: 7, stride: 2, padding: 'SAME' }, act: 'relu', bias: true },
+  { spec: { batch: 3, inH: 7, inW: 9, inC: 5, kH: 1, kW: 1, outC: 20, stride: 2, padding: 'SAME' }, act: 'sigmoid', bias: true },
+  { spec: { batch: 3, inH: 11, inW: 13, inC: 9, kH: 3, kW: 3, outC: 71, padding: 'SAME' }, bias: true },
 ];
 
 function shapeOf(s: Conv2dSpec): ConvShape {
@@ -35,7 +45,7 @@ function describeSpec(s: Conv2dSpec): string {
   return `[${s.batch},${s.inH},${s.inW},${s.inC}]⊛[${s.kH},${s.kW},${s.inC},${s.outC}] stride ${JSON.stringify(s.stride ?? 1)} ${s.padding}`;
 }
 
-describe('conv2d (shaders/conv2d.wgsl im2col/col2im + matmul) against float64', function () {
+describe('conv2d as implicit GEMMs (the subgroup kernel, and conv2d_gemm.wgsl\'s tiles) against float64', function () {
   let ctx: GpuContext;
   before(async () => { ctx = await testContext(); });
 
@@ -52,9 +62,9 @@ describe('conv2d (shaders/conv2d.wgsl im2col/col2im + matmul) against float64', 
     expect(g(5, 1, 3, 'SAME')).to.include({ outH: 2, padTop: 0, padBottom: 0 });
   });
 
-  for (const c of CASES) {
-    it(`forward + backward ${describeSpec(c.spec)}${c.bias ? ' + bias' : ''}${c.act ? ` → ${c.act}` : ''}`, async function () {
-      const s = c.spec;
+  for (const kernel of KERNELS) for (const c of CASES) {
+    it(`${kernel}: forward + backward ${describeSpec(c.spec)}${c.bias ? ' + bias' : ''}${c.act ? ` → ${c.act}` : ''}`, async function () {
+      const s: Conv2dSpec = { ...c.spec, kernel };
       const sh = shapeOf(s);
       const { outH, outW } = convOut(sh);
       const geo = conv2dGeometry(s);
@@ -66,13 +76,13 @@ describe('conv2d (shaders/conv2d.wgsl im2col/col2im + matmul) against float64', 
       const bias = c.bias ? randomArray(s.outC, rand) : undefined;
       const dy = randomArray(ny, rand);
       const bx = ctx.upload(x), bf = ctx.upload(f), bb = bias && ctx.upload(bias), bdy = ctx.upload(dy);
-      const by = ctx.storage(ny * 4), cols = ctx.storage(conv2dColsBytes(s));
+      const by = ctx.storage(ny * 4);
       const dx = ctx.storage(nx * 4), dF = ctx.storage(nf * 4), dB = ctx.storage(s.outC * 4);
-      for (const b of [by, cols, dx, dF, dB]) ctx.poison(b);
+      for (const b of [by, dx, dF, dB]) ctx.poison(b);
 
       const t0 = performance.now();
-      const fwd = conv2dForward(ctx, { ...s, activation: c.act }, { x: bx, filter: bf, bias: bb, y: by, cols });
-      const bwd = conv2dBackward(ctx, s, { dy: bdy, filter: bf, cols, dx, dFilter: dF, dBias: dB });
+      const fwd = conv2dForward(ctx, { ...s, activation: c.act }, { x: bx, filter: bf, bias: bb, y: by });
+      const bwd = conv2dBackward(ctx, s, { dy: bdy, filter: bf, x: bx, dx, dFilter: dF, dBias: dB });
       await runDispatches(ctx, [...fwd, ...bwd]);
       const [y, gdx, gdF, gdB] = [await ctx.readF32(by, ny), await ctx.readF32(dx, nx), await ctx.readF32(dF, nf), await ctx.readF32(dB, s.outC)];
       const tGpu = performance.now() - t0;
@@ -81,7 +91,7 @@ describe('conv2d (shaders/conv2d.wgsl im2col/col2im + matmul) against float64', 
       const yRef = conv2dRef(sh, x, f, bias, c.act);
       const ref = conv2dBackwardRef(sh, x, f, dy);
       const tCpu = performance.now() - t1;
-      for (const b of [bx, bf, bb, bdy, by, cols, dx, dF, dB]) if (b) ctx.release(b);
+      for (const b of [bx, bf, bb, bdy, by, dx, dF, dB]) if (b) ctx.release(b);
 
       const what = describeSpec(s);
       expectClose(y, yRef, 1e-5, `${what} y`);
@@ -96,21 +106,20 @@ describe('conv2d (shaders/conv2d.wgsl im2col/col2im + matmul) against float64', 
 
   // A conv whose input is also read by another op (a residual block's skip) adds to dx while its own
   // dFilter and dBias are written fresh: accumulateDx apart from accumulate.
-  for (const [inC, mixed] of [[5, false], [8, false], [5, true], [8, true]] as const) it(`accumulates gradients (+=)${mixed ? ' into dx only, overwriting dFilter and dBias,' : ''} and lets dCols reuse the cols buffer (inC ${inC})`, async () => {
-    const s: Conv2dSpec = { batch: 3, inH: 7, inW: 6, inC, kH: 3, kW: 3, outC: 4, stride: [1, 2], padding: 'SAME' };
+  for (const kernel of KERNELS) for (const [inC, mixed] of [[5, false], [8, false], [5, true], [8, true]] as const) it(`${kernel}: accumulates gradients (+=)${mixed ? ' into dx only, overwriting dFilter and dBias' : ''} (inC ${inC})`, async () => {
+    const s: Conv2dSpec = { batch: 3, inH: 7, inW: 6, inC, kH: 3, kW: 3, outC: 4, stride: [1, 2], padding: 'SAME', kernel };
     const sh = shapeOf(s);
     const { outH, outW } = convOut(sh);
     const rand = rng(77);
     const nx = s.batch * s.inH * s.inW * s.inC, nf = s.kH * s.kW * s.inC * s.outC, ny = s.batch * outH * outW * s.outC;
     const x = randomArray(nx, rand), f = randomArray(nf, rand), dy = randomArray(ny, rand);
     const dx0 = randomArray(nx, rand), dF0 = randomArray(nf, rand), dB0 = randomArray(s.outC, rand);
-    const bx = ctx.upload(x), bf = ctx.upload(f), bdy = ctx.upload(dy), by = ctx.storage(ny * 4), cols = ctx.storage(conv2dColsBytes(s));
+    const bx = ctx.upload(x), bf = ctx.upload(f), bdy = ctx.upload(dy), by = ctx.storage(ny * 4);
     const dx = ctx.upload(dx0), dF = ctx.upload(dF0), dB = ctx.upload(dB0);
-    ctx.poison(cols);
     ctx.poison(by);
     await runDispatches(ctx, [
-      ...conv2dForward(ctx, s, { x: bx, filter: bf, y: by, cols }),
-      ...conv2dBackward(ctx, { ...s, accumulate: !mixed, accumulateDx: true }, { dy: bdy, filter: bf, cols, dCols: cols, dx, dFilter: dF, dBias: dB }),
+      ...conv2dForward(ctx, s, { x: bx, filter: bf, y: by }),
+      ...conv2dBackward(ctx, { ...s, accumulate: !mixed, accumulateDx: true }, { dy: bdy, filter: bf, x: bx, dx, dFilter: dF, dBias: dB }),
     ]);
     const ref = conv2dBackwardRef(sh, x, f, dy);
     const plus = (a: Float64Array, b: Float32Array) => a.map((v, i) => v + b[i]);
@@ -119,13 +128,67 @@ describe('conv2d (shaders/conv2d.wgsl im2col/col2im + matmul) against float64', 
     expectClose(await ctx.readF32(dF, nf), keep(ref.dFilter, dF0), 1e-4, mixed ? 'dFilter =' : 'dFilter +=');
     expectClose(await ctx.readF32(dB, s.outC), keep(ref.dBias, dB0), 1e-4, mixed ? 'dBias =' : 'dBias +=');
     expectClose(await ctx.readF32(by, ny), conv2dRef(sh, x, f), 1e-5, 'y');
-    for (const b of [bx, bf, bdy, by, cols, dx, dF, dB]) ctx.release(b);
+    for (const b of [bx, bf, bdy, by, dx, dF, dB]) ctx.release(b);
+  });
+
+  // Every tile variant of the subgroup kernel (the tuner may pick any) on convolutions that take each
+  // way of reading the tensors: channel quads as vec4 (inC, outC multiples of 4) or one at a time,
+  // dFilter's vec4 layout along the taps (the 32-row tiles), a K with a tail of 1 to 3, strides.
+  const VARIANT_CASES: Conv2dSpec[] = [
+    { batch: 3, inH: 9, inW: 8, inC: 8, kH: 3, kW: 3, outC: 12, padding: 'SAME', activation: 'relu' },
+    { batch: 2, inH: 11, inW: 7, inC: 3, kH: 5, kW: 3, outC: 6, stride: [2, 1], padding: 'SAME' },
+    { batch: 3, inH: 10, inW: 9, inC: 4, kH: 3, kW: 2, outC: 5, stride: 2, padding: 'VALID' },
+  ];
+  for (const v of matmulVariantsOf('subgroup')) {
+    it(`subgroup tile ${v.id}: forward, dFilter and dx against float64, and bit for bit the default tile's`, async function () {
+      if (!ctx.device.features.has('subgroups')) throw new Error(`adapter ${ctx.adapterDescription} has no 'subgroups' feature`);
+      for (const [n, c] of VARIANT_CASES.entries()) {
+        const sh = shapeOf(c);
+        const { outH, outW } = convOut(sh);
+        const rand = rng(900 + n);
+        const nx = c.batch * c.inH * c.inW * c.inC, nf = c.kH * c.kW * c.inC * c.outC, ny = c.batch * outH * outW * c.outC;
+        const x = randomArray(nx, rand), f = randomArray(nf, rand, 0.5), bias = randomArray(c.outC, rand), dy = randomArray(ny, rand);
+        const bx = ctx.upload(x), bf = ctx.upload(f), bb = ctx.upload(bias), bdy = ctx.upload(dy);
+        const run = async (variant: string) => {
+          const s: Conv2dSpec = { ...c, kernel: 'subgroup', variant };
+          const by = ctx.storage(ny * 4), dx = ctx.storage(nx * 4), dF = ctx.storage(nf * 4);
+          for (const b of [by, dx, dF]) ctx.poison(b);
+          await runDispatches(ctx, [
+            ...conv2dForward(ctx, s, { x: bx, filter: bf, bias: bb, y: by }),
+            ...conv2dBackward(ctx, s, { dy: bdy, filter: bf, x: bx, dx, dFilter: dF }),
+          ]);
+          const out = { y: await ctx.readF32(by, ny), dx: await ctx.readF32(dx, nx), dF: await ctx.readF32(dF, nf) };
+          for (const b of [by, dx, dF]) ctx.release(b);
+          return out;
+        };
+        const got = await run(v.id);
+        const what = `${describeSpec(c)} with ${v.id}`;
+        expectClose(got.y, conv2dRef(sh, x, f, bias, c.activation as Act | undefined), 1e-5, `${what} y`);
+        const ref = conv2dBackwardRef(sh, x, f, dy);
+        expectClose(got.dx, ref.dx, 1e-4, `${what} dx`);
+        expectClose(got.dF, ref.dFilter, 1e-4, `${what} dFilter`);
+        const base = await run(defaultMatmulVariant('subgroup').id);
+        for (const k of ['y', 'dx', 'dF'] as const) expect(Buffer.from(got[k].buffer).equals(Buffer.from(base[k].buffer)), `${what}: ${k} bit for bit as the default tile`).to.equal(true);
+        for (const b of [bx, bf, bb, bdy]) ctx.release(b);
+      }
+    });
+  }
+
+  it('picks the subgroup kernel where matmul would (this adapter), and takes a forced kernel', () => {
+    const s: Conv2dSpec = { batch: 2, inH: 8, inW: 8, inC: 4, kH: 3, kW: 3, outC: 8, padding: 'SAME' };
+    expect(conv2dKernelFor(ctx, s, 128, 8)).to.equal(ctx.device.features.has('subgroups') ? 'subgroup' : 'tiled');
+    expect(conv2dKernelFor(ctx, { ...s, kernel: 'tiled' }, 128, 8)).to.equal('tiled');
+    const b = ctx.storage(4096);
+    const labels = (kernel: Conv2dKernel) => conv2dForward(ctx, { ...s, kernel }, { x: b, filter: b, y: b }).map((d) => d.kernel.label);
+    expect(labels('tiled').join()).to.match(/conv2d_gemm/);
+    if (ctx.device.features.has('subgroups')) expect(labels('subgroup').join()).to.match(/matmul_subgroup/);
+    ctx.release(b);
   });
 
   it('skips the gradients that are not asked for (no dx for a first layer)', async () => {
     const s: Conv2dSpec = { batch: 2, inH: 5, inW: 5, inC: 1, kH: 3, kW: 3, outC: 2, padding: 'SAME' };
     const b = ctx.storage(4096);
-    const ds = conv2dBackward(ctx, s, { dy: b, filter: b, cols: b, dFilter: b });
+    const ds = conv2dBackward(ctx, s, { dy: b, filter: b, x: b, dFilter: b });
     expect(ds.map((d) => d.label)).to.deep.equal(['conv2d 3x3x1x2/dFilter']);
     ctx.release(b);
   });
@@ -135,7 +198,7 @@ describe('conv2d (shaders/conv2d.wgsl im2col/col2im + matmul) against float64', 
     const s: Conv2dSpec = { batch: 1, inH: 3, inW: 3, inC: 1, kH: 5, kW: 5, outC: 1, padding: 'VALID', label: 'c1' };
     expect(() => conv2dGeometry(s)).to.throw(/conv2d c1: VALID padding needs the window \(5\) no larger than the input \(3\)/);
     expect(() => conv2dGeometry({ ...s, inC: 0 })).to.throw(/conv2d c1: inC must be a positive integer/);
-    expect(() => conv2dForward(ctx, { ...s, padding: 'SAME' }, { x: b, filter: b, y: b, cols: b })).to.throw(/conv2d c1: x holds 16 bytes, x \[1, 3, 3, 1\] needs 36/);
+    expect(() => conv2dForward(ctx, { ...s, padding: 'SAME' }, { x: b, filter: b, y: b })).to.throw(/conv2d c1: x holds 16 bytes, x \[1, 3, 3, 1\] needs 36/);
   });
 
   describe('finite-difference checks of the CPU backward twin (float64)', () => {

@@ -109,8 +109,8 @@ describe('binding sizes: checked from the shapes before any buffer is made', fun
     });
 
     it('a batch too large names --batch and the largest batch that fits', () => {
-      // The cnn's im2col scratch is 627 KB per example: 50,000 of them are 31 GB, over any adapter's limits.
-      const line = expectSizeError(runCli(['--net', 'cnn', '--batch', '50000', '--val', '5000']), '--batch 50000 is too large', 'im2col');
+      // The cnn's first convolution's output is 100 KB per example: 50,000 of them are 5 GB, over any adapter's limits.
+      const line = expectSizeError(runCli(['--net', 'cnn', '--batch', '50000', '--val', '5000']), '--batch 50000 is too large', 'conv1/y [50000, 28, 28, 32]');
       const max = Number(/give --batch (\d+) or less$/.exec(line)?.[1]);
       expect(max, line).to.be.within(1, 49_999);
     });

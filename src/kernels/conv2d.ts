@@ -1,7 +1,7 @@
 import type { GpuContext } from '../gpu/context.js';
 import { GpuError } from '../gpu/context.js';
 import { ceilDiv, type Dispatch } from '../gpu/dispatch.js';
-import { matmulSplitK, type Activation } from './matmul.js';
+import { ACTIVATION_CODE, matmulKernelFor, matmulSplitK, type Activation, type MatmulConv } from './matmul.js';
 import { columnSum } from './reduce.js';
 import { checkPositive } from './checks.js';
 
@@ -69,9 +69,30 @@ export interface Conv2dSpec {
   /** [strideH, strideW] or one number for both; default 1. */
   stride?: number | [number, number];
   padding: Padding;
-  /** Fused into the forward matmul's epilogue after the bias. Backward takes dy of the PRE-activation output. */
+  /** Fused into the forward product's epilogue after the bias. Backward takes dy of the PRE-activation output. */
   activation?: Activation;
   label?: string;
+  /** The kernel of its products, instead of conv2dKernelFor's choice (for tests and comparisons). */
+  kernel?: Conv2dKernel;
+  /** A tile variant of the subgroup kernel for its products (matmul-variants.ts), instead of the tuned or default tile (for tests). */
+  variant?: string;
+}
+
+/**
+ * The kernels that compute a convolution's products as implicit GEMMs (no patch matrix stored):
+ * 'subgroup', shaders/matmul_subgroup.wgsl reading its operands from the NHWC tensors (CONV), built
+ * for software adapters; 'tiled', shaders/conv2d_gemm.wgsl's workgroup-memory tiles, for GPUs.
+ */
+export type Conv2dKernel = 'subgroup' | 'tiled';
+
+/**
+ * Which kernel computes a product of this convolution: the one matmul would pick for a product
+ * of that size (matmulKernelFor: 'subgroup' on adapters with subgroups where it would use the
+ * subgroup kernel), else 'tiled'; the spec's `kernel` overrides it.
+ */
+export function conv2dKernelFor(ctx: GpuContext, spec: Conv2dSpec, M: number, N: number): Conv2dKernel {
+  if (spec.kernel) return spec.kernel;
+  return matmulKernelFor(ctx, { M, N, K: 1 }) === 'subgroup' ? 'subgroup' : 'tiled';
 }
 
 /** Output size, strides and padding of a sliding window over NHWC input (convolution and pooling). */
@@ -87,9 +108,9 @@ export interface WindowGeometry {
 }
 
 export interface Conv2dGeometry extends WindowGeometry {
-  /** Rows of the im2col matrix: batch·outH·outW. */
+  /** Output pixels: batch·outH·outW (the rows of the forward product). */
   rows: number;
-  /** Columns of the im2col matrix (a filter patch): kH·kW·inC. */
+  /** Taps of a filter patch times input channels: kH·kW·inC (the forward product's K). */
   patch: number;
 }
 
@@ -108,12 +129,6 @@ export function conv2dGeometry(spec: Conv2dSpec): Conv2dGeometry {
   };
 }
 
-/** Bytes of the im2col scratch buffer (`cols`) a convolution needs: batch·outH·outW · kH·kW·inC floats. */
-export function conv2dColsBytes(spec: Conv2dSpec): number {
-  const g = conv2dGeometry(spec);
-  return g.rows * g.patch * 4;
-}
-
 export interface Conv2dForwardBuffers {
   /** [batch, inH, inW, inC] */
   x: GPUBuffer;
@@ -123,48 +138,88 @@ export interface Conv2dForwardBuffers {
   bias?: GPUBuffer;
   /** [batch, outH, outW, outC] */
   y: GPUBuffer;
-  /**
-   * im2col scratch, conv2dColsBytes(spec) bytes, owned by the CALLER: forward fills it and
-   * backward reads it (dW = colsᵀ·dy), so pass the same buffer to both.
-   */
-  cols: GPUBuffer;
 }
 
-function paramsFor(spec: Conv2dSpec, g: Conv2dGeometry, rows: number) {
-  return {
+/** The three products of a convolution (shaders/conv2d_gemm.wgsl's MODE numbers them). */
+const enum GemmMode { Forward = 0, Dx = 1, DFilter = 2 }
+
+/** The tile of one conv2d_gemm.wgsl dispatch: T rows × 4 columns per invocation, WGS invocations (rows), KT k's per tile. */
+interface ConvTile { T: number; WGS: number; KT: number }
+
+/**
+ * Tile for a product with N columns: 4·T columns per workgroup, T = 16 (64 columns) where N is
+ * wide, 8 or 4 where it is narrow (no wasted columns for the tutorial CNN's 32 and 64 channels);
+ * 64 rows per workgroup; 16 k's per tile (two barriers per tile; a 16-wide step keeps both tiles
+ * within 8 KiB).
+ */
+function convTile(N: number): ConvTile {
+  const T = N > 32 ? 16 : N > 16 ? 8 : 4;
+  return { T, WGS: 64, KT: 16 };
+}
+
+function gemmDispatch(
+  ctx: GpuContext, spec: Conv2dSpec, g: Conv2dGeometry,
+  mode: GemmMode, M: number, N: number, K: number,
+  bufs: { src: GPUBuffer; b: GPUBuffer; bias?: GPUBuffer; c: GPUBuffer },
+  opts: { activation?: Activation; accumulate?: boolean; label: string },
+): Dispatch {
+  const tile = convTile(N);
+  const srcChannels = mode === GemmMode.Dx ? spec.outC : spec.inC;
+  const vecC = N % 4 === 0;
+  const rowGroups = ceilDiv(M, tile.WGS);
+  if (rowGroups > ctx.limits.maxComputeWorkgroupsPerDimension) {
+    throw new GpuError(`${opts.label}: ${M} rows need ${rowGroups} workgroups, over the adapter's ${ctx.limits.maxComputeWorkgroupsPerDimension} per dimension`);
+  }
+  const kernel = ctx.kernel('conv2d_gemm.wgsl', vecC ? 'main_c4' : 'main', {
+    MODE: mode,
+    VEC_SRC: mode !== GemmMode.DFilter && srcChannels % 4 === 0,
+    VEC_B: mode !== GemmMode.Dx && N % 4 === 0,
+    HAS_BIAS: !!bufs.bias,
+    ACTIVATION: ACTIVATION_CODE[opts.activation ?? 'none'],
+    ACCUMULATE: !!opts.accumulate,
+    T: tile.T, WGS: tile.WGS, KT: tile.KT,
+  });
+  const params = kernel.params({
     batch: spec.batch, inH: spec.inH, inW: spec.inW, inC: spec.inC,
     kH: spec.kH, kW: spec.kW, outH: g.outH, outW: g.outW,
     strideH: g.strideH, strideW: g.strideW, padTop: g.padTop, padLeft: g.padLeft,
-    patchLen: g.patch, rowsPerGroup: rows,
-  };
-}
-
-/**
- * im2col alone: x [batch, inH, inW, inC] → cols [batch·outH·outW, kH·kW·inC]. The forward runs it
- * before its matmul; a backward that did not keep the forward's cols runs it again (recompute
- * instead of holding the largest tensor of a CNN from forward to backward).
- */
-export function prepareIm2col(ctx: GpuContext, spec: Conv2dSpec, bufs: { x: GPUBuffer; cols: GPUBuffer }): Dispatch {
-  const g = conv2dGeometry(spec);
-  const label = spec.label ?? `conv2d ${spec.kH}x${spec.kW}x${spec.inC}x${spec.outC}`;
-  // Four channels per lane (vec4 loads and stores, ~2.5x faster on lavapipe) when inC allows.
-  const v4 = spec.inC % 4 === 0;
-  const lanes = v4 ? g.patch / 4 : g.patch;
-  const wg = lanesFor(ctx, lanes);
-  const rows = rowsPerGroup(ctx, g.rows, 16);
-  const kernel = ctx.kernel('conv2d.wgsl', v4 ? 'im2col4' : 'im2col', { WG: wg });
-  const params = kernel.params(paramsFor(spec, g, rows), `${label}/im2col params`);
+    outC: spec.outC, M, N, K,
+  }, `${opts.label} params`);
+  const out: Record<string, GPUBuffer> = vecC ? { C4: bufs.c } : { C: bufs.c };
   return {
     kernel,
-    bindGroup: kernel.bind(v4 ? { params, x4: bufs.x, cols4: bufs.cols } : { params, x: bufs.x, cols: bufs.cols }, `${label}/im2col`),
-    workgroups: [ceilDiv(lanes, wg), ceilDiv(g.rows, rows), 1],
-    label: `${label}/im2col`,
+    bindGroup: kernel.bind({ params, src: bufs.src, src4: bufs.src, B: bufs.b, B4: bufs.b, bias: bufs.bias ?? ctx.dummyBuffer(), ...out }, opts.label),
+    workgroups: [ceilDiv(N, 4 * tile.T), rowGroups, 1],
+    label: opts.label,
+    flops: 2 * M * N * K,
   };
 }
 
 /**
- * Forward convolution: im2col (x → cols) then y = cols·filter (+ bias) (→ activation), the
- * matmul's fused epilogue. Returns [im2col, matmul]; encode them in order.
+ * One product of a convolution with the kernel conv2dKernelFor picks: the subgroup kernel's
+ * implicit GEMM (K split across workgroups where it pays, as matmulSplitK does), or conv2d_gemm.
+ */
+function convProduct(
+  ctx: GpuContext, spec: Conv2dSpec, g: Conv2dGeometry,
+  mode: GemmMode, M: number, N: number, K: number,
+  bufs: { src: GPUBuffer; b: GPUBuffer; bias?: GPUBuffer; c: GPUBuffer },
+  opts: { activation?: Activation; accumulate?: boolean; label: string },
+): Dispatch[] {
+  if (conv2dKernelFor(ctx, spec, M, N) === 'tiled') return [gemmDispatch(ctx, spec, g, mode, M, N, K, bufs, opts)];
+  const conv: MatmulConv = {
+    mode: mode === GemmMode.Forward ? 'forward' : mode === GemmMode.Dx ? 'dx' : 'dFilter',
+    batch: spec.batch, inH: spec.inH, inW: spec.inW, inC: spec.inC, kH: spec.kH, kW: spec.kW,
+    outH: g.outH, outW: g.outW, outC: spec.outC, strideH: g.strideH, strideW: g.strideW, padTop: g.padTop, padLeft: g.padLeft,
+  };
+  return matmulSplitK(ctx, {
+    M, N, K, conv, transA: mode === GemmMode.DFilter, transB: mode === GemmMode.Dx, ldb: mode === GemmMode.Dx ? spec.outC : undefined,
+    activation: opts.activation, accumulate: opts.accumulate, label: opts.label, variant: spec.variant,
+  }, { a: bufs.src, b: bufs.b, bias: bufs.bias, c: bufs.c });
+}
+
+/**
+ * Forward convolution: y = x ⊛ filter (+ bias) (→ activation), an implicit GEMM (conv2dKernelFor's
+ * kernel) that reads the patches of x as it tiles them: no im2col buffer.
  */
 export function conv2dForward(ctx: GpuContext, spec: Conv2dSpec, bufs: Conv2dForwardBuffers): Dispatch[] {
   const g = conv2dGeometry(spec);
@@ -174,12 +229,9 @@ export function conv2dForward(ctx: GpuContext, spec: Conv2dSpec, bufs: Conv2dFor
   checkSize(op, 'filter', bufs.filter, g.patch * spec.outC, `filter [${spec.kH}, ${spec.kW}, ${spec.inC}, ${spec.outC}]`);
   checkSize(op, 'bias', bufs.bias, spec.outC, `bias [${spec.outC}]`);
   checkSize(op, 'y', bufs.y, g.rows * spec.outC, `y [${spec.batch}, ${g.outH}, ${g.outW}, ${spec.outC}]`);
-  checkSize(op, 'cols', bufs.cols, g.rows * g.patch, `cols [${g.rows}, ${g.patch}]`);
   const label = spec.label ?? `conv2d ${spec.kH}x${spec.kW}x${spec.inC}x${spec.outC}`;
-  const im2col = prepareIm2col(ctx, spec, { x: bufs.x, cols: bufs.cols });
-  const mm = matmulSplitK(ctx, { M: g.rows, N: spec.outC, K: g.patch, activation: spec.activation, label: `${label}/matmul` },
-    { a: bufs.cols, b: bufs.filter, bias: bufs.bias, c: bufs.y });
-  return [im2col, ...mm];
+  return convProduct(ctx, spec, g, GemmMode.Forward, g.rows, spec.outC, g.patch,
+    { src: bufs.x, b: bufs.filter, bias: bufs.bias, c: bufs.y }, { activation: spec.activation, label });
 }
 
 export interface Conv2dBackwardBuffers {
@@ -187,24 +239,18 @@ export interface Conv2dBackwardBuffers {
   dy: GPUBuffer;
   /** [kH, kW, inC, outC] (for dx). */
   filter: GPUBuffer;
-  /** The im2col of the forward pass (the same buffer as the forward's `cols`), for dFilter. */
-  cols: GPUBuffer;
+  /** The forward's input [batch, inH, inW, inC] (for dFilter). */
+  x: GPUBuffer;
   /** Outputs, each optional: leave one out to skip it (e.g. dx of the first layer). */
   dx?: GPUBuffer;
   dFilter?: GPUBuffer;
   dBias?: GPUBuffer;
-  /**
-   * Scratch for dy·filterᵀ ([rows, patch], conv2dColsBytes(spec) bytes), needed for dx. When left
-   * out, one is made here at prepare time. It may be the `cols` buffer itself to save memory:
-   * dFilter's matmul is encoded before it overwrites cols (so cols then no longer holds the
-   * forward's im2col after backward has run).
-   */
-  dCols?: GPUBuffer;
 }
 
 /**
- * Backward convolution: dFilter = colsᵀ·dy, dBias = column sums of dy, dx = col2im(dy·filterᵀ),
- * col2im being a gather (each input pixel sums the patch entries it fed; no atomics).
+ * Backward convolution: dFilter = patches(x)ᵀ·dy and dx = dy ⊛ᵀ filter (a gather: each input
+ * pixel sums the outputs its taps fed; no atomics), both implicit GEMMs that gather as they tile
+ * (no im2col or col2im buffer), and dBias = column sums of dy.
  * `dy` is the gradient of the pre-activation output: with a fused relu the caller masks it first.
  * With `accumulate`, every gradient is added to its output's contents instead of overwriting them;
  * `accumulateDx` (default: `accumulate`) sets it for dx alone, for an input that other ops read too.
@@ -215,43 +261,29 @@ export function conv2dBackward(ctx: GpuContext, spec: Conv2dSpec & { accumulate?
   const op = `conv2d backward${spec.label ? ` ${spec.label}` : ''}`;
   const accumulate = !!spec.accumulate;
   const accumulateDx = spec.accumulateDx ?? accumulate;
+  const nx = spec.batch * spec.inH * spec.inW * spec.inC;
+  const shapeX = `[${spec.batch}, ${spec.inH}, ${spec.inW}, ${spec.inC}]`;
   checkSize(op, 'dy', bufs.dy, g.rows * spec.outC, `dy [${spec.batch}, ${g.outH}, ${g.outW}, ${spec.outC}]`);
   checkSize(op, 'filter', bufs.filter, g.patch * spec.outC, `filter [${spec.kH}, ${spec.kW}, ${spec.inC}, ${spec.outC}]`);
   checkSize(op, 'dFilter', bufs.dFilter, g.patch * spec.outC, `dFilter [${spec.kH}, ${spec.kW}, ${spec.inC}, ${spec.outC}]`);
   checkSize(op, 'dBias', bufs.dBias, spec.outC, `dBias [${spec.outC}]`);
-  checkSize(op, 'dx', bufs.dx, spec.batch * spec.inH * spec.inW * spec.inC, `dx [${spec.batch}, ${spec.inH}, ${spec.inW}, ${spec.inC}]`);
-  if (bufs.dFilter) checkSize(op, 'cols', bufs.cols, g.rows * g.patch, `cols [${g.rows}, ${g.patch}]`);
-  checkSize(op, 'dCols', bufs.dCols, g.rows * g.patch, `dCols [${g.rows}, ${g.patch}]`);
+  checkSize(op, 'dx', bufs.dx, nx, `dx ${shapeX}`);
+  if (bufs.dFilter) checkSize(op, 'x', bufs.x, nx, `x ${shapeX}`);
   const label = spec.label ?? `conv2d ${spec.kH}x${spec.kW}x${spec.inC}x${spec.outC}`;
   const out: Dispatch[] = [];
 
   if (bufs.dFilter) {
-    // dFilter[patch, outC] = colsᵀ[patch, rows] · dy[rows, outC]
-    out.push(...matmulSplitK(ctx, { M: g.patch, N: spec.outC, K: g.rows, transA: true, accumulate, label: `${label}/dFilter` },
-      { a: bufs.cols, b: bufs.dy, c: bufs.dFilter }));
+    // dFilter[patch, outC] = patchesᵀ[patch, rows] · dy[rows, outC]
+    out.push(...convProduct(ctx, spec, g, GemmMode.DFilter, g.patch, spec.outC, g.rows,
+      { src: bufs.x, b: bufs.dy, c: bufs.dFilter }, { accumulate, label: `${label}/dFilter` }));
   }
   if (bufs.dBias) {
     out.push(...columnSum(ctx, { rows: g.rows, cols: spec.outC, accumulate, label: `${label}/dBias` }, { x: bufs.dy, out: bufs.dBias }));
   }
   if (bufs.dx) {
-    const dCols = bufs.dCols ?? ctx.storage(g.rows * g.patch * 4, `${label}/dCols`);
-    // dCols[rows, patch] = dy[rows, outC] · filterᵀ[outC, patch]
-    out.push(...matmulSplitK(ctx, { M: g.rows, N: g.patch, K: spec.outC, transB: true, label: `${label}/dCols` },
-      { a: bufs.dy, b: bufs.filter, c: dCols }));
-    const v4 = spec.inC % 4 === 0;
-    const lanes = v4 ? spec.inC / 4 : spec.inC;
-    const wg = lanesFor(ctx, lanes);
-    const pixels = spec.batch * spec.inH * spec.inW;
-    const rows = rowsPerGroup(ctx, pixels, 16);
-    const kernel = ctx.kernel('conv2d.wgsl', v4 ? 'col2im4' : 'col2im', { WG: wg, ACCUMULATE: accumulateDx });
-    const params = kernel.params(paramsFor(spec, g, rows), `${label}/col2im params`);
-    out.push({
-      kernel,
-      bindGroup: kernel.bind(v4 ? { params, dcols4: dCols, dx4: bufs.dx } : { params, dcols: dCols, dx: bufs.dx }, `${label}/col2im`),
-      workgroups: [ceilDiv(lanes, wg), ceilDiv(pixels, rows), 1],
-      label: `${label}/col2im`,
-      flops: g.rows * g.patch,
-    });
+    // dx[pixels, inC] = Σ over (ki, kj, co) of dy at the output pixel tap (ki, kj) saw · filter[ki, kj, ci, co]
+    out.push(...convProduct(ctx, spec, g, GemmMode.Dx, spec.batch * spec.inH * spec.inW, spec.inC, spec.kH * spec.kW * spec.outC,
+      { src: bufs.dy, b: bufs.filter, c: bufs.dx }, { accumulate: accumulateDx, label: `${label}/dx` }));
   }
   return out;
 }

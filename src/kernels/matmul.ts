@@ -55,6 +55,49 @@ export interface MatmulSpec {
    * stores C), with the kernel at hand for its uniforms.
    */
   epilogue?: MatmulEpilogue;
+  /**
+   * A convolution as an implicit GEMM (src/kernels/conv2d.ts): op(A), and for dx op(B), are read
+   * from the NHWC tensors bound as `a` and `b` instead of stored matrices. Subgroup kernel only.
+   */
+  conv?: MatmulConv;
+}
+
+/**
+ * The convolution whose product a matmul computes (shaders/matmul_subgroup.wgsl, CONV):
+ *  - 'forward': y [pixels, outC] = patches(x) · filter; `a` is x, `b` the filter;
+ *  - 'dFilter': dFilter [patch, outC] = patches(x)ᵀ · dy (transA); `a` is x, `b` dy;
+ *  - 'dx': dx [input pixels, inC] = dy ⊛ᵀ filter (transB, ldb = outC); `a` is dy, `b` the filter.
+ */
+export interface MatmulConv {
+  mode: 'forward' | 'dFilter' | 'dx';
+  batch: number; inH: number; inW: number; inC: number;
+  kH: number; kW: number; outH: number; outW: number; outC: number;
+  strideH: number; strideW: number; padTop: number; padLeft: number;
+}
+
+const CONV_MODE = { forward: 1, dFilter: 2, dx: 3 } as const;
+
+/** Floats of the tensors a convolution's product reads as A and as B. */
+function convOperandFloats(c: MatmulConv): { a: number; b: number } {
+  const x = c.batch * c.inH * c.inW * c.inC, dy = c.batch * c.outH * c.outW * c.outC, filter = c.kH * c.kW * c.inC * c.outC;
+  if (c.mode === 'forward') return { a: x, b: filter };
+  if (c.mode === 'dFilter') return { a: x, b: dy };
+  return { a: dy, b: filter };
+}
+
+/** Whether op(A) is read four channels at a time (the channel count it walks a multiple of 4). */
+function convVecA(c: MatmulConv): boolean {
+  return (c.mode === 'dx' ? c.outC : c.inC) % 4 === 0;
+}
+
+/** The subgroup kernel's Params: the product's, and the convolution's geometry (zeros without one). */
+function subgroupParams(spec: MatmulSpec, p: MatmulParams, offDbias: number): Record<string, number> {
+  const c = spec.conv;
+  return {
+    ...p, offDbias,
+    inH: c?.inH ?? 0, inW: c?.inW ?? 0, inC: c?.inC ?? 0, kW: c?.kW ?? 0, outH: c?.outH ?? 0, outW: c?.outW ?? 0,
+    padTop: c?.padTop ?? 0, padLeft: c?.padLeft ?? 0, outC: c?.outC ?? 0,
+  };
 }
 
 /** See MatmulSpec.epilogue. */
@@ -111,6 +154,9 @@ function matmulDispatch(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers, 
   }
   if (spec.epilogue && (spec.portable || spec.tiled || !hasMatmulEpilogues(ctx))) throw new GpuError(`${name}: an epilogue (${spec.epilogue.entry}) needs the subgroup kernel`);
   if (spec.biasGrad && spec.tiled) throw new GpuError(`${name}: biasGrad is fused only by the subgroup kernel`);
+  if (spec.conv && (spec.portable || spec.tiled || !ctx.device.features.has('subgroups') || spec.epilogue || spec.biasGrad)) {
+    throw new GpuError(`${name}: a convolution's implicit GEMM needs the subgroup kernel, without an epilogue or a fused bias gradient`);
+  }
   const transA = !!spec.transA;
   const transB = !!spec.transB;
   const p: MatmulParams = {
@@ -173,7 +219,9 @@ function tileQuery(ctx: GpuContext, spec: MatmulSpec, p: Pick<MatmulParams, 'M' 
   return {
     M: p.M,
     N: p.N,
-    vecATPossible: !!spec.transA && p.M % 4 === 0 && p.lda % 4 === 0 && p.offA % 4 === 0,
+    vecATPossible: spec.conv
+      ? spec.conv.mode === 'dFilter' && convVecA(spec.conv)
+      : !!spec.transA && p.M % 4 === 0 && p.lda % 4 === 0 && p.offA % 4 === 0,
     // Lanes 0..G-1 of a cooperative load must exist in every subgroup.
     subgroupMinSize: (ctx.device as { adapterInfo?: { subgroupMinSize?: number } }).adapterInfo?.subgroupMinSize ?? 4,
     maxInvocationsPerWorkgroup: Math.min(ctx.limits.maxComputeInvocationsPerWorkgroup, ctx.limits.maxComputeWorkgroupSizeX),
@@ -203,8 +251,12 @@ function productKey(family: MatmulFamily, spec: MatmulSpec, p: MatmulParams, spl
   return [
     family, `${p.M}x${p.N}x${p.K}`, `${spec.transA ? 'At' : 'A'}${spec.transB ? 'Bt' : 'B'}`,
     spec.activation ?? 'none', hasBias ? 'bias' : '', spec.accumulate ? 'acc' : '', spec.biasGrad ? 'dbias' : '',
-    `vec${+a4}${+b4}${+c4}`, split.splits > 1 ? `split${split.splits}` : '',
+    `vec${+a4}${+b4}${+c4}`, split.splits > 1 ? `split${split.splits}` : '', spec.conv ? convKey(spec.conv) : '',
   ].join('|');
+}
+
+function convKey(c: MatmulConv): string {
+  return `conv-${c.mode}:${c.batch}x${c.inH}x${c.inW}x${c.inC}*${c.kH}x${c.kW}x${c.outC}/${c.strideH},${c.strideW}+${c.padTop},${c.padLeft}`;
 }
 
 /** Builds the product with one tile of its kernel; `params` reuses a Params buffer of the same kernel. */
@@ -237,21 +289,22 @@ function prepare(ctx: GpuContext, spec: MatmulSpec, p: MatmulParams, bufs: Matmu
       TRANS_A: transA,
       TRANS_B: transB,
       BIAS_GRAD: !!spec.biasGrad,
-      VEC_A: !transA && p.lda % 4 === 0 && p.offA % 4 === 0,
+      VEC_A: spec.conv ? spec.conv.mode !== 'dFilter' && convVecA(spec.conv) : !transA && p.lda % 4 === 0 && p.offA % 4 === 0,
       VEC_B: !transB && N % 4 === 0 && p.ldb % 4 === 0 && p.offB % 4 === 0,
       VEC_BT: transB && p.ldb % 4 === 0 && p.offB % 4 === 0,
       ...tile.constants,
+      ...(spec.conv ? { CONV: CONV_MODE[spec.conv.mode], CONV_SH: spec.conv.strideH, CONV_SW: spec.conv.strideW } : {}),
     };
     if (spec.epilogue) {
       const kernel = ctx.kernel('matmul_subgroup.wgsl', spec.epilogue.entry, { ...tiling, ...spec.epilogue.constants });
-      params ??= kernel.params({ ...p, offDbias: 0 }, undefined, 'params');
+      params ??= kernel.params(subgroupParams(spec, p, 0), undefined, 'params');
       const bindGroup = kernel.bind({ params, A: bufs.a, B: bufs.b, A4: bufs.a, B4: bufs.b, ...spec.epilogue.bind(kernel) }, label);
       return { params, dispatch: { kernel, bindGroup, workgroups, label, flops } };
     }
     const kernel = ctx.kernel('matmul_subgroup.wgsl', vecC ? 'main_c4' : 'main', { ...common, ...tiling });
     const out: Record<string, GPUBuffer> = vecC ? { C4: bufs.c } : { C: bufs.c };
     out.dbias = spec.biasGrad ? bufs.dbias! : ctx.dummyBuffer(1);
-    params ??= kernel.params({ ...p, offDbias: spec.offDbias ?? 0 });
+    params ??= kernel.params(subgroupParams(spec, p, spec.offDbias ?? 0));
     const bindGroup = kernel.bind({ params, A: bufs.a, B: bufs.b, A4: bufs.a, B4: bufs.b, bias, ...out }, label);
     return { params, dispatch: { kernel, bindGroup, workgroups, label, flops: flops + (spec.biasGrad ? K * N : 0) } };
   }
@@ -268,9 +321,10 @@ function prepare(ctx: GpuContext, spec: MatmulSpec, p: MatmulParams, bufs: Matmu
  */
 function scratchProduct(ctx: GpuContext, spec: MatmulSpec, p: MatmulParams, bufs: MatmulBuffers, split: KSplit, build: (scratch: MatmulBuffers, id: string) => Dispatch): { dispatchOf(id: string): Dispatch; release(): void } {
   const floats = (rows: number, cols: number, ld: number, off: number) => off + (rows - 1) * ld + cols;
+  const conv = spec.conv && convOperandFloats(spec.conv);
   const scratch: MatmulBuffers = {
-    a: ctx.storage(4 * (spec.transA ? floats(p.K, p.M, p.lda, p.offA) : floats(p.M, p.K, p.lda, p.offA)), 'tuning A'),
-    b: ctx.storage(4 * (spec.transB ? floats(p.N, p.K, p.ldb, p.offB) : floats(p.K, p.N, p.ldb, p.offB)), 'tuning B'),
+    a: ctx.storage(4 * (conv ? conv.a : spec.transA ? floats(p.K, p.M, p.lda, p.offA) : floats(p.M, p.K, p.lda, p.offA)), 'tuning A'),
+    b: ctx.storage(4 * (conv ? conv.b : spec.transB ? floats(p.N, p.K, p.ldb, p.offB) : floats(p.K, p.N, p.ldb, p.offB)), 'tuning B'),
     c: ctx.storage(4 * floats(split.splits * p.M, p.N, p.ldc, p.offC), 'tuning C'),
     bias: bufs.bias && ctx.storage(4 * (p.offBias + p.N), 'tuning bias'),
     dbias: spec.biasGrad ? ctx.storage(4 * ((spec.offDbias ?? 0) + p.N), 'tuning dbias') : undefined,
@@ -303,7 +357,7 @@ export function matmulKernelFor(ctx: GpuContext, spec: MatmulSpec): MatmulFamily
   if (spec.portable) return 'portable';
   if (spec.tiled) return 'tiled';
   const subgroup = ctx.device.features.has('subgroups') ? 'subgroup' : 'portable';
-  if (spec.epilogue || spec.biasGrad) return subgroup;
+  if (spec.epilogue || spec.biasGrad || spec.conv) return subgroup;
   if (ctx.matmulKernel === 'tiled') return 'tiled';
   if (ctx.matmulKernel === 'subgroup') return subgroup;
   return !isSoftwareAdapter(ctx) && spec.M >= 64 && spec.N >= 64 ? 'tiled' : subgroup;
@@ -403,7 +457,7 @@ export function matmulSplitK(ctx: GpuContext, spec: MatmulSpec & { splits?: numb
   const partials = ctx.storage(splits * M * N * 4, `${label}/partials`);
   const partial = matmulDispatch(ctx, {
     M, N, K, transA: spec.transA, transB: spec.transB, lda: spec.lda, ldb: spec.ldb, offA: spec.offA, offB: spec.offB,
-    portable: spec.portable, tiled: spec.tiled, variant: spec.variant, label: `${label}/partials`,
+    portable: spec.portable, tiled: spec.tiled, variant: spec.variant, conv: spec.conv, label: `${label}/partials`,
   }, { a: bufs.a, b: bufs.b, c: partials }, { kChunk, splits });
   const wg = portableLanes(ctx);
   const kernel = ctx.kernel('matmul.wgsl', 'sum_partials', {

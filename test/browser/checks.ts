@@ -6,7 +6,7 @@
 import type { GpuContext } from '../../src/gpu/context.js';
 import { runDispatches } from '../../src/gpu/dispatch.js';
 import { matmul } from '../../src/kernels/matmul.js';
-import { conv2dBackward, conv2dColsBytes, conv2dForward, type Conv2dSpec } from '../../src/kernels/conv2d.js';
+import { conv2dBackward, conv2dForward, type Conv2dSpec } from '../../src/kernels/conv2d.js';
 import { prepareRecurrentStack, releaseRecurrent } from '../../src/kernels/recurrent.js';
 import { prepareSoftmaxXent } from '../../src/kernels/softmax-xent.js';
 import { prepareSoftmax, prepareSoftmaxBackward } from '../../src/kernels/softmax.js';
@@ -60,7 +60,7 @@ async function conv2dChecks(ctx: GpuContext, seed: number, record: Record_): Pro
     { batch: 4, inH: 28, inW: 28, inC: 1, kH: 5, kW: 5, outC: 32, padding: 'SAME' }, // the cnn's conv1
     { batch: 2, inH: 14, inW: 14, inC: 32, kH: 5, kW: 5, outC: 64, padding: 'SAME' }, // conv2
     { batch: 3, inH: 9, inW: 7, inC: 3, kH: 3, kW: 3, outC: 5, stride: 2, padding: 'VALID' },
-    { batch: 2, inH: 9, inW: 10, inC: 8, kH: 3, kW: 3, outC: 5, stride: [2, 3], padding: 'VALID' }, // vec4 im2col
+    { batch: 2, inH: 9, inW: 10, inC: 8, kH: 3, kW: 3, outC: 5, stride: [2, 3], padding: 'VALID' }, // channel quads gathered as vec4
   ];
   for (const s of specs) {
     const [strideH, strideW] = typeof s.stride === 'number' ? [s.stride, s.stride] : s.stride ?? [1, 1];
@@ -70,12 +70,12 @@ async function conv2dChecks(ctx: GpuContext, seed: number, record: Record_): Pro
     const nx = s.batch * s.inH * s.inW * s.inC, nf = s.kH * s.kW * s.inC * s.outC, ny = s.batch * outH * outW * s.outC;
     const x = randomArray(nx, rand), f = randomArray(nf, rand, 0.5), bias = randomArray(s.outC, rand), dy = randomArray(ny, rand);
     const bx = ctx.upload(x), bf = ctx.upload(f), bb = ctx.upload(bias), bdy = ctx.upload(dy);
-    const by = ctx.storage(ny * 4), cols = ctx.storage(conv2dColsBytes(s));
+    const by = ctx.storage(ny * 4);
     const dx = ctx.storage(nx * 4), dF = ctx.storage(nf * 4), dB = ctx.storage(s.outC * 4);
-    for (const b of [by, cols, dx, dF, dB]) ctx.poison(b);
+    for (const b of [by, dx, dF, dB]) ctx.poison(b);
     await runDispatches(ctx, [
-      ...conv2dForward(ctx, { ...s, activation: 'relu' }, { x: bx, filter: bf, bias: bb, y: by, cols }),
-      ...conv2dBackward(ctx, s, { dy: bdy, filter: bf, cols, dx, dFilter: dF, dBias: dB }),
+      ...conv2dForward(ctx, { ...s, activation: 'relu' }, { x: bx, filter: bf, bias: bb, y: by }),
+      ...conv2dBackward(ctx, s, { dy: bdy, filter: bf, x: bx, dx, dFilter: dF, dBias: dB }),
     ]);
     const what = `conv2d [${s.batch},${s.inH},${s.inW},${s.inC}]⊛[${s.kH},${s.kW},${s.inC},${s.outC}] stride ${JSON.stringify(s.stride ?? 1)} ${s.padding}`;
     const ref = conv2dBackwardRef(sh, x, f, dy);
@@ -83,7 +83,7 @@ async function conv2dChecks(ctx: GpuContext, seed: number, record: Record_): Pro
     record(`${what} dx`, 'backward', await ctx.readF32(dx, nx), ref.dx);
     record(`${what} dFilter`, 'backward', await ctx.readF32(dF, nf), ref.dFilter);
     record(`${what} dBias`, 'backward', await ctx.readF32(dB, s.outC), ref.dBias);
-    for (const b of [bx, bf, bb, bdy, by, cols, dx, dF, dB]) ctx.release(b);
+    for (const b of [bx, bf, bb, bdy, by, dx, dF, dB]) ctx.release(b);
   }
 }
 

@@ -1,9 +1,9 @@
 // conv2d: NHWC convolution with filter [kh, kw, cin, cout], optional bias and fused activation,
-// as im2col + matmul. The backward recomputes im2col into its own scratch instead of keeping it.
+// as implicit GEMMs (src/kernels/conv2d.ts): no patch matrix is stored, forward or backward.
 import type { OpRule } from '../registry.js';
 import type { Dispatch } from '../../gpu/dispatch.js';
 import type { Activation } from '../../kernels/matmul.js';
-import { conv2dForward, conv2dBackward, prepareIm2col, type Padding } from '../../kernels/conv2d.js';
+import { conv2dForward, conv2dBackward, type Padding } from '../../kernels/conv2d.js';
 import { prepareActivationBackward } from '../../kernels/activation.js';
 import { allOrNoneAccumulate, pair, whole, windowOut } from './common.js';
 
@@ -44,21 +44,20 @@ export const conv2d: OpRule<Conv2dAttrs> = {
     const [kh, kw, , O] = filter.shape;
     const oh = windowOut(H, kh, sh, a.padding), ow = windowOut(W, kw, sw, a.padding);
     if (oh < 1 || ow < 1) s.fail(`a ${kh}x${kw} VALID window does not fit the ${H}x${W} input`);
-    return [s.tensor(`${s.name}/y`, [N, oh, ow, O]), s.tensor(`${s.name}/im2col`, [N * oh * ow, kh * kw * C])];
+    return [s.tensor(`${s.name}/y`, [N, oh, ow, O])];
   },
 
   gradient: {
     kind: 'kernel',
-    // x (im2col is recomputed), the filter, and y for the activation's derivative
+    // x (for dFilter), the filter (for dx), and y for the activation's derivative
     saves: (n) => (n.attrs.activation !== 'none' ? [n.inputs[0], n.inputs[1], n.outputs[0]] : [n.inputs[0], n.inputs[1]]),
-    temps: (n) => [{ name: `${n.attrs.name}/im2col (backward)`, shape: [...n.outputs[1].shape] }],
   },
 
   lower(env, n, grad) {
     const [x, filter, bias] = n.inputs;
-    const [y, cols] = n.outputs;
+    const [y] = n.outputs;
     const spec = convSpec(n);
-    const forward = conv2dForward(env.ctx, spec, { x: whole(env, x, 'conv2d'), filter: env.buf(filter), bias: bias && env.buf(bias), y: env.buf(y), cols: env.buf(cols) });
+    const forward = conv2dForward(env.ctx, spec, { x: whole(env, x, 'conv2d'), filter: env.buf(filter), bias: bias && env.buf(bias), y: env.buf(y) });
     if (!grad) return { forward };
 
     const dy = grad.dOutputs[0]!;
@@ -68,17 +67,12 @@ export const conv2d: OpRule<Conv2dAttrs> = {
     const accumulateDx = !!dx && grad.accumulate[0];
     const back: Dispatch[] = [];
     const dz = whole(env, dy, `${spec.label} backward`);
-    // The forward's im2col was not kept: recompute it into this op's scratch (it then also
-    // serves as dy·Wᵀ, since dFilter is done with it first).
-    const scratch = env.buf(grad.temps[0]);
-    if (dFilter) back.push(prepareIm2col(env.ctx, spec, { x: whole(env, x, 'conv2d'), cols: scratch }));
     if (spec.activation !== 'none') {
       back.push(prepareActivationBackward(env.ctx, { n: dy.size, activation: spec.activation, label: `${spec.label}/${spec.activation}'` }, { y: env.buf(y), dy: dz, dx: dz }));
     }
     back.push(...conv2dBackward(env.ctx, { ...spec, accumulate, accumulateDx }, {
-      dy: dz, filter: env.buf(filter), cols: scratch,
+      dy: dz, filter: env.buf(filter), x: whole(env, x, 'conv2d'),
       dx: dx && env.buf(dx), dFilter: dFilter && env.buf(dFilter), dBias: dBias && env.buf(dBias),
-      dCols: scratch,
     }));
     return { forward, backward: [back] };
   },
