@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { testContext } from './support/gpu.js';
 import { expectClose, matmulRef, randomArray, rng } from './support/cpu.js';
 import { matmul } from '../src/kernels/matmul.js';
+import { conv2dBackward, conv2dForward, type Conv2dSpec } from '../src/kernels/conv2d.js';
+import { conv2dBackwardRef, conv2dRef, convOut } from './ref/conv2d.js';
 import { matmulVariant } from '../src/kernels/matmul-variants.js';
 import { MatmulTuner } from '../src/kernels/matmul-tuner.js';
 import { MemoryTuningStore, localStorageTuningStore, TUNING_STORAGE_KEY, type TunedProduct, type TuningRecord } from '../src/gpu/tuning-store.js';
@@ -66,6 +68,36 @@ describe('matmul tuning', function () {
     await runDispatches(ctx, [d1]);
     expectClose(await ctx.readF32(c, M * N), matmulRef(A, B, M, N, K), 1e-5, `the tuned matmul (${choice.variant})`);
     for (const x of [a, b, c]) ctx.release(x);
+  });
+
+  it('tunes a convolution\'s three products (implicit GEMMs) on scratch tensors of their sizes, and they stay right', async () => {
+    const s: Conv2dSpec = { batch: 2, inH: 6, inW: 5, inC: 4, kH: 3, kW: 3, outC: 8, padding: 'SAME' };
+    const sh = { ...s, strideH: 1, strideW: 1 };
+    const { outH, outW } = convOut(sh);
+    const rand = rng(43);
+    const nx = s.batch * s.inH * s.inW * s.inC, nf = s.kH * s.kW * s.inC * s.outC, ny = s.batch * outH * outW * s.outC;
+    const x = randomArray(nx, rand), f = randomArray(nf, rand), dy = randomArray(ny, rand);
+    const bx = ctx.upload(x), bf = ctx.upload(f), bdy = ctx.upload(dy);
+    const y = ctx.storage(ny * 4), dx = ctx.storage(nx * 4), dF = ctx.storage(nf * 4);
+    for (const b of [y, dx, dF]) ctx.poison(b);
+    const tuner = new MatmulTuner(ctx, { repetitions: 1, variants: ['subgroup-wg16-tm16'], warn: quiet });
+    const ds = tuner.scope(() => [
+      ...conv2dForward(ctx, s, { x: bx, filter: bf, y }),
+      ...conv2dBackward(ctx, s, { dy: bdy, filter: bf, x: bx, dx, dFilter: dF }),
+    ]);
+    // Where the adapter has no subgroups, conv2d_gemm.wgsl computes them, untuned.
+    const subgroups = ctx.device.features.has('subgroups');
+    expect(tuner.pendingProducts, 'forward, dFilter and dx').to.equal(subgroups ? 3 : 0);
+    const live = ctx.liveBuffers;
+    await tuner.tunePending();
+    expect(ctx.liveBuffers, 'the scratch tensors of the timing are freed').to.equal(live);
+    expect(Object.keys(tuner.choices).map((k) => /conv-(\w+)/.exec(k)?.[1]).sort()).to.deep.equal(subgroups ? ['dFilter', 'dx', 'forward'] : []);
+    await runDispatches(ctx, ds);
+    const ref = conv2dBackwardRef(sh, x, f, dy);
+    expectClose(await ctx.readF32(y, ny), conv2dRef(sh, x, f), 1e-5, 'the tuned forward');
+    expectClose(await ctx.readF32(dx, nx), ref.dx, 1e-4, 'the tuned dx');
+    expectClose(await ctx.readF32(dF, nf), ref.dFilter, 1e-4, 'the tuned dFilter');
+    for (const b of [bx, bf, bdy, y, dx, dF]) ctx.release(b);
   });
 
   it('also times with the host clock around onSubmittedWorkDone (adapters without timestamp queries)', async () => {
