@@ -264,7 +264,7 @@ describe('planner: the real training graphs', function () {
 
   // The nets exactly as `node dist/train.js --net NAME` trains them (the CLI's per-net defaults).
   for (const net of ['cnn', 'rnn'] as const) {
-    it(`${net}: no two tensors of a slot are bound by overlapping dispatch ranges; planned vs naive bytes`, async () => {
+    it(`${net}: no two tensors of a slot are bound by overlapping dispatch ranges; planned bytes within a quarter of the most live at one dispatch`, async () => {
       const args = parseArgs(['--net', net]);
       const opts: TrainerOptions = {
         net, hidden: args.hidden, layers: args.layers, cell: args.cell, keepProb: args.keepProb, seed: args.seed,
@@ -314,8 +314,17 @@ describe('planner: the real training graphs', function () {
           `${mb(g.plan.naiveBytes - g.plan.inPlaceBytes)} without them (${(withoutInPlace * 100).toFixed(1)}%); ` +
           `outside the plan: params ${mb(sum('param'))}, state ${mb(sum('state'))}, inputs ${mb(sum('input'))}; all buffers made by compiling ${mb(allocated)}`);
         expect(args.batch).to.equal(net === 'cnn' ? 50 : 100);
-        // the planner's target: it saves at least 40% of the naive sum (in-place values counted as buffers)
-        expect(withInPlace, `${net}: planned / naive`).to.be.at.most(0.6);
+        // No plan can hold less than the most bytes live at one dispatch; the planner's target is to
+        // come within a quarter of that bound (greedy by size), whatever the net's tensors are.
+        const live = new Float64Array(dispatches + 1);
+        for (const t of used) {
+          const [from, to] = life.get(t.id)!;
+          for (let k = from; k <= to; k++) live[k] += Math.ceil(t.bytes / 16) * 16;
+        }
+        const peak = Math.max(...live);
+        figures.push(`${net}: the most bytes live at one dispatch ${mb(peak)}; planned / that = ${(g.plan.plannedBytes / peak).toFixed(3)}`);
+        expect(g.plan.plannedBytes, `${net}: planned bytes at least the peak of live bytes`).to.be.at.least(peak);
+        expect(g.plan.plannedBytes / peak, `${net}: planned / the most bytes live at once`).to.be.at.most(1.25);
       } finally {
         trainer.destroy();
       }
