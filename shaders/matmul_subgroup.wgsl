@@ -45,6 +45,14 @@ override CONV: u32 = 0u;           // 0 a plain product; 1 forward; 2 dFilter; 3
 override CONV_SH: u32 = 1u;        // the convolution's strides (constants: divisions by them are cheap)
 override CONV_SW: u32 = 1u;
 
+// Operands read as textures (src/gpu/operand-textures.ts): A4t / B4t hold the operand's floats from
+// its first one (params.offA / offB are then 0), TEX_WIDTH texels of 4 floats a row. On llvmpipe a
+// texel fetch is one vectorized gather, where a storage load is a loop over the lanes with a bounds
+// check per float; the host copies the operand into the texture before the dispatch.
+override TEX_A: bool = false;
+override TEX_B: bool = false;
+override TEX_WIDTH: u32 = 1024u;   // a power of 2
+
 const TMAX: u32 = 32u;             // loops up to 32 constant trips are unrolled by llvmpipe
 const QMAX: u32 = 8u;              // TMAX / smallest G
 
@@ -73,15 +81,40 @@ struct Params {
 // BIAS_GRAD: the column sums of op(B), which the tile loads anyway; the first row of workgroups
 // stores them. The sum over k is serial, so the host fuses it only for short K (a batch).
 @group(0) @binding(8) var<storage, read_write> dbias: array<f32>;
+// A and B as textures (TEX_A, TEX_B); a 1x1 dummy otherwise.
+@group(0) @binding(17) var A4t: texture_2d<f32>;
+@group(0) @binding(18) var B4t: texture_2d<f32>;
+
+fn texel(t: texture_2d<f32>, q: u32) -> vec4f {
+  return textureLoad(t, vec2u(q & (TEX_WIDTH - 1u), q / TEX_WIDTH), 0);
+}
+
+// Float e and quad q of A and of B, from the storage buffer or the texture.
+fn a_elem(e: u32) -> f32 {
+  if (TEX_A) { return texel(A4t, e / 4u)[e % 4u]; }
+  return A[e];
+}
+fn a_quad(q: u32) -> vec4f {
+  if (TEX_A) { return texel(A4t, q); }
+  return A4[q];
+}
+fn b_elem(e: u32) -> f32 {
+  if (TEX_B) { return texel(B4t, e / 4u)[e % 4u]; }
+  return B[e];
+}
+fn b_quad(q: u32) -> vec4f {
+  if (TEX_B) { return texel(B4t, q); }
+  return B4[q];
+}
 
 fn a_at(i: u32, k: u32) -> f32 {
-  if (TRANS_A) { return A[params.offA + k * params.lda + i]; }
-  return A[params.offA + i * params.lda + k];
+  if (TRANS_A) { return a_elem(params.offA + k * params.lda + i); }
+  return a_elem(params.offA + i * params.lda + k);
 }
 
 fn b_at(k: u32, j: u32) -> f32 {
-  if (TRANS_B) { return B[params.offB + j * params.ldb + k]; }
-  return B[params.offB + k * params.ldb + j];
+  if (TRANS_B) { return b_elem(params.offB + j * params.ldb + k); }
+  return b_elem(params.offB + k * params.ldb + j);
 }
 
 // Row k of op(B) at columns j0..j0+3 (clamped to the matrix; extra columns are never stored).
@@ -163,13 +196,13 @@ fn conv_a_index(row: vec3i, t: vec3u) -> vec2u {
 
 fn conv_a(row: vec3i, t: vec3u) -> f32 {
   let at = conv_a_index(row, t);
-  return select(0.0, A[at.x], at.y != 0u);
+  return select(0.0, a_elem(at.x), at.y != 0u);
 }
 
 // Four channels at once (the channel count a multiple of 4, the index at a multiple of 4).
 fn conv_a4(row: vec3i, t: vec3u) -> vec4f {
   let at = conv_a_index(row, t);
-  return select(vec4f(0.0), A4[at.x / 4u], at.y != 0u);
+  return select(vec4f(0.0), a_quad(at.x / 4u), at.y != 0u);
 }
 
 // CONV 3: where k's column of B starts, op(B)[k][j] being B[that + j·ldb] (ldb = outC).
@@ -238,15 +271,15 @@ fn tile(wid: vec3u, lid: vec3u, lane: u32, acc: ptr<function, array<vec4f, TMAX>
     if (VEC_B) {
       let base = (params.offB + k * params.ldb + min(j0, N - 4u)) / 4u;
       let step = params.ldb / 4u;
-      b0 = B4[base]; b1 = B4[base + step]; b2 = B4[base + 2u * step]; b3 = B4[base + 3u * step];
+      b0 = b_quad(base); b1 = b_quad(base + step); b2 = b_quad(base + 2u * step); b3 = b_quad(base + 3u * step);
     } else if (VEC_BT) {
       // B stored [N, K]: column j of op(B) is row j of B, contiguous along k.
       let step = params.ldb / 4u;
       let base = (params.offB + kb.x) / 4u;
-      let c0 = B4[base + min(j0, N - 1u) * step];
-      let c1 = B4[base + min(j0 + 1u, N - 1u) * step];
-      let c2 = B4[base + min(j0 + 2u, N - 1u) * step];
-      let c3 = B4[base + min(j0 + 3u, N - 1u) * step];
+      let c0 = b_quad(base + min(j0, N - 1u) * step);
+      let c1 = b_quad(base + min(j0 + 1u, N - 1u) * step);
+      let c2 = b_quad(base + min(j0 + 2u, N - 1u) * step);
+      let c3 = b_quad(base + min(j0 + 3u, N - 1u) * step);
       b0 = vec4f(c0.x, c1.x, c2.x, c3.x); b1 = vec4f(c0.y, c1.y, c2.y, c3.y);
       b2 = vec4f(c0.z, c1.z, c2.z, c3.z); b3 = vec4f(c0.w, c1.w, c2.w, c3.w);
     } else {
@@ -261,10 +294,10 @@ fn tile(wid: vec3u, lid: vec3u, lane: u32, acc: ptr<function, array<vec4f, TMAX>
       } else if (VEC_AT) {
         // Lane s holds A[k + s%4][rows 4·(s/4) .. +3 of the group] (a quad clamped into the matrix).
         let i = min(row0 + q * G + (s / 4u) * 4u, M - 4u);
-        a[q] = A4[(params.offA + (k + s % 4u) * params.lda + i) / 4u];
+        a[q] = a_quad((params.offA + (k + s % 4u) * params.lda + i) / 4u);
       } else {
         let i = min(row0 + q * G + s, last_row);
-        if (VEC_A) { a[q] = A4[(params.offA + i * params.lda + k) / 4u]; }
+        if (VEC_A) { a[q] = a_quad((params.offA + i * params.lda + k) / 4u); }
         else { a[q] = vec4f(a_at(i, k), a_at(i, k + 1u), a_at(i, k + 2u), a_at(i, k + 3u)); }
       }
     }

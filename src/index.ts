@@ -3,9 +3,10 @@
 // package's main: createNodeContext(), gentleWait. Browser or host apps: GpuContext.fromDevice(device).
 export { GpuContext, GpuError, describeAdapterInfo, type ContextOptions, type MatmulKernelChoice } from './gpu/context.js';
 export { ReadPacer } from './gpu/pacer.js';
-export { Kernel, type KernelConstants, type BufferBinding } from './gpu/kernel.js';
-export { type Dispatch, encodeDispatch, runDispatches } from './gpu/dispatch.js';
-export { BufferUsage, MapMode } from './gpu/flags.js';
+export { Kernel, type KernelConstants, type BufferBinding, type BindingResource } from './gpu/kernel.js';
+export { type Dispatch, DispatchEncoder, encodeDispatch, runDispatches } from './gpu/dispatch.js';
+export { OPERAND_TEXTURE_WIDTH, type TextureCopy } from './gpu/operand-textures.js';
+export { BufferUsage, MapMode, TextureUsage } from './gpu/flags.js';
 export { PassTimer, median, type PassTiming } from './gpu/profiler.js';
 export { chromeTrace, type TraceSpan } from './gpu/trace.js';
 export { matmul, type MatmulSpec, type MatmulBuffers, type MatmulEpilogue, type MatmulConv, type Activation } from './kernels/matmul.js';

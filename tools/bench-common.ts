@@ -5,7 +5,7 @@ import type { NetKind } from '../src/nn/models/builtin.js';
 import type { GpuContext } from '../src/gpu/context.js';
 import { BufferUsage } from '../src/gpu/flags.js';
 import { PassTimer } from '../src/gpu/profiler.js';
-import { encodeDispatch, type Dispatch } from '../src/gpu/dispatch.js';
+import { DispatchEncoder, type Dispatch } from '../src/gpu/dispatch.js';
 import { ReadPacer } from '../src/gpu/pacer.js';
 import type { CompiledGraph } from '../src/graph/recorder.js';
 
@@ -172,11 +172,8 @@ export async function dispatchGpuTimes(ctx: GpuContext, timer: PassTimer, d: Dis
   for (const [round, n] of [[0, warmup], [1, runs]] as const) {
     timer.reset();
     const enc = ctx.device.createCommandEncoder();
-    for (let i = 0; i < n; i++) {
-      const pass = enc.beginComputePass(timer.pass(`${d.label} ${i}`));
-      encodeDispatch(pass, d);
-      pass.end();
-    }
+    const dispatches = new DispatchEncoder(enc);
+    for (let i = 0; i < n; i++) dispatches.encode([d], timer.pass(`${d.label} ${i}`));
     timer.resolve(enc);
     const t0 = performance.now();
     ctx.device.queue.submit([enc.finish()]);

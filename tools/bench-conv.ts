@@ -9,7 +9,7 @@ import { createNodeContext } from '../src/gpu/node.js';
 import type { GpuContext } from '../src/gpu/context.js';
 import * as conv from '../src/kernels/conv2d.js';
 import type { Conv2dKernel, Conv2dSpec } from '../src/kernels/conv2d.js';
-import { encodeDispatch, type Dispatch } from '../src/gpu/dispatch.js';
+import { DispatchEncoder, type Dispatch } from '../src/gpu/dispatch.js';
 import { PassTimer, median } from '../src/gpu/profiler.js';
 import { failUsage, toolFlags } from './tool-args.js';
 
@@ -98,9 +98,7 @@ async function time(side: Side, ds: Dispatch[]): Promise<number> {
   await Promise.all(ds.map((d) => d.kernel.ready));
   side.timer.reset();
   const enc = side.ctx.device.createCommandEncoder();
-  const pass = enc.beginComputePass(side.timer.pass('op'));
-  for (const d of ds) encodeDispatch(pass, d);
-  pass.end();
+  new DispatchEncoder(enc).encode(ds, side.timer.pass('op'));
   side.timer.resolve(enc);
   side.ctx.device.queue.submit([enc.finish()]);
   const [t] = await side.timer.read();

@@ -8,7 +8,7 @@
 //        [--breakdown]   also time every dispatch in its own pass and sum by kind (slower; adds pass overhead)
 import { createNodeContext } from '../src/gpu/node.js';
 import { prepareRecurrentStack, recurrentInit, type RecurrentCell } from '../src/kernels/recurrent.js';
-import { encodeDispatch, type Dispatch } from '../src/gpu/dispatch.js';
+import { DispatchEncoder, type Dispatch } from '../src/gpu/dispatch.js';
 import { PassTimer, median } from '../src/gpu/profiler.js';
 import { failUsage, toolFlags } from './tool-args.js';
 
@@ -62,12 +62,9 @@ const timer = new PassTimer(ctx, Math.max(2 * runs, breakdown ? stack.forward.le
 async function timeSteps(n: number): Promise<{ fwd: number[]; bwd: number[] }> {
   timer.reset();
   const enc = ctx.device.createCommandEncoder();
+  const dispatches = new DispatchEncoder(enc);
   for (let i = 0; i < n; i++) {
-    for (const [name, ds] of [['fwd', stack.forward], ['bwd', stack.backward]] as [string, Dispatch[]][]) {
-      const pass = enc.beginComputePass(timer.pass(name));
-      for (const d of ds) encodeDispatch(pass, d);
-      pass.end();
-    }
+    for (const [name, ds] of [['fwd', stack.forward], ['bwd', stack.backward]] as [string, Dispatch[]][]) dispatches.encode(ds, timer.pass(name));
   }
   timer.resolve(enc);
   ctx.device.queue.submit([enc.finish()]);
@@ -94,11 +91,8 @@ if (breakdown) {
   for (let r = 0; r < rounds; r++) {
     timer.reset();
     const enc = ctx.device.createCommandEncoder();
-    for (const [i, d] of all.entries()) {
-      const pass = enc.beginComputePass(timer.pass(`${i}`));
-      encodeDispatch(pass, d);
-      pass.end();
-    }
+    const dispatches = new DispatchEncoder(enc);
+    for (const [i, d] of all.entries()) dispatches.encode([d], timer.pass(`${i}`));
     timer.resolve(enc);
     ctx.device.queue.submit([enc.finish()]);
     const t = await timer.read();

@@ -1,7 +1,8 @@
 // Matmul GFLOPS from timestamp queries (median of timed runs after warm-up), per shape and
 // transpose, as a share of the FMA peak measured in the same run; with --tiles all, each tile
-// variant of the kernel too (what the tuner chooses among) and the best.
-// Usage: node dist/tools/bench-matmul.js [--runs N] [--shapes MxKxN,MxKxN,...] [--tiles default|all]
+// variant of the kernel too (what the tuner chooses among) and the best; with --operands both, each
+// read from buffers and from textures (src/gpu/operand-textures.ts).
+// Usage: node dist/tools/bench-matmul.js [--runs N] [--shapes MxKxN,MxKxN,...] [--tiles default|all] [--operands auto|buffers|textures|both]
 import { createNodeContext } from '../src/gpu/node.js';
 import { matmul, matmulKernelFor, matmulTileVariants, type MatmulSpec } from '../src/kernels/matmul.js';
 import { PassTimer, median } from '../src/gpu/profiler.js';
@@ -9,15 +10,20 @@ import { measureFmaPeak } from './fma-peak.js';
 import { dispatchGpuTimes } from './bench-common.js';
 import { failUsage, toolFlags } from './tool-args.js';
 
-const usage = 'usage: node dist/tools/bench-matmul.js [--runs N] [--shapes MxKxN,MxKxN,...] [--tiles default|all]';
+const usage = 'usage: node dist/tools/bench-matmul.js [--runs N] [--shapes MxKxN,MxKxN,...] [--tiles default|all] [--operands auto|buffers|textures|both]';
 const flags = toolFlags(process.argv.slice(2), [
   { name: 'runs', kind: 'int', arg: 'N', help: 'timed runs per shape and variant (default 25)' },
   { name: 'shapes', kind: 'string', arg: 'MxKxN,...', help: 'matmul shapes, comma-separated (default: square sizes and the nets\' products)' },
   { name: 'tiles', kind: 'choice', choices: ['default', 'all'], arg: 'default|all', help: 'the default tile only, or every tile variant of the kernel and the best (default: default)' },
+  { name: 'operands', kind: 'choice', choices: ['auto', 'buffers', 'textures', 'both'], arg: 'auto|buffers|textures|both', help: 'read A and B as the engine chooses, from buffers, from textures, or each tile both ways (default: auto)' },
 ], usage);
 const runs = (flags.get('runs') as number | undefined) ?? 25;
 if (runs < 1) failUsage(`--runs ${runs} must be at least 1: give --runs 1 or more`);
 const allTiles = flags.get('tiles') === 'all';
+const operands = (flags.get('operands') as string | undefined) ?? 'auto';
+const readings: { suffix: string; textures?: boolean }[] = operands === 'both'
+  ? [{ suffix: ' buffers', textures: false }, { suffix: ' textures', textures: true }]
+  : [{ suffix: '', textures: operands === 'auto' ? undefined : operands === 'textures' }];
 const shapeArgs = ((flags.get('shapes') as string | undefined) ?? '').split(',').filter((s) => s.length > 0);
 for (const s of shapeArgs) {
   if (!/^\d+x\d+x\d+$/.test(s) || s.split('x').some((v) => Number(v) < 1)) failUsage(`--shapes ${JSON.stringify(s)} is not MxKxN: give positive sizes, e.g. --shapes 512x512x512`);
@@ -44,9 +50,9 @@ for (const [M, K, N] of shapes) {
     const ids = matmulTileVariants(ctx, spec);
     const tiles = allTiles ? ids : ids.slice(0, 1);
     const gflopsOf = new Map<string, number>();
-    for (const [i, id] of tiles.entries()) {
-      const tile = i === 0 ? 'default' : id;
-      const d = matmul(ctx, { ...spec, variant: i === 0 ? undefined : id }, { a, b, c });
+    for (const [i, id] of tiles.entries()) for (const { suffix, textures } of readings) {
+      const tile = (i === 0 ? 'default' : id) + suffix;
+      const d = matmul(ctx, { ...spec, variant: i === 0 ? undefined : id, textures }, { a, b, c });
       await d.kernel.ready;
       const ms = median(await dispatchGpuTimes(ctx, timer, d, runs, 3));
       ctx.throwIfFailed('bench');
@@ -54,7 +60,7 @@ for (const [M, K, N] of shapes) {
       if (allTiles) console.log(`  ${M}x${K}x${N} ${tile}: ${ms.toFixed(3)} ms, ${gflopsOf.get(tile)!.toFixed(2)} GFLOPS`);
     }
     const name = transposes.transA ? 'Aᵀ·B' : transposes.transB ? 'A·Bᵀ' : 'A·B';
-    const byDefault = gflopsOf.get('default')!;
+    const byDefault = gflopsOf.get(`default${readings[0].suffix}`)!;
     const [bestTile, best] = [...gflopsOf].reduce((x, y) => (y[1] > x[1] ? y : x));
     rows.push([`${M}x${K}x${N}`, name, kernel, byDefault.toFixed(2), share(byDefault), ...(allTiles ? [bestTile, best.toFixed(2), share(best)] : [])]);
     console.log(rows[rows.length - 1].join('\t'));

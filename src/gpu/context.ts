@@ -1,5 +1,6 @@
 import { BufferUsage, MapMode } from './flags.js';
 import { Kernel, type KernelConstants } from './kernel.js';
+import { OperandTextures } from './operand-textures.js';
 
 /** Options for {@link GpuContext.fromDevice}. */
 export interface ContextOptions {
@@ -163,6 +164,14 @@ export class GpuContext {
   }
 
   private readonly dummies: GPUBuffer[] = [];
+
+  /** Textures mirroring buffer ranges that kernels read as textures (see operand-textures.ts). */
+  get operandTextures(): OperandTextures {
+    this.textures ??= new OperandTextures(this.device);
+    return this.textures;
+  }
+
+  private textures: OperandTextures | undefined;
 
   /**
    * A small storage buffer for bindings a kernel variant declares but does not use. Unused
@@ -344,7 +353,10 @@ export class GpuContext {
 
   /** Destroys a buffer made by createBuffer and takes it off the live-buffer total. */
   release(buf: GPUBuffer): void {
-    if (this.buffers.delete(buf)) this.destroyOnceSettled(buf);
+    if (this.buffers.delete(buf)) {
+      this.textures?.release(buf);
+      this.destroyOnceSettled(buf);
+    }
   }
 
   /**
@@ -365,6 +377,7 @@ export class GpuContext {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    this.textures?.destroy();
     for (const b of this.buffers) this.destroyOnceSettled(b);
     this.buffers.clear();
     this.kernels.clear();

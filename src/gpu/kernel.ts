@@ -9,10 +9,13 @@ export type KernelConstants = Record<string, number | boolean>;
 /** A buffer binding: a whole buffer or a byte range of one. */
 export type BufferBinding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
 
+/** What Kernel.bind takes for a binding: a buffer binding, or a view for a `texture_2d<f32>`. */
+export type BindingResource = BufferBinding | GPUTextureView;
+
 interface BindingInfo {
   name: string;
   binding: number;
-  kind: 'uniform' | 'read-only-storage' | 'storage';
+  kind: 'uniform' | 'read-only-storage' | 'storage' | 'texture';
   info: VariableInfo;
 }
 
@@ -100,7 +103,8 @@ export class Kernel {
       let kind: BindingInfo['kind'];
       if (r.resourceType === ResourceType.Uniform) kind = 'uniform';
       else if (r.resourceType === ResourceType.Storage) kind = r.access === 'read' ? 'read-only-storage' : 'storage';
-      else throw new GpuError(`shaders/${file}: binding ${r.name} is not a buffer`);
+      else if (r.resourceType === ResourceType.Texture && r.type.name === 'texture_2d') kind = 'texture';
+      else throw new GpuError(`shaders/${file}: binding ${r.name} is neither a buffer nor a texture_2d<f32>`);
       bindings.push({ name: r.name, binding: r.binding, kind, info: r });
     }
     bindings.sort((a, b) => a.binding - b.binding);
@@ -111,7 +115,9 @@ export class Kernel {
     const module = device.createShaderModule({ code: source, label: file });
     this.layout = device.createBindGroupLayout({
       label: this.label,
-      entries: bindings.map((b) => ({ binding: b.binding, visibility: ShaderStage.COMPUTE, buffer: { type: b.kind } })),
+      entries: bindings.map((b) => (b.kind === 'texture'
+        ? { binding: b.binding, visibility: ShaderStage.COMPUTE, texture: { sampleType: 'unfilterable-float' as const } }
+        : { binding: b.binding, visibility: ShaderStage.COMPUTE, buffer: { type: b.kind } })),
     });
     this.pipeline = device.createComputePipeline({
       label: this.label,
@@ -132,8 +138,8 @@ export class Kernel {
     this.ready.catch(() => {});
   }
 
-  /** Makes a bind group from buffers named as in the shader. Call at compile time, never per step. */
-  bind(resources: Record<string, BufferBinding>, label?: string): GPUBindGroup {
+  /** Makes a bind group from buffers (and texture views) named as in the shader. Call at compile time, never per step. */
+  bind(resources: Record<string, BindingResource>, label?: string): GPUBindGroup {
     const names = new Set(Object.keys(resources));
     const entries: GPUBindGroupEntry[] = [];
     const bound: BoundBuffer[] = [];
@@ -141,7 +147,11 @@ export class Kernel {
       const r = resources[b.name];
       if (!r) throw new GpuError(`${this.label}: missing buffer for binding "${b.name}" (needs: ${this.bindings.map((x) => x.name).join(', ')})`);
       names.delete(b.name);
-      const resource = 'buffer' in r ? r : { buffer: r };
+      if (b.kind === 'texture') {
+        entries.push({ binding: b.binding, resource: r as GPUTextureView });
+        continue;
+      }
+      const resource = 'buffer' in r ? r : { buffer: r as GPUBuffer };
       entries.push({ binding: b.binding, resource });
       bound.push({ name: b.name, kind: b.kind, buffer: resource.buffer, offset: resource.offset ?? 0, size: resource.size });
     }

@@ -1,5 +1,5 @@
 import type { GpuContext } from '../gpu/context.js';
-import { encodeDispatch, type Dispatch } from '../gpu/dispatch.js';
+import { DispatchEncoder, type Dispatch } from '../gpu/dispatch.js';
 import type { PassTimer } from '../gpu/profiler.js';
 import { prepareStepIncrement } from '../kernels/step.js';
 import { prepareLrSchedule } from '../kernels/train-control.js';
@@ -192,17 +192,12 @@ export class CompiledGraph {
 
   /** Records the step: one compute pass, or one timed pass per op when a timer is given. */
   encode(encoder: GPUCommandEncoder, timer?: PassTimer): void {
+    const dispatches = new DispatchEncoder(encoder);
     if (!timer) {
-      const pass = encoder.beginComputePass();
-      for (const op of this.ops) for (const d of op.dispatches) encodeDispatch(pass, d);
-      pass.end();
+      dispatches.encode(this.ops.flatMap((op) => op.dispatches));
       return;
     }
-    for (const op of this.ops) {
-      const pass = encoder.beginComputePass(timer.pass(op.label));
-      for (const d of op.dispatches) encodeDispatch(pass, d);
-      pass.end();
-    }
+    for (const op of this.ops) dispatches.encode(op.dispatches, timer.pass(op.label));
   }
 
   /** Waits until every pipeline compiled; throws naming the shader and line otherwise. */

@@ -5,7 +5,7 @@
 // so a later run (or a second context) on the same adapter times nothing. Every variant of a family
 // computes the same sums in the same order, so the choice changes speed, not results.
 import type { GpuContext } from '../gpu/context.js';
-import { encodeDispatch, type Dispatch } from '../gpu/dispatch.js';
+import { DispatchEncoder, type Dispatch } from '../gpu/dispatch.js';
 import { PassTimer, median } from '../gpu/profiler.js';
 import type { TunedProduct, TuningRecord, TuningStore } from '../gpu/tuning-store.js';
 
@@ -195,11 +195,8 @@ export class MatmulTuner {
   private async timeWithTimestamps(timer: PassTimer, d: Dispatch): Promise<number> {
     timer.reset();
     const enc = this.ctx.device.createCommandEncoder();
-    for (let i = 0; i <= this.repetitions; i++) {
-      const pass = enc.beginComputePass(timer.pass(`${d.label} ${i}`));
-      encodeDispatch(pass, d);
-      pass.end();
-    }
+    const dispatches = new DispatchEncoder(enc);
+    for (let i = 0; i <= this.repetitions; i++) dispatches.encode([d], timer.pass(`${d.label} ${i}`));
     timer.resolve(enc);
     this.ctx.device.queue.submit([enc.finish()]);
     const times = await timer.read();
@@ -212,9 +209,7 @@ export class MatmulTuner {
     for (let i = 0; i <= this.repetitions; i++) {
       const t0 = i > 0 ? clock() : 0; // run 0 warms up
       const enc = this.ctx.device.createCommandEncoder();
-      const pass = enc.beginComputePass();
-      encodeDispatch(pass, d);
-      pass.end();
+      new DispatchEncoder(enc).encode([d]);
       this.ctx.device.queue.submit([enc.finish()]);
       await this.ctx.wait(() => this.ctx.device.queue.onSubmittedWorkDone());
       if (i > 0) times.push(clock() - t0);

@@ -5,6 +5,7 @@ import { GpuError } from '../gpu/context.js';
 import type { Kernel, KernelConstants } from '../gpu/kernel.js';
 import { defaultMatmulVariant, matmulVariant, matmulVariantsOf, tileWorkgroups, type MatmulFamily, type MatmulTile, type MatmulTileQuery, type MatmulVariant } from './matmul-variants.js';
 import { activeMatmulTuner } from './matmul-tuner.js';
+import { OPERAND_TEXTURE_WIDTH, type TextureCopy } from '../gpu/operand-textures.js';
 
 /** An activation fused into a kernel's epilogue. */
 export type Activation = 'none' | 'relu' | 'sigmoid' | 'tanh';
@@ -60,6 +61,12 @@ export interface MatmulSpec {
    * from the NHWC tensors bound as `a` and `b` instead of stored matrices. Subgroup kernel only.
    */
   conv?: MatmulConv;
+  /**
+   * Read A and B as textures where the subgroup kernel can (see src/gpu/operand-textures.ts); by
+   * default on software adapters, where texel fetches are much cheaper than storage loads. For
+   * tests and comparisons.
+   */
+  textures?: boolean;
 }
 
 /**
@@ -187,7 +194,8 @@ function matmulDispatch(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers, 
   if (tuner) candidates = candidates.filter((c, i) => i === 0 || tuner.considers(c.variant.id));
   if (!tuner || candidates.length < 2) return prepare(ctx, spec, p, bufs, family, candidates[0].tile, split).dispatch;
 
-  const key = productKey(family, spec, p, split, !!bufs.bias);
+  const tex = family === 'subgroup' ? operandTextures(ctx, spec, p, bufs) : {};
+  const key = productKey(family, spec, p, split, !!bufs.bias, [!!tex.a, !!tex.b]);
   const ids = candidates.map((c) => c.variant.id);
   const tileOf = (id: string) => candidates.find((c) => c.variant.id === id)!.tile;
   const known = tuner.choice(key, ids);
@@ -244,7 +252,7 @@ function tileCandidates(family: MatmulFamily, query: MatmulTileQuery): { variant
 }
 
 /** Whatever selects a pipeline or its work besides the tile: the tuning cache's key of a product (with the adapter). */
-function productKey(family: MatmulFamily, spec: MatmulSpec, p: MatmulParams, split: KSplit, hasBias: boolean): string {
+function productKey(family: MatmulFamily, spec: MatmulSpec, p: MatmulParams, split: KSplit, hasBias: boolean, textures: [boolean, boolean]): string {
   const a4 = p.lda % 4 === 0 && p.offA % 4 === 0;
   const b4 = p.ldb % 4 === 0 && p.offB % 4 === 0;
   const c4 = p.N % 4 === 0 && p.ldc % 4 === 0 && p.offC % 4 === 0;
@@ -252,6 +260,7 @@ function productKey(family: MatmulFamily, spec: MatmulSpec, p: MatmulParams, spl
     family, `${p.M}x${p.N}x${p.K}`, `${spec.transA ? 'At' : 'A'}${spec.transB ? 'Bt' : 'B'}`,
     spec.activation ?? 'none', hasBias ? 'bias' : '', spec.accumulate ? 'acc' : '', spec.biasGrad ? 'dbias' : '',
     `vec${+a4}${+b4}${+c4}`, split.splits > 1 ? `split${split.splits}` : '', spec.conv ? convKey(spec.conv) : '',
+    textures.some((t) => t) ? `tex${+textures[0]}${+textures[1]}` : '',
   ].join('|');
 }
 
@@ -295,18 +304,27 @@ function prepare(ctx: GpuContext, spec: MatmulSpec, p: MatmulParams, bufs: Matmu
       ...tile.constants,
       ...(spec.conv ? { CONV: CONV_MODE[spec.conv.mode], CONV_SH: spec.conv.strideH, CONV_SW: spec.conv.strideW } : {}),
     };
+    const tex = operandTextures(ctx, spec, p, bufs);
+    // A textured operand starts at the texture's first float.
+    const own = { ...p, offA: tex.a ? 0 : p.offA, offB: tex.b ? 0 : p.offB };
+    const texturing = { TEX_A: !!tex.a, TEX_B: !!tex.b, TEX_WIDTH: OPERAND_TEXTURE_WIDTH };
+    const operands = {
+      A: bufs.a, B: bufs.b, A4: bufs.a, B4: bufs.b,
+      A4t: tex.a?.view ?? ctx.operandTextures.dummyView(), B4t: tex.b?.view ?? ctx.operandTextures.dummyView(),
+    };
+    const copies = [tex.a?.copy, tex.b?.copy].filter((c): c is TextureCopy => c !== undefined);
     if (spec.epilogue) {
-      const kernel = ctx.kernel('matmul_subgroup.wgsl', spec.epilogue.entry, { ...tiling, ...spec.epilogue.constants });
-      params ??= kernel.params(subgroupParams(spec, p, 0), undefined, 'params');
-      const bindGroup = kernel.bind({ params, A: bufs.a, B: bufs.b, A4: bufs.a, B4: bufs.b, ...spec.epilogue.bind(kernel) }, label);
-      return { params, dispatch: { kernel, bindGroup, workgroups, label, flops } };
+      const kernel = ctx.kernel('matmul_subgroup.wgsl', spec.epilogue.entry, { ...tiling, ...texturing, ...spec.epilogue.constants });
+      params ??= kernel.params(subgroupParams(spec, own, 0), undefined, 'params');
+      const bindGroup = kernel.bind({ params, ...operands, ...spec.epilogue.bind(kernel) }, label);
+      return { params, dispatch: { kernel, bindGroup, workgroups, label, flops, copies } };
     }
-    const kernel = ctx.kernel('matmul_subgroup.wgsl', vecC ? 'main_c4' : 'main', { ...common, ...tiling });
+    const kernel = ctx.kernel('matmul_subgroup.wgsl', vecC ? 'main_c4' : 'main', { ...common, ...tiling, ...texturing });
     const out: Record<string, GPUBuffer> = vecC ? { C4: bufs.c } : { C: bufs.c };
     out.dbias = spec.biasGrad ? bufs.dbias! : ctx.dummyBuffer(1);
-    params ??= kernel.params(subgroupParams(spec, p, spec.offDbias ?? 0));
-    const bindGroup = kernel.bind({ params, A: bufs.a, B: bufs.b, A4: bufs.a, B4: bufs.b, bias, ...out }, label);
-    return { params, dispatch: { kernel, bindGroup, workgroups, label, flops: flops + (spec.biasGrad ? K * N : 0) } };
+    params ??= kernel.params(subgroupParams(spec, own, spec.offDbias ?? 0));
+    const bindGroup = kernel.bind({ params, ...operands, bias, ...out }, label);
+    return { params, dispatch: { kernel, bindGroup, workgroups, label, flops: flops + (spec.biasGrad ? K * N : 0), copies } };
   }
 
   const kernel = ctx.kernel('matmul.wgsl', 'main', { ...common, ...tile.constants });
@@ -361,6 +379,23 @@ export function matmulKernelFor(ctx: GpuContext, spec: MatmulSpec): MatmulFamily
   if (ctx.matmulKernel === 'tiled') return 'tiled';
   if (ctx.matmulKernel === 'subgroup') return subgroup;
   return !isSoftwareAdapter(ctx) && spec.M >= 64 && spec.N >= 64 ? 'tiled' : subgroup;
+}
+
+/**
+ * The textures the subgroup kernel reads A and B from (see MatmulSpec.textures): each operand whose
+ * floats, from its offset to its last, can be one (operand-textures.ts). An epilogue's A is the
+ * previous step's output, rewritten before every dispatch, so it stays a buffer.
+ */
+function operandTextures(ctx: GpuContext, spec: MatmulSpec, p: MatmulParams, bufs: MatmulBuffers): { a?: ReturnType<GpuContext['operandTextures']['get']>; b?: ReturnType<GpuContext['operandTextures']['get']> } {
+  if (!(spec.textures ?? isSoftwareAdapter(ctx))) return {};
+  const { M, N, K } = p;
+  const conv = spec.conv && convOperandFloats(spec.conv);
+  const aFloats = conv ? conv.a : spec.transA ? (K - 1) * p.lda + M : (M - 1) * p.lda + K;
+  const bFloats = conv ? conv.b : spec.transB ? (N - 1) * p.ldb + K : (K - 1) * p.ldb + N;
+  return {
+    a: spec.epilogue ? undefined : ctx.operandTextures.get(bufs.a, p.offA, aFloats),
+    b: ctx.operandTextures.get(bufs.b, p.offB, bFloats),
+  };
 }
 
 /** Workgroups of one unsplit matmul dispatch with its kernel's default tile: its output tiles. */

@@ -1,0 +1,85 @@
+// Operands read as textures. On llvmpipe (a CPU adapter) a storage-buffer load inside a loop runs as
+// a loop over the SIMD lanes with a bounds check per float, while a texel fetch is one vectorized
+// gather. So on software adapters a matmul reads its operands from rgba32float textures holding the
+// same floats, copied from the buffers just before the dispatch (src/gpu/dispatch.ts
+// DispatchEncoder), and only when the buffer was written since the last copy.
+import { BufferUsage, TextureUsage } from './flags.js';
+
+/** Texels (4 floats each) per row of an operand texture: a power of 2, 16 KiB a row. Matches the shaders' TEX_WIDTH. */
+export const OPERAND_TEXTURE_WIDTH = 1024;
+
+/** One copy of a buffer range into an operand texture, encoded before the dispatch that reads it. */
+export interface TextureCopy {
+  source: GPUBuffer;
+  /** Byte offset of the first float (a multiple of 16). */
+  offset: number;
+  texels: number;
+  texture: GPUTexture;
+}
+
+/** The operand textures of one device, one per distinct buffer range; they live as long as their buffer. */
+export class OperandTextures {
+  private readonly bySource = new Map<GPUBuffer, Map<string, { copy: TextureCopy; view: GPUTextureView }>>();
+  private dummy: GPUTextureView | undefined;
+
+  constructor(private readonly device: GPUDevice) {}
+
+  /**
+   * The texture holding `floats` floats of `buffer` from float `offset` (its copy, and the view to
+   * bind), or undefined where that range cannot be one: an offset off a 16-byte boundary, a range
+   * running past the buffer once rounded up to whole texels, more rows than the device allows, or a
+   * buffer that cannot be copied from.
+   */
+  get(buffer: GPUBuffer, offset: number, floats: number): { copy: TextureCopy; view: GPUTextureView } | undefined {
+    const texels = Math.ceil(floats / 4);
+    const rows = Math.ceil(texels / OPERAND_TEXTURE_WIDTH);
+    if (offset % 4 !== 0 || (offset + 4 * texels) * 4 > buffer.size || rows > this.device.limits.maxTextureDimension2D) return undefined;
+    if ((buffer.usage & BufferUsage.COPY_SRC) === 0) return undefined;
+    const key = `${offset}:${texels}`;
+    let ranges = this.bySource.get(buffer);
+    if (!ranges) this.bySource.set(buffer, ranges = new Map());
+    let entry = ranges.get(key);
+    if (!entry) {
+      const texture = this.device.createTexture({
+        size: [OPERAND_TEXTURE_WIDTH, rows],
+        format: 'rgba32float',
+        usage: TextureUsage.TEXTURE_BINDING | TextureUsage.COPY_DST,
+        label: `${buffer.label || 'buffer'} as texture (${texels} texels from float ${offset})`,
+      });
+      entry = { copy: { source: buffer, offset: offset * 4, texels, texture }, view: texture.createView() };
+      ranges.set(key, entry);
+    }
+    return entry;
+  }
+
+  /** A 1x1 texture for a texture binding a kernel variant declares but does not read. */
+  dummyView(): GPUTextureView {
+    this.dummy ??= this.device.createTexture({ size: [1, 1], format: 'rgba32float', usage: TextureUsage.TEXTURE_BINDING, label: 'unused texture binding' }).createView();
+    return this.dummy;
+  }
+
+  /** Destroys the textures of a buffer that is being destroyed. */
+  release(buffer: GPUBuffer): void {
+    for (const { copy } of this.bySource.get(buffer)?.values() ?? []) copy.texture.destroy();
+    this.bySource.delete(buffer);
+  }
+
+  /** Destroys every texture. */
+  destroy(): void {
+    for (const buffer of [...this.bySource.keys()]) this.release(buffer);
+  }
+}
+
+/** Encodes one copy: whole rows of texels, then the last, partial row. */
+export function encodeTextureCopy(encoder: GPUCommandEncoder, copy: TextureCopy): void {
+  const rowBytes = OPERAND_TEXTURE_WIDTH * 16;
+  const fullRows = Math.floor(copy.texels / OPERAND_TEXTURE_WIDTH);
+  const rest = copy.texels - fullRows * OPERAND_TEXTURE_WIDTH;
+  if (fullRows > 0) {
+    encoder.copyBufferToTexture({ buffer: copy.source, offset: copy.offset, bytesPerRow: rowBytes }, { texture: copy.texture }, [OPERAND_TEXTURE_WIDTH, fullRows]);
+  }
+  if (rest > 0) {
+    encoder.copyBufferToTexture({ buffer: copy.source, offset: copy.offset + fullRows * rowBytes, bytesPerRow: rowBytes },
+      { texture: copy.texture, origin: [0, fullRows] }, [rest, 1]);
+  }
+}

@@ -1,0 +1,127 @@
+import { expect } from 'chai';
+import { testContext } from './support/gpu.js';
+import { expectClose, matmulRef, randomArray, rng } from './support/cpu.js';
+import { matmul, type MatmulSpec } from '../src/kernels/matmul.js';
+import { DispatchEncoder, encodeDispatch, runDispatches } from '../src/gpu/dispatch.js';
+import { OPERAND_TEXTURE_WIDTH } from '../src/gpu/operand-textures.js';
+import type { GpuContext } from '../src/gpu/context.js';
+
+/** A dense [rows, cols] matrix stored at float `offset` with row stride `ld` (the gaps poisoned with NaN). */
+function strided(dense: Float32Array, rows: number, cols: number, ld: number, offset: number): Float32Array {
+  const out = new Float32Array(offset + (rows - 1) * ld + cols + 8).fill(NaN);
+  for (let r = 0; r < rows; r++) out.set(dense.subarray(r * cols, (r + 1) * cols), offset + r * ld);
+  return out;
+}
+
+// Products whose operands span several texture rows (4,096 floats each) and end in a partial one,
+// at offsets and strides that keep them on 16-byte boundaries, with and without a K % 4 tail.
+const CASES: { M: number; N: number; K: number; transA?: boolean; transB?: boolean; pad: number; offA: number; offB: number }[] = [
+  { M: 100, N: 256, K: 784, pad: 0, offA: 0, offB: 0 },
+  { M: 37, N: 52, K: 150, pad: 4, offA: 8, offB: 4 },
+  { M: 64, N: 20, K: 131, transA: true, pad: 8, offA: 4, offB: 12 },
+  { M: 45, N: 36, K: 203, transB: true, pad: 4, offA: 16, offB: 8 },
+  { M: 96, N: 128, K: 100, transA: true, transB: true, pad: 0, offA: 4096, offB: 0 },
+];
+
+describe('matmul operands read as textures (src/gpu/operand-textures.ts) against float64 and the buffer reads', () => {
+  let ctx: GpuContext;
+  before(async () => {
+    ctx = await testContext();
+    if (!ctx.device.features.has('subgroups')) throw new Error(`adapter ${ctx.adapterDescription} has no 'subgroups' feature; the subgroup kernel's texture reads cannot be tested here`);
+  });
+
+  for (const [i, c] of CASES.entries()) {
+    const name = `${c.transA ? 'Aᵀ' : 'A'}·${c.transB ? 'Bᵀ' : 'B'}`;
+    it(`${name} ${c.M}x${c.K}x${c.N} at offsets ${c.offA}, ${c.offB}: both reads match float64 and each other bit for bit`, async () => {
+      const rand = rng(500 + i);
+      const [aRows, aCols] = c.transA ? [c.K, c.M] : [c.M, c.K];
+      const [bRows, bCols] = c.transB ? [c.N, c.K] : [c.K, c.N];
+      const A = randomArray(c.M * c.K, rand), B = randomArray(c.K * c.N, rand, 1 / Math.sqrt(c.K));
+      const lda = aCols + c.pad, ldb = bCols + c.pad;
+      const a = ctx.upload(strided(A, aRows, aCols, lda, c.offA)), b = ctx.upload(strided(B, bRows, bCols, ldb, c.offB));
+      const ref = matmulRef(A, B, c.M, c.N, c.K, { transA: c.transA, transB: c.transB });
+      const results: Float32Array[] = [];
+      for (const textures of [true, false]) {
+        const out = ctx.storage(c.M * c.N * 4);
+        ctx.poison(out);
+        const spec: MatmulSpec = { M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB, lda, ldb, offA: c.offA, offB: c.offB, textures };
+        const d = matmul(ctx, spec, { a, b, c: out });
+        expect(d.copies?.length ?? 0, textures ? 'A and B copied into textures' : 'no copies when reading buffers').to.equal(textures ? 2 : 0);
+        await runDispatches(ctx, [d]);
+        const got = await ctx.readF32(out, c.M * c.N);
+        expectClose(got, ref, 1e-5, `${name} M=${c.M} N=${c.N} K=${c.K} textures=${textures}`);
+        results.push(got);
+        ctx.release(out);
+      }
+      expect(Buffer.from(results[0].buffer).equals(Buffer.from(results[1].buffer)), 'textures change where floats are read from, not the sums').to.equal(true);
+      ctx.release(a);
+      ctx.release(b);
+    });
+  }
+
+  it('an operand off a 16-byte boundary is read from its buffer', () => {
+    const a = ctx.storage(4 * 100 * 40), b = ctx.storage(4 * 40 * 40), out = ctx.storage(4 * 99 * 40);
+    const d = matmul(ctx, { M: 99, N: 40, K: 40, offA: 2, textures: true }, { a, b, c: out });
+    expect(d.copies?.map((x) => x.source), 'only B, whose offset is 0, is a texture').to.deep.equal([b]);
+    for (const x of [a, b, out]) ctx.release(x);
+  });
+
+  it('a texture is copied once per command encoder while its buffer is unwritten, and again after a dispatch writes the buffer', async () => {
+    // y1 = x·w; w = x2·w2 (a dispatch writing w); y2 = x·w. y2 must see the new w; w's texture
+    // is copied before y1 and again before y2, x's only once.
+    const M = 20, K = 64, N = 32;
+    const rand = rng(77);
+    const X = randomArray(M * K, rand), W = randomArray(K * N, rand), X2 = randomArray(K * 8, rand), W2 = randomArray(8 * N, rand);
+    const x = ctx.upload(X), w = ctx.upload(W), x2 = ctx.upload(X2), w2 = ctx.upload(W2);
+    const y1 = ctx.storage(M * N * 4), y2 = ctx.storage(M * N * 4), y0 = ctx.storage(M * N * 4);
+    for (const y of [y0, y1, y2]) ctx.poison(y);
+    const first = matmul(ctx, { M, N, K, textures: true }, { a: x, b: w, c: y1 });
+    const again = matmul(ctx, { M, N, K, textures: true }, { a: x, b: w, c: y0 });
+    const rewrite = matmul(ctx, { M: K, N, K: 8, textures: true }, { a: x2, b: w2, c: w });
+    const after = matmul(ctx, { M, N, K, textures: true }, { a: x, b: w, c: y2 });
+    await Promise.all([first, again, rewrite, after].map((d) => d.kernel.ready));
+
+    const enc = ctx.device.createCommandEncoder();
+    const copied: GPUTexture[] = [];
+    const copyBufferToTexture = enc.copyBufferToTexture.bind(enc);
+    enc.copyBufferToTexture = (src, dst, size) => {
+      copied.push(dst.texture);
+      copyBufferToTexture(src, dst, size);
+    };
+    new DispatchEncoder(enc).encode([first, again, rewrite, after]);
+    ctx.device.queue.submit([enc.finish()]);
+    const [xTex, wTex] = first.copies!.map((c) => c.texture);
+    expect(copied.filter((t) => t === xTex).length, 'x: copied once').to.equal(1);
+    expect(copied.filter((t) => t === wTex).length, 'w: copied before the first product and again after it was written').to.equal(2);
+
+    const newW = matmulRef(X2, W2, K, N, 8);
+    expectClose(await ctx.readF32(y1, M * N), matmulRef(X, W, M, N, K), 1e-5, 'y1 = x·w');
+    expectClose(await ctx.readF32(y0, M * N), matmulRef(X, W, M, N, K), 1e-5, 'x·w again, from the same textures');
+    expectClose(await ctx.readF32(y2, M * N), matmulRef(X, Float32Array.from(newW), M, N, K), 1e-5, 'y2 = x·(the rewritten w)');
+    for (const b of [x, w, x2, w2, y0, y1, y2]) ctx.release(b);
+  });
+
+  it('a dispatch that reads textures is refused by a bare compute pass, naming DispatchEncoder', () => {
+    const a = ctx.storage(4 * 16 * 16), b = ctx.storage(4 * 16 * 16), out = ctx.storage(4 * 16 * 16);
+    const d = matmul(ctx, { M: 16, N: 16, K: 16, textures: true }, { a, b, c: out });
+    const enc = ctx.device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    expect(() => encodeDispatch(pass, d)).to.throw(/DispatchEncoder/);
+    pass.end();
+    for (const x of [a, b, out]) ctx.release(x);
+  });
+
+  it('rows of 1,024 texels: an operand of 4,096·n + 4 floats ends in a row of one texel', async () => {
+    expect(OPERAND_TEXTURE_WIDTH).to.equal(1024);
+    const M = 8, K = 1028, N = 4; // B: 4,112 floats = a row of 1,024 texels and a row of 4
+    const rand = rng(9);
+    const A = randomArray(M * K, rand), B = randomArray(K * N, rand, 1 / Math.sqrt(K));
+    const a = ctx.upload(A), b = ctx.upload(B), out = ctx.storage(M * N * 4);
+    ctx.poison(out);
+    const d = matmul(ctx, { M, N, K, textures: true }, { a, b, c: out });
+    expect(d.copies!.map((c) => c.texels)).to.deep.equal([M * K / 4, K * N / 4]);
+    await runDispatches(ctx, [d]);
+    expectClose(await ctx.readF32(out, M * N), matmulRef(A, B, M, N, K), 1e-5, 'a product whose B ends in a short texture row');
+    for (const x of [a, b, out]) ctx.release(x);
+  });
+});
