@@ -239,10 +239,11 @@ fn tile(wid: vec3u, lid: vec3u, lane: u32, acc: ptr<function, array<vec4f, TMAX>
   // CONV: k as digits (conv_next), and what each of this lane's rows of A needs (conv_row). In
   // dFilter's vec4 layout a lane holds k + s%4 of 4 rows; otherwise one row, all 4 k's.
   let conv_vec_at = CONV == 2u && VEC_AT;
+  let lim = conv_k_limits();     // the radix of k, fixed for the dispatch
   var tk: vec3u;
   var rows: array<vec3i, QMAX>;
   if (CONV != 0u) {
-    tk = conv_digits(select(k_begin, k_begin + s % 4u, conv_vec_at), conv_k_limits());
+    tk = conv_digits(select(k_begin, k_begin + s % 4u, conv_vec_at), lim);
     // Written out rather than looped: a loop this long is not unrolled, and an array indexed by
     // a loop counter lives in memory, read lane by lane.
     let first = select(row0 + s, row0 + (s / 4u) * 4u, conv_vec_at);
@@ -259,7 +260,6 @@ fn tile(wid: vec3u, lid: vec3u, lane: u32, acc: ptr<function, array<vec4f, TMAX>
   let K4 = k_begin + ((K - k_begin) & ~3u);
   for (var k = k_begin; k < K4; k += 4u) {
     // CONV: the digits of k+1..k+3 (k + s%4 + 4 for conv_vec_at's lane counters, which step by 4).
-    let lim = conv_k_limits();
     let t1 = conv_next(tk, lim, 1u);
     let t2 = conv_next(t1, lim, 1u);
     let t3 = conv_next(t2, lim, 1u);
