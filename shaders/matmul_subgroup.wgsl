@@ -46,9 +46,11 @@ override CONV_SH: u32 = 1u;        // the convolution's strides (constants: divi
 override CONV_SW: u32 = 1u;
 
 // Operands read as textures (src/gpu/operand-textures.ts): A4t / B4t hold the operand's floats from
-// its first one (params.offA / offB are then 0), TEX_WIDTH texels of 4 floats a row. On llvmpipe a
-// texel fetch is one vectorized gather, where a storage load is a loop over the lanes with a bounds
-// check per float; the host copies the operand into the texture before the dispatch.
+// its first one, which is quad params.texA / texB of the buffer, TEX_WIDTH texels of 4 floats a row.
+// On llvmpipe a texel fetch is one vectorized gather, where a storage load is a loop over the lanes
+// with a bounds check per float; the host copies the operand into the texture before the dispatch,
+// and uses one only where the tile reads the operand as vec4s (picking one float out of a texel
+// costs more than a scalar load).
 override TEX_A: bool = false;
 override TEX_B: bool = false;
 override TEX_WIDTH: u32 = 1024u;   // a power of 2
@@ -65,6 +67,8 @@ struct Params {
   kChunk: u32,
   // CONV: the convolution's geometry (0 otherwise).
   inH: u32, inW: u32, inC: u32, kW: u32, outH: u32, outW: u32, padTop: u32, padLeft: u32, outC: u32,
+  // TEX_A, TEX_B: the quad of A and of B where its texture starts.
+  texA: u32, texB: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -91,19 +95,19 @@ fn texel(t: texture_2d<f32>, q: u32) -> vec4f {
 
 // Float e and quad q of A and of B, from the storage buffer or the texture.
 fn a_elem(e: u32) -> f32 {
-  if (TEX_A) { return texel(A4t, e / 4u)[e % 4u]; }
+  if (TEX_A) { return texel(A4t, e / 4u - params.texA)[e % 4u]; }
   return A[e];
 }
 fn a_quad(q: u32) -> vec4f {
-  if (TEX_A) { return texel(A4t, q); }
+  if (TEX_A) { return texel(A4t, q - params.texA); }
   return A4[q];
 }
 fn b_elem(e: u32) -> f32 {
-  if (TEX_B) { return texel(B4t, e / 4u)[e % 4u]; }
+  if (TEX_B) { return texel(B4t, e / 4u - params.texB)[e % 4u]; }
   return B[e];
 }
 fn b_quad(q: u32) -> vec4f {
-  if (TEX_B) { return texel(B4t, q); }
+  if (TEX_B) { return texel(B4t, q - params.texB); }
   return B4[q];
 }
 

@@ -15,12 +15,16 @@ function strided(dense: Float32Array, rows: number, cols: number, ld: number, of
 
 // Products whose operands span several texture rows (4,096 floats each) and end in a partial one,
 // at offsets and strides that keep them on 16-byte boundaries, with and without a K % 4 tail.
-const CASES: { M: number; N: number; K: number; transA?: boolean; transB?: boolean; pad: number; offA: number; offB: number }[] = [
-  { M: 100, N: 256, K: 784, pad: 0, offA: 0, offB: 0 },
-  { M: 37, N: 52, K: 150, pad: 4, offA: 8, offB: 4 },
-  { M: 64, N: 20, K: 131, transA: true, pad: 8, offA: 4, offB: 12 },
-  { M: 45, N: 36, K: 203, transB: true, pad: 4, offA: 16, offB: 8 },
-  { M: 96, N: 128, K: 100, transA: true, transB: true, pad: 0, offA: 4096, offB: 0 },
+// `textured`: the operands the tile reads as vec4s, hence from textures (rows of 207 floats, and Aᵀ
+// read by a 16-row tile, are read float by float, from their buffers).
+const CASES: { M: number; N: number; K: number; transA?: boolean; transB?: boolean; pad: number; offA: number; offB: number; tile?: string; textured: string }[] = [
+  { M: 100, N: 256, K: 784, pad: 0, offA: 0, offB: 0, textured: 'AB' },
+  { M: 37, N: 52, K: 148, pad: 4, offA: 8, offB: 4, textured: 'AB' },
+  { M: 64, N: 20, K: 131, transA: true, pad: 8, offA: 4, offB: 12, textured: 'B' },
+  { M: 64, N: 20, K: 131, transA: true, pad: 8, offA: 4, offB: 12, tile: 'subgroup-wg8-tm32', textured: 'AB' },
+  { M: 45, N: 36, K: 202, transB: true, pad: 2, offA: 16, offB: 8, textured: 'AB' },
+  { M: 45, N: 36, K: 203, transB: true, pad: 4, offA: 16, offB: 8, textured: '' },
+  { M: 96, N: 128, K: 100, transA: true, transB: true, pad: 0, offA: 4096, offB: 0, tile: 'subgroup-wg16-tm32', textured: 'AB' },
 ];
 
 describe('matmul operands read as textures (src/gpu/operand-textures.ts) against float64 and the buffer reads', () => {
@@ -32,7 +36,7 @@ describe('matmul operands read as textures (src/gpu/operand-textures.ts) against
 
   for (const [i, c] of CASES.entries()) {
     const name = `${c.transA ? 'Aᵀ' : 'A'}·${c.transB ? 'Bᵀ' : 'B'}`;
-    it(`${name} ${c.M}x${c.K}x${c.N} at offsets ${c.offA}, ${c.offB}: both reads match float64 and each other bit for bit`, async () => {
+    it(`${name} ${c.M}x${c.K}x${c.N} at offsets ${c.offA}, ${c.offB}${c.tile ? `, ${c.tile}` : ''}: textures for ${c.textured || 'neither'}; both reads match float64 and each other bit for bit`, async () => {
       const rand = rng(500 + i);
       const [aRows, aCols] = c.transA ? [c.K, c.M] : [c.M, c.K];
       const [bRows, bCols] = c.transB ? [c.N, c.K] : [c.K, c.N];
@@ -44,9 +48,11 @@ describe('matmul operands read as textures (src/gpu/operand-textures.ts) against
       for (const textures of [true, false]) {
         const out = ctx.storage(c.M * c.N * 4);
         ctx.poison(out);
-        const spec: MatmulSpec = { M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB, lda, ldb, offA: c.offA, offB: c.offB, textures };
+        const spec: MatmulSpec = { M: c.M, N: c.N, K: c.K, transA: c.transA, transB: c.transB, lda, ldb, offA: c.offA, offB: c.offB, variant: c.tile, textures };
         const d = matmul(ctx, spec, { a, b, c: out });
-        expect(d.copies?.length ?? 0, textures ? 'A and B copied into textures' : 'no copies when reading buffers').to.equal(textures ? 2 : 0);
+        const copied = (d.copies ?? []).map((x) => (x.source === a ? 'A' : x.source === b ? 'B' : '?')).join('');
+        expect(copied, textures ? 'the operands read as vec4s are copied into textures' : 'no copies when reading buffers').to.equal(textures ? c.textured : '');
+        expect([d.kernel.constants.TEX_A, d.kernel.constants.TEX_B], 'the kernel reads the textures it was given').to.deep.equal([copied.includes('A'), copied.includes('B')]);
         await runDispatches(ctx, [d]);
         const got = await ctx.readF32(out, c.M * c.N);
         expectClose(got, ref, 1e-5, `${name} M=${c.M} N=${c.N} K=${c.K} textures=${textures}`);
@@ -61,7 +67,7 @@ describe('matmul operands read as textures (src/gpu/operand-textures.ts) against
 
   it('an operand off a 16-byte boundary is read from its buffer', () => {
     const a = ctx.storage(4 * 100 * 40), b = ctx.storage(4 * 40 * 40), out = ctx.storage(4 * 99 * 40);
-    const d = matmul(ctx, { M: 99, N: 40, K: 40, offA: 2, textures: true }, { a, b, c: out });
+    const d = matmul(ctx, { M: 99, N: 40, K: 40, offA: 2, lda: 42, textures: true }, { a, b, c: out });
     expect(d.copies?.map((x) => x.source), 'only B, whose offset is 0, is a texture').to.deep.equal([b]);
     for (const x of [a, b, out]) ctx.release(x);
   });

@@ -101,7 +101,7 @@ function convVecA(c: MatmulConv): boolean {
 function subgroupParams(spec: MatmulSpec, p: MatmulParams, offDbias: number): Record<string, number> {
   const c = spec.conv;
   return {
-    ...p, offDbias,
+    ...p, offDbias, texA: Math.floor(p.offA / 4), texB: Math.floor(p.offB / 4),
     inH: c?.inH ?? 0, inW: c?.inW ?? 0, inC: c?.inC ?? 0, kW: c?.kW ?? 0, outH: c?.outH ?? 0, outW: c?.outW ?? 0,
     padTop: c?.padTop ?? 0, padLeft: c?.padLeft ?? 0, outC: c?.outC ?? 0,
   };
@@ -304,9 +304,9 @@ function prepare(ctx: GpuContext, spec: MatmulSpec, p: MatmulParams, bufs: Matmu
       ...tile.constants,
       ...(spec.conv ? { CONV: CONV_MODE[spec.conv.mode], CONV_SH: spec.conv.strideH, CONV_SW: spec.conv.strideW } : {}),
     };
-    const tex = operandTextures(ctx, spec, p, bufs);
-    // A textured operand starts at the texture's first float.
-    const own = { ...p, offA: tex.a ? 0 : p.offA, offB: tex.b ? 0 : p.offB };
+    // Textures only where this tile reads the operand as vec4s (see the kernel's comment).
+    const available = operandTextures(ctx, spec, p, bufs);
+    const tex = { a: tiling.VEC_A || tile.constants.VEC_AT ? available.a : undefined, b: tiling.VEC_B || tiling.VEC_BT ? available.b : undefined };
     const texturing = { TEX_A: !!tex.a, TEX_B: !!tex.b, TEX_WIDTH: OPERAND_TEXTURE_WIDTH };
     const operands = {
       A: bufs.a, B: bufs.b, A4: bufs.a, B4: bufs.b,
@@ -315,14 +315,14 @@ function prepare(ctx: GpuContext, spec: MatmulSpec, p: MatmulParams, bufs: Matmu
     const copies = [tex.a?.copy, tex.b?.copy].filter((c): c is TextureCopy => c !== undefined);
     if (spec.epilogue) {
       const kernel = ctx.kernel('matmul_subgroup.wgsl', spec.epilogue.entry, { ...tiling, ...texturing, ...spec.epilogue.constants });
-      params ??= kernel.params(subgroupParams(spec, own, 0), undefined, 'params');
+      params ??= kernel.params(subgroupParams(spec, p, 0), undefined, 'params');
       const bindGroup = kernel.bind({ params, ...operands, ...spec.epilogue.bind(kernel) }, label);
       return { params, dispatch: { kernel, bindGroup, workgroups, label, flops, copies } };
     }
     const kernel = ctx.kernel('matmul_subgroup.wgsl', vecC ? 'main_c4' : 'main', { ...common, ...tiling, ...texturing });
     const out: Record<string, GPUBuffer> = vecC ? { C4: bufs.c } : { C: bufs.c };
     out.dbias = spec.biasGrad ? bufs.dbias! : ctx.dummyBuffer(1);
-    params ??= kernel.params(subgroupParams(spec, own, spec.offDbias ?? 0));
+    params ??= kernel.params(subgroupParams(spec, p, spec.offDbias ?? 0));
     const bindGroup = kernel.bind({ params, ...operands, bias, ...out }, label);
     return { params, dispatch: { kernel, bindGroup, workgroups, label, flops: flops + (spec.biasGrad ? K * N : 0), copies } };
   }
@@ -382,9 +382,9 @@ export function matmulKernelFor(ctx: GpuContext, spec: MatmulSpec): MatmulFamily
 }
 
 /**
- * The textures the subgroup kernel reads A and B from (see MatmulSpec.textures): each operand whose
- * floats, from its offset to its last, can be one (operand-textures.ts). An epilogue's A is the
- * previous step's output, rewritten before every dispatch, so it stays a buffer.
+ * The textures the subgroup kernel may read A and B from (see MatmulSpec.textures): each operand
+ * whose floats, from its offset to its last, can be one (operand-textures.ts). An epilogue's A is
+ * the previous step's output, rewritten before every dispatch, so it stays a buffer.
  */
 function operandTextures(ctx: GpuContext, spec: MatmulSpec, p: MatmulParams, bufs: MatmulBuffers): { a?: ReturnType<GpuContext['operandTextures']['get']>; b?: ReturnType<GpuContext['operandTextures']['get']> } {
   if (!(spec.textures ?? isSoftwareAdapter(ctx))) return {};
