@@ -4,6 +4,7 @@ import { expectClose, matmulRef, randomArray, rng } from './support/cpu.js';
 import { matmul, type MatmulSpec } from '../src/kernels/matmul.js';
 import { DispatchEncoder, encodeDispatch, runDispatches } from '../src/gpu/dispatch.js';
 import { OPERAND_TEXTURE_WIDTH } from '../src/gpu/operand-textures.js';
+import { MatmulTuner } from '../src/kernels/matmul-tuner.js';
 import type { GpuContext } from '../src/gpu/context.js';
 
 /** A dense [rows, cols] matrix stored at float `offset` with row stride `ld` (the gaps poisoned with NaN). */
@@ -64,6 +65,27 @@ describe('matmul operands read as textures (src/gpu/operand-textures.ts) against
       ctx.release(b);
     });
   }
+
+  it('a tuned product that switches to a tile reading A as a texture copies A too (A read float by float before the switch)', async () => {
+    // Aᵀ·B: the default 16-row tile reads Aᵀ float by float, from its buffer; the 32-row tile reads
+    // it as vec4s, from a texture. A clock that makes the 32-row tile look fastest forces the switch.
+    const M = 64, N = 32, K = 40;
+    const rand = rng(31);
+    const A = randomArray(K * M, rand), B = randomArray(K * N, rand, 1 / Math.sqrt(K));
+    const a = ctx.upload(A), b = ctx.upload(B), out = ctx.storage(M * N * 4);
+    ctx.poison(out);
+    const ticks = [0, 100, 200, 201]; // default: 100 ms; the 32-row tile: 1 ms
+    const tuner = new MatmulTuner(ctx, { wallClock: true, repetitions: 1, variants: ['subgroup-wg8-tm32'], clock: () => ticks.shift() ?? 0 });
+    const d = tuner.scope(() => matmul(ctx, { M, N, K, transA: true, textures: true }, { a, b, c: out }));
+    expect(d.copies?.map((c) => c.source), 'before tuning: only B is a texture').to.deep.equal([b]);
+    await tuner.tunePending();
+    expect(Object.values(tuner.choices).map((c) => c.variant)).to.deep.equal(['subgroup-wg8-tm32']);
+    expect(d.kernel.constants.TEX_A, 'the tuned kernel reads A from a texture').to.equal(true);
+    expect(d.copies?.map((c) => c.source), 'after tuning: A and B are copied').to.deep.equal([a, b]);
+    await runDispatches(ctx, [d]);
+    expectClose(await ctx.readF32(out, M * N), matmulRef(A, B, M, N, K, { transA: true }), 1e-5, 'the tuned Aᵀ·B');
+    for (const x of [a, b, out]) ctx.release(x);
+  });
 
   it('an operand off a 16-byte boundary is read from its buffer', () => {
     const a = ctx.storage(4 * 100 * 40), b = ctx.storage(4 * 40 * 40), out = ctx.storage(4 * 99 * 40);

@@ -208,7 +208,7 @@ function matmulDispatch(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers, 
       // Every variant of a kernel takes the same Params: switching costs a bind group, nothing more.
       retarget: [(id) => {
         const again = prepare(ctx, spec, p, bufs, family, tileOf(id), split, prepared.params);
-        Object.assign(prepared.dispatch, { kernel: again.dispatch.kernel, bindGroup: again.dispatch.bindGroup, workgroups: again.dispatch.workgroups });
+        Object.assign(prepared.dispatch, { kernel: again.dispatch.kernel, bindGroup: again.dispatch.bindGroup, workgroups: again.dispatch.workgroups, copies: again.dispatch.copies });
       }],
     });
   }
