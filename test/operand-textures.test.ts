@@ -76,8 +76,20 @@ describe('matmul operands read as textures (src/gpu/operand-textures.ts) against
     ctx.poison(out);
     const ticks = [0, 100, 200, 201]; // default: 100 ms; the 32-row tile: 1 ms
     const tuner = new MatmulTuner(ctx, { wallClock: true, repetitions: 1, variants: ['subgroup-wg8-tm32'], clock: () => ticks.shift() ?? 0 });
-    const d = tuner.scope(() => matmul(ctx, { M, N, K, transA: true, textures: true }, { a, b, c: out }));
+    const made: string[] = [];
+    const createTexture = ctx.device.createTexture.bind(ctx.device);
+    ctx.device.createTexture = (desc) => {
+      made.push(desc.label ?? '');
+      return createTexture(desc);
+    };
+    let d;
+    try {
+      d = tuner.scope(() => matmul(ctx, { M, N, K, transA: true, textures: true }, { a, b, c: out }));
+    } finally {
+      ctx.device.createTexture = createTexture;
+    }
     expect(d.copies?.map((c) => c.source), 'before tuning: only B is a texture').to.deep.equal([b]);
+    expect(made.filter((label) => label.includes('as texture')).length, 'no texture made for an operand no tile reads from one yet').to.equal(1);
     await tuner.tunePending();
     expect(Object.values(tuner.choices).map((c) => c.variant)).to.deep.equal(['subgroup-wg8-tm32']);
     expect(d.kernel.constants.TEX_A, 'the tuned kernel reads A from a texture').to.equal(true);

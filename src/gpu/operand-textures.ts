@@ -17,24 +17,35 @@ export interface TextureCopy {
   texture: GPUTexture;
 }
 
+/** A texture holding a buffer range: the copy that fills it, and the view a kernel binds. */
+export interface OperandTexture {
+  copy: TextureCopy;
+  view: GPUTextureView;
+}
+
 /** The operand textures of one device, one per distinct buffer range; they live as long as their buffer. */
 export class OperandTextures {
-  private readonly bySource = new Map<GPUBuffer, Map<string, { copy: TextureCopy; view: GPUTextureView }>>();
+  private readonly bySource = new Map<GPUBuffer, Map<string, OperandTexture>>();
   private dummy: GPUTextureView | undefined;
 
   constructor(private readonly device: GPUDevice) {}
 
   /**
-   * The texture holding `floats` floats of `buffer` from float `offset` (its copy, and the view to
-   * bind), or undefined where that range cannot be one: an offset off a 16-byte boundary, a range
-   * running past the buffer once rounded up to whole texels, more rows than the device allows, or a
-   * buffer that cannot be copied from.
+   * Whether `floats` floats of `buffer` from float `offset` can be a texture. Not where the offset is
+   * off a 16-byte boundary, the range runs past the buffer once rounded up to whole texels, it needs
+   * more rows than the device allows, or the buffer cannot be copied from.
    */
-  get(buffer: GPUBuffer, offset: number, floats: number): { copy: TextureCopy; view: GPUTextureView } | undefined {
+  fits(buffer: GPUBuffer, offset: number, floats: number): boolean {
+    const texels = Math.ceil(floats / 4);
+    return offset % 4 === 0 && (offset + 4 * texels) * 4 <= buffer.size && (buffer.usage & BufferUsage.COPY_SRC) !== 0
+      && Math.ceil(texels / OPERAND_TEXTURE_WIDTH) <= this.device.limits.maxTextureDimension2D;
+  }
+
+  /** The texture holding that range (made on first use), or undefined where it does not fit. */
+  get(buffer: GPUBuffer, offset: number, floats: number): OperandTexture | undefined {
+    if (!this.fits(buffer, offset, floats)) return undefined;
     const texels = Math.ceil(floats / 4);
     const rows = Math.ceil(texels / OPERAND_TEXTURE_WIDTH);
-    if (offset % 4 !== 0 || (offset + 4 * texels) * 4 > buffer.size || rows > this.device.limits.maxTextureDimension2D) return undefined;
-    if ((buffer.usage & BufferUsage.COPY_SRC) === 0) return undefined;
     const key = `${offset}:${texels}`;
     let ranges = this.bySource.get(buffer);
     if (!ranges) this.bySource.set(buffer, ranges = new Map());

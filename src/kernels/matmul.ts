@@ -194,7 +194,7 @@ function matmulDispatch(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers, 
   if (tuner) candidates = candidates.filter((c, i) => i === 0 || tuner.considers(c.variant.id));
   if (!tuner || candidates.length < 2) return prepare(ctx, spec, p, bufs, family, candidates[0].tile, split).dispatch;
 
-  const tex = family === 'subgroup' ? operandTextures(ctx, spec, p, bufs) : {};
+  const tex = family === 'subgroup' ? textureRanges(ctx, spec, p, bufs) : {};
   const key = productKey(family, spec, p, split, !!bufs.bias, [!!tex.a, !!tex.b]);
   const ids = candidates.map((c) => c.variant.id);
   const tileOf = (id: string) => candidates.find((c) => c.variant.id === id)!.tile;
@@ -305,8 +305,9 @@ function prepare(ctx: GpuContext, spec: MatmulSpec, p: MatmulParams, bufs: Matmu
       ...(spec.conv ? { CONV: CONV_MODE[spec.conv.mode], CONV_SH: spec.conv.strideH, CONV_SW: spec.conv.strideW } : {}),
     };
     // Textures only where this tile reads the operand as vec4s (see the kernel's comment).
-    const available = operandTextures(ctx, spec, p, bufs);
-    const tex = { a: tiling.VEC_A || tile.constants.VEC_AT ? available.a : undefined, b: tiling.VEC_B || tiling.VEC_BT ? available.b : undefined };
+    const ranges = textureRanges(ctx, spec, p, bufs);
+    const texture = (range?: TextureRange) => range && ctx.operandTextures.get(range.buffer, range.offset, range.floats);
+    const tex = { a: tiling.VEC_A || tile.constants.VEC_AT ? texture(ranges.a) : undefined, b: tiling.VEC_B || tiling.VEC_BT ? texture(ranges.b) : undefined };
     const texturing = { TEX_A: !!tex.a, TEX_B: !!tex.b, TEX_WIDTH: OPERAND_TEXTURE_WIDTH };
     const operands = {
       A: bufs.a, B: bufs.b, A4: bufs.a, B4: bufs.b,
@@ -381,21 +382,27 @@ export function matmulKernelFor(ctx: GpuContext, spec: MatmulSpec): MatmulFamily
   return !isSoftwareAdapter(ctx) && spec.M >= 64 && spec.N >= 64 ? 'tiled' : subgroup;
 }
 
+/** A buffer range that a texture can hold. */
+interface TextureRange {
+  buffer: GPUBuffer;
+  offset: number;
+  floats: number;
+}
+
 /**
- * The textures the subgroup kernel may read A and B from (see MatmulSpec.textures): each operand
- * whose floats, from its offset to its last, can be one (operand-textures.ts). An epilogue's A is
- * the previous step's output, rewritten before every dispatch, so it stays a buffer.
+ * The operands the subgroup kernel may read as textures (see MatmulSpec.textures): each whose
+ * floats, from its offset to its last, fit one (operand-textures.ts). An epilogue's A is the
+ * previous step's output, rewritten before every dispatch, so it stays a buffer. Textures are made
+ * only for the operands a tile then reads from them.
  */
-function operandTextures(ctx: GpuContext, spec: MatmulSpec, p: MatmulParams, bufs: MatmulBuffers): { a?: ReturnType<GpuContext['operandTextures']['get']>; b?: ReturnType<GpuContext['operandTextures']['get']> } {
+function textureRanges(ctx: GpuContext, spec: MatmulSpec, p: MatmulParams, bufs: MatmulBuffers): { a?: TextureRange; b?: TextureRange } {
   if (!(spec.textures ?? isSoftwareAdapter(ctx))) return {};
   const { M, N, K } = p;
   const conv = spec.conv && convOperandFloats(spec.conv);
-  const aFloats = conv ? conv.a : spec.transA ? (K - 1) * p.lda + M : (M - 1) * p.lda + K;
-  const bFloats = conv ? conv.b : spec.transB ? (N - 1) * p.ldb + K : (K - 1) * p.ldb + N;
-  return {
-    a: spec.epilogue ? undefined : ctx.operandTextures.get(bufs.a, p.offA, aFloats),
-    b: ctx.operandTextures.get(bufs.b, p.offB, bFloats),
-  };
+  const a = { buffer: bufs.a, offset: p.offA, floats: conv ? conv.a : spec.transA ? (K - 1) * p.lda + M : (M - 1) * p.lda + K };
+  const b = { buffer: bufs.b, offset: p.offB, floats: conv ? conv.b : spec.transB ? (N - 1) * p.ldb + K : (K - 1) * p.ldb + N };
+  const fits = (r: TextureRange) => ctx.operandTextures.fits(r.buffer, r.offset, r.floats);
+  return { a: !spec.epilogue && fits(a) ? a : undefined, b: fits(b) ? b : undefined };
 }
 
 /** Workgroups of one unsplit matmul dispatch with its kernel's default tile: its output tiles. */
