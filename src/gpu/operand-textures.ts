@@ -26,7 +26,7 @@ export interface OperandTexture {
 /** The operand textures of one device, one per distinct buffer range; they live as long as their buffer. */
 export class OperandTextures {
   private readonly bySource = new Map<GPUBuffer, Map<string, OperandTexture>>();
-  private dummy: GPUTextureView | undefined;
+  private dummy: GPUTexture | undefined;
 
   constructor(private readonly device: GPUDevice) {}
 
@@ -65,8 +65,8 @@ export class OperandTextures {
 
   /** A 1x1 texture for a texture binding a kernel variant declares but does not read. */
   dummyView(): GPUTextureView {
-    this.dummy ??= this.device.createTexture({ size: [1, 1], format: 'rgba32float', usage: TextureUsage.TEXTURE_BINDING, label: 'unused texture binding' }).createView();
-    return this.dummy;
+    this.dummy ??= this.device.createTexture({ size: [1, 1], format: 'rgba32float', usage: TextureUsage.TEXTURE_BINDING, label: 'unused texture binding' });
+    return this.dummy.createView();
   }
 
   /** Destroys the textures of a buffer that is being destroyed. */
@@ -75,9 +75,11 @@ export class OperandTextures {
     this.bySource.delete(buffer);
   }
 
-  /** Destroys every texture. */
+  /** Destroys every texture, the dummy too (a context on the caller's device leaves nothing behind). */
   destroy(): void {
     for (const buffer of [...this.bySource.keys()]) this.release(buffer);
+    this.dummy?.destroy();
+    this.dummy = undefined;
   }
 }
 
