@@ -34,13 +34,8 @@ struct Params {
 
 // f'(x) written through y = f(x) (gelu: through x itself, see above).
 fn dact(yv: f32) -> f32 {
-  switch OP {
-    case 4u: { return gelu_grad(yv); }
-    case 1u: { return select(0.0, 1.0, yv > 0.0); }
-    case 2u: { return yv * (1.0 - yv); }
-    case 3u: { return (1.0 - yv) * (1.0 + yv); } // = 1 − y², without the cancellation near |y| = 1
-    default: { return 1.0; }
-  }
+  if (OP == 4u) { return gelu_grad(yv); }
+  return activation_grad_from_y(OP, yv);
 }
 
 @compute @workgroup_size(WG)

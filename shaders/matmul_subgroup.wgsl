@@ -503,3 +503,59 @@ fn lstm_bwd_step(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id
     }
   }
 }
+
+// ------------------------------------------------------------ Adam step (a weight gradient's epilogue)
+// adam_step: the tile computes a weight gradient dW (e.g. Xᵀ·dZ) and, instead of storing it, applies
+// Adam to the weight it belongs to, so the gradient never goes through memory and the update needs
+// no dispatch of its own (src/kernels/optimizer.ts adamEpilogue). The weight, m and v are laid out
+// as C would be (offC, ldc: whole column quads, as main_c4) and updated with prelude.wgsl's Adam
+// arithmetic, the bits of shaders/optimizer.wgsl adam4. No clipping: a clip scale needs every
+// gradient of the step before any update.
+override SCHEDULED: bool = false;  // lr = adam_control[0] (the GPU-written learning rate of this step)
+override DECAY: u32 = 0u;          // 1: L2 (g += weightDecay·w); 2: decoupled (AdamW)
+
+struct AdamHyper {
+  stepOffset: u32,  // t = adam_t[0] + stepOffset
+  lr: f32,
+  oneMinusBeta1: f32,
+  oneMinusBeta2: f32,
+  logBeta1: f32,
+  logBeta2: f32,
+  epsilon: f32,
+  weightDecay: f32,
+}
+
+@group(0) @binding(19) var<uniform> adam: AdamHyper;
+@group(0) @binding(20) var<storage, read_write> adam_w4: array<vec4f>;
+@group(0) @binding(21) var<storage, read_write> adam_m4: array<vec4f>;
+@group(0) @binding(22) var<storage, read_write> adam_v4: array<vec4f>;
+@group(0) @binding(23) var<storage, read> adam_t: array<u32>;        // the GPU step counter
+@group(0) @binding(24) var<storage, read> adam_control: array<f32>;  // [lr this step, …] (SCHEDULED)
+
+@compute @workgroup_size(WG)
+fn adam_step(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
+             @builtin(subgroup_invocation_id) lane: u32) {
+  var acc: array<vec4f, TMAX>;
+  var colsum = vec4f(0.0);
+  tile(wid, lid, lane, &acc, &colsum);
+  let j0 = (wid.x * WG + lid.x) * 4u;
+  let row0 = wid.y * TM;
+  if (j0 >= params.N) { return; }
+  store_bias_grad(wid, j0, colsum);
+  var lr = adam.lr;
+  if (SCHEDULED) { lr = adam_control[0]; }
+  let lr_t = adam_step_size(lr, f32(adam_t[0] + adam.stepOffset), adam.logBeta1, adam.logBeta2);
+  var keep = 1.0;
+  if (DECAY == 2u) { keep = 1.0 - lr * adam.weightDecay; }
+  let rows = min(TM, params.M - row0);
+  for (var r = 0u; r < rows; r++) {
+    let i = row0 + r;
+    let at = (params.offC + i * params.ldc + j0) / 4u;
+    let w = adam_w4[at];
+    let g = effective_grad4(acc[r], w, 1.0, DECAY == 1u, adam.weightDecay);
+    let s = adam_update4(w, g, adam_m4[at], adam_v4[at], adam.oneMinusBeta1, adam.oneMinusBeta2, lr_t, adam.epsilon, keep);
+    adam_m4[at] = s.m;
+    adam_v4[at] = s.v;
+    adam_w4[at] = s.w;
+  }
+}

@@ -75,13 +75,7 @@ fn grad_scale() -> f32 {
 
 // The gradient the update uses: clipped, plus the L2 term when DECAY is 1.
 fn effective_grad(g: f32, p: f32, scale: f32) -> f32 {
-  if (DECAY == 1u) { return g * scale + params.weightDecay * p; }
-  return g * scale;
-}
-
-fn effective_grad4(g: vec4f, p: vec4f, scale: f32) -> vec4f {
-  if (DECAY == 1u) { return g * scale + params.weightDecay * p; }
-  return g * scale;
+  return effective_grad4(vec4f(g), vec4f(p), scale, DECAY == 1u, params.weightDecay).x;
 }
 
 @compute @workgroup_size(WG)
@@ -114,21 +108,9 @@ fn momentum(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
   }
 }
 
-// e^z − 1, accurate also for small |z|.
-fn expm1(z: f32) -> f32 {
-  if (abs(z) < 0.5) {
-    return z * (1.0 + z * (1.0 / 2.0 + z * (1.0 / 6.0 + z * (1.0 / 24.0 + z * (1.0 / 120.0 + z * (1.0 / 720.0
-      + z * (1.0 / 5040.0 + z * (1.0 / 40320.0 + z * (1.0 / 362880.0)))))))));
-  }
-  return exp(z) - 1.0;
-}
-
-// Adam's bias-corrected step size at t = step[0] + stepOffset: lr·sqrt(1 − β2^t)/(1 − β1^t).
-fn adam_step_size(lr: f32) -> f32 {
-  let t = f32(step[0] + params.stepOffset);
-  let bc1 = -expm1(t * params.logBeta1);   // 1 − β1^t
-  let bc2 = -expm1(t * params.logBeta2);   // 1 − β2^t
-  return lr * sqrt(bc2) / bc1;
+// Adam's bias-corrected step size at t = step[0] + stepOffset (adam_step_size: prelude.wgsl).
+fn step_size(lr: f32) -> f32 {
+  return adam_step_size(lr, f32(step[0] + params.stepOffset), params.logBeta1, params.logBeta2);
 }
 
 // AdamW's factor 1 − lr·weightDecay on the parameter before the Adam step (1 without DECAY 2).
@@ -137,28 +119,22 @@ fn decoupled_keep(lr: f32) -> f32 {
   return 1.0;
 }
 
+// The Adam step over one element (adam) or four (adam4) is prelude.wgsl's adam_update4.
 @compute @workgroup_size(WG)
 fn adam(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let stride = nwg.x * WG;
   let lr = step_lr();
-  let lr_t = adam_step_size(lr);
+  let lr_t = step_size(lr);
   let keep = decoupled_keep(lr);
   let scale = grad_scale();
-  let omb1 = params.oneMinusBeta1;
-  let omb2 = params.oneMinusBeta2;
-  let eps = params.epsilon;
   for (var i = gid.x; i < params.n; i += stride) {
     let p = params.off + i;
-    var w = param[p];
+    let w = param[p];
     let g = effective_grad(grad[params.offGrad + i], w, scale);
-    var mi = m[p];
-    var vi = v[p];
-    mi += (g - mi) * omb1;
-    vi += (g * g - vi) * omb2;
-    m[p] = mi;
-    v[p] = vi;
-    if (DECAY == 2u) { w *= keep; }
-    param[p] = w - (mi * lr_t) / (sqrt(vi) + eps);
+    let s = adam_update4(vec4f(w), vec4f(g), vec4f(m[p]), vec4f(v[p]), params.oneMinusBeta1, params.oneMinusBeta2, lr_t, params.epsilon, keep);
+    m[p] = s.m.x;
+    v[p] = s.v.x;
+    param[p] = s.w.x;
   }
 }
 
@@ -167,21 +143,16 @@ fn adam(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 fn adam4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let stride = nwg.x * WG;
   let lr = step_lr();
-  let lr_t = adam_step_size(lr);
+  let lr_t = step_size(lr);
   let keep = decoupled_keep(lr);
   let scale = grad_scale();
-  let omb1 = params.oneMinusBeta1;
-  let omb2 = params.oneMinusBeta2;
-  let eps = params.epsilon;
   for (var i = gid.x; i < params.n; i += stride) {
     let p = params.off + i;
-    var w = param4[p];
-    let g = effective_grad4(grad4[params.offGrad + i], w, scale);
-    let mi = m4[p] + (g - m4[p]) * omb1;
-    let vi = v4[p] + (g * g - v4[p]) * omb2;
-    m4[p] = mi;
-    v4[p] = vi;
-    if (DECAY == 2u) { w *= keep; }
-    param4[p] = w - (mi * lr_t) / (sqrt(vi) + eps);
+    let w = param4[p];
+    let g = effective_grad4(grad4[params.offGrad + i], w, scale, DECAY == 1u, params.weightDecay);
+    let s = adam_update4(w, g, m4[p], v4[p], params.oneMinusBeta1, params.oneMinusBeta2, lr_t, params.epsilon, keep);
+    m4[p] = s.m;
+    v4[p] = s.v;
+    param4[p] = s.w;
   }
 }

@@ -9,6 +9,11 @@
 
 override WG: u32 = 64u;            // lanes (channels) per workgroup
 override ACCUMULATE: bool = false; // backward: dx += result instead of dx = result
+// Backward: dx holds on entry the output y = f(v) of the activation that made the pooled tensor,
+// and the result is multiplied by f' (an activation code of prelude.wgsl, through y): the
+// gradient before that activation, written in place of y, so the op that applied f need not
+// (src/graph/fuse-activation-grads.ts). 0: none. Not with ACCUMULATE.
+override ACT_GRAD: u32 = 0u;
 
 struct Params {
   batch: u32, inH: u32, inW: u32, C: u32,
@@ -136,6 +141,7 @@ fn maxPoolBackward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_
       }
     }
     if (ACCUMULATE) { s += dx[idx]; }
+    if (ACT_GRAD != 0u) { s *= activation_grad_from_y(ACT_GRAD, dx[idx]); }
     dx[idx] = s;
     q = nextPixel(q, params.inH, params.inW);
   }
@@ -165,6 +171,7 @@ fn avgPoolBackward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_
     }
     let idx = p * C + c;
     if (ACCUMULATE) { s += dx[idx]; }
+    if (ACT_GRAD != 0u) { s *= activation_grad_from_y(ACT_GRAD, dx[idx]); }
     dx[idx] = s;
     q = nextPixel(q, params.inH, params.inW);
   }
@@ -181,6 +188,11 @@ fn avgPoolBackward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_
 @group(0) @binding(12) var<storage, read_write> dx4: array<vec4f>;
 
 const LANE4 = vec4u(0u, 1u, 2u, 3u);
+
+fn act_grad4(yv: vec4f) -> vec4f {
+  return vec4f(activation_grad_from_y(ACT_GRAD, yv.x), activation_grad_from_y(ACT_GRAD, yv.y),
+               activation_grad_from_y(ACT_GRAD, yv.z), activation_grad_from_y(ACT_GRAD, yv.w));
+}
 
 @compute @workgroup_size(WG)
 fn maxPool4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -257,6 +269,7 @@ fn maxPoolBackward4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation
     }
     let i4 = p * C4 + c4;
     if (ACCUMULATE) { s += dx4[i4]; }
+    if (ACT_GRAD != 0u) { s *= act_grad4(dx4[i4]); }
     dx4[i4] = s;
     q = nextPixel(q, params.inH, params.inW);
   }
@@ -285,6 +298,7 @@ fn avgPoolBackward4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation
     }
     let i4 = p * C4 + c4;
     if (ACCUMULATE) { s += dx4[i4]; }
+    if (ACT_GRAD != 0u) { s *= act_grad4(dx4[i4]); }
     dx4[i4] = s;
     q = nextPixel(q, params.inH, params.inW);
   }

@@ -81,6 +81,18 @@ fn activate(kind: u32, v: f32) -> f32 {
   }
 }
 
+// f'(x) written through y = f(x), for the activations whose derivative is a function of y: relu
+// (y > 0, so the gradient at x = 0 is 0, as in TensorFlow), sigmoid y(1 − y), tanh 1 − y²; 1 for
+// the identity. gelu's is not (its callers use gelu_grad of x).
+fn activation_grad_from_y(kind: u32, yv: f32) -> f32 {
+  switch kind {
+    case 1u: { return select(0.0, 1.0, yv > 0.0); }
+    case 2u: { return yv * (1.0 - yv); }
+    case 3u: { return (1.0 - yv) * (1.0 + yv); } // = 1 − y², without the cancellation near |y| = 1
+    default: { return 1.0; }
+  }
+}
+
 fn activate4(kind: u32, v: vec4f) -> vec4f {
   switch kind {
     case 1u: { return max(v, vec4f(0.0)); }
@@ -89,4 +101,42 @@ fn activate4(kind: u32, v: vec4f) -> vec4f {
     case 4u: { return vec4f(gelu(v.x), gelu(v.y), gelu(v.z), gelu(v.w)); }
     default: { return v; }
   }
+}
+
+// ---------------------------------------------------------------------------- Optimizer arithmetic
+// Shared by shaders/optimizer.wgsl and the weight-gradient product's epilogue
+// (shaders/matmul_subgroup.wgsl, adam_step), so a fused update computes the same bits as the update
+// kernel. Lane-wise: a scalar caller splats its value and keeps .x.
+
+// e^z − 1, accurate also for small |z|.
+fn expm1(z: f32) -> f32 {
+  if (abs(z) < 0.5) {
+    return z * (1.0 + z * (1.0 / 2.0 + z * (1.0 / 6.0 + z * (1.0 / 24.0 + z * (1.0 / 120.0 + z * (1.0 / 720.0
+      + z * (1.0 / 5040.0 + z * (1.0 / 40320.0 + z * (1.0 / 362880.0)))))))));
+  }
+  return exp(z) - 1.0;
+}
+
+// Adam's bias-corrected step size at step t: lr·sqrt(1 − β2^t)/(1 − β1^t), with 1 − β^t = −expm1(t·ln β).
+fn adam_step_size(lr: f32, t: f32, logBeta1: f32, logBeta2: f32) -> f32 {
+  let bc1 = -expm1(t * logBeta1);   // 1 − β1^t
+  let bc2 = -expm1(t * logBeta2);   // 1 − β2^t
+  return lr * sqrt(bc2) / bc1;
+}
+
+// The gradient an update uses: clipped by `scale`, plus the L2 term weightDecay·w when `l2`.
+fn effective_grad4(g_in: vec4f, w_in: vec4f, scale: f32, l2: bool, weightDecay: f32) -> vec4f {
+  if (l2) { return g_in * scale + weightDecay * w_in; }
+  return g_in * scale;
+}
+
+// One Adam step: the moments, then the parameter (decayed first by `keep`, 1 without AdamW's decay).
+struct AdamStep4 { w: vec4f, m: vec4f, v: vec4f }
+
+// (Parameter names differ from the shaders' bindings: wgsl_reflect would take them for uses of those.)
+fn adam_update4(w_old: vec4f, g_in: vec4f, m_old: vec4f, v_old: vec4f, oneMinusBeta1: f32, oneMinusBeta2: f32,
+                lr_t: f32, epsilon: f32, keep: f32) -> AdamStep4 {
+  let m_new = m_old + (g_in - m_old) * oneMinusBeta1;
+  let v_new = v_old + (g_in * g_in - v_old) * oneMinusBeta2;
+  return AdamStep4(w_old * keep - (m_new * lr_t) / (sqrt(v_new) + epsilon), m_new, v_new);
 }

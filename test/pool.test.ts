@@ -4,6 +4,8 @@ import { dot, expectClose, gradCheck, randomArray, relError, rng } from './suppo
 import { avgPool2d, avgPool2dBackward, maxPool2d, maxPool2dBackward, pool2dGeometry, type Pool2dSpec } from '../src/kernels/pool.js';
 import { runDispatches } from '../src/gpu/dispatch.js';
 import type { GpuContext } from '../src/gpu/context.js';
+import { activationBackwardRef, activationRef } from './ref/activation.js';
+import { prepareActivationBackward } from '../src/kernels/activation.js';
 import { avgPoolBackwardRef, avgPoolRef, maxPoolBackwardRef, maxPoolRef, poolOut, type PoolShape } from './ref/pool.js';
 
 const SPECS: Pool2dSpec[] = [
@@ -126,6 +128,50 @@ describe('pooling (shaders/pool.wgsl) against float64', function () {
     expectClose(await ctx.readF32(dxm, nx), plus(maxPoolBackwardRef(sh, x, dy)), 1e-4, 'max dx +=');
     expectClose(await ctx.readF32(dxa, nx), plus(avgPoolBackwardRef(sh, dy)), 1e-4, 'avg dx +=');
     for (const b of [bx, bdy, y, arg, dxm, dxa]) ctx.release(b);
+  });
+
+  // The derivative of the activation that made the pooled tensor, applied by the backward over that
+  // tensor in place (what src/graph/fuse-activation-grads.ts asks of it): against float64, and bit
+  // for bit the pool backward followed by the activation backward it replaces.
+  for (const [k, act] of (['relu', 'sigmoid', 'tanh'] as const).entries()) {
+    for (const s of [SPECS[2], SPECS[4], SPECS[6], SPECS[7]]) {
+      it(`max and average pool backward through ${act} in place of its output, ${describeSpec(s)}`, async () => {
+        const sh = shapeOf(s);
+        const { outH, outW } = poolOut(sh);
+        const nx = s.batch * s.inH * s.inW * s.channels, ny = s.batch * outH * outW * s.channels;
+        const rand = rng(nx * 3 + k);
+        const x = Float32Array.from(activationRef(randomArray(nx, rand, 2), act)); // the activation's output, pooled
+        const dy = randomArray(ny, rand);
+        const bx = ctx.upload(x), bdy = ctx.upload(dy), y = ctx.storage(ny * 4), arg = ctx.storage(ny * 4);
+        const fused = { max: ctx.upload(x), avg: ctx.upload(x) };
+        const apart = { max: ctx.storage(nx * 4), avg: ctx.storage(nx * 4) };
+        for (const b of [y, arg, apart.max, apart.avg]) ctx.poison(b);
+        const activationBackward = (dx: GPUBuffer) => prepareActivationBackward(ctx, { n: nx, activation: act }, { y: bx, dy: dx, dx });
+        await runDispatches(ctx, [
+          maxPool2d(ctx, s, { x: bx, y, argmax: arg }),
+          maxPool2dBackward(ctx, { ...s, activationGrad: act }, { dy: bdy, argmax: arg, dx: fused.max }),
+          avgPool2dBackward(ctx, { ...s, activationGrad: act }, { dy: bdy, dx: fused.avg }),
+          maxPool2dBackward(ctx, s, { dy: bdy, argmax: arg, dx: apart.max }), activationBackward(apart.max),
+          avgPool2dBackward(ctx, s, { dy: bdy, dx: apart.avg }), activationBackward(apart.avg),
+        ]);
+        const what = `${describeSpec(s)} through ${act}`;
+        const refs = { max: maxPoolBackwardRef(sh, x, dy), avg: avgPoolBackwardRef(sh, dy) };
+        for (const pool of ['max', 'avg'] as const) {
+          const got = await ctx.readF32(fused[pool], nx);
+          expectClose(got, activationBackwardRef(x, refs[pool], act), 1e-4, `${what}: ${pool} dx`);
+          expect(Array.from(new Uint32Array(got.buffer)), `${what}: ${pool} dx bit for bit as pool backward + activation backward`)
+            .to.deep.equal(Array.from(new Uint32Array((await ctx.readF32(apart[pool], nx)).buffer)));
+        }
+        for (const b of [bx, bdy, y, arg, ...Object.values(fused), ...Object.values(apart)]) ctx.release(b);
+      });
+    }
+  }
+
+  it('rejects an activation derivative it cannot apply, naming the way out', () => {
+    const b = ctx.dummyBuffer();
+    const s: Pool2dSpec = { batch: 1, inH: 2, inW: 2, channels: 1, kH: 2, kW: 2, padding: 'VALID', label: 'p1' };
+    expect(() => maxPool2dBackward(ctx, { ...s, activationGrad: 'gelu' as never }, { dy: b, argmax: b, dx: b })).to.throw(/maxPool2dBackward p1: the derivative of gelu is not a function of its output; apply it with prepareActivationBackward/);
+    expect(() => avgPool2dBackward(ctx, { ...s, activationGrad: 'relu', accumulate: true }, { dy: b, dx: b })).to.throw(/avgPool2dBackward p1: activationGrad reads the activation's output from dx, so dx cannot also accumulate/);
   });
 
   it('rejects bad shapes with messages naming the op', () => {

@@ -35,6 +35,15 @@ export interface Node {
   accumulate?: boolean[];
   /** Scratch written and read only inside this node (also listed in outputs, so it is planned). */
   temps?: Tensor[];
+  /**
+   * Backward nodes: updates[i], an optimizer update applied in place of writing grads[i] (then
+   * undefined), its parameter and state among this node's outputs (src/graph/fuse-updates.ts).
+   */
+  updates?: (Node | undefined)[];
+  /** Backward nodes: activated[i], dOutputs[i] comes with the op's activation derivative applied (fuse-activation-grads.ts). */
+  activated?: boolean[];
+  /** Backward nodes: activationGrads[i], the activation whose derivative grads[i] is written through (fuse-activation-grads.ts). */
+  activationGrads?: (Activation | undefined)[];
 }
 
 /**

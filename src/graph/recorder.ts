@@ -7,6 +7,8 @@ import { buildBackward } from './autodiff.js';
 import { GraphError, type Graph, type Node } from './graph.js';
 import { opRule, type GradientRequest, type LowerEnv, type Lowered } from './registry.js';
 import { lowerUpdate } from './update.js';
+import { fuseUpdates } from './fuse-updates.js';
+import { fuseActivationGrads } from './fuse-activation-grads.js';
 import { addClipNode, checkControl, clippedOrder, controlAttrs, needsControl, type ParamInfo, type Schedule } from './train-control.js';
 import { planBuffers, type Plan } from './planner.js';
 import type { Tensor } from './tensor.js';
@@ -60,6 +62,17 @@ export interface CompileOptions {
    * one tensor, so tests can check the shared plan against what the dispatches really bind.
    */
   reuseBuffers?: boolean;
+  /**
+   * Apply optimizer updates in the epilogue of the products computing their gradients, where an op
+   * can (default true; src/graph/fuse-updates.ts). false keeps every update a dispatch of its own
+   * (for comparisons).
+   */
+  fuseUpdates?: boolean;
+  /**
+   * Apply an activation's derivative in the backward of the pooling that read its output, in place
+   * of that output (default true; src/graph/fuse-activation-grads.ts). false: in the activation's own op.
+   */
+  fuseActivationGrads?: boolean;
 }
 
 /** One op's share of the step: its dispatches, for encoding and per-op profiling. */
@@ -95,7 +108,9 @@ export class CompiledGraph {
       else {
         if (opt!.clipNorm !== undefined) addClipNode(graph, [...this.paramGrads.values()], opt!.clipNorm);
         for (const [param, grad] of this.paramGrads) addUpdate(graph, param, grad, opt!);
+        if (opt!.clipNorm === undefined && (opts.fuseUpdates ?? true)) fuseUpdates(ctx, graph, keep);
       }
+      if (opts.fuseActivationGrads ?? true) fuseActivationGrads(graph, keep);
     }
     const limit = ctx.limits.maxStorageBufferBindingSize;
     for (const t of graph.tensors) {
@@ -241,7 +256,8 @@ function interleaveUpdates(nodes: readonly Node[]): Node[] {
 function lowerForward(env: LowerEnv, n: Node, backward: Node[] | undefined): Lowered {
   const [b] = backward ?? [];
   const grad: GradientRequest | undefined = b && {
-    dOutputs: b.dOutputs!, grads: b.grads!, accumulate: b.accumulate!, temps: b.temps ?? [], parts: backward!.length,
+    dOutputs: b.dOutputs!, grads: b.grads!, accumulate: b.accumulate!, temps: b.temps ?? [], parts: backward!.length, updates: b.updates ?? [],
+    activated: b.activated ?? [], activationGrads: b.activationGrads ?? [],
   };
   return opRule(n.op).lower(env, n, grad);
 }

@@ -6,6 +6,7 @@ import type { Dispatch } from '../gpu/dispatch.js';
 import { GraphError } from './errors.js';
 import type { Node } from './graph.js';
 import type { DType, Tensor } from './tensor.js';
+import type { Activation } from '../kernels/matmul.js';
 import { dense } from './ops/dense.js';
 import { conv2d } from './ops/conv2d.js';
 import { maxpool, avgpool } from './ops/pool.js';
@@ -78,6 +79,23 @@ export interface GradientRequest {
   temps: readonly Tensor[];
   /** How many backward nodes the schedule has for it: 1, or 2 when the op's `split` rule applied. */
   parts: number;
+  /**
+   * updates[i]: an optimizer update node (phase 'update') to apply where grads[i] would be written,
+   * in the epilogue of the product computing it (grads[i] is then undefined). Only where the rule's
+   * `fusesUpdate` accepted it.
+   */
+  updates: readonly (Node | undefined)[];
+  /**
+   * activated[i]: dOutputs[i] already has the derivative of the op's own activation applied (the
+   * rule's `activationGrad`), by the op that wrote it; skip that pass.
+   */
+  activated: readonly boolean[];
+  /**
+   * activationGrads[i]: grads[i] is the gradient before this activation (the one that made input i):
+   * its buffer holds the activation's output on entry, to read the derivative from and write over
+   * (the rule's `appliesActivationGrad` accepted it).
+   */
+  activationGrads: readonly (Activation | undefined)[];
 }
 
 /** An op's dispatches, prepared in one call: the forward's, and one list per backward node. */
@@ -113,6 +131,21 @@ export type GradientRule<A> =
       temps?(n: OpNode<A>): TempSpec[];
       /** How the backward is split into dispatches, if it is. */
       split?(n: OpNode<A>, temps: readonly Tensor[]): SplitSpec | undefined;
+      /**
+       * Whether the backward can apply `update` (an optimizer node whose gradient is input `input`'s)
+       * in the epilogue of the product computing that gradient, instead of writing the gradient (see
+       * GradientRequest.updates). The lowering must then run everything that reads the input's old
+       * value before that product.
+       */
+      fusesUpdate?(ctx: GpuContext, n: OpNode<A>, input: number, update: Node): boolean;
+      /**
+       * The activation whose derivative the backward applies first to dOutputs[0], in place, and the
+       * only reason it reads output 0; the writer of that gradient may apply it instead
+       * (GradientRequest.activated, src/graph/fuse-activation-grads.ts). Undefined: none.
+       */
+      activationGrad?(n: OpNode<A>): Activation | undefined;
+      /** Whether the backward can apply an activation's derivative to grads[input] in place (GradientRequest.activationGrads). */
+      appliesActivationGrad?(n: OpNode<A>, input: number, activation: Activation): boolean;
     };
 
 /** One op: typed attributes A, shape inference, gradient rule, lowering. */

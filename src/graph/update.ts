@@ -1,7 +1,8 @@
 // Parameter updates (the optimizer): nodes with inputs [grad] and outputs [param, ...optimizer
 // state], added by the recorder after autodiff; Adam's step t comes from env.step.
 import type { Dispatch } from '../gpu/dispatch.js';
-import { prepareSgd, prepareAdam } from '../kernels/optimizer.js';
+import { prepareSgd, prepareAdam, adamEpilogue } from '../kernels/optimizer.js';
+import type { MatmulEpilogue } from '../kernels/matmul.js';
 import { clipPartials, prepareGlobalNormClip } from '../kernels/train-control.js';
 import { GraphError, type Node } from './graph.js';
 import type { LowerEnv } from './registry.js';
@@ -9,6 +10,33 @@ import { CLIP_OP, type ControlAttrs } from './train-control.js';
 
 export type SgdAttrs = { lr: number; momentum?: number } & Partial<ControlAttrs>;
 export type AdamAttrs = { lr: number; beta1: number; beta2: number; epsilon: number } & Partial<ControlAttrs>;
+
+/** The optimizer's own options of an update node, as the kernels take them. */
+function controlOf(a: Partial<ControlAttrs>) {
+  return { weightDecay: a.weightDecay, decoupled: a.decoupled, scheduled: a.scheduled, clipped: a.clipped };
+}
+
+/**
+ * Whether an update node can run as the epilogue of the product computing its gradient
+ * (updateEpilogue): Adam, unclipped, on a parameter of whole column quads.
+ */
+export function fusableUpdate(n: Node): boolean {
+  const param = n.outputs[0];
+  const cols = param?.shape[param.shape.length - 1] ?? 0;
+  return n.op === 'adam' && !(n.attrs as AdamAttrs).clipped && param.shape.length === 2 && cols % 4 === 0 && param.offset % 4 === 0;
+}
+
+/** An update node as the epilogue of the product whose C is its gradient (see fusableUpdate). */
+export function updateEpilogue(env: LowerEnv, n: Node): MatmulEpilogue {
+  if (!fusableUpdate(n)) throw new GraphError(`${n.op} ${n.outputs[0]?.name}: this update cannot run in a product's epilogue`);
+  const [param, m, v] = n.outputs;
+  const a = n.attrs as AdamAttrs;
+  return adamEpilogue(env.ctx, {
+    rows: param.shape[0], cols: param.shape[1], offset: env.offset(param),
+    lr: a.lr, beta1: a.beta1, beta2: a.beta2, epsilon: a.epsilon, weightDecay: a.weightDecay, decoupled: a.decoupled, scheduled: a.scheduled,
+    label: `adam ${param.name}`,
+  }, { param: env.buf(param), m: env.buf(m), v: env.buf(v), step: env.step, control: env.control });
+}
 
 export function lowerUpdate(env: LowerEnv, n: Node): Dispatch[] {
   if (n.op === CLIP_OP) {
@@ -20,17 +48,16 @@ export function lowerUpdate(env: LowerEnv, n: Node): Dispatch[] {
       n.inputs.map((g) => ({ buffer: env.buf(g), offset: env.offset(g), n: g.size, label: g.name })), { partials, control: env.control });
   }
   const [grad] = n.inputs;
-  const control = (a: Partial<ControlAttrs>) => ({ weightDecay: a.weightDecay, decoupled: a.decoupled, scheduled: a.scheduled, clipped: a.clipped });
   if (n.op === 'sgd') {
     const [param, accum] = n.outputs;
     const a = n.attrs as SgdAttrs;
-    return [prepareSgd(env.ctx, { n: param.size, lr: a.lr, momentum: a.momentum, ...control(a), label: `sgd ${param.name}` },
+    return [prepareSgd(env.ctx, { n: param.size, lr: a.lr, momentum: a.momentum, ...controlOf(a), label: `sgd ${param.name}` },
       { param: env.buf(param), grad: env.buf(grad), accum: accum && env.buf(accum), control: env.control })];
   }
   if (n.op === 'adam') {
     const [param, m, v] = n.outputs;
     const a = n.attrs as AdamAttrs;
-    return [prepareAdam(env.ctx, { n: param.size, lr: a.lr, beta1: a.beta1, beta2: a.beta2, epsilon: a.epsilon, ...control(a), label: `adam ${param.name}` },
+    return [prepareAdam(env.ctx, { n: param.size, lr: a.lr, beta1: a.beta1, beta2: a.beta2, epsilon: a.epsilon, ...controlOf(a), label: `adam ${param.name}` },
       { param: env.buf(param), grad: env.buf(grad), m: env.buf(m), v: env.buf(v), step: env.step, control: env.control })];
   }
   throw new GraphError(`no update lowering for optimizer "${n.op}"`);

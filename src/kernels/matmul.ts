@@ -115,6 +115,20 @@ export interface MatmulEpilogue {
   constants?: KernelConstants;
   /** The epilogue's buffers by binding name, given the compiled kernel (for its uniforms). */
   bind: (kernel: Kernel) => Record<string, GPUBuffer>;
+  /**
+   * The epilogue takes each element of C alone, where `main` would store it (e.g. an optimizer
+   * step on the weight whose gradient C is). Then any tile computes it, so the product is tuned
+   * as the plain product (on scratch buffers, never running the epilogue), and A may be a texture.
+   */
+  elementwise?: boolean;
+  /**
+   * The epilogue updates, in place of C, a tensor laid out as C would be: [M, N] at offC with row
+   * stride ldc, read and written as whole column quads (N, ldc and offC multiples of 4). The
+   * product checks its shape against M and N.
+   */
+  updates?: { rows: number; cols: number };
+  /** FLOPs of the epilogue's own arithmetic, added to the product's. */
+  flops?: number;
 }
 
 /** Whether `matmul` takes an epilogue (MatmulSpec.epilogue): where it uses the subgroup kernel. */
@@ -190,12 +204,14 @@ function matmulDispatch(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers, 
   }
   let candidates = tileCandidates(family, query);
   // An epilogue's tile is part of its contract with the caller (e.g. the LSTM step's gates per column quad).
-  const tuner = spec.epilogue ? undefined : activeMatmulTuner(ctx);
+  const tuner = spec.epilogue && !spec.epilogue.elementwise ? undefined : activeMatmulTuner(ctx);
   if (tuner) candidates = candidates.filter((c, i) => i === 0 || tuner.considers(c.variant.id));
   if (!tuner || candidates.length < 2) return prepare(ctx, spec, p, bufs, family, candidates[0].tile, split).dispatch;
 
   const tex = family === 'subgroup' ? textureRanges(ctx, spec, p, bufs) : {};
-  const key = productKey(family, spec, p, split, !!bufs.bias, [!!tex.a, !!tex.b]);
+  // An elementwise epilogue costs every tile the same: its product is timed, and keyed, as the plain one.
+  const plain: MatmulSpec = { ...spec, epilogue: undefined };
+  const key = productKey(family, plain, p, split, !!bufs.bias, [!!tex.a, !!tex.b]);
   const ids = candidates.map((c) => c.variant.id);
   const tileOf = (id: string) => candidates.find((c) => c.variant.id === id)!.tile;
   const known = tuner.choice(key, ids);
@@ -204,7 +220,7 @@ function matmulDispatch(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers, 
     tuner.defer({
       key,
       candidates: ids,
-      scratch: () => scratchProduct(ctx, spec, p, bufs, split, (scratch, id) => prepare(ctx, spec, p, scratch, family, tileOf(id), split).dispatch),
+      scratch: () => scratchProduct(ctx, plain, p, bufs, split, (scratch, id) => prepare(ctx, plain, p, scratch, family, tileOf(id), split).dispatch),
       // Every variant of a kernel takes the same Params: switching costs a bind group, nothing more.
       retarget: [(id) => {
         const again = prepare(ctx, spec, p, bufs, family, tileOf(id), split, prepared.params);
@@ -314,18 +330,25 @@ function prepare(ctx: GpuContext, spec: MatmulSpec, p: MatmulParams, bufs: Matmu
       A4t: tex.a?.view ?? ctx.operandTextures.dummyView(), B4t: tex.b?.view ?? ctx.operandTextures.dummyView(),
     };
     const copies = [tex.a?.copy, tex.b?.copy].filter((c): c is TextureCopy => c !== undefined);
+    const biasGradFlops = spec.biasGrad ? K * N : 0;
+    const dbias = spec.biasGrad ? bufs.dbias! : ctx.dummyBuffer(1);
     if (spec.epilogue) {
-      const kernel = ctx.kernel('matmul_subgroup.wgsl', spec.epilogue.entry, { ...tiling, ...texturing, ...spec.epilogue.constants });
-      params ??= kernel.params(subgroupParams(spec, p, 0), undefined, 'params');
-      const bindGroup = kernel.bind({ params, ...operands, ...spec.epilogue.bind(kernel) }, label);
-      return { params, dispatch: { kernel, bindGroup, workgroups, label, flops, copies } };
+      const epilogue = spec.epilogue;
+      if (epilogue.updates && !(epilogue.updates.rows === M && epilogue.updates.cols === N && vecC)) {
+        throw new GpuError(`${label}: the ${epilogue.entry} epilogue updates a [${epilogue.updates.rows}, ${epilogue.updates.cols}] tensor laid out as C in whole column quads; this product's C is [${M}, ${N}] (ldc ${p.ldc}, offC ${p.offC})`);
+      }
+      const kernel = ctx.kernel('matmul_subgroup.wgsl', epilogue.entry, { ...tiling, ...texturing, ...epilogue.constants });
+      params ??= kernel.params(subgroupParams(spec, p, spec.offDbias ?? 0), undefined, 'params');
+      const sums: Record<string, GPUBuffer> = kernel.bindings.some((b) => b.name === 'dbias') ? { dbias } : {};
+      const bindGroup = kernel.bind({ params, ...operands, ...sums, ...epilogue.bind(kernel) }, label);
+      return { params, dispatch: { kernel, bindGroup, workgroups, label, flops: flops + biasGradFlops + (epilogue.flops ?? 0), copies } };
     }
     const kernel = ctx.kernel('matmul_subgroup.wgsl', vecC ? 'main_c4' : 'main', { ...common, ...tiling, ...texturing });
     const out: Record<string, GPUBuffer> = vecC ? { C4: bufs.c } : { C: bufs.c };
-    out.dbias = spec.biasGrad ? bufs.dbias! : ctx.dummyBuffer(1);
+    out.dbias = dbias;
     params ??= kernel.params(subgroupParams(spec, p, spec.offDbias ?? 0));
     const bindGroup = kernel.bind({ params, ...operands, bias, ...out }, label);
-    return { params, dispatch: { kernel, bindGroup, workgroups, label, flops: flops + (spec.biasGrad ? K * N : 0), copies } };
+    return { params, dispatch: { kernel, bindGroup, workgroups, label, flops: flops + biasGradFlops, copies } };
   }
 
   const kernel = ctx.kernel('matmul.wgsl', 'main', { ...common, ...tile.constants });
@@ -391,8 +414,9 @@ interface TextureRange {
 
 /**
  * The operands the subgroup kernel may read as textures (see MatmulSpec.textures): each whose
- * floats, from its offset to its last, fit one (operand-textures.ts). An epilogue's A is the
- * previous step's output, rewritten before every dispatch, so it stays a buffer. Textures are made
+ * floats, from its offset to its last, fit one (operand-textures.ts). A recurrent step's epilogue
+ * reads as A the previous step's output, rewritten before every dispatch, so A stays a buffer for
+ * any epilogue but an elementwise one. Textures are made
  * only for the operands a tile then reads from them.
  */
 function textureRanges(ctx: GpuContext, spec: MatmulSpec, p: MatmulParams, bufs: MatmulBuffers): { a?: TextureRange; b?: TextureRange } {
@@ -402,7 +426,7 @@ function textureRanges(ctx: GpuContext, spec: MatmulSpec, p: MatmulParams, bufs:
   const a = { buffer: bufs.a, offset: p.offA, floats: conv ? conv.a : spec.transA ? (K - 1) * p.lda + M : (M - 1) * p.lda + K };
   const b = { buffer: bufs.b, offset: p.offB, floats: conv ? conv.b : spec.transB ? (N - 1) * p.ldb + K : (K - 1) * p.ldb + N };
   const fits = (r: TextureRange) => ctx.operandTextures.fits(r.buffer, r.offset, r.floats);
-  return { a: !spec.epilogue && fits(a) ? a : undefined, b: fits(b) ? b : undefined };
+  return { a: (!spec.epilogue || spec.epilogue.elementwise) && fits(a) ? a : undefined, b: fits(b) ? b : undefined };
 }
 
 /** Workgroups of one unsplit matmul dispatch with its kernel's default tile: its output tiles. */

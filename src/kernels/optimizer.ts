@@ -1,6 +1,7 @@
 import type { GpuContext } from '../gpu/context.js';
 import { GpuError } from '../gpu/context.js';
 import type { Dispatch } from '../gpu/dispatch.js';
+import type { MatmulEpilogue } from './matmul.js';
 import { checkCount, checkSize, gridStrideGroups, elementwiseLanes } from './activation.js';
 
 interface OptimizerSpecBase {
@@ -80,7 +81,7 @@ function common(op: string, spec: OptimizerSpecBase, param: GPUBuffer, grad: GPU
 }
 
 /** The pipeline constants and the control binding of the schedule, clipping and weight decay options. */
-function control(ctx: GpuContext, op: string, spec: OptimizerSpecBase, bufs: ControlBuffer, adam: boolean) {
+function control(ctx: GpuContext, op: string, spec: Pick<OptimizerSpecBase, 'weightDecay' | 'decoupled' | 'scheduled' | 'clipped'>, bufs: ControlBuffer, adam: boolean) {
   const wd = spec.weightDecay ?? 0;
   if (!(wd >= 0) || !Number.isFinite(wd)) throw new GpuError(`${op}: weightDecay must be a finite number ≥ 0, got ${wd}`);
   if (spec.decoupled && !adam) throw new GpuError(`${op}: decoupled weight decay is for Adam (AdamW); SGD's is L2`);
@@ -122,30 +123,79 @@ export function prepareSgd(ctx: GpuContext, spec: SgdSpec, bufs: SgdBuffers): Di
  */
 export function prepareAdam(ctx: GpuContext, spec: AdamSpec, bufs: AdamBuffers): Dispatch {
   const op = `adam [${spec.n}]`;
-  const beta1 = spec.beta1 ?? 0.9;
-  const beta2 = spec.beta2 ?? 0.999;
-  const epsilon = spec.epsilon ?? 1e-8;
-  for (const [k, b] of Object.entries({ beta1, beta2 })) {
-    if (!(b > 0 && b < 1)) throw new GpuError(`${op}: ${k} must be in (0, 1), got ${b}`);
-  }
+  const hyper = adamHyper(op, spec);
   const { off, offGrad } = common(op, spec, bufs.param, bufs.grad, { m: bufs.m, v: bufs.v });
   checkSize(op, 'step', bufs.step, 1);
-  const stepOffset = spec.stepOffset ?? 1;
-  if (!Number.isInteger(stepOffset) || stepOffset < 0) throw new GpuError(`${op}: stepOffset must be a non-negative integer, got ${stepOffset}`);
   const c = control(ctx, op, spec, bufs, true);
   const wg = elementwiseLanes(ctx);
   // Four elements per load where the slice is aligned to vec4s (most weight matrices).
   const vec4 = spec.n % 4 === 0 && off % 4 === 0 && offGrad % 4 === 0;
   const q = vec4 ? 4 : 1;
   const kernel = ctx.kernel('optimizer.wgsl', vec4 ? 'adam4' : 'adam', { WG: wg, ...c.constants });
-  const params = kernel.params({
-    n: spec.n / q, off: off / q, offGrad: offGrad / q, stepOffset, lr: spec.lr, momentum: 0,
-    oneMinusBeta1: 1 - beta1, oneMinusBeta2: 1 - beta2,
-    logBeta1: Math.log(beta1), logBeta2: Math.log(beta2), epsilon, weightDecay: c.weightDecay,
-  });
+  const params = kernel.params({ ...hyper, n: spec.n / q, off: off / q, offGrad: offGrad / q, momentum: 0, weightDecay: c.weightDecay });
   const label = spec.label ?? op;
   const bindGroup = vec4
     ? kernel.bind({ params, param4: bufs.param, grad4: bufs.grad, m4: bufs.m, v4: bufs.v, step: bufs.step, control: c.control }, label)
     : kernel.bind({ params, param: bufs.param, grad: bufs.grad, m: bufs.m, v: bufs.v, step: bufs.step, control: c.control }, label);
   return { kernel, bindGroup, workgroups: gridStrideGroups(ctx, spec.n / q, wg), label, flops: 12 * spec.n };
+}
+
+/** Adam's hyper-parameters as the shaders take them (ln β and 1 − β computed here in float64), checked. */
+function adamHyper(op: string, spec: Omit<AdamSpec, 'n'>) {
+  const beta1 = spec.beta1 ?? 0.9;
+  const beta2 = spec.beta2 ?? 0.999;
+  const epsilon = spec.epsilon ?? 1e-8;
+  for (const [k, b] of Object.entries({ beta1, beta2 })) {
+    if (!(b > 0 && b < 1)) throw new GpuError(`${op}: ${k} must be in (0, 1), got ${b}`);
+  }
+  const stepOffset = spec.stepOffset ?? 1;
+  if (!Number.isInteger(stepOffset) || stepOffset < 0) throw new GpuError(`${op}: stepOffset must be a non-negative integer, got ${stepOffset}`);
+  if (!Number.isFinite(spec.lr)) throw new GpuError(`${op}: lr must be finite, got ${spec.lr}`);
+  return {
+    stepOffset, lr: spec.lr, oneMinusBeta1: 1 - beta1, oneMinusBeta2: 1 - beta2,
+    logBeta1: Math.log(beta1), logBeta2: Math.log(beta2), epsilon,
+  };
+}
+
+/** A weight [rows, cols] updated by Adam in its gradient product's epilogue (see adamEpilogue). */
+export interface AdamEpilogueSpec extends Omit<AdamSpec, 'n' | 'gradOffset' | 'clipped'> {
+  rows: number;
+  cols: number;
+}
+
+/**
+ * Adam as the epilogue of the product that computes the weight's gradient (shaders/matmul_subgroup.wgsl
+ * adam_step): give it as MatmulSpec.epilogue of a product whose C is the gradient, [rows, cols],
+ * laid out as the weight is (offC = spec.offset, ldc = cols). The gradient is never stored, and the
+ * update is the arithmetic of prepareAdam's vec4 kernel. Needs cols and offset multiples of 4, and
+ * no clipping (a clip scale needs every gradient of the step first). Nothing that runs after the
+ * product may read the weight expecting its old value.
+ */
+export function adamEpilogue(ctx: GpuContext, spec: AdamEpilogueSpec, bufs: Omit<AdamBuffers, 'grad'>): MatmulEpilogue {
+  const { rows, cols } = spec;
+  const op = `adam epilogue [${rows}, ${cols}]`;
+  checkCount(op, 'rows', rows);
+  checkCount(op, 'cols', cols);
+  const off = spec.offset ?? 0;
+  if (cols % 4 !== 0 || off % 4 !== 0) throw new GpuError(`${op}: the weight is updated four columns at a time, so cols (${cols}) and offset (${off}) must be multiples of 4; use prepareAdam`);
+  if ((spec as { clipped?: boolean }).clipped) throw new GpuError(`${op}: clipping needs every gradient of the step before any update; use prepareAdam after the clip`);
+  const hyper = adamHyper(op, spec);
+  const n = rows * cols;
+  for (const [k, b] of Object.entries({ param: bufs.param, m: bufs.m, v: bufs.v })) checkSize(op, k, b, off + n);
+  if (new Set([bufs.param, bufs.m, bufs.v]).size !== 3) throw new GpuError(`${op}: param, m, v must be different buffers`);
+  checkSize(op, 'step', bufs.step, 1);
+  const c = control(ctx, op, spec, bufs, true);
+  // One uniform for every tile the product may switch to (all compile the same struct).
+  let uniform: GPUBuffer | undefined;
+  return {
+    entry: 'adam_step',
+    constants: { SCHEDULED: c.constants.SCHEDULED, DECAY: c.constants.DECAY },
+    elementwise: true,
+    updates: { rows, cols },
+    flops: 12 * n,
+    bind(kernel) {
+      uniform ??= kernel.params({ ...hyper, weightDecay: c.weightDecay }, `${op} hyper-parameters`, 'adam');
+      return { adam: uniform, adam_w4: bufs.param, adam_m4: bufs.m, adam_v4: bufs.v, adam_t: bufs.step, adam_control: c.control };
+    },
+  };
 }

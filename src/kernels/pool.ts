@@ -1,6 +1,8 @@
 import type { GpuContext } from '../gpu/context.js';
 import { ceilDiv, type Dispatch } from '../gpu/dispatch.js';
 import type { KernelConstants } from '../gpu/kernel.js';
+import { GpuError } from '../gpu/context.js';
+import { ACTIVATION_CODE, type Activation } from './matmul.js';
 import { checkPositive, checkSize, lanesFor, rowsPerGroup, strides, windowDim, type Padding, type WindowGeometry } from './conv2d.js';
 
 /** A 2-D pooling over x [batch, inH, inW, channels] (NHWC) → y [batch, outH, outW, channels]. */
@@ -79,16 +81,37 @@ export function maxPool2d(ctx: GpuContext, spec: Pool2dSpec, bufs: { x: GPUBuffe
   return poolDispatch(ctx, spec, 'maxPool', 'maxPool2d', { x: bufs.x, y: bufs.y, argmax: bufs.argmax }, { x: 0, y: 1, argmax: 1 });
 }
 
+/** What a pooling backward may do besides writing dx. */
+export interface Pool2dBackwardSpec extends Pool2dSpec {
+  /** dx += instead of dx =. */
+  accumulate?: boolean;
+  /**
+   * The activation that made the pooled tensor: dx holds its output y on entry, and the gradient
+   * is multiplied by its derivative (through y) and written over y. The gradient before the
+   * activation, so the op that applied it skips that pass. relu, sigmoid or tanh; not with accumulate.
+   */
+  activationGrad?: Activation;
+}
+
+/** The pool shader's constants of a backward spec, checked. */
+function backwardConstants(spec: Pool2dBackwardSpec, opName: string): KernelConstants {
+  const act = spec.activationGrad ?? 'none';
+  const op = `${opName}${spec.label ? ` ${spec.label}` : ''}`;
+  if (act !== 'none' && !(act in GRAD_FROM_OUTPUT)) throw new GpuError(`${op}: the derivative of ${act} is not a function of its output; apply it with prepareActivationBackward`);
+  if (act !== 'none' && spec.accumulate) throw new GpuError(`${op}: activationGrad reads the activation's output from dx, so dx cannot also accumulate`);
+  return { ACCUMULATE: !!spec.accumulate, ACT_GRAD: act === 'none' ? 0 : ACTIVATION_CODE[act] };
+}
+
+/** The activations whose derivative the pooling backward applies (a function of the output). */
+const GRAD_FROM_OUTPUT: Partial<Record<Activation, true>> = { relu: true, sigmoid: true, tanh: true };
+
 /**
  * Max-pool backward: dx[i] (+)= Σ dy[o] over the windows o whose recorded argmax is i, as a gather
- * over input elements (no atomics). `argmax` is the forward's. With `accumulate`, dx += instead of =.
+ * over input elements (no atomics). `argmax` is the forward's. See Pool2dBackwardSpec.
  */
-export function maxPool2dBackward(
-  ctx: GpuContext, spec: Pool2dSpec & { accumulate?: boolean },
-  bufs: { dy: GPUBuffer; argmax: GPUBuffer; dx: GPUBuffer },
-): Dispatch {
+export function maxPool2dBackward(ctx: GpuContext, spec: Pool2dBackwardSpec, bufs: { dy: GPUBuffer; argmax: GPUBuffer; dx: GPUBuffer }): Dispatch {
   return poolDispatch(ctx, spec, 'maxPoolBackward', 'maxPool2dBackward', { dy: bufs.dy, argmaxIn: bufs.argmax, dx: bufs.dx },
-    { dy: 1, argmaxIn: 1, dx: 0 }, { ACCUMULATE: !!spec.accumulate });
+    { dy: 1, argmaxIn: 1, dx: 0 }, backwardConstants(spec, 'maxPool2dBackward'));
 }
 
 /** Average pooling: y = mean of each window's in-bounds elements (TensorFlow does not count padding). */
@@ -96,7 +119,7 @@ export function avgPool2d(ctx: GpuContext, spec: Pool2dSpec, bufs: { x: GPUBuffe
   return poolDispatch(ctx, spec, 'avgPool', 'avgPool2d', { x: bufs.x, y: bufs.y }, { x: 0, y: 1 });
 }
 
-/** Average-pool backward: dx[i] (+)= Σ dy[o] / (in-bounds size of window o) over the windows covering i (a gather). */
-export function avgPool2dBackward(ctx: GpuContext, spec: Pool2dSpec & { accumulate?: boolean }, bufs: { dy: GPUBuffer; dx: GPUBuffer }): Dispatch {
-  return poolDispatch(ctx, spec, 'avgPoolBackward', 'avgPool2dBackward', { dy: bufs.dy, dx: bufs.dx }, { dy: 1, dx: 0 }, { ACCUMULATE: !!spec.accumulate });
+/** Average-pool backward: dx[i] (+)= Σ dy[o] / (in-bounds size of window o) over the windows covering i (a gather). See Pool2dBackwardSpec. */
+export function avgPool2dBackward(ctx: GpuContext, spec: Pool2dBackwardSpec, bufs: { dy: GPUBuffer; dx: GPUBuffer }): Dispatch {
+  return poolDispatch(ctx, spec, 'avgPoolBackward', 'avgPool2dBackward', { dy: bufs.dy, dx: bufs.dx }, { dy: 1, dx: 0 }, backwardConstants(spec, 'avgPool2dBackward'));
 }

@@ -51,6 +51,8 @@ export const conv2d: OpRule<Conv2dAttrs> = {
     kind: 'kernel',
     // x (for dFilter), the filter (for dx), and y for the activation's derivative
     saves: (n) => (n.attrs.activation !== 'none' ? [n.inputs[0], n.inputs[1], n.outputs[0]] : [n.inputs[0], n.inputs[1]]),
+    // Its first backward pass, dz = dy ⊙ act'(y) in place (a pooling's backward may do it instead).
+    activationGrad: (n) => (n.attrs.activation !== 'none' ? n.attrs.activation : undefined),
   },
 
   lower(env, n, grad) {
@@ -67,7 +69,7 @@ export const conv2d: OpRule<Conv2dAttrs> = {
     const accumulateDx = !!dx && grad.accumulate[0];
     const back: Dispatch[] = [];
     const dz = whole(env, dy, `${spec.label} backward`);
-    if (spec.activation !== 'none') {
+    if (spec.activation !== 'none' && !grad.activated[0]) {
       back.push(prepareActivationBackward(env.ctx, { n: dy.size, activation: spec.activation, label: `${spec.label}/${spec.activation}'` }, { y: env.buf(y), dy: dz, dx: dz }));
     }
     back.push(...conv2dBackward(env.ctx, { ...spec, accumulate, accumulateDx }, {

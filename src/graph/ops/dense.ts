@@ -2,7 +2,8 @@
 // into the matmul; its backward runs in place over dy.
 import type { OpRule } from '../registry.js';
 import type { Dispatch } from '../../gpu/dispatch.js';
-import { fusesBiasGrad, matmulSplitK, type Activation } from '../../kernels/matmul.js';
+import { fusesBiasGrad, matmul, matmulKernelFor, matmulSplitK, splitKFactor, type Activation, type MatmulSpec } from '../../kernels/matmul.js';
+import { fusableUpdate, updateEpilogue } from '../update.js';
 import { columnSum } from '../../kernels/reduce.js';
 import { prepareActivationBackward } from '../../kernels/activation.js';
 import { whole } from './common.js';
@@ -25,6 +26,13 @@ export const dense: OpRule<DenseAttrs> = {
     kind: 'kernel',
     // x and w for dW and dx; y for the activation's derivative (from the output)
     saves: (n) => (n.attrs.activation !== 'none' ? [n.inputs[0], n.inputs[1], n.outputs[0]] : [n.inputs[0], n.inputs[1]]),
+    // w's update in the dW product's epilogue, where that product runs unsplit on the subgroup kernel
+    // anyway (a GPU's workgroup-memory tiles or split K beat the saved pass).
+    fusesUpdate(ctx, n, input, update) {
+      if (input !== 1 || !fusableUpdate(update)) return false;
+      const spec = weightGradSpec(n.inputs[0].shape[0], n.inputs[0].shape[1], n.inputs[1].shape[1]);
+      return matmulKernelFor(ctx, spec) === 'subgroup' && splitKFactor(ctx, spec) === 1;
+    },
   },
 
   lower(env, n, grad) {
@@ -44,14 +52,28 @@ export const dense: OpRule<DenseAttrs> = {
     const dz = whole(env, dy, `${name} backward`);
     // dz = dy ⊙ act'(y), in place: dy has no other reader
     if (act !== 'none') back.push(prepareActivationBackward(env.ctx, { n: B * N, activation: act, label: `${name}/${act}'` }, { y: env.buf(y), dy: dz, dx: dz }));
+    // w's update in the dW product's epilogue (fusesUpdate): then dx, which reads w, goes first.
+    const update = grad.updates[1];
+    const dxProduct = () => dx && matmulSplitK(env.ctx, { M: B, N: K, K: N, transB: true, offC: env.offset(dx), accumulate: acc[0], label: `${name}/dx` }, { a: dz, b: env.buf(w), c: env.buf(dx) });
+    if (update) back.push(...(dxProduct() ?? []));
     // db = 1ᵀ·dz in the dW product's pass over dz where the kernel can (a short batch), else its own column sum.
-    const fuseDb = !!(dw && db && b) && acc[1] === acc[2] && fusesBiasGrad(env.ctx, B);
-    if (dw) {
-      back.push(...matmulSplitK(env.ctx, { M: K, N, K: B, transA: true, offA: env.offset(x), accumulate: acc[1], biasGrad: fuseDb, label: fuseDb ? `${name}/dW+db` : `${name}/dW` },
-        { a: env.buf(x), b: dz, c: env.buf(dw), dbias: fuseDb ? env.buf(db!) : undefined }));
+    // (The sums accumulate as the product does: not at all with an update in its epilogue.)
+    const fuseDb = !!((dw || update) && db && b) && (update ? !acc[2] : acc[1] === acc[2]) && fusesBiasGrad(env.ctx, B);
+    const dbias = fuseDb ? env.buf(db!) : undefined;
+    const dwSpec = { ...weightGradSpec(B, K, N), offA: env.offset(x), biasGrad: fuseDb };
+    if (update) {
+      const epilogue = updateEpilogue(env, update);
+      back.push(matmul(env.ctx, { ...dwSpec, offC: env.offset(w), epilogue, label: `${name}/dW${fuseDb ? '+db' : ''}+${update.op}` }, { a: env.buf(x), b: dz, c: env.buf(w), dbias }));
+    } else if (dw) {
+      back.push(...matmulSplitK(env.ctx, { ...dwSpec, accumulate: acc[1], label: fuseDb ? `${name}/dW+db` : `${name}/dW` }, { a: env.buf(x), b: dz, c: env.buf(dw), dbias }));
     }
     if (db && b && !fuseDb) back.push(...columnSum(env.ctx, { rows: B, cols: N, accumulate: acc[2], label: `${name}/db` }, { x: dz, out: env.buf(db) }));
-    if (dx) back.push(...matmulSplitK(env.ctx, { M: B, N: K, K: N, transB: true, offC: env.offset(dx), accumulate: acc[0], label: `${name}/dx` }, { a: dz, b: env.buf(w), c: env.buf(dx) }));
+    if (!update) back.push(...(dxProduct() ?? []));
     return { forward, backward: [back] };
   },
 };
+
+/** dW = xᵀ·dz of a dense layer over a batch of B, x [B, K], dz [B, N]. */
+function weightGradSpec(B: number, K: number, N: number): MatmulSpec {
+  return { M: K, N, K: B, transA: true };
+}

@@ -1,7 +1,8 @@
 // maxpool and avgpool: NHWC windows (TF SAME/VALID). Max pooling records each output's argmax
 // for its backward; average pooling's backward needs nothing from the forward.
-import type { OpRule, ShapeContext } from '../registry.js';
-import { maxPool2d, maxPool2dBackward, avgPool2d, avgPool2dBackward } from '../../kernels/pool.js';
+import type { GradientRequest, OpRule, ShapeContext } from '../registry.js';
+import { maxPool2d, maxPool2dBackward, avgPool2d, avgPool2dBackward, type Pool2dBackwardSpec } from '../../kernels/pool.js';
+import type { Activation } from '../../kernels/matmul.js';
 import type { Padding } from '../../kernels/conv2d.js';
 import type { Tensor } from '../tensor.js';
 import { pair, whole, windowOut } from './common.js';
@@ -40,6 +41,15 @@ function poolSpec(n: { inputs: readonly Tensor[]; attrs: PoolAttrs }) {
   };
 }
 
+/** The pooling backwards apply the derivative of an activation that is a function of its output (Pool2dBackwardSpec). */
+function appliesFromOutput(_n: unknown, input: number, activation: Activation): boolean {
+  return input === 0 && (activation === 'relu' || activation === 'sigmoid' || activation === 'tanh');
+}
+
+function backwardSpec(n: { inputs: readonly Tensor[]; attrs: PoolAttrs }, grad: GradientRequest): Pool2dBackwardSpec {
+  return { ...poolSpec(n), accumulate: grad.accumulate[0], activationGrad: grad.activationGrads[0] };
+}
+
 export const maxpool: OpRule<PoolAttrs> = {
   op: 'maxpool',
   title: 'maxpool',
@@ -49,7 +59,7 @@ export const maxpool: OpRule<PoolAttrs> = {
     return [s.tensor(`${s.name}/y`, shape), s.tensor(`${s.name}/argmax`, shape, 'u32')];
   },
 
-  gradient: { kind: 'kernel', saves: (n) => [n.outputs[1]] /* argmax */ },
+  gradient: { kind: 'kernel', saves: (n) => [n.outputs[1]] /* argmax */, appliesActivationGrad: appliesFromOutput },
 
   lower(env, n, grad) {
     const [x] = n.inputs;
@@ -59,7 +69,7 @@ export const maxpool: OpRule<PoolAttrs> = {
     if (!grad || !dx) return { forward, backward: grad && [[]] };
     return {
       forward,
-      backward: [[maxPool2dBackward(env.ctx, { ...poolSpec(n), accumulate: grad.accumulate[0] }, { dy: env.buf(grad.dOutputs[0]!), argmax: env.buf(argmax), dx: env.buf(dx) })]],
+      backward: [[maxPool2dBackward(env.ctx, backwardSpec(n, grad), { dy: env.buf(grad.dOutputs[0]!), argmax: env.buf(argmax), dx: env.buf(dx) })]],
     };
   },
 };
@@ -70,7 +80,7 @@ export const avgpool: OpRule<PoolAttrs> = {
 
   shape: (s, a) => [s.tensor(`${s.name}/y`, pooledShape(s, a))],
 
-  gradient: { kind: 'kernel', saves: () => [] },
+  gradient: { kind: 'kernel', saves: () => [], appliesActivationGrad: appliesFromOutput },
 
   lower(env, n, grad) {
     const forward = [avgPool2d(env.ctx, poolSpec(n), { x: whole(env, n.inputs[0], 'avgpool'), y: env.buf(n.outputs[0]) })];
@@ -78,7 +88,7 @@ export const avgpool: OpRule<PoolAttrs> = {
     if (!grad || !dx) return { forward, backward: grad && [[]] };
     return {
       forward,
-      backward: [[avgPool2dBackward(env.ctx, { ...poolSpec(n), accumulate: grad.accumulate[0] }, { dy: env.buf(grad.dOutputs[0]!), dx: env.buf(dx) })]],
+      backward: [[avgPool2dBackward(env.ctx, backwardSpec(n, grad), { dy: env.buf(grad.dOutputs[0]!), dx: env.buf(dx) })]],
     };
   },
 };

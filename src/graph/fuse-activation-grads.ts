@@ -1,0 +1,45 @@
+// An activation's derivative applied by the backward that writes the activation's output gradient
+// (a pooling's), in place of the activation's output, instead of in a pass of the op that applied
+// the activation: a conv's relu followed by max pooling then costs no relu' dispatch, and its
+// output gradient no buffer of its own (it is written over the conv's output, which the conv's
+// backward read only for that derivative). The op rules say what each side can do
+// (GradientRule.activationGrad, appliesActivationGrad); this pass decides where the graph allows it.
+import type { Graph } from './graph.js';
+import { findOpRule } from './registry.js';
+import type { Tensor } from './tensor.js';
+
+/**
+ * For each backward node that writes the gradient d(y) of an input y made by an op with a fused
+ * activation, moves that activation's derivative into it, where:
+ *  - it is the only writer of d(y), writes it whole, and is its op's only backward node;
+ *  - y is its producer's output 0, and after this node only the producer's backward reads y (for
+ *    the derivative alone, by the producer's rule); neither y nor d(y) is kept for reading back;
+ *  - both rules agree.
+ * d(y) becomes an in-place view of y; the producer's backward takes it as already activated.
+ */
+export function fuseActivationGrads(graph: Graph, keep: readonly Tensor[]): void {
+  graph.nodes.forEach((backward, at) => {
+    if (backward.phase !== 'backward' || !backward.forward || !backward.grads) return;
+    if (graph.nodes.filter((n) => n.forward === backward.forward).length !== 1) return;
+    backward.grads.forEach((dy, input) => {
+      const y = backward.forward!.inputs[input];
+      const producer = y.producer;
+      if (!dy || dy.viewOf || backward.accumulate![input] || !producer || producer.outputs[0] !== y) return;
+      if (keep.includes(y) || keep.includes(dy)) return;
+      if (graph.nodes.filter((n) => n.outputs.includes(dy)).length !== 1) return;
+      const activation = findOpRule(producer.op)?.gradient;
+      const consumer = findOpRule(backward.forward!.op)?.gradient;
+      if (activation?.kind !== 'kernel' || consumer?.kind !== 'kernel') return;
+      const act = activation.activationGrad?.(producer);
+      if (!act || !consumer.appliesActivationGrad?.(backward.forward!, input, act)) return;
+      const producerBackward = graph.nodes.filter((n) => n.forward === producer);
+      if (producerBackward.length !== 1) return;
+      if (graph.nodes.some((n, i) => i > at && n !== producerBackward[0] && n.inputs.includes(y))) return;
+
+      dy.viewOf = y;
+      dy.inPlace = true;
+      backward.activationGrads = backward.grads!.map((_, i) => (i === input ? act : backward.activationGrads?.[i]));
+      producerBackward[0].activated = producer.outputs.map((_, i) => i === 0 || !!producerBackward[0].activated?.[i]);
+    });
+  });
+}

@@ -1,0 +1,265 @@
+// Work moved into a neighbouring kernel by the graph's fusion passes: Adam into the epilogue of the
+// product that computes a weight's gradient (the kernel against float64 and against the update
+// kernel it replaces, bit for bit; src/graph/fuse-updates.ts), and an activation's derivative into
+// the backward of the pooling that read its output (src/graph/fuse-activation-grads.ts; the kernel's
+// own tests are in pool.test.ts). For each pass: where it fuses, where it must not, and that a
+// fused step is the unfused step's bits.
+import { expect } from 'chai';
+import { testContext } from './support/gpu.js';
+import { expectClose, randomArray, relError, rng } from './support/cpu.js';
+import { matmulRef } from './support/cpu.js';
+import { adamwRef } from './ref/train-control.js';
+import { adamEpilogue, prepareAdam } from '../src/kernels/optimizer.js';
+import { matmul, matmulTileVariants, type MatmulSpec } from '../src/kernels/matmul.js';
+import { createStepCounter } from '../src/kernels/step.js';
+import { runDispatches } from '../src/gpu/dispatch.js';
+import { CompiledGraph, type CompileOptions, type OptimizerConfig } from '../src/graph/recorder.js';
+import { Graph } from '../src/graph/graph.js';
+import { ParamStore } from '../src/nn/params.js';
+import { model, sequential, type Model } from '../src/nn/model.js';
+import { add, avgPool2d, conv2d, dense, flatten, input, maxPool2d } from '../src/nn/layers.js';
+import type { GpuContext } from '../src/gpu/context.js';
+
+const notes: string[] = [];
+const f64 = (a: ArrayLike<number>) => Float64Array.from(a);
+const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
+
+function positive(n: number, rand: () => number, lo: number, hi: number): Float32Array {
+  return Float32Array.from({ length: n }, () => lo + (hi - lo) * rand());
+}
+
+/**
+ * A weight gradient dW = xᵀ·dz [M, N] over a batch of K, with Adam applied to w [M, N]:
+ * `decay` as the optimizer's weight decay, `scheduled` reading the rate from a control buffer.
+ */
+interface EpilogueCase {
+  M: number; N: number; K: number; t: number;
+  decay?: 'l2' | 'decoupled';
+  scheduled?: boolean;
+  biasGrad?: boolean;
+}
+
+const CASES: EpilogueCase[] = [
+  { M: 37, N: 12, K: 5, t: 1 },
+  { M: 130, N: 64, K: 33, t: 7, biasGrad: true },
+  { M: 9, N: 4, K: 1, t: 1000, decay: 'l2' },
+  { M: 61, N: 20, K: 100, t: 3, decay: 'decoupled', scheduled: true, biasGrad: true },
+];
+
+describe('Adam in the weight-gradient product\'s epilogue (shaders/matmul_subgroup.wgsl adam_step)', function () {
+  this.timeout(120_000);
+  let ctx: GpuContext;
+  before(async () => { ctx = await testContext(); });
+  after(() => { if (process.env.SHOW_ERRORS) console.log(notes.join('\n')); });
+
+  for (const c of CASES) {
+    const what = `${c.M}x${c.N} over a batch of ${c.K} at t = ${c.t}${c.decay ? `, ${c.decay} decay` : ''}${c.scheduled ? ', scheduled rate' : ''}${c.biasGrad ? ', with the bias gradient' : ''}`;
+    it(`${what}: every tile, from buffers and textures, matches float64 and the update kernel bit for bit`, async () => {
+      const { M, N, K } = c;
+      const rand = rng(M * 1000 + N * 10 + K);
+      const x = randomArray(K * M, rand), dz = randomArray(K * N, rand);
+      const w = randomArray(M * N, rand), m = randomArray(M * N, rand, 0.1), v = positive(M * N, rand, 1e-4, 0.5);
+      const lr = 0.01, scheduledLr = 0.003, wd = c.decay ? 0.2 : 0;
+      const hyper = { lr, weightDecay: wd, decoupled: c.decay === 'decoupled', scheduled: c.scheduled };
+
+      const ref = { w: f64(w), m: f64(m), v: f64(v) };
+      const grad = matmulRef(x, dz, M, N, K, { transA: true });
+      adamwRef(ref.w, grad, ref.m, ref.v, c.t, { lr: c.scheduled ? scheduledLr : lr, wd, l2: c.decay === 'l2' });
+      const dbiasRef = matmulRef(new Float32Array(K).fill(1), dz, 1, N, K);
+
+      const product: MatmulSpec = { M, N, K, transA: true, biasGrad: c.biasGrad };
+      const bx = ctx.upload(x), bdz = ctx.upload(dz);
+      const control = ctx.upload(new Float32Array([scheduledLr, 1, 0, 0]));
+      const step = createStepCounter(ctx, c.t - 1);
+      try {
+        // The update kernel after a product that stores the gradient: the bits to match.
+        const state = () => ({ param: ctx.upload(w), m: ctx.upload(m), v: ctx.upload(v) });
+        const unfused = state();
+        const gradBuf = ctx.storage(4 * M * N), dbiasUnfused = ctx.upload(new Float32Array(N).fill(NaN));
+        await runDispatches(ctx, [
+          matmul(ctx, product, { a: bx, b: bdz, c: gradBuf, dbias: c.biasGrad ? dbiasUnfused : undefined }),
+          prepareAdam(ctx, { n: M * N, ...hyper }, { ...unfused, grad: gradBuf, step, control }),
+        ]);
+        const want = { w: await ctx.readF32(unfused.param, M * N), m: await ctx.readF32(unfused.m, M * N), v: await ctx.readF32(unfused.v, M * N) };
+        for (const b of [...Object.values(unfused), gradBuf, dbiasUnfused]) ctx.release(b);
+
+        const variants = matmulTileVariants(ctx, product);
+        for (const variant of variants) {
+          for (const textures of [false, true]) {
+            const tag = `${what}, tile ${variant}${textures ? ', textures' : ''}`;
+            const fused = state();
+            const dbias = ctx.upload(new Float32Array(N).fill(NaN)); // poisoned: the product must write it
+            try {
+              const epilogue = adamEpilogue(ctx, { rows: M, cols: N, ...hyper }, { ...fused, step, control });
+              await runDispatches(ctx, [matmul(ctx, { ...product, epilogue, variant, textures }, { a: bx, b: bdz, c: fused.param, dbias: c.biasGrad ? dbias : undefined })]);
+              const got = { w: await ctx.readF32(fused.param, M * N), m: await ctx.readF32(fused.m, M * N), v: await ctx.readF32(fused.v, M * N) };
+              for (const k of ['w', 'm', 'v'] as const) {
+                expectClose(got[k], ref[k], 1e-5, `${tag}: ${k}`);
+                expect(bits(got[k]), `${tag}: ${k} bit for bit as the update kernel's`).to.deep.equal(bits(want[k]));
+              }
+              if (c.biasGrad) expectClose(await ctx.readF32(dbias, N), dbiasRef, 1e-5, `${tag}: bias gradient`);
+              notes.push(`${tag}: w ${relError(got.w, ref.w).toExponential(2)}, m ${relError(got.m, ref.m).toExponential(2)}, v ${relError(got.v, ref.v).toExponential(2)}`);
+            } finally {
+              for (const b of [...Object.values(fused), dbias]) ctx.release(b);
+            }
+          }
+        }
+        expect(variants.length, 'tiles tried').to.be.greaterThan(1);
+      } finally {
+        for (const b of [bx, bdz, control, step]) ctx.release(b);
+      }
+    });
+  }
+
+  it('refuses what it cannot do, naming the way out', () => {
+    const b = () => ctx.storage(4 * 64);
+    const bufs = { param: b(), m: b(), v: b(), step: createStepCounter(ctx) };
+    try {
+      expect(() => adamEpilogue(ctx, { rows: 4, cols: 6, lr: 0.1 }, bufs)).to.throw(/adam epilogue \[4, 6\]: .*multiples of 4; use prepareAdam/);
+      expect(() => adamEpilogue(ctx, { rows: 4, cols: 4, lr: 0.1, offset: 2 }, bufs)).to.throw(/offset \(2\) must be multiples of 4/);
+      expect(() => adamEpilogue(ctx, { rows: 4, cols: 4, lr: 0.1, clipped: true } as never, bufs)).to.throw(/clipping needs every gradient/);
+      expect(() => adamEpilogue(ctx, { rows: 8, cols: 12, lr: 0.1 }, bufs)).to.throw(/buffer param has 256 bytes, needs 384/);
+      expect(() => adamEpilogue(ctx, { rows: 4, cols: 4, lr: 0.1 }, { ...bufs, v: bufs.m })).to.throw(/must be different buffers/);
+      const epilogue = adamEpilogue(ctx, { rows: 4, cols: 8, lr: 0.1 }, bufs);
+      expect(() => matmul(ctx, { M: 4, N: 4, K: 3, transA: true, epilogue }, { a: b(), b: b(), c: bufs.param }))
+        .to.throw(/adam_step epilogue updates a \[4, 8\] tensor laid out as C .* this product's C is \[4, 4\]/);
+    } finally {
+      for (const x of Object.values(bufs)) ctx.release(x);
+    }
+  });
+});
+
+/** The dispatches of a compiled step that apply an update in a product's epilogue. */
+const fusedLabels = (g: CompiledGraph) => g.ops.flatMap((o) => o.dispatches.map((d) => d.label)).filter((l) => /\+adam$/.test(l));
+/** The update nodes that run as dispatches of their own. */
+const separateUpdates = (g: CompiledGraph) => g.ops.filter((o) => o.node?.phase === 'update').map((o) => o.label);
+
+const B = 5;
+
+/** `steps` steps of `model` compiled with `fusions`, from the same parameters and batches; the parameters after each. */
+async function train(ctx: GpuContext, model: Model, opt: OptimizerConfig, fusions: Pick<CompileOptions, 'fuseUpdates' | 'fuseActivationGrads'>, steps = 3) {
+    const store = new ParamStore(ctx, 3);
+    const stepCounter = createStepCounter(ctx, 0);
+    const net = model.build(store, B, true, 3);
+    const g = new CompiledGraph(ctx, net.graph, { loss: net.loss, optimizer: opt, stepCounter, incrementStep: true, ...fusions });
+    try {
+      await g.ready();
+      net.graph.tensors.filter((t) => t.role === 'param').forEach((p, i) => store.write(p.name, randomArray(p.size, rng(200 + i), 0.5)));
+      const rand = rng(300);
+      const after: Record<string, Float32Array>[] = [];
+      for (let s = 0; s < steps; s++) {
+        ctx.write(g.bufferOf(net.x), Float32Array.from({ length: net.x.size }, () => rand() * 2 - 1));
+        ctx.write(g.bufferOf(net.labels), Uint32Array.from({ length: B }, () => Math.floor(rand() * 4)));
+        const enc = ctx.device.createCommandEncoder();
+        g.encode(enc);
+        ctx.device.queue.submit([enc.finish()]);
+        await ctx.wait(() => ctx.device.queue.onSubmittedWorkDone());
+        after.push(Object.fromEntries(Object.entries(await store.read()).map(([k, v]) => [k, v.data])));
+      }
+      const labels = g.ops.flatMap((o) => o.dispatches.map((d) => d.label));
+      return { after, labels, fused: fusedLabels(g), separate: separateUpdates(g), dispatches: g.dispatchCount, planned: g.plan.plannedBytes };
+    } finally {
+      g.destroy();
+      store.destroy();
+      ctx.release(stepCounter);
+    }
+}
+
+/** Expects two runs' parameters equal bit for bit after every step. */
+function expectSameBits(a: Record<string, Float32Array>[], b: Record<string, Float32Array>[]): void {
+  expect(a.length).to.equal(b.length);
+  a.forEach((step, s) => {
+    for (const name of Object.keys(step)) expect(bits(step[name]), `${name} after step ${s + 1}`).to.deep.equal(bits(b[s][name]));
+  });
+}
+
+describe('optimizer updates fused into the weight-gradient products of a training step (src/graph/fuse-updates.ts)', function () {
+  this.timeout(120_000);
+  let ctx: GpuContext;
+  before(async () => { ctx = await testContext(); });
+
+  const mlp = () => sequential([6], [dense({ units: 8, activation: 'relu' }), dense({ units: 12, activation: 'tanh' }), dense({ units: 4 })], { name: 'fusable' });
+  const adamw: OptimizerConfig = { kind: 'adamw', lr: 0.05, weightDecay: 0.3, schedule: { kind: 'cosine', decaySteps: 20, warmup: 2 } };
+
+  for (const opt of [{ kind: 'adam', lr: 0.02 } as OptimizerConfig, adamw]) {
+    it(`${opt.kind}${opt.schedule ? ' with decay and a schedule' : ''}: every weight's update in its gradient's product, three steps bit for bit those of the update dispatches`, async () => {
+      const fused = await train(ctx, mlp(), opt, {});
+      const separate = await train(ctx, mlp(), opt, { fuseUpdates: false });
+      expect(fused.fused, 'products with the update in their epilogue').to.have.length(3);
+      expect(separate.fused, 'with fusing off').to.deep.equal([]);
+      expect(fused.separate, 'updates left as dispatches: the biases').to.have.length(3);
+      expect(separate.dispatches - fused.dispatches, 'dispatches saved').to.equal(3);
+      expect(fused.planned, 'planned bytes: the weight gradients are never stored').to.be.lessThan(separate.planned);
+      expectSameBits(fused.after, separate.after);
+    });
+  }
+
+  it('leaves an update a dispatch of its own where fusing would be wrong or cannot be done', async () => {
+    // Clipping: the scale needs every gradient before any update.
+    const clipped = await train(ctx, mlp(), { ...adamw, clipNorm: 0.01 }, {}, 1);
+    expect(clipped.fused, 'with clipping').to.deep.equal([]);
+    // SGD has no epilogue (yet): its updates stay dispatches.
+    const sgd = await train(ctx, mlp(), { kind: 'sgd', lr: 0.1 }, {}, 1);
+    expect(sgd.fused, 'with SGD').to.deep.equal([]);
+    // A weight of 5 columns is not whole column quads; the others still fuse.
+    const odd = await train(ctx, sequential([6], [dense({ units: 8, activation: 'relu' }), dense({ units: 5, activation: 'tanh' }), dense({ units: 4 })], { name: 'odd' }), adamw, {}, 1);
+    expect(odd.fused, 'an odd-width layer').to.have.length(2);
+    expect(odd.fused.some((l) => l.startsWith('dense_1/')), `the 5-column weight (dense_1) is not fused (${odd.fused.join(', ')})`).to.equal(false);
+  });
+
+  it('leaves the update of a weight used twice a dispatch of its own (its gradient has two parts)', async () => {
+    const g = new Graph('shared weight');
+    const store = new ParamStore(ctx, 4);
+    const stepCounter = createStepCounter(ctx, 0);
+    const w = g.param('w', [8, 8], store.get('w', [8, 8], { kind: 'uniform', limit: 0.5 }));
+    const x = g.input('x', [B, 8]);
+    const h = g.dense(x, w, undefined, 'relu', 'first');
+    const y = g.dense(h, w, undefined, 'none', 'second');
+    const { loss } = g.softmaxCrossEntropy(y, g.input('labels', [B], 'u32'));
+    const compiled = new CompiledGraph(ctx, g, { loss, optimizer: { kind: 'adam', lr: 0.01 }, stepCounter });
+    try {
+      expect(fusedLabels(compiled), 'fused products').to.deep.equal([]);
+      expect(separateUpdates(compiled)).to.have.length(1);
+    } finally {
+      compiled.destroy();
+      store.destroy();
+      ctx.release(stepCounter);
+    }
+  });
+});
+
+describe('an activation\'s derivative applied by the backward of the pooling that read its output (src/graph/fuse-activation-grads.ts)', function () {
+  this.timeout(120_000);
+  let ctx: GpuContext;
+  before(async () => { ctx = await testContext(); });
+  const adam: OptimizerConfig = { kind: 'adam', lr: 0.02 };
+  /** The dispatches that apply an activation's derivative on their own (prepareActivationBackward's labels). */
+  const derivativePasses = (labels: string[]) => labels.filter((l) => /'$/.test(l));
+
+  it('conv relu → max pool and conv tanh → average pool: three steps bit for bit, two passes and two gradient buffers fewer', async () => {
+    const convNet = () => sequential([8, 8, 3], [
+      conv2d({ filters: 8, kernelSize: 3, padding: 'same', activation: 'relu' }), maxPool2d(),
+      conv2d({ filters: 6, kernelSize: 3, padding: 'same', activation: 'tanh' }), avgPool2d(),
+      flatten(), dense({ units: 4 }),
+    ], { name: 'convs' });
+    const fused = await train(ctx, convNet(), adam, {});
+    const apart = await train(ctx, convNet(), adam, { fuseActivationGrads: false });
+    expect(derivativePasses(apart.labels), 'without fusing: each conv applies its derivative').to.have.length(2);
+    expect(derivativePasses(fused.labels), 'fused: the pools apply them').to.deep.equal([]);
+    expect(apart.dispatches - fused.dispatches, 'dispatches saved').to.equal(2);
+    expect(fused.planned, 'planned bytes: the convs\' output gradients live over their outputs').to.be.lessThan(apart.planned);
+    expectSameBits(fused.after, apart.after);
+  });
+
+  it('leaves the derivative to the conv where its output has two readers (its gradient has two parts)', async () => {
+    const x = input([6, 6, 2]);
+    const a = conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu' }).apply(x);
+    const pooled = add([maxPool2d().apply(a), avgPool2d().apply(a)]);
+    const twoReaders = () => model({ inputs: x, outputs: dense({ units: 4 }).apply(flatten().apply(pooled)), name: 'two readers' });
+    const fused = await train(ctx, twoReaders(), adam, {}, 2);
+    const apart = await train(ctx, twoReaders(), adam, { fuseActivationGrads: false }, 2);
+    expect(derivativePasses(fused.labels), 'the conv still applies relu\'').to.have.length(1);
+    expect(fused.dispatches).to.equal(apart.dispatches);
+    expectSameBits(fused.after, apart.after);
+  });
+});
