@@ -504,19 +504,22 @@ fn lstm_bwd_step(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id
   }
 }
 
-// ------------------------------------------------------------ Adam step (a weight gradient's epilogue)
-// adam_step: the tile computes a weight gradient dW (e.g. Xᵀ·dZ) and, instead of storing it, applies
-// Adam to the weight it belongs to, so the gradient never goes through memory and the update needs
-// no dispatch of its own (src/kernels/optimizer.ts adamEpilogue). The weight, m and v are laid out
-// as C would be (offC, ldc: whole column quads, as main_c4) and updated with prelude.wgsl's Adam
-// arithmetic, the bits of shaders/optimizer.wgsl adam4. No clipping: a clip scale needs every
-// gradient of the step before any update.
-override SCHEDULED: bool = false;  // lr = adam_control[0] (the GPU-written learning rate of this step)
+// ----------------------------------------------- Optimizer step (a weight gradient's epilogue)
+// optimizer_step: the tile computes a weight gradient dW (e.g. Xᵀ·dZ) and, instead of storing it,
+// updates the weight it belongs to, so the gradient never goes through memory and the update needs
+// no dispatch of its own (src/kernels/optimizer.ts optimizerEpilogue). The weight and its state are
+// laid out as C would be (offC, ldc: whole column quads, as main_c4) and updated with prelude.wgsl's
+// arithmetic, the bits of shaders/optimizer.wgsl. No clipping: a clip scale needs every gradient of
+// the step before any update.
+override OPTIMIZER: u32 = 3u;      // 1 SGD, 2 SGD with momentum, 3 Adam
+override NESTEROV: bool = false;   // momentum: Nesterov's
+override SCHEDULED: bool = false;  // lr = opt_control[0] (the GPU-written learning rate of this step)
 override DECAY: u32 = 0u;          // 1: L2 (g += weightDecay·w); 2: decoupled (AdamW)
 
-struct AdamHyper {
-  stepOffset: u32,  // t = adam_t[0] + stepOffset
+struct OptimizerHyper {
+  stepOffset: u32,  // Adam: t = opt_t[0] + stepOffset
   lr: f32,
+  momentum: f32,
   oneMinusBeta1: f32,
   oneMinusBeta2: f32,
   logBeta1: f32,
@@ -525,16 +528,16 @@ struct AdamHyper {
   weightDecay: f32,
 }
 
-@group(0) @binding(19) var<uniform> adam: AdamHyper;
-@group(0) @binding(20) var<storage, read_write> adam_w4: array<vec4f>;
-@group(0) @binding(21) var<storage, read_write> adam_m4: array<vec4f>;
-@group(0) @binding(22) var<storage, read_write> adam_v4: array<vec4f>;
-@group(0) @binding(23) var<storage, read> adam_t: array<u32>;        // the GPU step counter
-@group(0) @binding(24) var<storage, read> adam_control: array<f32>;  // [lr this step, …] (SCHEDULED)
+@group(0) @binding(19) var<uniform> opt: OptimizerHyper;
+@group(0) @binding(20) var<storage, read_write> opt_w4: array<vec4f>;
+@group(0) @binding(21) var<storage, read_write> opt_m4: array<vec4f>;  // Adam's m, or the momentum accumulator
+@group(0) @binding(22) var<storage, read_write> opt_v4: array<vec4f>;  // Adam's v
+@group(0) @binding(23) var<storage, read> opt_t: array<u32>;           // the GPU step counter
+@group(0) @binding(24) var<storage, read> opt_control: array<f32>;     // [lr this step, …] (SCHEDULED)
 
 @compute @workgroup_size(WG)
-fn adam_step(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
-             @builtin(subgroup_invocation_id) lane: u32) {
+fn optimizer_step(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
+                  @builtin(subgroup_invocation_id) lane: u32) {
   var acc: array<vec4f, TMAX>;
   var colsum = vec4f(0.0);
   tile(wid, lid, lane, &acc, &colsum);
@@ -542,20 +545,32 @@ fn adam_step(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) li
   let row0 = wid.y * TM;
   if (j0 >= params.N) { return; }
   store_bias_grad(wid, j0, colsum);
-  var lr = adam.lr;
-  if (SCHEDULED) { lr = adam_control[0]; }
-  let lr_t = adam_step_size(lr, f32(adam_t[0] + adam.stepOffset), adam.logBeta1, adam.logBeta2);
+  var lr = opt.lr;
+  if (SCHEDULED) { lr = opt_control[0]; }
+  var lr_t = lr;
   var keep = 1.0;
-  if (DECAY == 2u) { keep = 1.0 - lr * adam.weightDecay; }
+  if (OPTIMIZER == 3u) {
+    lr_t = adam_step_size(lr, f32(opt_t[0] + opt.stepOffset), opt.logBeta1, opt.logBeta2);
+    if (DECAY == 2u) { keep = 1.0 - lr * opt.weightDecay; }
+  }
+  // A trip count the compiler cannot unroll: unrolled, every row's loads and stores swamp the
+  // epilogue (BENCHMARKS.md, "Fusion passes").
   let rows = min(TM, params.M - row0);
   for (var r = 0u; r < rows; r++) {
-    let i = row0 + r;
-    let at = (params.offC + i * params.ldc + j0) / 4u;
-    let w = adam_w4[at];
-    let g = effective_grad4(acc[r], w, 1.0, DECAY == 1u, adam.weightDecay);
-    let s = adam_update4(w, g, adam_m4[at], adam_v4[at], adam.oneMinusBeta1, adam.oneMinusBeta2, lr_t, adam.epsilon, keep);
-    adam_m4[at] = s.m;
-    adam_v4[at] = s.v;
-    adam_w4[at] = s.w;
+    let at = (params.offC + (row0 + r) * params.ldc + j0) / 4u;
+    let w = opt_w4[at];
+    let g = effective_grad4(acc[r], w, 1.0, DECAY == 1u, opt.weightDecay);
+    if (OPTIMIZER == 1u) {
+      opt_w4[at] = sgd_update4(w, g, lr);
+    } else if (OPTIMIZER == 2u) {
+      let s = momentum_update4(w, g, opt_m4[at], lr, opt.momentum, NESTEROV);
+      opt_m4[at] = s.a;
+      opt_w4[at] = s.w;
+    } else {
+      let s = adam_update4(w, g, opt_m4[at], opt_v4[at], opt.oneMinusBeta1, opt.oneMinusBeta2, lr_t, opt.epsilon, keep);
+      opt_m4[at] = s.m;
+      opt_v4[at] = s.v;
+      opt_w4[at] = s.w;
+    }
   }
 }

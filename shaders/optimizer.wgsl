@@ -85,7 +85,8 @@ fn sgd(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: 
   let scale = grad_scale();
   for (var i = gid.x; i < params.n; i += stride) {
     let p = params.off + i;
-    param[p] -= lr * effective_grad(grad[params.offGrad + i], param[p], scale);
+    let w = param[p];
+    param[p] = sgd_update4(vec4f(w), vec4f(effective_grad(grad[params.offGrad + i], w, scale)), lr).x;
   }
 }
 
@@ -97,14 +98,11 @@ fn momentum(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) 
   let mu = params.momentum;
   for (var i = gid.x; i < params.n; i += stride) {
     let p = params.off + i;
-    let g = effective_grad(grad[params.offGrad + i], param[p], scale);
-    let a = mu * accum[p] + g;
-    accum[p] = a;
-    if (NESTEROV) {
-      param[p] -= g * lr + a * mu * lr;
-    } else {
-      param[p] -= lr * a;
-    }
+    let w = param[p];
+    let g = effective_grad(grad[params.offGrad + i], w, scale);
+    let s = momentum_update4(vec4f(w), vec4f(g), vec4f(accum[p]), lr, mu, NESTEROV);
+    accum[p] = s.a.x;
+    param[p] = s.w.x;
   }
 }
 
@@ -119,7 +117,7 @@ fn decoupled_keep(lr: f32) -> f32 {
   return 1.0;
 }
 
-// The Adam step over one element (adam) or four (adam4) is prelude.wgsl's adam_update4.
+// Each step's arithmetic is prelude.wgsl's (sgd_update4, momentum_update4, adam_update4), lane-wise.
 @compute @workgroup_size(WG)
 fn adam(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let stride = nwg.x * WG;

@@ -105,7 +105,7 @@ fn activate4(kind: u32, v: vec4f) -> vec4f {
 
 // ---------------------------------------------------------------------------- Optimizer arithmetic
 // Shared by shaders/optimizer.wgsl and the weight-gradient product's epilogue
-// (shaders/matmul_subgroup.wgsl, adam_step), so a fused update computes the same bits as the update
+// (shaders/matmul_subgroup.wgsl, optimizer_step), so a fused update computes the same bits as the update
 // kernel. Lane-wise: a scalar caller splats its value and keeps .x.
 
 // e^z − 1, accurate also for small |z|.
@@ -128,6 +128,19 @@ fn adam_step_size(lr: f32, t: f32, logBeta1: f32, logBeta2: f32) -> f32 {
 fn effective_grad4(g_in: vec4f, w_in: vec4f, scale: f32, l2: bool, weightDecay: f32) -> vec4f {
   if (l2) { return g_in * scale + weightDecay * w_in; }
   return g_in * scale;
+}
+
+// One SGD step, and one with (Nesterov) momentum: a = μa + g; w −= lr·a (Nesterov: w −= lr·g + lr·μ·a).
+fn sgd_update4(w_in: vec4f, g_in: vec4f, lr: f32) -> vec4f {
+  return w_in - lr * g_in;
+}
+
+struct MomentumStep4 { w: vec4f, a: vec4f }
+
+fn momentum_update4(w_in: vec4f, g_in: vec4f, a_old: vec4f, lr: f32, mu: f32, nesterov: bool) -> MomentumStep4 {
+  let a_new = mu * a_old + g_in;
+  if (nesterov) { return MomentumStep4(w_in - (g_in * lr + a_new * mu * lr), a_new); }
+  return MomentumStep4(w_in - lr * a_new, a_new);
 }
 
 // One Adam step: the moments, then the parameter (decayed first by `keep`, 1 without AdamW's decay).

@@ -8,8 +8,9 @@ import { expect } from 'chai';
 import { testContext } from './support/gpu.js';
 import { expectClose, randomArray, relError, rng } from './support/cpu.js';
 import { matmulRef } from './support/cpu.js';
-import { adamwRef } from './ref/train-control.js';
-import { adamEpilogue, prepareAdam } from '../src/kernels/optimizer.js';
+import { adamwRef, sgdDecayRef } from './ref/train-control.js';
+import { momentumRef } from './ref/optimizer.js';
+import { adamEpilogue, prepareAdam, prepareSgd, sgdEpilogue } from '../src/kernels/optimizer.js';
 import { matmul, matmulTileVariants, type MatmulSpec } from '../src/kernels/matmul.js';
 import { createStepCounter } from '../src/kernels/step.js';
 import { runDispatches } from '../src/gpu/dispatch.js';
@@ -29,10 +30,11 @@ function positive(n: number, rand: () => number, lo: number, hi: number): Float3
 }
 
 /**
- * A weight gradient dW = xᵀ·dz [M, N] over a batch of K, with Adam applied to w [M, N]:
+ * A weight gradient dW = xᵀ·dz [M, N] over a batch of K, with an optimizer step applied to w [M, N]:
  * `decay` as the optimizer's weight decay, `scheduled` reading the rate from a control buffer.
  */
 interface EpilogueCase {
+  optimizer: 'adam' | 'sgd' | 'momentum' | 'nesterov';
   M: number; N: number; K: number; t: number;
   decay?: 'l2' | 'decoupled';
   scheduled?: boolean;
@@ -40,37 +42,49 @@ interface EpilogueCase {
 }
 
 const CASES: EpilogueCase[] = [
-  { M: 37, N: 12, K: 5, t: 1 },
-  { M: 130, N: 64, K: 33, t: 7, biasGrad: true },
-  { M: 9, N: 4, K: 1, t: 1000, decay: 'l2' },
-  { M: 61, N: 20, K: 100, t: 3, decay: 'decoupled', scheduled: true, biasGrad: true },
+  { optimizer: 'adam', M: 37, N: 12, K: 5, t: 1 },
+  { optimizer: 'adam', M: 130, N: 64, K: 33, t: 7, biasGrad: true },
+  { optimizer: 'adam', M: 9, N: 4, K: 1, t: 1000, decay: 'l2' },
+  { optimizer: 'adam', M: 61, N: 20, K: 100, t: 3, decay: 'decoupled', scheduled: true, biasGrad: true },
+  { optimizer: 'sgd', M: 45, N: 16, K: 7, t: 1, decay: 'l2', biasGrad: true },
+  { optimizer: 'momentum', M: 33, N: 8, K: 50, t: 1, scheduled: true },
+  { optimizer: 'nesterov', M: 70, N: 36, K: 3, t: 1 },
 ];
 
-describe('Adam in the weight-gradient product\'s epilogue (shaders/matmul_subgroup.wgsl adam_step)', function () {
+describe('optimizer steps in the weight-gradient product\'s epilogue (shaders/matmul_subgroup.wgsl optimizer_step)', function () {
   this.timeout(120_000);
   let ctx: GpuContext;
   before(async () => { ctx = await testContext(); });
   after(() => { if (process.env.SHOW_ERRORS) console.log(notes.join('\n')); });
 
   for (const c of CASES) {
-    const what = `${c.M}x${c.N} over a batch of ${c.K} at t = ${c.t}${c.decay ? `, ${c.decay} decay` : ''}${c.scheduled ? ', scheduled rate' : ''}${c.biasGrad ? ', with the bias gradient' : ''}`;
+    const what = `${c.optimizer} ${c.M}x${c.N} over a batch of ${c.K}${c.optimizer === 'adam' ? ` at t = ${c.t}` : ''}${c.decay ? `, ${c.decay} decay` : ''}${c.scheduled ? ', scheduled rate' : ''}${c.biasGrad ? ', with the bias gradient' : ''}`;
     it(`${what}: every tile, from buffers and textures, matches float64 and the update kernel bit for bit`, async () => {
       const { M, N, K } = c;
+      const adam = c.optimizer === 'adam';
+      const momentum = c.optimizer === 'sgd' ? undefined : 0.9;
       const rand = rng(M * 1000 + N * 10 + K);
       const x = randomArray(K * M, rand), dz = randomArray(K * N, rand);
       const w = randomArray(M * N, rand), m = randomArray(M * N, rand, 0.1), v = positive(M * N, rand, 1e-4, 0.5);
       const lr = 0.01, scheduledLr = 0.003, wd = c.decay ? 0.2 : 0;
       const hyper = { lr, weightDecay: wd, decoupled: c.decay === 'decoupled', scheduled: c.scheduled };
+      const sgdHyper = { ...hyper, momentum: adam ? undefined : momentum, nesterov: c.optimizer === 'nesterov' };
 
+      // float64: the gradient, then the step (m is the momentum accumulator for SGD)
       const ref = { w: f64(w), m: f64(m), v: f64(v) };
       const grad = matmulRef(x, dz, M, N, K, { transA: true });
-      adamwRef(ref.w, grad, ref.m, ref.v, c.t, { lr: c.scheduled ? scheduledLr : lr, wd, l2: c.decay === 'l2' });
+      const rate = c.scheduled ? scheduledLr : lr;
+      if (adam) adamwRef(ref.w, grad, ref.m, ref.v, c.t, { lr: rate, wd, l2: c.decay === 'l2' });
+      else if (c.optimizer === 'nesterov') momentumRef(ref.w, grad, ref.m, rate, 0.9, true);
+      else sgdDecayRef(ref.w, grad, rate, wd, 1, momentum === undefined ? undefined : { a: ref.m, mu: momentum });
       const dbiasRef = matmulRef(new Float32Array(K).fill(1), dz, 1, N, K);
+      const checked = adam ? (['w', 'm', 'v'] as const) : momentum === undefined ? (['w'] as const) : (['w', 'm'] as const);
 
       const product: MatmulSpec = { M, N, K, transA: true, biasGrad: c.biasGrad };
       const bx = ctx.upload(x), bdz = ctx.upload(dz);
       const control = ctx.upload(new Float32Array([scheduledLr, 1, 0, 0]));
       const step = createStepCounter(ctx, c.t - 1);
+      const read = async (b: { param: GPUBuffer; m: GPUBuffer; v: GPUBuffer }) => ({ w: await ctx.readF32(b.param, M * N), m: await ctx.readF32(b.m, M * N), v: await ctx.readF32(b.v, M * N) });
       try {
         // The update kernel after a product that stores the gradient: the bits to match.
         const state = () => ({ param: ctx.upload(w), m: ctx.upload(m), v: ctx.upload(v) });
@@ -78,9 +92,11 @@ describe('Adam in the weight-gradient product\'s epilogue (shaders/matmul_subgro
         const gradBuf = ctx.storage(4 * M * N), dbiasUnfused = ctx.upload(new Float32Array(N).fill(NaN));
         await runDispatches(ctx, [
           matmul(ctx, product, { a: bx, b: bdz, c: gradBuf, dbias: c.biasGrad ? dbiasUnfused : undefined }),
-          prepareAdam(ctx, { n: M * N, ...hyper }, { ...unfused, grad: gradBuf, step, control }),
+          adam
+            ? prepareAdam(ctx, { n: M * N, ...hyper }, { ...unfused, grad: gradBuf, step, control })
+            : prepareSgd(ctx, { n: M * N, ...sgdHyper }, { param: unfused.param, accum: unfused.m, grad: gradBuf, control }),
         ]);
-        const want = { w: await ctx.readF32(unfused.param, M * N), m: await ctx.readF32(unfused.m, M * N), v: await ctx.readF32(unfused.v, M * N) };
+        const want = await read(unfused);
         for (const b of [...Object.values(unfused), gradBuf, dbiasUnfused]) ctx.release(b);
 
         const variants = matmulTileVariants(ctx, product);
@@ -90,15 +106,20 @@ describe('Adam in the weight-gradient product\'s epilogue (shaders/matmul_subgro
             const fused = state();
             const dbias = ctx.upload(new Float32Array(N).fill(NaN)); // poisoned: the product must write it
             try {
-              const epilogue = adamEpilogue(ctx, { rows: M, cols: N, ...hyper }, { ...fused, step, control });
+              const epilogue = adam
+                ? adamEpilogue(ctx, { rows: M, cols: N, ...hyper }, { ...fused, step, control })
+                : sgdEpilogue(ctx, { rows: M, cols: N, ...sgdHyper }, { param: fused.param, accum: momentum === undefined ? undefined : fused.m, control });
               await runDispatches(ctx, [matmul(ctx, { ...product, epilogue, variant, textures }, { a: bx, b: bdz, c: fused.param, dbias: c.biasGrad ? dbias : undefined })]);
-              const got = { w: await ctx.readF32(fused.param, M * N), m: await ctx.readF32(fused.m, M * N), v: await ctx.readF32(fused.v, M * N) };
-              for (const k of ['w', 'm', 'v'] as const) {
+              const got = await read(fused);
+              for (const k of checked) {
                 expectClose(got[k], ref[k], 1e-5, `${tag}: ${k}`);
                 expect(bits(got[k]), `${tag}: ${k} bit for bit as the update kernel's`).to.deep.equal(bits(want[k]));
               }
+              for (const k of (['m', 'v'] as const).filter((k) => !(checked as readonly string[]).includes(k))) {
+                expect(bits(got[k]), `${tag}: ${k} (no state of this optimizer) untouched`).to.deep.equal(bits(k === 'm' ? m : v));
+              }
               if (c.biasGrad) expectClose(await ctx.readF32(dbias, N), dbiasRef, 1e-5, `${tag}: bias gradient`);
-              notes.push(`${tag}: w ${relError(got.w, ref.w).toExponential(2)}, m ${relError(got.m, ref.m).toExponential(2)}, v ${relError(got.v, ref.v).toExponential(2)}`);
+              notes.push(`${tag}: ${checked.map((k) => `${k} ${relError(got[k], ref[k]).toExponential(2)}`).join(', ')}`);
             } finally {
               for (const b of [...Object.values(fused), dbias]) ctx.release(b);
             }
@@ -120,9 +141,11 @@ describe('Adam in the weight-gradient product\'s epilogue (shaders/matmul_subgro
       expect(() => adamEpilogue(ctx, { rows: 4, cols: 4, lr: 0.1, clipped: true } as never, bufs)).to.throw(/clipping needs every gradient/);
       expect(() => adamEpilogue(ctx, { rows: 8, cols: 12, lr: 0.1 }, bufs)).to.throw(/buffer param has 256 bytes, needs 384/);
       expect(() => adamEpilogue(ctx, { rows: 4, cols: 4, lr: 0.1 }, { ...bufs, v: bufs.m })).to.throw(/must be different buffers/);
+      expect(() => sgdEpilogue(ctx, { rows: 4, cols: 6, lr: 0.1 }, bufs)).to.throw(/sgd epilogue \[4, 6\]: .*multiples of 4; use prepareSgd/);
+      expect(() => sgdEpilogue(ctx, { rows: 4, cols: 4, lr: 0.1, momentum: 0.9 }, bufs)).to.throw(/momentum sgd epilogue \[4, 4\]: momentum needs an accum buffer/);
       const epilogue = adamEpilogue(ctx, { rows: 4, cols: 8, lr: 0.1 }, bufs);
       expect(() => matmul(ctx, { M: 4, N: 4, K: 3, transA: true, epilogue }, { a: b(), b: b(), c: bufs.param }))
-        .to.throw(/adam_step epilogue updates a \[4, 8\] tensor laid out as C .* this product's C is \[4, 4\]/);
+        .to.throw(/optimizer_step epilogue updates a \[4, 8\] tensor laid out as C .* this product's C is \[4, 4\]/);
     } finally {
       for (const x of Object.values(bufs)) ctx.release(x);
     }
@@ -130,7 +153,7 @@ describe('Adam in the weight-gradient product\'s epilogue (shaders/matmul_subgro
 });
 
 /** The dispatches of a compiled step that apply an update in a product's epilogue. */
-const fusedLabels = (g: CompiledGraph) => g.ops.flatMap((o) => o.dispatches.map((d) => d.label)).filter((l) => /\+adam$/.test(l));
+const fusedLabels = (g: CompiledGraph) => g.ops.flatMap((o) => o.dispatches.map((d) => d.label)).filter((l) => /\+(adam|sgd)$/.test(l));
 /** The update nodes that run as dispatches of their own. */
 const separateUpdates = (g: CompiledGraph) => g.ops.filter((o) => o.node?.phase === 'update').map((o) => o.label);
 
@@ -181,8 +204,9 @@ describe('optimizer updates fused into the weight-gradient products of a trainin
   const mlp = () => sequential([6], [dense({ units: 8, activation: 'relu' }), dense({ units: 12, activation: 'tanh' }), dense({ units: 4 })], { name: 'fusable' });
   const adamw: OptimizerConfig = { kind: 'adamw', lr: 0.05, weightDecay: 0.3, schedule: { kind: 'cosine', decaySteps: 20, warmup: 2 } };
 
-  for (const opt of [{ kind: 'adam', lr: 0.02 } as OptimizerConfig, adamw]) {
-    it(`${opt.kind}${opt.schedule ? ' with decay and a schedule' : ''}: every weight's update in its gradient's product, three steps bit for bit those of the update dispatches`, async () => {
+  const momentum: OptimizerConfig = { kind: 'sgd', lr: 0.1, momentum: 0.9, weightDecay: 0.01, schedule: { kind: 'step', decaySteps: 2, decayRate: 0.5 } };
+  for (const opt of [{ kind: 'adam', lr: 0.02 } as OptimizerConfig, adamw, { kind: 'sgd', lr: 0.1 } as OptimizerConfig, momentum]) {
+    it(`${opt.kind}${opt.momentum ? ' with momentum' : ''}${opt.schedule ? ' with decay and a schedule' : ''}: every weight's update in its gradient's product, three steps bit for bit those of the update dispatches`, async () => {
       const fused = await train(ctx, mlp(), opt, {});
       const separate = await train(ctx, mlp(), opt, { fuseUpdates: false });
       expect(fused.fused, 'products with the update in their epilogue').to.have.length(3);
@@ -198,9 +222,6 @@ describe('optimizer updates fused into the weight-gradient products of a trainin
     // Clipping: the scale needs every gradient before any update.
     const clipped = await train(ctx, mlp(), { ...adamw, clipNorm: 0.01 }, {}, 1);
     expect(clipped.fused, 'with clipping').to.deep.equal([]);
-    // SGD has no epilogue (yet): its updates stay dispatches.
-    const sgd = await train(ctx, mlp(), { kind: 'sgd', lr: 0.1 }, {}, 1);
-    expect(sgd.fused, 'with SGD').to.deep.equal([]);
     // A weight of 5 columns is not whole column quads; the others still fuse.
     const odd = await train(ctx, sequential([6], [dense({ units: 8, activation: 'relu' }), dense({ units: 5, activation: 'tanh' }), dense({ units: 4 })], { name: 'odd' }), adamw, {}, 1);
     expect(odd.fused, 'an odd-width layer').to.have.length(2);

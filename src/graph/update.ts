@@ -1,7 +1,7 @@
 // Parameter updates (the optimizer): nodes with inputs [grad] and outputs [param, ...optimizer
 // state], added by the recorder after autodiff; Adam's step t comes from env.step.
 import type { Dispatch } from '../gpu/dispatch.js';
-import { prepareSgd, prepareAdam, adamEpilogue } from '../kernels/optimizer.js';
+import { prepareSgd, prepareAdam, adamEpilogue, sgdEpilogue } from '../kernels/optimizer.js';
 import type { MatmulEpilogue } from '../kernels/matmul.js';
 import { clipPartials, prepareGlobalNormClip } from '../kernels/train-control.js';
 import { GraphError, type Node } from './graph.js';
@@ -18,24 +18,30 @@ function controlOf(a: Partial<ControlAttrs>) {
 
 /**
  * Whether an update node can run as the epilogue of the product computing its gradient
- * (updateEpilogue): Adam, unclipped, on a parameter of whole column quads.
+ * (updateEpilogue): SGD or Adam, unclipped, on a 2-D parameter of whole column quads.
  */
 export function fusableUpdate(n: Node): boolean {
   const param = n.outputs[0];
-  const cols = param?.shape[param.shape.length - 1] ?? 0;
-  return n.op === 'adam' && !(n.attrs as AdamAttrs).clipped && param.shape.length === 2 && cols % 4 === 0 && param.offset % 4 === 0;
+  return (n.op === 'adam' || n.op === 'sgd') && !(n.attrs as Partial<ControlAttrs>).clipped
+    && param.shape.length === 2 && param.shape[1] % 4 === 0 && param.offset % 4 === 0;
 }
 
 /** An update node as the epilogue of the product whose C is its gradient (see fusableUpdate). */
 export function updateEpilogue(env: LowerEnv, n: Node): MatmulEpilogue {
   if (!fusableUpdate(n)) throw new GraphError(`${n.op} ${n.outputs[0]?.name}: this update cannot run in a product's epilogue`);
-  const [param, m, v] = n.outputs;
-  const a = n.attrs as AdamAttrs;
-  return adamEpilogue(env.ctx, {
+  const [param, state1, state2] = n.outputs;
+  const a = n.attrs as Partial<ControlAttrs>;
+  const common = {
     rows: param.shape[0], cols: param.shape[1], offset: env.offset(param),
-    lr: a.lr, beta1: a.beta1, beta2: a.beta2, epsilon: a.epsilon, weightDecay: a.weightDecay, decoupled: a.decoupled, scheduled: a.scheduled,
-    label: `adam ${param.name}`,
-  }, { param: env.buf(param), m: env.buf(m), v: env.buf(v), step: env.step, control: env.control });
+    weightDecay: a.weightDecay, decoupled: a.decoupled, scheduled: a.scheduled, label: `${n.op} ${param.name}`,
+  };
+  if (n.op === 'sgd') {
+    const s = n.attrs as SgdAttrs;
+    return sgdEpilogue(env.ctx, { ...common, lr: s.lr, momentum: s.momentum }, { param: env.buf(param), accum: state1 && env.buf(state1), control: env.control });
+  }
+  const h = n.attrs as AdamAttrs;
+  return adamEpilogue(env.ctx, { ...common, lr: h.lr, beta1: h.beta1, beta2: h.beta2, epsilon: h.epsilon },
+    { param: env.buf(param), m: env.buf(state1), v: env.buf(state2), step: env.step, control: env.control });
 }
 
 export function lowerUpdate(env: LowerEnv, n: Node): Dispatch[] {

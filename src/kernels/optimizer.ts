@@ -1,6 +1,7 @@
 import type { GpuContext } from '../gpu/context.js';
 import { GpuError } from '../gpu/context.js';
 import type { Dispatch } from '../gpu/dispatch.js';
+import type { KernelConstants } from '../gpu/kernel.js';
 import type { MatmulEpilogue } from './matmul.js';
 import { checkCount, checkSize, gridStrideGroups, elementwiseLanes } from './activation.js';
 
@@ -157,45 +158,78 @@ function adamHyper(op: string, spec: Omit<AdamSpec, 'n'>) {
   };
 }
 
-/** A weight [rows, cols] updated by Adam in its gradient product's epilogue (see adamEpilogue). */
-export interface AdamEpilogueSpec extends Omit<AdamSpec, 'n' | 'gradOffset' | 'clipped'> {
+/** Where a weight updated in its gradient product's epilogue lies: [rows, cols] at `offset`, as C. */
+interface EpilogueLayout {
   rows: number;
   cols: number;
 }
 
+/** A weight [rows, cols] updated by Adam in its gradient product's epilogue (see adamEpilogue). */
+export type AdamEpilogueSpec = Omit<AdamSpec, 'n' | 'gradOffset' | 'clipped'> & EpilogueLayout;
+
+/** A weight [rows, cols] updated by SGD in its gradient product's epilogue (see sgdEpilogue). */
+export type SgdEpilogueSpec = Omit<SgdSpec, 'n' | 'gradOffset' | 'clipped'> & EpilogueLayout;
+
+const NO_HYPER = { stepOffset: 0, momentum: 0, oneMinusBeta1: 0, oneMinusBeta2: 0, logBeta1: 0, logBeta2: 0, epsilon: 0 };
+
 /**
  * Adam as the epilogue of the product that computes the weight's gradient (shaders/matmul_subgroup.wgsl
- * adam_step): give it as MatmulSpec.epilogue of a product whose C is the gradient, [rows, cols],
+ * optimizer_step): give it as MatmulSpec.epilogue of a product whose C is the gradient, [rows, cols],
  * laid out as the weight is (offC = spec.offset, ldc = cols). The gradient is never stored, and the
- * update is the arithmetic of prepareAdam's vec4 kernel. Needs cols and offset multiples of 4, and
- * no clipping (a clip scale needs every gradient of the step first). Nothing that runs after the
- * product may read the weight expecting its old value.
+ * update is the arithmetic of prepareAdam. Needs cols and offset multiples of 4, and no clipping (a
+ * clip scale needs every gradient of the step first). Nothing that runs after the product may read
+ * the weight expecting its old value.
  */
 export function adamEpilogue(ctx: GpuContext, spec: AdamEpilogueSpec, bufs: Omit<AdamBuffers, 'grad'>): MatmulEpilogue {
+  const op = `adam epilogue [${spec.rows}, ${spec.cols}]`;
+  const hyper = adamHyper(op, spec);
+  checkSize(op, 'step', bufs.step, 1);
+  return optimizerEpilogue(ctx, op, spec, 'prepareAdam', { OPTIMIZER: 3 }, { ...hyper, momentum: 0 },
+    { opt_w4: bufs.param, opt_m4: bufs.m, opt_v4: bufs.v, opt_t: bufs.step }, bufs, true, 12);
+}
+
+/** SGD, with (Nesterov) momentum or not, as adamEpilogue is Adam: the arithmetic of prepareSgd. */
+export function sgdEpilogue(ctx: GpuContext, spec: SgdEpilogueSpec, bufs: Omit<SgdBuffers, 'grad'>): MatmulEpilogue {
+  const mom = spec.momentum !== undefined;
+  const op = `${mom ? (spec.nesterov ? 'nesterov ' : 'momentum ') : ''}sgd epilogue [${spec.rows}, ${spec.cols}]`;
+  if (spec.nesterov && !mom) throw new GpuError(`${op}: nesterov needs a momentum`);
+  if (mom && !bufs.accum) throw new GpuError(`${op}: momentum needs an accum buffer`);
+  if (!Number.isFinite(spec.lr)) throw new GpuError(`${op}: lr must be finite, got ${spec.lr}`);
+  const state: Record<string, GPUBuffer> = mom ? { opt_m4: bufs.accum! } : {};
+  return optimizerEpilogue(ctx, op, spec, 'prepareSgd', { OPTIMIZER: mom ? 2 : 1, NESTEROV: !!spec.nesterov },
+    { ...NO_HYPER, lr: spec.lr, momentum: spec.momentum ?? 0 }, { opt_w4: bufs.param, ...state }, bufs, false, mom ? 4 : 2);
+}
+
+/** The epilogue of optimizer_step for one optimizer: layout and buffers checked, unused bindings given dummies. */
+function optimizerEpilogue(
+  ctx: GpuContext, op: string, spec: Omit<OptimizerSpecBase, 'n' | 'gradOffset'> & EpilogueLayout, kernelFn: string,
+  constants: KernelConstants, hyper: Record<string, number>, state: Record<string, GPUBuffer>, bufs: ControlBuffer, adam: boolean, flopsPerElement: number,
+): MatmulEpilogue {
   const { rows, cols } = spec;
-  const op = `adam epilogue [${rows}, ${cols}]`;
   checkCount(op, 'rows', rows);
   checkCount(op, 'cols', cols);
   const off = spec.offset ?? 0;
-  if (cols % 4 !== 0 || off % 4 !== 0) throw new GpuError(`${op}: the weight is updated four columns at a time, so cols (${cols}) and offset (${off}) must be multiples of 4; use prepareAdam`);
-  if ((spec as { clipped?: boolean }).clipped) throw new GpuError(`${op}: clipping needs every gradient of the step before any update; use prepareAdam after the clip`);
-  const hyper = adamHyper(op, spec);
+  if (cols % 4 !== 0 || off % 4 !== 0) throw new GpuError(`${op}: the weight is updated four columns at a time, so cols (${cols}) and offset (${off}) must be multiples of 4; use ${kernelFn}`);
+  if (spec.clipped) throw new GpuError(`${op}: clipping needs every gradient of the step before any update; use ${kernelFn} after the clip`);
   const n = rows * cols;
-  for (const [k, b] of Object.entries({ param: bufs.param, m: bufs.m, v: bufs.v })) checkSize(op, k, b, off + n);
-  if (new Set([bufs.param, bufs.m, bufs.v]).size !== 3) throw new GpuError(`${op}: param, m, v must be different buffers`);
-  checkSize(op, 'step', bufs.step, 1);
-  const c = control(ctx, op, spec, bufs, true);
+  const names: Record<string, string> = { opt_w4: 'param', opt_m4: adam ? 'm' : 'accum', opt_v4: 'v' };
+  for (const [binding, b] of Object.entries(state)) if (binding !== 'opt_t') checkSize(op, names[binding], b, off + n);
+  const written = Object.entries(state).filter(([k]) => k !== 'opt_t').map(([, b]) => b);
+  if (new Set(written).size !== written.length) throw new GpuError(`${op}: ${Object.keys(state).filter((k) => k !== 'opt_t').map((k) => names[k]).join(', ')} must be different buffers`);
+  const c = control(ctx, op, spec, bufs, adam);
   // One uniform for every tile the product may switch to (all compile the same struct).
   let uniform: GPUBuffer | undefined;
   return {
-    entry: 'adam_step',
-    constants: { SCHEDULED: c.constants.SCHEDULED, DECAY: c.constants.DECAY },
+    entry: 'optimizer_step',
+    constants: { ...constants, SCHEDULED: c.constants.SCHEDULED, DECAY: c.constants.DECAY },
     elementwise: true,
     updates: { rows, cols },
-    flops: 12 * n,
+    flops: flopsPerElement * n,
     bind(kernel) {
-      uniform ??= kernel.params({ ...hyper, weightDecay: c.weightDecay }, `${op} hyper-parameters`, 'adam');
-      return { adam: uniform, adam_w4: bufs.param, adam_m4: bufs.m, adam_v4: bufs.v, adam_t: bufs.step, adam_control: c.control };
+      uniform ??= kernel.params({ ...hyper, weightDecay: c.weightDecay }, `${op} hyper-parameters`, 'opt');
+      // Unused state: writable dummies of their own (WebGPU refuses two writable bindings of one
+      // buffer; 1 is the unused bias gradient's), the read-only one for the counter.
+      return { opt: uniform, opt_m4: ctx.dummyBuffer(2), opt_v4: ctx.dummyBuffer(3), opt_t: ctx.dummyBuffer(), ...state, opt_control: c.control };
     },
   };
 }
