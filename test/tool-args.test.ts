@@ -54,6 +54,8 @@ describe("the tools' flags (tools/tool-args.ts on the CLI's parser)", function (
     ['bench-matmul', ['--shapes', '8x8'], ['--shapes "8x8" is not MxKxN']],
     ['bench-lstm', ['--cells', 'gru'], ['unknown flag --cells', 'did you mean --cell?']],
     ['bench-peer', ['--backend', 'cuda'], ['--backend "cuda" is not one of webgpu, wasm']],
+    ['bench-update', ['--shape', '784,10,100'], ['OUT (10) must be a multiple of 4']],
+    ['bench-update', ['--shape', '784x256'], ['give three positive integers']],
   ] as const) {
     it(`${tool} ${args.join(' ')}: one line naming the flag, exit 2`, () => {
       expectOneLineError(runTool(tool, [...args]), ...parts);
