@@ -516,19 +516,7 @@ override NESTEROV: bool = false;   // momentum: Nesterov's
 override SCHEDULED: bool = false;  // lr = opt_control[0] (the GPU-written learning rate of this step)
 override DECAY: u32 = 0u;          // 1: L2 (g += weightDecay·w); 2: decoupled (AdamW)
 
-struct OptimizerHyper {
-  stepOffset: u32,  // Adam: t = opt_t[0] + stepOffset
-  lr: f32,
-  momentum: f32,
-  oneMinusBeta1: f32,
-  oneMinusBeta2: f32,
-  logBeta1: f32,
-  logBeta2: f32,
-  epsilon: f32,
-  weightDecay: f32,
-}
-
-@group(0) @binding(19) var<uniform> opt: OptimizerHyper;
+@group(0) @binding(19) var<uniform> opt: OptimizerParams;   // prelude.wgsl: the hyper-parameters (n, off, offGrad unused)
 @group(0) @binding(20) var<storage, read_write> opt_w4: array<vec4f>;
 @group(0) @binding(21) var<storage, read_write> opt_m4: array<vec4f>;  // Adam's m, or the momentum accumulator
 @group(0) @binding(22) var<storage, read_write> opt_v4: array<vec4f>;  // Adam's v

@@ -31,22 +31,8 @@ override SCHEDULED: bool = false;
 override CLIPPED: bool = false;
 override DECAY: u32 = 0u;
 
-struct Params {
-  n: u32,
-  off: u32,          // element offset into param, accum, m, v
-  offGrad: u32,      // element offset into grad
-  stepOffset: u32,   // adam: t = step[0] + stepOffset
-  lr: f32,
-  momentum: f32,
-  oneMinusBeta1: f32,
-  oneMinusBeta2: f32,
-  logBeta1: f32,
-  logBeta2: f32,
-  epsilon: f32,
-  weightDecay: f32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
+// OptimizerParams: prelude.wgsl (the weight-gradient product's optimizer_step takes the same).
+@group(0) @binding(0) var<uniform> params: OptimizerParams;
 @group(0) @binding(1) var<storage, read_write> param: array<f32>;
 @group(0) @binding(2) var<storage, read> grad: array<f32>;
 @group(0) @binding(3) var<storage, read_write> accum: array<f32>;

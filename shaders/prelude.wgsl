@@ -108,6 +108,23 @@ fn activate4(kind: u32, v: vec4f) -> vec4f {
 // (shaders/matmul_subgroup.wgsl, optimizer_step), so a fused update computes the same bits as the update
 // kernel. Lane-wise: a scalar caller splats its value and keeps .x.
 
+// The optimizers' uniform: element i of an update touches param/accum/m/v[off + i] and
+// grad[offGrad + i], i < n (shaders/optimizer.wgsl; optimizer_step takes its layout from its matmul).
+struct OptimizerParams {
+  n: u32,
+  off: u32,          // element offset into param, accum, m, v
+  offGrad: u32,      // element offset into grad
+  stepOffset: u32,   // adam: t = step[0] + stepOffset
+  lr: f32,
+  momentum: f32,
+  oneMinusBeta1: f32,
+  oneMinusBeta2: f32,
+  logBeta1: f32,
+  logBeta2: f32,
+  epsilon: f32,
+  weightDecay: f32,
+}
+
 // e^z − 1, accurate also for small |z|.
 fn expm1(z: f32) -> f32 {
   if (abs(z) < 0.5) {

@@ -226,7 +226,7 @@ function optimizerEpilogue(
     updates: { rows, cols },
     flops: flopsPerElement * n,
     bind(kernel) {
-      uniform ??= kernel.params({ ...hyper, weightDecay: c.weightDecay }, `${op} hyper-parameters`, 'opt');
+      uniform ??= kernel.params({ ...hyper, n: 0, off: 0, offGrad: 0, weightDecay: c.weightDecay }, `${op} hyper-parameters`, 'opt');
       // Unused state: writable dummies of their own (WebGPU refuses two writable bindings of one
       // buffer; 1 is the unused bias gradient's), the read-only one for the counter.
       return { opt: uniform, opt_m4: ctx.dummyBuffer(2), opt_v4: ctx.dummyBuffer(3), opt_t: ctx.dummyBuffer(), ...state, opt_control: c.control };
