@@ -3,7 +3,7 @@
 // parameter and its optimizer state) disappears. The op's rule decides where its lowering can
 // (GradientRule.fusesUpdate); this pass decides where the graph allows it.
 import type { GpuContext } from '../gpu/context.js';
-import type { Graph, Node } from './graph.js';
+import type { Graph } from './graph.js';
 import { findOpRule } from './registry.js';
 import type { Tensor } from './tensor.js';
 
@@ -40,9 +40,4 @@ export function fuseUpdates(ctx: GpuContext, graph: Graph, keep: readonly Tensor
     backward.outputs = [...backward.outputs.filter((t) => t !== grad), ...update.outputs];
     graph.nodes.splice(graph.nodes.indexOf(update), 1);
   }
-}
-
-/** The update nodes fused into a graph's backward nodes (for tools and tests). */
-export function fusedUpdates(graph: Graph): Node[] {
-  return graph.nodes.flatMap((n) => (n.updates ?? []).filter((u): u is Node => !!u));
 }

@@ -151,7 +151,6 @@ function adamHyper(op: string, spec: Omit<AdamSpec, 'n'>) {
   }
   const stepOffset = spec.stepOffset ?? 1;
   if (!Number.isInteger(stepOffset) || stepOffset < 0) throw new GpuError(`${op}: stepOffset must be a non-negative integer, got ${stepOffset}`);
-  if (!Number.isFinite(spec.lr)) throw new GpuError(`${op}: lr must be finite, got ${spec.lr}`);
   return {
     stepOffset, lr: spec.lr, oneMinusBeta1: 1 - beta1, oneMinusBeta2: 1 - beta2,
     logBeta1: Math.log(beta1), logBeta2: Math.log(beta2), epsilon,
@@ -183,9 +182,8 @@ const NO_HYPER = { stepOffset: 0, momentum: 0, oneMinusBeta1: 0, oneMinusBeta2: 
 export function adamEpilogue(ctx: GpuContext, spec: AdamEpilogueSpec, bufs: Omit<AdamBuffers, 'grad'>): MatmulEpilogue {
   const op = `adam epilogue [${spec.rows}, ${spec.cols}]`;
   const hyper = adamHyper(op, spec);
-  checkSize(op, 'step', bufs.step, 1);
   return optimizerEpilogue(ctx, op, spec, 'prepareAdam', { OPTIMIZER: 3 }, { ...hyper, momentum: 0 },
-    { opt_w4: bufs.param, opt_m4: bufs.m, opt_v4: bufs.v, opt_t: bufs.step }, bufs, true, 12);
+    { param: bufs.param, m: bufs.m, v: bufs.v }, bufs.step, bufs, true, 12);
 }
 
 /** SGD, with (Nesterov) momentum or not, as adamEpilogue is Adam: the arithmetic of prepareSgd. */
@@ -194,28 +192,31 @@ export function sgdEpilogue(ctx: GpuContext, spec: SgdEpilogueSpec, bufs: Omit<S
   const op = `${mom ? (spec.nesterov ? 'nesterov ' : 'momentum ') : ''}sgd epilogue [${spec.rows}, ${spec.cols}]`;
   if (spec.nesterov && !mom) throw new GpuError(`${op}: nesterov needs a momentum`);
   if (mom && !bufs.accum) throw new GpuError(`${op}: momentum needs an accum buffer`);
-  if (!Number.isFinite(spec.lr)) throw new GpuError(`${op}: lr must be finite, got ${spec.lr}`);
-  const state: Record<string, GPUBuffer> = mom ? { opt_m4: bufs.accum! } : {};
   return optimizerEpilogue(ctx, op, spec, 'prepareSgd', { OPTIMIZER: mom ? 2 : 1, NESTEROV: !!spec.nesterov },
-    { ...NO_HYPER, lr: spec.lr, momentum: spec.momentum ?? 0 }, { opt_w4: bufs.param, ...state }, bufs, false, mom ? 4 : 2);
+    { ...NO_HYPER, lr: spec.lr, momentum: spec.momentum ?? 0 }, mom ? { param: bufs.param, accum: bufs.accum! } : { param: bufs.param }, undefined, bufs, false, mom ? 4 : 2);
 }
+
+/** optimizer_step's binding for each buffer it writes, by the name its errors give it. */
+const STATE_BINDING: Record<string, string> = { param: 'opt_w4', m: 'opt_m4', accum: 'opt_m4', v: 'opt_v4' };
 
 /** The epilogue of optimizer_step for one optimizer: layout and buffers checked, unused bindings given dummies. */
 function optimizerEpilogue(
   ctx: GpuContext, op: string, spec: Omit<OptimizerSpecBase, 'n' | 'gradOffset'> & EpilogueLayout, kernelFn: string,
-  constants: KernelConstants, hyper: Record<string, number>, state: Record<string, GPUBuffer>, bufs: ControlBuffer, adam: boolean, flopsPerElement: number,
+  constants: KernelConstants, hyper: Record<string, number>, written: Record<string, GPUBuffer>, step: GPUBuffer | undefined,
+  bufs: ControlBuffer, adam: boolean, flopsPerElement: number,
 ): MatmulEpilogue {
   const { rows, cols } = spec;
   checkCount(op, 'rows', rows);
   checkCount(op, 'cols', cols);
+  if (!Number.isFinite(spec.lr)) throw new GpuError(`${op}: lr must be finite, got ${spec.lr}`);
   const off = spec.offset ?? 0;
   if (cols % 4 !== 0 || off % 4 !== 0) throw new GpuError(`${op}: the weight is updated four columns at a time, so cols (${cols}) and offset (${off}) must be multiples of 4; use ${kernelFn}`);
   if (spec.clipped) throw new GpuError(`${op}: clipping needs every gradient of the step before any update; use ${kernelFn} after the clip`);
   const n = rows * cols;
-  const names: Record<string, string> = { opt_w4: 'param', opt_m4: adam ? 'm' : 'accum', opt_v4: 'v' };
-  for (const [binding, b] of Object.entries(state)) if (binding !== 'opt_t') checkSize(op, names[binding], b, off + n);
-  const written = Object.entries(state).filter(([k]) => k !== 'opt_t').map(([, b]) => b);
-  if (new Set(written).size !== written.length) throw new GpuError(`${op}: ${Object.keys(state).filter((k) => k !== 'opt_t').map((k) => names[k]).join(', ')} must be different buffers`);
+  for (const [name, b] of Object.entries(written)) checkSize(op, name, b, off + n);
+  if (new Set(Object.values(written)).size !== Object.keys(written).length) throw new GpuError(`${op}: ${Object.keys(written).join(', ')} must be different buffers`);
+  if (step) checkSize(op, 'step', step, 1);
+  const state = Object.fromEntries(Object.entries(written).map(([name, b]) => [STATE_BINDING[name], b]));
   const c = control(ctx, op, spec, bufs, adam);
   // One uniform for every tile the product may switch to (all compile the same struct).
   let uniform: GPUBuffer | undefined;
@@ -229,7 +230,7 @@ function optimizerEpilogue(
       uniform ??= kernel.params({ ...hyper, n: 0, off: 0, offGrad: 0, weightDecay: c.weightDecay }, `${op} hyper-parameters`, 'opt');
       // Unused state: writable dummies of their own (WebGPU refuses two writable bindings of one
       // buffer; 1 is the unused bias gradient's), the read-only one for the counter.
-      return { opt: uniform, opt_m4: ctx.dummyBuffer(2), opt_v4: ctx.dummyBuffer(3), opt_t: ctx.dummyBuffer(), ...state, opt_control: c.control };
+      return { opt: uniform, opt_m4: ctx.dummyBuffer(2), opt_v4: ctx.dummyBuffer(3), ...state, opt_t: step ?? ctx.dummyBuffer(), opt_control: c.control };
     },
   };
 }
