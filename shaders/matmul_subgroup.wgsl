@@ -507,7 +507,7 @@ fn lstm_bwd_step(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id
 // ----------------------------------------------- Optimizer step (a weight gradient's epilogue)
 // optimizer_step: the tile computes a weight gradient dW (e.g. Xᵀ·dZ) and, instead of storing it,
 // updates the weight it belongs to, so the gradient never goes through memory and the update needs
-// no dispatch of its own (src/kernels/optimizer.ts optimizerEpilogue). The weight and its state are
+// no dispatch of its own (src/kernels/optimizer.ts adamEpilogue, sgdEpilogue). The weight and its state are
 // laid out as C would be (offC, ldc: whole column quads, as main_c4) and updated with prelude.wgsl's
 // arithmetic, the bits of shaders/optimizer.wgsl. No clipping: a clip scale needs every gradient of
 // the step before any update.
@@ -536,11 +536,8 @@ fn optimizer_step(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_i
   var lr = opt.lr;
   if (SCHEDULED) { lr = opt_control[0]; }
   var lr_t = lr;
-  var keep = 1.0;
-  if (OPTIMIZER == 3u) {
-    lr_t = adam_step_size(lr, f32(opt_t[0] + opt.stepOffset), opt.logBeta1, opt.logBeta2);
-    if (DECAY == 2u) { keep = 1.0 - lr * opt.weightDecay; }
-  }
+  if (OPTIMIZER == 3u) { lr_t = adam_step_size(lr, f32(opt_t[0] + opt.stepOffset), opt.logBeta1, opt.logBeta2); }
+  let keep = decoupled_keep(DECAY == 2u, lr, opt.weightDecay);
   // A trip count the compiler cannot unroll: unrolled, every row's loads and stores swamp the
   // epilogue (BENCHMARKS.md, "Fusion passes").
   let rows = min(TM, params.M - row0);

@@ -97,19 +97,13 @@ fn step_size(lr: f32) -> f32 {
   return adam_step_size(lr, f32(step[0] + params.stepOffset), params.logBeta1, params.logBeta2);
 }
 
-// AdamW's factor 1 − lr·weightDecay on the parameter before the Adam step (1 without DECAY 2).
-fn decoupled_keep(lr: f32) -> f32 {
-  if (DECAY == 2u) { return 1.0 - lr * params.weightDecay; }
-  return 1.0;
-}
-
 // Each step's arithmetic is prelude.wgsl's (sgd_update4, momentum_update4, adam_update4), lane-wise.
 @compute @workgroup_size(WG)
 fn adam(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let stride = nwg.x * WG;
   let lr = step_lr();
   let lr_t = step_size(lr);
-  let keep = decoupled_keep(lr);
+  let keep = decoupled_keep(DECAY == 2u, lr, params.weightDecay);
   let scale = grad_scale();
   for (var i = gid.x; i < params.n; i += stride) {
     let p = params.off + i;
@@ -128,7 +122,7 @@ fn adam4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg
   let stride = nwg.x * WG;
   let lr = step_lr();
   let lr_t = step_size(lr);
-  let keep = decoupled_keep(lr);
+  let keep = decoupled_keep(DECAY == 2u, lr, params.weightDecay);
   let scale = grad_scale();
   for (var i = gid.x; i < params.n; i += stride) {
     let p = params.off + i;

@@ -141,6 +141,13 @@ fn adam_step_size(lr: f32, t: f32, logBeta1: f32, logBeta2: f32) -> f32 {
   return lr * sqrt(bc2) / bc1;
 }
 
+// AdamW's factor on the parameter before the Adam step, 1 − lr·weightDecay (lr: this step's rate,
+// not the bias-corrected one); 1 without decoupled decay.
+fn decoupled_keep(decoupled: bool, lr: f32, weightDecay: f32) -> f32 {
+  if (decoupled) { return 1.0 - lr * weightDecay; }
+  return 1.0;
+}
+
 // The gradient an update uses: clipped by `scale`, plus the L2 term weightDecay·w when `l2`.
 fn effective_grad4(g_in: vec4f, w_in: vec4f, scale: f32, l2: bool, weightDecay: f32) -> vec4f {
   if (l2) { return g_in * scale + weightDecay * w_in; }
