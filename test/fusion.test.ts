@@ -6,8 +6,7 @@
 // fused step is the unfused step's bits.
 import { expect } from 'chai';
 import { testContext } from './support/gpu.js';
-import { expectClose, randomArray, relError, rng } from './support/cpu.js';
-import { matmulRef } from './support/cpu.js';
+import { expectClose, matmulRef, randomArray, randomBetween, relError, rng } from './support/cpu.js';
 import { adamwRef, sgdDecayRef } from './ref/train-control.js';
 import { momentumRef } from './ref/optimizer.js';
 import { adamEpilogue, prepareAdam, prepareSgd, sgdEpilogue } from '../src/kernels/optimizer.js';
@@ -24,10 +23,6 @@ import type { GpuContext } from '../src/gpu/context.js';
 const notes: string[] = [];
 const f64 = (a: ArrayLike<number>) => Float64Array.from(a);
 const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
-
-function positive(n: number, rand: () => number, lo: number, hi: number): Float32Array {
-  return Float32Array.from({ length: n }, () => lo + (hi - lo) * rand());
-}
 
 /**
  * A weight gradient dW = xᵀ·dz [M, N] over a batch of K, with an optimizer step applied to w [M, N]:
@@ -65,7 +60,7 @@ describe('optimizer steps in the weight-gradient product\'s epilogue (shaders/ma
       const momentum = c.optimizer === 'sgd' ? undefined : 0.9;
       const rand = rng(M * 1000 + N * 10 + K);
       const x = randomArray(K * M, rand), dz = randomArray(K * N, rand);
-      const w = randomArray(M * N, rand), m = randomArray(M * N, rand, 0.1), v = positive(M * N, rand, 1e-4, 0.5);
+      const w = randomArray(M * N, rand), m = randomArray(M * N, rand, 0.1), v = randomBetween(M * N, rand, 1e-4, 0.5);
       const lr = 0.01, scheduledLr = 0.003, wd = c.decay ? 0.2 : 0;
       const hyper = { lr, weightDecay: wd, decoupled: c.decay === 'decoupled', scheduled: c.scheduled };
       const sgdHyper = { ...hyper, momentum: adam ? undefined : momentum, nesterov: c.optimizer === 'nesterov' };

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { testContext } from './support/gpu.js';
-import { expectClose, randomArray, relError, rng } from './support/cpu.js';
+import { expectClose, randomArray, randomBetween, relError, rng } from './support/cpu.js';
 import { adamRef, momentumRef, sgdRef } from './ref/optimizer.js';
 import { prepareAdam, prepareSgd } from '../src/kernels/optimizer.js';
 import { createStepCounter, prepareStepIncrement } from '../src/kernels/step.js';
@@ -11,10 +11,6 @@ import type { GpuContext } from '../src/gpu/context.js';
 const SIZES = [1, 7, 1000, 100 * 256, 55000 * 10]; // 1 and 7: the scalar Adam kernel; the others: adam4
 const notes: string[] = [];
 const f64 = (a: ArrayLike<number>) => Float64Array.from(a);
-
-function positive(n: number, rand: () => number, lo: number, hi: number): Float32Array {
-  return Float32Array.from({ length: n }, () => lo + (hi - lo) * rand());
-}
 
 describe('optimizers (shaders/optimizer.wgsl) against float64', function () {
   let ctx: GpuContext;
@@ -64,7 +60,7 @@ describe('optimizers (shaders/optimizer.wgsl) against float64', function () {
     const p = zeroParam ? new Float32Array(n) : randomArray(n, rand);
     const g = randomArray(n, rand);
     const m = randomArray(n, rand, 0.5);
-    const v = positive(n, rand, 1e-4, 1);
+    const v = randomBetween(n, rand, 1e-4, 1);
     const bufs = { param: ctx.upload(p), grad: ctx.upload(g), m: ctx.upload(m), v: ctx.upload(v), step: createStepCounter(ctx, t - 1) };
     const lr = 0.3;
     await runDispatches(ctx, [prepareAdam(ctx, { n, lr }, bufs)]);
@@ -137,7 +133,7 @@ describe('optimizers (shaders/optimizer.wgsl) against float64', function () {
     for (const [off, goff, entry] of [[13, 3, 'adam'], [12, 4, 'adam4']] as const) {
       const total = 50, n = 20;
       const rand = rng(50 + off);
-      const p = randomArray(total, rand), g = randomArray(total, rand), m = randomArray(total, rand), v = positive(total, rand, 0.1, 1);
+      const p = randomArray(total, rand), g = randomArray(total, rand), m = randomArray(total, rand), v = randomBetween(total, rand, 0.1, 1);
       for (let i = 0; i < total; i++) if (i < off || i >= off + n) { p[i] = NaN; m[i] = NaN; v[i] = NaN; }
       const bufs = { param: ctx.upload(p), grad: ctx.upload(g), m: ctx.upload(m), v: ctx.upload(v), step: createStepCounter(ctx, 4) };
       const d = prepareAdam(ctx, { n, lr: 0.1, offset: off, gradOffset: goff }, bufs);

@@ -17,6 +17,11 @@ export function randomArray(n: number, rand: () => number, scale = 1): Float32Ar
   return out;
 }
 
+/** Uniform values in [lo, hi) (e.g. second moments, which must be positive). */
+export function randomBetween(n: number, rand: () => number, lo: number, hi: number): Float32Array {
+  return Float32Array.from({ length: n }, () => lo + (hi - lo) * rand());
+}
+
 export function relError(got: ArrayLike<number>, ref: ArrayLike<number>): number {
   if (got.length !== ref.length) throw new Error(`length mismatch: got ${got.length}, reference ${ref.length}`);
   let num = 0;
