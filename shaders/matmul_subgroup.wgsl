@@ -47,10 +47,12 @@ override CONV_SW: u32 = 1u;
 
 // Operands read as textures (src/gpu/operand-textures.ts): A4t / B4t hold the operand's floats from
 // its first one, which is quad params.texA / texB of the buffer, TEX_WIDTH texels of 4 floats a row.
-// On llvmpipe a texel fetch is one vectorized gather, where a storage load is a loop over the lanes
-// with a bounds check per float; the host copies the operand into the texture before the dispatch,
-// and uses one only where the tile reads the operand as vec4s (picking one float out of a texel
-// costs more than a scalar load).
+// On llvmpipe a texel load is one vectorized gather, where a storage load is a loop over the lanes
+// with a bounds check per float. They are read-only storage textures, not sampled ones: llvmpipe
+// loads a storage texel with a quarter of the instructions of a sampled texture's fetch, which also
+// works out mip levels. The host copies the operand into the texture before the dispatch, and uses
+// one only where the tile reads the operand as vec4s (picking one float out of a texel costs more
+// than a scalar load).
 override TEX_A: bool = false;
 override TEX_B: bool = false;
 override TEX_WIDTH: u32 = 1024u;   // a power of 2
@@ -86,11 +88,11 @@ struct Params {
 // stores them. The sum over k is serial, so the host fuses it only for short K (a batch).
 @group(0) @binding(8) var<storage, read_write> dbias: array<f32>;
 // A and B as textures (TEX_A, TEX_B); a 1x1 dummy otherwise.
-@group(0) @binding(17) var A4t: texture_2d<f32>;
-@group(0) @binding(18) var B4t: texture_2d<f32>;
+@group(0) @binding(17) var A4t: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(18) var B4t: texture_storage_2d<rgba32float, read>;
 
-fn texel(t: texture_2d<f32>, q: u32) -> vec4f {
-  return textureLoad(t, vec2u(q & (TEX_WIDTH - 1u), q / TEX_WIDTH), 0);
+fn texel(t: texture_storage_2d<rgba32float, read>, q: u32) -> vec4f {
+  return textureLoad(t, vec2u(q & (TEX_WIDTH - 1u), q / TEX_WIDTH));
 }
 
 // Float e and quad q of A and of B, from the storage buffer or the texture.

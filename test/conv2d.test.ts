@@ -3,6 +3,7 @@ import { testContext } from './support/gpu.js';
 import { dot, expectClose, gradCheck, randomArray, relError, rng, type Act } from './support/cpu.js';
 import { conv2dBackward, conv2dForward, conv2dGeometry, conv2dKernelFor, type Conv2dKernel, type Conv2dSpec } from '../src/kernels/conv2d.js';
 import { defaultMatmulVariant, matmulVariantsOf } from '../src/kernels/matmul-variants.js';
+import { hasSubgroupKernel } from '../src/kernels/matmul.js';
 import { runDispatches } from '../src/gpu/dispatch.js';
 import type { GpuContext } from '../src/gpu/context.js';
 import { conv2dBackwardRef, conv2dRef, convOut, type ConvShape } from './ref/conv2d.js';
@@ -141,7 +142,7 @@ describe('conv2d as implicit GEMMs (the subgroup kernel, and conv2d_gemm.wgsl\'s
   ];
   for (const v of matmulVariantsOf('subgroup')) {
     it(`subgroup tile ${v.id}: forward, dFilter and dx against float64, and bit for bit the default tile's`, async function () {
-      if (!ctx.device.features.has('subgroups')) throw new Error(`adapter ${ctx.adapterDescription} has no 'subgroups' feature`);
+      if (!hasSubgroupKernel(ctx)) throw new Error(`adapter ${ctx.adapterDescription} cannot run the subgroup kernel (it needs 'subgroups' and read-only storage textures)`);
       for (const [n, c] of VARIANT_CASES.entries()) {
         const sh = shapeOf(c);
         const { outH, outW } = convOut(sh);
@@ -176,12 +177,12 @@ describe('conv2d as implicit GEMMs (the subgroup kernel, and conv2d_gemm.wgsl\'s
 
   it('picks the subgroup kernel where matmul would (this adapter), and takes a forced kernel', () => {
     const s: Conv2dSpec = { batch: 2, inH: 8, inW: 8, inC: 4, kH: 3, kW: 3, outC: 8, padding: 'SAME' };
-    expect(conv2dKernelFor(ctx, s, 128, 8)).to.equal(ctx.device.features.has('subgroups') ? 'subgroup' : 'tiled');
+    expect(conv2dKernelFor(ctx, s, 128, 8)).to.equal(hasSubgroupKernel(ctx) ? 'subgroup' : 'tiled');
     expect(conv2dKernelFor(ctx, { ...s, kernel: 'tiled' }, 128, 8)).to.equal('tiled');
     const b = ctx.storage(4096);
     const labels = (kernel: Conv2dKernel) => conv2dForward(ctx, { ...s, kernel }, { x: b, filter: b, y: b }).map((d) => d.kernel.label);
     expect(labels('tiled').join()).to.match(/conv2d_gemm/);
-    if (ctx.device.features.has('subgroups')) expect(labels('subgroup').join()).to.match(/matmul_subgroup/);
+    if (hasSubgroupKernel(ctx)) expect(labels('subgroup').join()).to.match(/matmul_subgroup/);
     ctx.release(b);
   });
 

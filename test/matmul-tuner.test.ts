@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testContext } from './support/gpu.js';
 import { expectClose, matmulRef, randomArray, rng } from './support/cpu.js';
-import { matmul } from '../src/kernels/matmul.js';
+import { hasSubgroupKernel, matmul } from '../src/kernels/matmul.js';
 import { conv2dBackward, conv2dForward, type Conv2dSpec } from '../src/kernels/conv2d.js';
 import { conv2dBackwardRef, conv2dRef, convOut } from './ref/conv2d.js';
 import { matmulVariant } from '../src/kernels/matmul-variants.js';
@@ -54,7 +54,7 @@ describe('matmul tuning', function () {
     await tuner.tunePending();
     expect(ctx.liveBuffers, 'the scratch buffers of the timing are freed').to.equal(live);
     const [choice] = Object.values(tuner.choices);
-    const subgroups = ctx.device.features.has('subgroups');
+    const subgroups = hasSubgroupKernel(ctx);
     expect(choice.candidates).to.deep.equal(subgroups ? ['subgroup-default', 'subgroup-wg16-tm16', 'subgroup-wg32-tm16'] : ['portable-default', 'portable-wg32']);
     expect(tuner.timings, 'one timing per candidate').to.equal(choice.candidates.length);
     const fastest = Math.min(...Object.values(choice.ms));
@@ -86,7 +86,7 @@ describe('matmul tuning', function () {
       ...conv2dBackward(ctx, s, { dy: bdy, filter: bf, x: bx, dx, dFilter: dF }),
     ]);
     // Where the adapter has no subgroups, conv2d_gemm.wgsl computes them, untuned.
-    const subgroups = ctx.device.features.has('subgroups');
+    const subgroups = hasSubgroupKernel(ctx);
     expect(tuner.pendingProducts, 'forward, dFilter and dx').to.equal(subgroups ? 3 : 0);
     const live = ctx.liveBuffers;
     await tuner.tunePending();

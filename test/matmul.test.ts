@@ -1,8 +1,9 @@
 import { expect } from 'chai';
 import { testContext } from './support/gpu.js';
 import { expectClose, matmulRef, randomArray, rng, type Act } from './support/cpu.js';
-import { matmul, matmulSplitK, splitKFactor, splitKPolicy, type MatmulSpec } from '../src/kernels/matmul.js';
+import { hasSubgroupKernel, matmul, matmulKernelFor, matmulSplitK, splitKFactor, splitKPolicy, type MatmulSpec } from '../src/kernels/matmul.js';
 import { MATMUL_VARIANTS } from '../src/kernels/matmul-variants.js';
+import { conv2dKernelFor } from '../src/kernels/conv2d.js';
 import { runDispatches } from '../src/gpu/dispatch.js';
 import type { GpuContext } from '../src/gpu/context.js';
 
@@ -53,8 +54,8 @@ for (const kernelName of ['subgroup', 'portable', 'tiled'] as const) {
     let ctx: GpuContext;
     before(async function () {
       ctx = await testContext();
-      if (kernelName === 'subgroup' && !ctx.device.features.has('subgroups')) {
-        throw new Error(`adapter ${ctx.adapterDescription} has no 'subgroups' feature; matmul_subgroup.wgsl cannot be tested here`);
+      if (kernelName === 'subgroup' && !hasSubgroupKernel(ctx)) {
+        throw new Error(`adapter ${ctx.adapterDescription} cannot run matmul_subgroup.wgsl (it needs 'subgroups' and read-only storage textures); it cannot be tested here`);
       }
     });
 
@@ -172,7 +173,7 @@ describe('matmul with the bias gradient fused (dW = Xᵀ·dZ and db = 1ᵀ·dZ i
   const DENSE: [number, number, number][] = [[784, 256, 100], [256, 10, 100], [3136, 64, 50], [33, 7, 1], [28, 130, 256], [5, 1, 37], [100, 45, 3]];
   for (const accumulate of [false, true]) {
     it(`${accumulate ? 'accumulates into dW and db' : 'writes dW and db'}, ${DENSE.length} shapes, both store paths`, async function () {
-      if (!ctx.device.features.has('subgroups')) throw new Error(`adapter ${ctx.adapterDescription} has no 'subgroups' feature`);
+      if (!hasSubgroupKernel(ctx)) throw new Error(`adapter ${ctx.adapterDescription} cannot run the subgroup kernel (it needs 'subgroups' and read-only storage textures)`);
       let seed = accumulate ? 400 : 300;
       for (const [M, N, K] of DENSE) {
         const rand = rng(seed++);
@@ -245,7 +246,7 @@ describe('every matmul tile variant (the tuner\'s candidates) against float64 an
   for (const v of MATMUL_VARIANTS) {
     const kernel = { portable: v.family === 'portable', tiled: v.family === 'tiled' };
     it(`${v.id}: ${CASES.length} products (transposes, bias and activations, accumulation, split K, both stores of C)${v.family === 'subgroup' ? ' and a fused bias gradient' : ''}`, async () => {
-      if (v.family === 'subgroup' && !ctx.device.features.has('subgroups')) throw new Error(`adapter ${ctx.adapterDescription} has no 'subgroups' feature`);
+      if (v.family === 'subgroup' && !hasSubgroupKernel(ctx)) throw new Error(`adapter ${ctx.adapterDescription} cannot run the subgroup kernel (it needs 'subgroups' and read-only storage textures)`);
       let seed = 500;
       for (const [[M, N, K], o] of CASES) {
         const got = await check(ctx, seed, M, N, K, { ...o, ...kernel, tile: v.id });
@@ -314,7 +315,7 @@ describe('matmul input checks', () => {
     const ctx = await testContext();
     const [a, b, c] = [ctx.storage(4096), ctx.storage(4096), ctx.storage(4096)];
     const entry = (s: Partial<MatmulSpec>) => matmul(ctx, { M: 5, N: 8, K: 3, ...s }, { a, b, c }).kernel.entry;
-    const c4 = ctx.device.features.has('subgroups') ? 'main_c4' : 'main'; // the portable kernel has one entry
+    const c4 = hasSubgroupKernel(ctx) ? 'main_c4' : 'main'; // the portable kernel has one entry
     expect(entry({})).to.equal(c4);
     expect(entry({ offC: 4, ldc: 12 })).to.equal(c4);
     expect(entry({ N: 7 })).to.equal('main');
@@ -373,5 +374,38 @@ describe('matmul on a device the caller created (the embedding path)', () => {
       device.destroy();
     }
     void gpu; // keep the GPU object alive until the device is destroyed
+  });
+
+  it('where WGSL has no read-only storage textures, the products and convolutions use the kernels that do not declare them', async () => {
+    const { create } = await import('webgpu');
+    const gpu = create([]);
+    const adapter = await gpu.requestAdapter();
+    expect(adapter, 'an adapter').to.not.equal(null);
+    const subgroups = adapter!.features.has('subgroups');
+    const device = await adapter!.requestDevice({ requiredFeatures: subgroups ? ['subgroups'] : [] });
+    try {
+      const { GpuContext } = await import('../src/gpu/context.js');
+      const full = GpuContext.fromDevice(device, { wgslLanguageFeatures: new Set(['readonly_and_readwrite_storage_textures']) });
+      expect(hasSubgroupKernel(full), 'with the feature: as the adapter\'s subgroups').to.equal(subgroups);
+      full.destroy();
+      const ctx = GpuContext.fromDevice(device, { wgslLanguageFeatures: new Set() });
+      expect(ctx.readOnlyStorageTextures).to.equal(false);
+      expect(hasSubgroupKernel(ctx)).to.equal(false);
+      const [M, N, K] = [33, 20, 57];
+      expect(matmulKernelFor(ctx, { M, N, K })).to.equal('portable');
+      expect(conv2dKernelFor(ctx, { batch: 2, inH: 8, inW: 8, inC: 4, kH: 3, kW: 3, outC: 8, padding: 'SAME' }, 128, 8)).to.equal('tiled');
+      const rand = rng(98);
+      const A = randomArray(M * K, rand), B = randomArray(K * N, rand);
+      const a = ctx.upload(A), b = ctx.upload(B), c = ctx.storage(M * N * 4);
+      ctx.poison(c);
+      const product = matmul(ctx, { M, N, K }, { a, b, c });
+      expect(product.kernel.label).to.match(/^matmul\.wgsl/);
+      await runDispatches(ctx, [product]);
+      expectClose(await ctx.readF32(c, M * N), matmulRef(A, B, M, N, K), 1e-5, 'the portable kernel\'s product');
+      ctx.destroy();
+    } finally {
+      device.destroy();
+    }
+    void gpu;
   });
 });

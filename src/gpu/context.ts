@@ -19,6 +19,12 @@ export interface ContextOptions {
    * adapters, 'tiled' the shared-memory kernel built for GPUs. For comparisons.
    */
   matmulKernel?: MatmulKernelChoice;
+  /**
+   * The WGSL language features of the GPU object the device came from
+   * (`navigator.gpu.wgslLanguageFeatures`), where that is not the page's `navigator.gpu`. Default:
+   * read from `navigator.gpu` where there is one; with none to ask, taken to be Dawn's.
+   */
+  wgslLanguageFeatures?: ReadonlySet<string>;
 }
 
 /** See ContextOptions.matmulKernel. */
@@ -50,6 +56,12 @@ export class GpuContext {
   readonly ownsDevice: boolean;
   /** See ContextOptions.matmulKernel. */
   readonly matmulKernel: MatmulKernelChoice;
+  /**
+   * Whether this WGSL has read-only storage textures (the language feature
+   * readonly_and_readwrite_storage_textures), which the subgroup matmul kernel declares (see
+   * ContextOptions.wgslLanguageFeatures).
+   */
+  readonly readOnlyStorageTextures: boolean;
   private readonly buffers = new Set<GPUBuffer>();
   /** Each buffer with a mapRead in flight, and a promise that resolves when that map settles. */
   private readonly mapsInFlight = new Map<GPUBuffer, Promise<void>>();
@@ -70,6 +82,8 @@ export class GpuContext {
     this.hasTimestamps = device.features.has('timestamp-query');
     this.ownsDevice = opts.ownsDevice ?? false;
     this.matmulKernel = opts.matmulKernel ?? 'auto';
+    const wgslFeatures = opts.wgslLanguageFeatures ?? (opts.gpu ?? (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu)?.wgslLanguageFeatures;
+    this.readOnlyStorageTextures = wgslFeatures?.has('readonly_and_readwrite_storage_textures') ?? true;
     device.addEventListener?.('uncapturederror', (ev: Event) => {
       const err = (ev as GPUUncapturedErrorEvent).error;
       this.uncaptured.push(err?.message ?? String(err));

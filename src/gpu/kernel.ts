@@ -1,4 +1,4 @@
-import { WgslReflect, ResourceType, type VariableInfo, type StructInfo } from 'wgsl_reflect/wgsl_reflect.module.js';
+import { WgslReflect, ResourceType, type VariableInfo, type StructInfo, type TemplateInfo } from 'wgsl_reflect/wgsl_reflect.module.js';
 import { BufferUsage, ShaderStage } from './flags.js';
 import { PRELUDE_FILE, shaderOwnLines, shaderSources } from './shader-sources.generated.js';
 import { GpuError, type GpuContext } from './context.js';
@@ -9,7 +9,7 @@ export type KernelConstants = Record<string, number | boolean>;
 /** A buffer binding: a whole buffer or a byte range of one. */
 export type BufferBinding = GPUBuffer | { buffer: GPUBuffer; offset?: number; size?: number };
 
-/** What Kernel.bind takes for a binding: a buffer binding, or a view for a `texture_2d<f32>`. */
+/** What Kernel.bind takes for a binding: a buffer binding, or a view for a read-only storage texture. */
 export type BindingResource = BufferBinding | GPUTextureView;
 
 interface BindingInfo {
@@ -17,6 +17,8 @@ interface BindingInfo {
   binding: number;
   kind: 'uniform' | 'read-only-storage' | 'storage' | 'texture';
   info: VariableInfo;
+  /** kind 'texture': its texel format, as the shader declares it. */
+  format?: GPUTextureFormat;
 }
 
 /** One buffer of a bind group, as Kernel.bind bound it: the shader's variable name and its access. */
@@ -103,9 +105,10 @@ export class Kernel {
       let kind: BindingInfo['kind'];
       if (r.resourceType === ResourceType.Uniform) kind = 'uniform';
       else if (r.resourceType === ResourceType.Storage) kind = r.access === 'read' ? 'read-only-storage' : 'storage';
-      else if (r.resourceType === ResourceType.Texture && r.type.name === 'texture_2d') kind = 'texture';
-      else throw new GpuError(`shaders/${file}: binding ${r.name} is neither a buffer nor a texture_2d<f32>`);
-      bindings.push({ name: r.name, binding: r.binding, kind, info: r });
+      else if (r.resourceType === ResourceType.StorageTexture && r.type.name === 'texture_storage_2d' && r.access === 'read') kind = 'texture';
+      else throw new GpuError(`shaders/${file}: binding ${r.name} is neither a buffer nor a texture_storage_2d<format, read>`);
+      const format = kind === 'texture' ? (r.type as TemplateInfo).format?.name as GPUTextureFormat : undefined;
+      bindings.push({ name: r.name, binding: r.binding, kind, info: r, format });
     }
     bindings.sort((a, b) => a.binding - b.binding);
     this.bindings = bindings;
@@ -116,7 +119,7 @@ export class Kernel {
     this.layout = device.createBindGroupLayout({
       label: this.label,
       entries: bindings.map((b) => (b.kind === 'texture'
-        ? { binding: b.binding, visibility: ShaderStage.COMPUTE, texture: { sampleType: 'unfilterable-float' as const } }
+        ? { binding: b.binding, visibility: ShaderStage.COMPUTE, storageTexture: { access: 'read-only' as const, format: b.format! } }
         : { binding: b.binding, visibility: ShaderStage.COMPUTE, buffer: { type: b.kind } })),
     });
     this.pipeline = device.createComputePipeline({

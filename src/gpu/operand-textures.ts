@@ -1,6 +1,7 @@
 // Operands read as textures. On llvmpipe (a CPU adapter) a storage-buffer load inside a loop runs as
-// a loop over the SIMD lanes with a bounds check per float, while a texel fetch is one vectorized
-// gather. So on software adapters a matmul reads its operands from rgba32float textures holding the
+// a loop over the SIMD lanes with a bounds check per float, while a texel load is one vectorized
+// gather. So on software adapters a matmul reads its operands from rgba32float textures (read-only
+// storage textures: llvmpipe loads their texels more cheaply than a sampled texture's) holding the
 // same floats, copied from the buffers just before the dispatch (src/gpu/dispatch.ts
 // DispatchEncoder), and only when the buffer was written since the last copy.
 import { BufferUsage, TextureUsage } from './flags.js';
@@ -54,7 +55,7 @@ export class OperandTextures {
       const texture = this.device.createTexture({
         size: [OPERAND_TEXTURE_WIDTH, rows],
         format: 'rgba32float',
-        usage: TextureUsage.TEXTURE_BINDING | TextureUsage.COPY_DST,
+        usage: TextureUsage.STORAGE_BINDING | TextureUsage.COPY_DST,
         label: `${buffer.label || 'buffer'} as texture (${texels} texels from float ${offset})`,
       });
       entry = { copy: { source: buffer, offset: offset * 4, texels, texture }, view: texture.createView() };
@@ -65,7 +66,7 @@ export class OperandTextures {
 
   /** A 1x1 texture for a texture binding a kernel variant declares but does not read. */
   dummyView(): GPUTextureView {
-    this.dummy ??= this.device.createTexture({ size: [1, 1], format: 'rgba32float', usage: TextureUsage.TEXTURE_BINDING, label: 'unused texture binding' });
+    this.dummy ??= this.device.createTexture({ size: [1, 1], format: 'rgba32float', usage: TextureUsage.STORAGE_BINDING, label: 'unused texture binding' });
     return this.dummy.createView();
   }
 

@@ -63,7 +63,7 @@ export interface MatmulSpec {
   conv?: MatmulConv;
   /**
    * Read A and B as textures where the subgroup kernel can (see src/gpu/operand-textures.ts); by
-   * default on software adapters, where texel fetches are much cheaper than storage loads. For
+   * default on software adapters, where texel loads are much cheaper than storage loads. For
    * tests and comparisons.
    */
   textures?: boolean;
@@ -131,9 +131,17 @@ export interface MatmulEpilogue {
   flops?: number;
 }
 
+/**
+ * Whether the subgroup kernel (shaders/matmul_subgroup.wgsl) runs here: it needs the adapter's
+ * 'subgroups' feature and WGSL's read-only storage textures (its operand textures).
+ */
+export function hasSubgroupKernel(ctx: GpuContext): boolean {
+  return ctx.device.features.has('subgroups') && ctx.readOnlyStorageTextures;
+}
+
 /** Whether `matmul` takes an epilogue (MatmulSpec.epilogue): where it uses the subgroup kernel. */
 export function hasMatmulEpilogues(ctx: GpuContext): boolean {
-  return ctx.device.features.has('subgroups');
+  return hasSubgroupKernel(ctx);
 }
 
 /** The buffers a matmul reads and writes. */
@@ -151,7 +159,7 @@ export const BIAS_GRAD_MAX_K = 256;
 
 /** Whether `matmul` can fuse the column sums of op(B) (see MatmulSpec.biasGrad) for this K. */
 export function fusesBiasGrad(ctx: GpuContext, K: number): boolean {
-  return ctx.device.features.has('subgroups') && K <= BIAS_GRAD_MAX_K;
+  return hasSubgroupKernel(ctx) && K <= BIAS_GRAD_MAX_K;
 }
 
 /** Prepares one matmul dispatch (pipeline, uniforms, bind group); encode it as often as needed. */
@@ -175,7 +183,7 @@ function matmulDispatch(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers, 
   }
   if (spec.epilogue && (spec.portable || spec.tiled || !hasMatmulEpilogues(ctx))) throw new GpuError(`${name}: an epilogue (${spec.epilogue.entry}) needs the subgroup kernel`);
   if (spec.biasGrad && spec.tiled) throw new GpuError(`${name}: biasGrad is fused only by the subgroup kernel`);
-  if (spec.conv && (spec.portable || spec.tiled || !ctx.device.features.has('subgroups') || spec.epilogue || spec.biasGrad)) {
+  if (spec.conv && (spec.portable || spec.tiled || !hasSubgroupKernel(ctx) || spec.epilogue || spec.biasGrad)) {
     throw new GpuError(`${name}: a convolution's implicit GEMM needs the subgroup kernel, without an epilogue or a fused bias gradient`);
   }
   const transA = !!spec.transA;
@@ -276,7 +284,8 @@ function productKey(family: MatmulFamily, spec: MatmulSpec, p: MatmulParams, spl
     family, `${p.M}x${p.N}x${p.K}`, `${spec.transA ? 'At' : 'A'}${spec.transB ? 'Bt' : 'B'}`,
     spec.activation ?? 'none', hasBias ? 'bias' : '', spec.accumulate ? 'acc' : '', spec.biasGrad ? 'dbias' : '',
     `vec${+a4}${+b4}${+c4}`, split.splits > 1 ? `split${split.splits}` : '', spec.conv ? convKey(spec.conv) : '',
-    textures.some((t) => t) ? `tex${+textures[0]}${+textures[1]}` : '',
+    // Named as storage textures, so that tiles timed when they were sampled ones are timed again.
+    textures.some((t) => t) ? `storage-tex${+textures[0]}${+textures[1]}` : '',
   ].join('|');
 }
 
@@ -386,7 +395,7 @@ function scratchProduct(ctx: GpuContext, spec: MatmulSpec, p: MatmulParams, bufs
 
 /**
  * Which kernel computes a product:
- *  - 'subgroup' (shaders/matmul_subgroup.wgsl) where the adapter has subgroups, built for
+ *  - 'subgroup' (shaders/matmul_subgroup.wgsl) where it runs (hasSubgroupKernel), built for
  *    software adapters;
  *  - 'tiled' (shaders/matmul_tiled.wgsl), workgroup-memory tiles for GPUs: by default on a GPU
  *    for products at least 64 wide both ways (a 64 x 64 tile's worth);
@@ -398,7 +407,7 @@ function scratchProduct(ctx: GpuContext, spec: MatmulSpec, p: MatmulParams, bufs
 export function matmulKernelFor(ctx: GpuContext, spec: MatmulSpec): MatmulFamily {
   if (spec.portable) return 'portable';
   if (spec.tiled) return 'tiled';
-  const subgroup = ctx.device.features.has('subgroups') ? 'subgroup' : 'portable';
+  const subgroup = hasSubgroupKernel(ctx) ? 'subgroup' : 'portable';
   if (spec.epilogue || spec.biasGrad || spec.conv) return subgroup;
   if (ctx.matmulKernel === 'tiled') return 'tiled';
   if (ctx.matmulKernel === 'subgroup') return subgroup;

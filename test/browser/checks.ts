@@ -5,7 +5,7 @@
 // Node side applies the Node tests' bounds.
 import type { GpuContext } from '../../src/gpu/context.js';
 import { runDispatches } from '../../src/gpu/dispatch.js';
-import { matmul } from '../../src/kernels/matmul.js';
+import { hasSubgroupKernel, matmul } from '../../src/kernels/matmul.js';
 import { conv2dBackward, conv2dForward, type Conv2dSpec } from '../../src/kernels/conv2d.js';
 import { prepareRecurrentStack, releaseRecurrent } from '../../src/kernels/recurrent.js';
 import { prepareSoftmaxXent } from '../../src/kernels/softmax-xent.js';
@@ -34,7 +34,7 @@ type Record_ = (name: string, pass: KernelCheck['pass'], got: ArrayLike<number>,
 async function matmulChecks(ctx: GpuContext, seed: number, record: Record_): Promise<void> {
   const shapes: [number, number, number][] = [[1, 1, 1], [7, 33, 100], [33, 7, 257], [100, 10, 256], [100, 256, 784], [1, 257, 7], [130, 70, 45]];
   const variants = [{}, { transA: true }, { transB: true }, { transA: true, transB: true }, { bias: true, act: 'sigmoid' as const }, { accumulate: true, transB: true }];
-  const paths = ctx.device.features.has('subgroups') ? [false, true] : [true];
+  const paths = hasSubgroupKernel(ctx) ? [false, true] : [true];
   for (const portable of paths) {
     for (const [M, N, K] of shapes) {
       for (const o of variants) {
