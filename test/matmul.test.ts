@@ -327,13 +327,19 @@ describe('matmul input checks', () => {
 });
 
 describe('matmul on a device the caller created (the embedding path)', () => {
-  it('GpuContext.fromDevice wraps the caller\'s device; a matmul runs on it; destroy() releases every buffer and texture it made and leaves the device alive', async () => {
+  /** A device made as a host app would make its own, with subgroups where the adapter has them. */
+  async function callersDevice(): Promise<{ gpu: GPU; device: GPUDevice; subgroups: boolean }> {
     const { create } = await import('webgpu');
     const gpu = create([]);
     const adapter = await gpu.requestAdapter();
     expect(adapter, 'an adapter').to.not.equal(null);
     const subgroups = adapter!.features.has('subgroups');
     const device = await adapter!.requestDevice({ requiredFeatures: subgroups ? ['subgroups'] : [] });
+    return { gpu, device, subgroups };
+  }
+
+  it('GpuContext.fromDevice wraps the caller\'s device; a matmul runs on it; destroy() releases every buffer and texture it made and leaves the device alive', async () => {
+    const { gpu, device, subgroups } = await callersDevice();
     // Every texture made on the device, and whether it was destroyed.
     const textures: { label: string; destroyed: boolean }[] = [];
     const createTexture = device.createTexture.bind(device);
@@ -377,12 +383,7 @@ describe('matmul on a device the caller created (the embedding path)', () => {
   });
 
   it('where WGSL has no read-only storage textures, the products and convolutions use the kernels that do not declare them', async () => {
-    const { create } = await import('webgpu');
-    const gpu = create([]);
-    const adapter = await gpu.requestAdapter();
-    expect(adapter, 'an adapter').to.not.equal(null);
-    const subgroups = adapter!.features.has('subgroups');
-    const device = await adapter!.requestDevice({ requiredFeatures: subgroups ? ['subgroups'] : [] });
+    const { gpu, device, subgroups } = await callersDevice();
     try {
       const { GpuContext } = await import('../src/gpu/context.js');
       const full = GpuContext.fromDevice(device, { wgslLanguageFeatures: new Set(['readonly_and_readwrite_storage_textures']) });
