@@ -7,6 +7,10 @@ import { rng } from './support/cpu.js';
 import { GpuContext } from '../src/gpu/context.js';
 import { BufferUsage, MapMode } from '../src/gpu/flags.js';
 import { Trainer } from '../src/nn/trainer.js';
+import { hasSubgroupKernel, matmul } from '../src/kernels/matmul.js';
+import { adamEpilogue, hasUpdateEpilogue } from '../src/kernels/optimizer.js';
+import { hasLstmStepEpilogues } from '../src/kernels/recurrent.js';
+import { createStepCounter } from '../src/kernels/step.js';
 
 // The app's own kernel: 8-bit pixels (one per u32) to floats in [0, 1].
 const NORMALIZE = /* wgsl */ `
@@ -156,5 +160,45 @@ describe('embedding: the engine on a device the caller made', function () {
     });
     expect(err, 'validation errors after the engine was destroyed').to.equal(null);
     for (const b of appBuffers) b.destroy();
+  });
+
+  it('on a device made with subgroups but the default limits, updates and LSTM cells stay out of the products, and the nets train', async () => {
+    const ownGpu = create([]);
+    const adapter = await ownGpu.requestAdapter();
+    expect(adapter, 'a WebGPU adapter').to.not.equal(null);
+    if (!adapter!.features.has('subgroups')) throw new Error(`adapter has no 'subgroups' feature: the subgroup kernel's epilogues cannot be tested here`);
+    // As a host app would ask: the feature, and no limits beyond the defaults (8 storage buffers a stage).
+    const dev = await adapter!.requestDevice({ requiredFeatures: ['subgroups'], label: 'host app device, default limits' });
+    const ctx = GpuContext.fromDevice(dev);
+    try {
+      expect(ctx.limits.maxStorageBuffersPerShaderStage).to.equal(8);
+      expect(hasSubgroupKernel(ctx), 'the subgroup kernel itself fits').to.equal(true);
+      expect(hasUpdateEpilogue(ctx), 'an update in the weight-gradient product').to.equal(false);
+      expect(hasLstmStepEpilogues(ctx), 'an LSTM cell in the recurrent product').to.equal(false);
+      const b = () => ctx.storage(4 * 64);
+      const bufs = { param: b(), m: b(), v: b(), step: createStepCounter(ctx) };
+      const epilogue = adamEpilogue(ctx, { rows: 4, cols: 8, lr: 0.1 }, bufs);
+      expect(() => matmul(ctx, { M: 4, N: 8, K: 3, transA: true, epilogue }, { a: b(), b: b(), c: bufs.param }))
+        .to.throw(/optimizer_step epilogue binds \d+ storage buffers, and this device allows 8 \(ask requestDevice for requiredLimits\.maxStorageBuffersPerShaderStage ≥ \d+/);
+
+      const rand = rng(5);
+      const B = 6;
+      const data = { count: B, images: Float32Array.from({ length: B * 784 }, () => rand()), labels: Uint8Array.from({ length: B }, (_, i) => i % 10) };
+      for (const config of [{ net: 'mlp', hidden: 16, layers: 1 }, { net: 'rnn', hidden: 12, layers: 1, cell: 'lstm' }] as const) {
+        const trainer = await Trainer.create(ctx, { ...config, seed: 3, batch: B, optimizer: { kind: 'adam', lr: 0.01 } });
+        const losses: number[] = [];
+        for (let s = 0; s < 3; s++) {
+          trainer.writeBatch(data, [0, 1, 2, 3, 4, 5]);
+          losses.push((await trainer.step(true)).loss);
+        }
+        expect(losses.every(Number.isFinite), `${config.net} losses ${losses.join(', ')}`).to.equal(true);
+        expect(losses[2], `${config.net} learns the batch`).to.be.lessThan(losses[0]);
+        trainer.destroy();
+      }
+    } finally {
+      ctx.destroy();
+      dev.destroy();
+    }
+    void ownGpu; // keep the GPU object alive until the device is destroyed
   });
 });

@@ -4,8 +4,7 @@ import { expectClose, gradCheck, dot, randomArray, relError, rng } from './suppo
 import {
   GATES, layerBackwardRef, layerForwardRef, stackBackwardRef, stackForwardRef, type Cell, type StackParams,
 } from './ref/recurrent.js';
-import { prepareRecurrentLayer, prepareRecurrentStack, releaseRecurrent, recurrentInit, type RecurrentLayer } from '../src/kernels/recurrent.js';
-import { hasMatmulEpilogues } from '../src/kernels/matmul.js';
+import { hasLstmStepEpilogues, prepareRecurrentLayer, prepareRecurrentStack, releaseRecurrent, recurrentInit, type RecurrentLayer } from '../src/kernels/recurrent.js';
 import { runDispatches } from '../src/gpu/dispatch.js';
 import type { GpuContext } from '../src/gpu/context.js';
 
@@ -158,7 +157,7 @@ describe('recurrent layers (shaders/recurrent.wgsl + matmul) against float64 BPT
   });
 
   it('LSTM steps with the cell in the matmul\'s epilogue give exactly the floats of matmul + cell kernel', async function () {
-    if (!hasMatmulEpilogues(ctx)) this.skip(); // the epilogues need the subgroup matmul
+    if (!hasLstmStepEpilogues(ctx)) this.skip(); // the epilogues need the subgroup matmul
     for (const [T, B, I, H, initialState, inPlace] of [[28, 100, 28, 128, 'zeros', true], [7, 5, 9, 11, 'given', false], [1, 3, 2, 5, 'given', true]] as const) {
       const rand = rng(70 + T);
       const G = 4, GH = G * H;
@@ -264,7 +263,7 @@ describe('recurrent layers (shaders/recurrent.wgsl + matmul) against float64 BPT
             // also interleaves W_h's gate columns once; step 0 is a cell kernel (with its matmul for a given
             // state), and dL/dh0 needs a matmul
             const ml = prepareRecurrentLayer(ctx, { cell, T, B: 3, I: 28, H: 16, initialState }, { x });
-            const epi = hasMatmulEpilogues(ctx);
+            const epi = hasLstmStepEpilogues(ctx);
             expect(ml.forward.length, `cell in matmul T=${T} ${initialState} forward`).to.equal(epi ? 2 + T + (1 - z) : fwd);
             expect(ml.backward.length, `cell in matmul T=${T} ${initialState} backward`).to.equal(epi ? T + (1 - z) + 4 : bwd);
             counts.push(`lstm cell in matmul T=${T} ${initialState}: ${ml.forward.length}+${ml.backward.length}`);

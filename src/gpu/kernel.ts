@@ -55,6 +55,16 @@ function reflectShader(file: string, src: string): WgslReflect {
   return r;
 }
 
+/**
+ * How many storage buffers an entry point of one of the engine's shaders binds, which a device
+ * limits (maxStorageBuffersPerShaderStage: 8 unless the device was asked for more).
+ */
+export function entryStorageBuffers(file: string, entry: string): number {
+  const fn = reflectShader(file, shaderSource(file)).entry.compute.find((f) => f.name === entry);
+  if (!fn) throw new GpuError(`shaders/${file} has no @compute entry point named "${entry}"`);
+  return fn.resources.filter((r) => r.resourceType === ResourceType.Storage).length;
+}
+
 /** The source of one of the engine's shaders (shaders/*.wgsl, embedded at build time). */
 export function shaderSource(file: string): string {
   const src = shaderSources[file];

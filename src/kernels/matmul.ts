@@ -2,7 +2,7 @@ import type { GpuContext } from '../gpu/context.js';
 import { ceilDiv, type Dispatch } from '../gpu/dispatch.js';
 import { checkPositive } from './checks.js';
 import { GpuError } from '../gpu/context.js';
-import type { Kernel, KernelConstants } from '../gpu/kernel.js';
+import { entryStorageBuffers, type Kernel, type KernelConstants } from '../gpu/kernel.js';
 import { defaultMatmulVariant, matmulVariant, matmulVariantsOf, tileWorkgroups, type MatmulFamily, type MatmulTile, type MatmulTileQuery, type MatmulVariant } from './matmul-variants.js';
 import { activeMatmulTuner } from './matmul-tuner.js';
 import { OPERAND_TEXTURE_WIDTH, type TextureCopy } from '../gpu/operand-textures.js';
@@ -51,7 +51,7 @@ export interface MatmulSpec {
   variant?: string;
   /**
    * Another entry point of shaders/matmul_subgroup.wgsl that computes the same tile and then does its
-   * own epilogue instead of storing C (e.g. lstm_bwd_step); only where `hasMatmulEpilogues`. Its bias,
+   * own epilogue instead of storing C (e.g. lstm_bwd_step); only where `hasMatmulEpilogue`. Its bias,
    * activation and accumulate options do not apply; `bind` gives its own buffers (C included, if it
    * stores C), with the kernel at hand for its uniforms.
    */
@@ -139,9 +139,13 @@ export function hasSubgroupKernel(ctx: GpuContext): boolean {
   return ctx.device.features.has('subgroups') && ctx.readOnlyStorageTextures;
 }
 
-/** Whether `matmul` takes an epilogue (MatmulSpec.epilogue): where it uses the subgroup kernel. */
-export function hasMatmulEpilogues(ctx: GpuContext): boolean {
-  return hasSubgroupKernel(ctx);
+/**
+ * Whether `matmul` takes the epilogue entry point `entry` (MatmulSpec.epilogue) here: where the
+ * subgroup kernel runs, and the device allows as many storage buffers as the entry binds (a device
+ * made with the default limits allows 8, fewer than the LSTM steps and the optimizer update bind).
+ */
+export function hasMatmulEpilogue(ctx: GpuContext, entry: string): boolean {
+  return hasSubgroupKernel(ctx) && entryStorageBuffers('matmul_subgroup.wgsl', entry) <= ctx.limits.maxStorageBuffersPerShaderStage;
 }
 
 /** The buffers a matmul reads and writes. */
@@ -181,7 +185,11 @@ function matmulDispatch(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers, 
   if (spec.biasGrad && (spec.portable || !fusesBiasGrad(ctx, K))) {
     throw new GpuError(`${name}: biasGrad is fused only by the subgroup kernel and for K ≤ ${BIAS_GRAD_MAX_K} (K = ${K}); use columnSum`);
   }
-  if (spec.epilogue && (spec.portable || spec.tiled || !hasMatmulEpilogues(ctx))) throw new GpuError(`${name}: an epilogue (${spec.epilogue.entry}) needs the subgroup kernel`);
+  if (spec.epilogue && (spec.portable || spec.tiled || !hasSubgroupKernel(ctx))) throw new GpuError(`${name}: an epilogue (${spec.epilogue.entry}) needs the subgroup kernel`);
+  if (spec.epilogue && !hasMatmulEpilogue(ctx, spec.epilogue.entry)) {
+    const needs = entryStorageBuffers('matmul_subgroup.wgsl', spec.epilogue.entry);
+    throw new GpuError(`${name}: the ${spec.epilogue.entry} epilogue binds ${needs} storage buffers, and this device allows ${ctx.limits.maxStorageBuffersPerShaderStage} (ask requestDevice for requiredLimits.maxStorageBuffersPerShaderStage ≥ ${needs}, or leave the epilogue out)`);
+  }
   if (spec.biasGrad && spec.tiled) throw new GpuError(`${name}: biasGrad is fused only by the subgroup kernel`);
   if (spec.conv && (spec.portable || spec.tiled || !hasSubgroupKernel(ctx) || spec.epilogue || spec.biasGrad)) {
     throw new GpuError(`${name}: a convolution's implicit GEMM needs the subgroup kernel, without an epilogue or a fused bias gradient`);

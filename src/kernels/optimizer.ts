@@ -2,7 +2,7 @@ import type { GpuContext } from '../gpu/context.js';
 import { GpuError } from '../gpu/context.js';
 import type { Dispatch } from '../gpu/dispatch.js';
 import type { KernelConstants } from '../gpu/kernel.js';
-import type { MatmulEpilogue } from './matmul.js';
+import { hasMatmulEpilogue, type MatmulEpilogue } from './matmul.js';
 import { checkCount, checkSize, gridStrideGroups, elementwiseLanes } from './activation.js';
 
 interface OptimizerSpecBase {
@@ -171,6 +171,14 @@ export type SgdEpilogueSpec = Omit<SgdSpec, 'n' | 'gradOffset' | 'clipped'> & Ep
 
 const NO_HYPER = { stepOffset: 0, momentum: 0, oneMinusBeta1: 0, oneMinusBeta2: 0, logBeta1: 0, logBeta2: 0, epsilon: 0 };
 
+/** The matmul entry point that runs an update in its epilogue (adamEpilogue, sgdEpilogue). */
+const UPDATE_ENTRY = 'optimizer_step';
+
+/** Whether a product can run an update in its epilogue on this device (see hasMatmulEpilogue). */
+export function hasUpdateEpilogue(ctx: GpuContext): boolean {
+  return hasMatmulEpilogue(ctx, UPDATE_ENTRY);
+}
+
 /**
  * Adam as the epilogue of the product that computes the weight's gradient (shaders/matmul_subgroup.wgsl
  * optimizer_step): give it as MatmulSpec.epilogue of a product whose C is the gradient, [rows, cols],
@@ -221,7 +229,7 @@ function optimizerEpilogue(
   // One uniform for every tile the product may switch to (all compile the same struct).
   let uniform: GPUBuffer | undefined;
   return {
-    entry: 'optimizer_step',
+    entry: UPDATE_ENTRY,
     constants: { ...constants, SCHEDULED: c.constants.SCHEDULED, DECAY: c.constants.DECAY },
     elementwise: true,
     updates: { rows, cols },

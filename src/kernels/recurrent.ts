@@ -35,7 +35,7 @@ import type { GpuContext } from '../gpu/context.js';
 import { GpuError } from '../gpu/context.js';
 import { ceilDiv, type Dispatch } from '../gpu/dispatch.js';
 import type { Kernel } from '../gpu/kernel.js';
-import { hasMatmulEpilogues, matmul, matmulSplitK, splitKFactor, splitKPolicy } from './matmul.js';
+import { hasMatmulEpilogue, matmul, matmulSplitK, splitKFactor, splitKPolicy } from './matmul.js';
 import { columnSum } from './reduce.js';
 import { checkPositive } from './checks.js';
 import { elementwiseLanes } from './activation.js';
@@ -184,6 +184,11 @@ export function maskMultiply(ctx: GpuContext, spec: { n: number; offX?: number; 
   return { kernel, bindGroup: kernel.bind({ up, src: bufs.src, mask: bufs.mask, out: bufs.out }, op), workgroups: workgroups1d(ctx, op, spec.n, wg), label: op, flops: spec.n };
 }
 
+/** Whether an LSTM time step can run its cell in the recurrent product's epilogue here (both directions' entry points). */
+export function hasLstmStepEpilogues(ctx: GpuContext): boolean {
+  return hasMatmulEpilogue(ctx, 'lstm_fwd_step') && hasMatmulEpilogue(ctx, 'lstm_bwd_step');
+}
+
 /**
  * Prepares one recurrent layer: its buffers (those not given), its forward dispatches (x → h, c) and its
  * backward dispatches (dy → dw, db, dx, and dh0/dc0). Encode `forward`, then the loss's dispatches that
@@ -205,7 +210,7 @@ export function prepareRecurrentLayer(ctx: GpuContext, specIn: RecurrentLayerSpe
     inputGrad: specIn.inputGrad ?? true,
     accumulateGrads: specIn.accumulateGrads ?? false,
     fused: (specIn.fused ?? false) && cell === 'lstm',
-    cellInMatmul: (specIn.cellInMatmul ?? true) && cell === 'lstm' && !specIn.fused && hasMatmulEpilogues(ctx),
+    cellInMatmul: (specIn.cellInMatmul ?? true) && cell === 'lstm' && !specIn.fused && hasLstmStepEpilogues(ctx),
     // dh's product split over K where that pays more than the fused cell (a GPU).
     splitRecurrentProduct: cell !== 'gru' && !specIn.fused
       && (specIn.splitRecurrentProduct ?? (splitKPolicy(ctx).overEpilogue && splitKFactor(ctx, dhProduct) > 1)),

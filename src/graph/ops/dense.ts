@@ -4,6 +4,7 @@ import type { OpRule } from '../registry.js';
 import type { Dispatch } from '../../gpu/dispatch.js';
 import { fusesBiasGrad, matmul, matmulKernelFor, matmulSplitK, splitKFactor, type Activation, type MatmulSpec } from '../../kernels/matmul.js';
 import { fusableUpdate, updateEpilogue } from '../update.js';
+import { hasUpdateEpilogue } from '../../kernels/optimizer.js';
 import { columnSum } from '../../kernels/reduce.js';
 import { prepareActivationBackward } from '../../kernels/activation.js';
 import { whole } from './common.js';
@@ -27,11 +28,12 @@ export const dense: OpRule<DenseAttrs> = {
     // x and w for dW and dx; y for the activation's derivative (from the output)
     saves: (n) => (n.attrs.activation !== 'none' ? [n.inputs[0], n.inputs[1], n.outputs[0]] : [n.inputs[0], n.inputs[1]]),
     // w's update in the dW product's epilogue, where that product runs unsplit on the subgroup kernel
-    // anyway (a GPU's workgroup-memory tiles or split K beat the saved pass).
+    // anyway (a GPU's workgroup-memory tiles or split K beat the saved pass) and the device allows the
+    // epilogue's storage buffers.
     fusesUpdate(ctx, n, input, update) {
       if (input !== 1 || !fusableUpdate(update)) return false;
       const spec = weightGradSpec(n.inputs[0].shape[0], n.inputs[0].shape[1], n.inputs[1].shape[1]);
-      return matmulKernelFor(ctx, spec) === 'subgroup' && splitKFactor(ctx, spec) === 1;
+      return matmulKernelFor(ctx, spec) === 'subgroup' && splitKFactor(ctx, spec) === 1 && hasUpdateEpilogue(ctx);
     },
   },
 
