@@ -3,6 +3,7 @@ import { testContext } from './support/gpu.js';
 import { expectClose, matmulRef, randomArray, rng } from './support/cpu.js';
 import { hasSubgroupKernel, matmul, type MatmulSpec } from '../src/kernels/matmul.js';
 import { DispatchEncoder, encodeDispatch, runDispatches } from '../src/gpu/dispatch.js';
+import { PassTimer } from '../src/gpu/profiler.js';
 import { OPERAND_TEXTURE_WIDTH } from '../src/gpu/operand-textures.js';
 import { MatmulTuner } from '../src/kernels/matmul-tuner.js';
 import type { GpuContext } from '../src/gpu/context.js';
@@ -139,6 +140,34 @@ describe('matmul operands read as textures (src/gpu/operand-textures.ts) against
     expectClose(await ctx.readF32(y0, M * N), matmulRef(X, W, M, N, K), 1e-5, 'x·w again, from the same textures');
     expectClose(await ctx.readF32(y2, M * N), matmulRef(X, Float32Array.from(newW), M, N, K), 1e-5, 'y2 = x·(the rewritten w)');
     for (const b of [x, w, x2, w2, y0, y1, y2]) ctx.release(b);
+  });
+
+  it('a timed encode that texture copies break into several passes times them all, from the first pass to the last', async () => {
+    if (!ctx.hasTimestamps) throw new Error(`adapter ${ctx.adapterDescription} has no 'timestamp-query': timed passes cannot be tested here`);
+    // Each product after the first reads a new operand, so its copy breaks the pass: three passes.
+    const M = 16, K = 32, N = 16;
+    const bufs = [0, 1, 2, 3].map(() => ctx.upload(randomArray(K * N, rng(5))));
+    const out = ctx.storage(M * N * 4);
+    const products = [1, 2, 3].map((i) => matmul(ctx, { M, N, K, textures: true }, { a: bufs[0], b: bufs[i], c: out }));
+    await Promise.all(products.map((d) => d.kernel.ready));
+    const timer = new PassTimer(ctx, 1);
+    try {
+      const enc = ctx.device.createCommandEncoder();
+      let passes = 0;
+      const begin = enc.beginComputePass.bind(enc);
+      enc.beginComputePass = (desc) => { passes++; return begin(desc); };
+      new DispatchEncoder(enc).encode(products, timer.pass('three products'));
+      timer.resolve(enc);
+      ctx.device.queue.submit([enc.finish()]);
+      const [timed] = await timer.read();
+      ctx.throwIfFailed('a timed encode over several passes');
+      expect(passes, 'passes').to.equal(3);
+      expect(timed.label).to.equal('three products');
+      expect(timed.ns, 'GPU time from the first pass\'s beginning to the last pass\'s end').to.be.greaterThan(0);
+    } finally {
+      timer.destroy();
+      for (const b of [...bufs, out]) ctx.release(b);
+    }
   });
 
   it('a dispatch that reads textures is refused by a bare compute pass, naming DispatchEncoder', () => {

@@ -81,8 +81,11 @@ export class DispatchEncoder {
         pass?.end();
         for (const copy of due[i]) encodeTextureCopy(this.encoder, copy);
         const first = i === 0, last = i >= lastBreak;
-        pass = this.encoder.beginComputePass(!timestampWrites ? descriptor : {
-          ...descriptor,
+        // The first pass writes the beginning stamp, the last the end; a pass between writes none
+        // (a timestampWrites with neither index is invalid).
+        const { timestampWrites: _all, ...untimed } = descriptor ?? {};
+        pass = this.encoder.beginComputePass(!timestampWrites || !(first || last) ? untimed : {
+          ...untimed,
           timestampWrites: {
             querySet: timestampWrites.querySet,
             ...(first ? { beginningOfPassWriteIndex: timestampWrites.beginningOfPassWriteIndex } : {}),
