@@ -142,7 +142,8 @@ export function hasSubgroupKernel(ctx: GpuContext): boolean {
 /**
  * Whether `matmul` takes the epilogue entry point `entry` (MatmulSpec.epilogue) here: where the
  * subgroup kernel runs, and the device allows as many storage buffers as the entry binds (a device
- * made with the default limits allows 8, fewer than the LSTM steps and the optimizer update bind).
+ * made with the default limits allows 8, fewer than the LSTM backward step and the optimizer
+ * update bind).
  */
 export function hasMatmulEpilogue(ctx: GpuContext, entry: string): boolean {
   return hasSubgroupKernel(ctx) && entryStorageBuffers('matmul_subgroup.wgsl', entry) <= ctx.limits.maxStorageBuffersPerShaderStage;
