@@ -56,6 +56,12 @@ override CONV_SW: u32 = 1u;
 override TEX_A: bool = false;
 override TEX_B: bool = false;
 override TEX_WIDTH: u32 = 1024u;   // a power of 2
+// B (not transposed, VEC_B, no CONV) as panels instead: B4p's layer p holds columns 128p..128p+127
+// of all K rows, 32 texels a row. Where B's rows lie a page or more apart, each k of the flat layout
+// falls on a page of its own, and a tile's walk down K misses the TLB at every row; a panel keeps a
+// workgroup's columns of consecutive rows together.
+override B_PANELS: bool = false;
+const PANEL_TEXELS: u32 = 32u;     // matches src/gpu/operand-textures.ts PANEL_TEXELS
 
 const TMAX: u32 = 32u;             // loops up to 32 constant trips are unrolled by llvmpipe
 const QMAX: u32 = 8u;              // TMAX / smallest G
@@ -87,9 +93,15 @@ struct Params {
 // BIAS_GRAD: the column sums of op(B), which the tile loads anyway; the first row of workgroups
 // stores them. The sum over k is serial, so the host fuses it only for short K (a batch).
 @group(0) @binding(8) var<storage, read_write> dbias: array<f32>;
-// A and B as textures (TEX_A, TEX_B); a 1x1 dummy otherwise.
+// A and B as textures (TEX_A, TEX_B; B4p with B_PANELS); a 1x1 dummy where a variant reads none.
 @group(0) @binding(17) var A4t: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(18) var B4t: texture_storage_2d<rgba32float, read>;
+@group(0) @binding(25) var B4p: texture_storage_2d_array<rgba32float, read>;
+
+// Row k of B (from its first column, offB) at the quad of columns j..j+3 (j a multiple of 4), as panels.
+fn b_panel_quad(k: u32, j: u32) -> vec4f {
+  return textureLoad(B4p, vec2u((j / 4u) % PANEL_TEXELS, k), j / (4u * PANEL_TEXELS));
+}
 
 fn texel(t: texture_storage_2d<rgba32float, read>, q: u32) -> vec4f {
   return textureLoad(t, vec2u(q & (TEX_WIDTH - 1u), q / TEX_WIDTH));
@@ -120,6 +132,7 @@ fn a_at(i: u32, k: u32) -> f32 {
 
 fn b_at(k: u32, j: u32) -> f32 {
   if (TRANS_B) { return b_elem(params.offB + j * params.ldb + k); }
+  if (TEX_B && B_PANELS) { return b_panel_quad(k, j & ~3u)[j % 4u]; }
   return b_elem(params.offB + k * params.ldb + j);
 }
 
@@ -274,7 +287,10 @@ fn tile(wid: vec3u, lid: vec3u, lane: u32, acc: ptr<function, array<vec4f, TMAX>
     if (CONV == 3u) { kb = vec4u(conv_b_offset(tk), conv_b_offset(t1), conv_b_offset(t2), conv_b_offset(t3)); }
     // Rows k..k+3 of op(B) at this invocation's 4 columns.
     var b0: vec4f; var b1: vec4f; var b2: vec4f; var b3: vec4f;
-    if (VEC_B) {
+    if (VEC_B && TEX_B && B_PANELS) {
+      let j = min(j0, N - 4u);
+      b0 = b_panel_quad(k, j); b1 = b_panel_quad(k + 1u, j); b2 = b_panel_quad(k + 2u, j); b3 = b_panel_quad(k + 3u, j);
+    } else if (VEC_B) {
       let base = (params.offB + k * params.ldb + min(j0, N - 4u)) / 4u;
       let step = params.ldb / 4u;
       b0 = b_quad(base); b1 = b_quad(base + step); b2 = b_quad(base + 2u * step); b3 = b_quad(base + 3u * step);

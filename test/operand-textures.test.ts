@@ -18,8 +18,10 @@ function strided(dense: Float32Array, rows: number, cols: number, ld: number, of
 // Products whose operands span several texture rows (4,096 floats each) and end in a partial one,
 // at offsets and strides that keep them on 16-byte boundaries, with and without a K % 4 tail.
 // `textured`: the operands the tile reads as vec4s, hence from textures (rows of 207 floats, and Aᵀ
-// read by a 16-row tile, are read float by float, from their buffers).
-const CASES: { M: number; N: number; K: number; transA?: boolean; transB?: boolean; pad: number; offA: number; offB: number; tile?: string; textured: string }[] = [
+// read by a 16-row tile, are read float by float, from their buffers). `panels`: B has 512 rows or
+// more, 4 KiB or more apart, so it is read as panels of 128 columns (the last one partial where
+// N % 128 > 0).
+const CASES: { M: number; N: number; K: number; transA?: boolean; transB?: boolean; pad: number; offA: number; offB: number; tile?: string; textured: string; panels?: boolean }[] = [
   { M: 100, N: 256, K: 784, pad: 0, offA: 0, offB: 0, textured: 'AB' },
   { M: 37, N: 52, K: 148, pad: 4, offA: 8, offB: 4, textured: 'AB' },
   { M: 64, N: 20, K: 131, transA: true, pad: 8, offA: 4, offB: 12, textured: 'B' },
@@ -27,6 +29,11 @@ const CASES: { M: number; N: number; K: number; transA?: boolean; transB?: boole
   { M: 45, N: 36, K: 202, transB: true, pad: 2, offA: 16, offB: 8, textured: 'AB' },
   { M: 45, N: 36, K: 203, transB: true, pad: 4, offA: 16, offB: 8, textured: '' },
   { M: 96, N: 128, K: 100, transA: true, transB: true, pad: 0, offA: 4096, offB: 0, tile: 'subgroup-wg16-tm32', textured: 'AB' },
+  { M: 50, N: 1024, K: 600, pad: 0, offA: 0, offB: 0, textured: 'AB', panels: true },
+  { M: 50, N: 1024, K: 600, pad: 0, offA: 0, offB: 0, tile: 'subgroup-wg32-tm16', textured: 'AB', panels: true },
+  { M: 5, N: 1060, K: 517, pad: 28, offA: 4, offB: 8, textured: 'B', panels: true },
+  { M: 50, N: 1024, K: 300, pad: 0, offA: 0, offB: 0, textured: 'AB' },
+  { M: 7, N: 40, K: 1024, transB: true, pad: 0, offA: 4, offB: 0, textured: 'AB' },
 ];
 
 describe('matmul operands read as textures (src/gpu/operand-textures.ts) against float64 and the buffer reads', () => {
@@ -38,7 +45,7 @@ describe('matmul operands read as textures (src/gpu/operand-textures.ts) against
 
   for (const [i, c] of CASES.entries()) {
     const name = `${c.transA ? 'Aᵀ' : 'A'}·${c.transB ? 'Bᵀ' : 'B'}`;
-    it(`${name} ${c.M}x${c.K}x${c.N} at offsets ${c.offA}, ${c.offB}${c.tile ? `, ${c.tile}` : ''}: textures for ${c.textured || 'neither'}; both reads match float64 and each other bit for bit`, async () => {
+    it(`${name} ${c.M}x${c.K}x${c.N} at offsets ${c.offA}, ${c.offB}${c.tile ? `, ${c.tile}` : ''}: textures for ${c.textured || 'neither'}${c.panels ? ', B as panels' : ''}; both reads match float64 and each other bit for bit`, async () => {
       const rand = rng(500 + i);
       const [aRows, aCols] = c.transA ? [c.K, c.M] : [c.M, c.K];
       const [bRows, bCols] = c.transB ? [c.N, c.K] : [c.K, c.N];
@@ -55,6 +62,8 @@ describe('matmul operands read as textures (src/gpu/operand-textures.ts) against
         const copied = (d.copies ?? []).map((x) => (x.source === a ? 'A' : x.source === b ? 'B' : '?')).join('');
         expect(copied, textures ? 'the operands read as vec4s are copied into textures' : 'no copies when reading buffers').to.equal(textures ? c.textured : '');
         expect([d.kernel.constants.TEX_A, d.kernel.constants.TEX_B], 'the kernel reads the textures it was given').to.deep.equal([copied.includes('A'), copied.includes('B')]);
+        const panelled = !!d.copies?.some((x) => x.source === b && x.panels);
+        expect([panelled, d.kernel.constants.B_PANELS], 'B is copied and read as panels where its rows lie 4 KiB apart').to.deep.equal([textures && !!c.panels, textures && !!c.panels]);
         await runDispatches(ctx, [d]);
         const got = await ctx.readF32(out, c.M * c.N);
         expectClose(got, ref, 1e-5, `${name} M=${c.M} N=${c.N} K=${c.K} textures=${textures}`);

@@ -17,9 +17,13 @@ interface BindingInfo {
   binding: number;
   kind: 'uniform' | 'read-only-storage' | 'storage' | 'texture';
   info: VariableInfo;
-  /** kind 'texture': its texel format, as the shader declares it. */
+  /** kind 'texture': its texel format and view dimension, as the shader declares them. */
   format?: GPUTextureFormat;
+  viewDimension?: GPUTextureViewDimension;
 }
+
+/** The read-only storage textures a kernel may bind, by WGSL type, and the view each takes. */
+const TEXTURE_VIEW_DIMENSIONS: Record<string, GPUTextureViewDimension> = { texture_storage_2d: '2d', texture_storage_2d_array: '2d-array' };
 
 /** One buffer of a bind group, as Kernel.bind bound it: the shader's variable name and its access. */
 export interface BoundBuffer {
@@ -115,10 +119,12 @@ export class Kernel {
       let kind: BindingInfo['kind'];
       if (r.resourceType === ResourceType.Uniform) kind = 'uniform';
       else if (r.resourceType === ResourceType.Storage) kind = r.access === 'read' ? 'read-only-storage' : 'storage';
-      else if (r.resourceType === ResourceType.StorageTexture && r.type.name === 'texture_storage_2d' && r.access === 'read') kind = 'texture';
-      else throw new GpuError(`shaders/${file}: binding ${r.name} is neither a buffer nor a texture_storage_2d<format, read>`);
-      const format = kind === 'texture' ? (r.type as TemplateInfo).format?.name as GPUTextureFormat : undefined;
-      bindings.push({ name: r.name, binding: r.binding, kind, info: r, format });
+      else if (r.resourceType === ResourceType.StorageTexture && r.type.name in TEXTURE_VIEW_DIMENSIONS && r.access === 'read') kind = 'texture';
+      else throw new GpuError(`shaders/${file}: binding ${r.name} is neither a buffer nor a texture_storage_2d<format, read> or texture_storage_2d_array<format, read>`);
+      const texture = kind === 'texture'
+        ? { format: (r.type as TemplateInfo).format?.name as GPUTextureFormat, viewDimension: TEXTURE_VIEW_DIMENSIONS[r.type.name] }
+        : {};
+      bindings.push({ name: r.name, binding: r.binding, kind, info: r, ...texture });
     }
     bindings.sort((a, b) => a.binding - b.binding);
     this.bindings = bindings;
@@ -129,7 +135,7 @@ export class Kernel {
     this.layout = device.createBindGroupLayout({
       label: this.label,
       entries: bindings.map((b) => (b.kind === 'texture'
-        ? { binding: b.binding, visibility: ShaderStage.COMPUTE, storageTexture: { access: 'read-only' as const, format: b.format! } }
+        ? { binding: b.binding, visibility: ShaderStage.COMPUTE, storageTexture: { access: 'read-only' as const, format: b.format!, viewDimension: b.viewDimension } }
         : { binding: b.binding, visibility: ShaderStage.COMPUTE, buffer: { type: b.kind } })),
     });
     this.pipeline = device.createComputePipeline({

@@ -9,16 +9,28 @@ import { BufferUsage, TextureUsage } from './flags.js';
 /** Texels (4 floats each) per row of an operand texture: a power of 2, 16 KiB a row. Matches the shaders' TEX_WIDTH. */
 export const OPERAND_TEXTURE_WIDTH = 1024;
 
+/** Texels (4 floats each) per row of a panel: each layer of a panelled texture holds 128 columns. Matches the shader's PANEL_TEXELS. */
+export const PANEL_TEXELS = 32;
+
+/** A matrix laid out as panels: its rows, and the floats from one row's start to the next's. */
+export interface PanelLayout {
+  rows: number;
+  rowFloats: number;
+}
+
 /** One copy of a buffer range into an operand texture, encoded before the dispatch that reads it. */
 export interface TextureCopy {
   source: GPUBuffer;
   /** Byte offset of the first float (a multiple of 16). */
   offset: number;
+  /** Texels in all; with panels, texels per matrix row. */
   texels: number;
   texture: GPUTexture;
+  /** Set where the texture holds a matrix as panels (OperandTextures.panels), one layer each. */
+  panels?: PanelLayout;
 }
 
-/** A texture holding a buffer range: the copy that fills it, and the view a kernel binds. */
+/** A texture holding a buffer range: the copy that fills it, and the view a kernel binds ('2d', or '2d-array' for panels). */
 export interface OperandTexture {
   copy: TextureCopy;
   view: GPUTextureView;
@@ -28,6 +40,7 @@ export interface OperandTexture {
 export class OperandTextures {
   private readonly bySource = new Map<GPUBuffer, Map<string, OperandTexture>>();
   private dummy: GPUTexture | undefined;
+  private dummyArray: GPUTexture | undefined;
 
   constructor(private readonly device: GPUDevice) {}
 
@@ -64,10 +77,56 @@ export class OperandTextures {
     return entry;
   }
 
+  /**
+   * Whether a [rows, cols] matrix at float `offset` of `buffer`, `rowFloats` floats from one row's
+   * start to the next, can be a panelled texture: whole texels (cols and offset multiples of 4), rows
+   * a multiple of 256 bytes apart (as a buffer-to-texture copy wants), no more rows than a texture's
+   * height or panels than its layers, the matrix inside the buffer, and the buffer copyable.
+   */
+  fitsPanels(buffer: GPUBuffer, offset: number, rows: number, cols: number, rowFloats: number): boolean {
+    const limits = this.device.limits;
+    return offset % 4 === 0 && cols % 4 === 0 && (rowFloats * 4) % 256 === 0 && rowFloats >= cols
+      && rows <= limits.maxTextureDimension2D && Math.ceil(cols / (4 * PANEL_TEXELS)) <= limits.maxTextureArrayLayers
+      && (offset + (rows - 1) * rowFloats + cols) * 4 <= buffer.size && (buffer.usage & BufferUsage.COPY_SRC) !== 0;
+  }
+
+  /**
+   * The matrix as panels (made on first use; see fitsPanels): layer p holds columns 128p..128p+127
+   * of every row, so that the rows of a column block lie together. Undefined where it does not fit.
+   */
+  panels(buffer: GPUBuffer, offset: number, rows: number, cols: number, rowFloats: number): OperandTexture | undefined {
+    if (!this.fitsPanels(buffer, offset, rows, cols, rowFloats)) return undefined;
+    const key = `panels ${offset}:${rows}x${cols}/${rowFloats}`;
+    let ranges = this.bySource.get(buffer);
+    if (!ranges) this.bySource.set(buffer, ranges = new Map());
+    let entry = ranges.get(key);
+    if (!entry) {
+      const layers = Math.ceil(cols / (4 * PANEL_TEXELS));
+      const texture = this.device.createTexture({
+        size: [PANEL_TEXELS, rows, layers],
+        format: 'rgba32float',
+        usage: TextureUsage.STORAGE_BINDING | TextureUsage.COPY_DST,
+        label: `${buffer.label || 'buffer'} as panels ([${rows}, ${cols}] from float ${offset})`,
+      });
+      entry = {
+        copy: { source: buffer, offset: offset * 4, texels: cols / 4, texture, panels: { rows, rowFloats } },
+        view: texture.createView({ dimension: '2d-array' }),
+      };
+      ranges.set(key, entry);
+    }
+    return entry;
+  }
+
   /** A 1x1 texture for a texture binding a kernel variant declares but does not read. */
   dummyView(): GPUTextureView {
     this.dummy ??= this.device.createTexture({ size: [1, 1], format: 'rgba32float', usage: TextureUsage.STORAGE_BINDING, label: 'unused texture binding' });
     return this.dummy.createView();
+  }
+
+  /** The same for a texture_storage_2d_array binding. */
+  dummyArrayView(): GPUTextureView {
+    this.dummyArray ??= this.device.createTexture({ size: [1, 1, 1], format: 'rgba32float', usage: TextureUsage.STORAGE_BINDING, label: 'unused texture array binding' });
+    return this.dummyArray.createView({ dimension: '2d-array' });
   }
 
   /** Destroys the textures of a buffer that is being destroyed. */
@@ -80,12 +139,23 @@ export class OperandTextures {
   destroy(): void {
     for (const buffer of [...this.bySource.keys()]) this.release(buffer);
     this.dummy?.destroy();
+    this.dummyArray?.destroy();
     this.dummy = undefined;
+    this.dummyArray = undefined;
   }
 }
 
-/** Encodes one copy: whole rows of texels, then the last, partial row. */
+/** Encodes one copy: whole rows of texels, then the last, partial row; or, for panels, one copy per panel. */
 export function encodeTextureCopy(encoder: GPUCommandEncoder, copy: TextureCopy): void {
+  if (copy.panels) {
+    const { rows, rowFloats } = copy.panels;
+    for (let layer = 0; layer * PANEL_TEXELS < copy.texels; layer++) {
+      const width = Math.min(PANEL_TEXELS, copy.texels - layer * PANEL_TEXELS);
+      encoder.copyBufferToTexture({ buffer: copy.source, offset: copy.offset + layer * PANEL_TEXELS * 16, bytesPerRow: rowFloats * 4, rowsPerImage: rows },
+        { texture: copy.texture, origin: [0, 0, layer] }, [width, rows, 1]);
+    }
+    return;
+  }
   const rowBytes = OPERAND_TEXTURE_WIDTH * 16;
   const fullRows = Math.floor(copy.texels / OPERAND_TEXTURE_WIDTH);
   const rest = copy.texels - fullRows * OPERAND_TEXTURE_WIDTH;

@@ -228,7 +228,7 @@ function matmulDispatch(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers, 
   const tex = family === 'subgroup' ? textureRanges(ctx, spec, p, bufs) : {};
   // An elementwise epilogue costs every tile the same: its product is timed, and keyed, as the plain one.
   const plain: MatmulSpec = { ...spec, epilogue: undefined };
-  const key = productKey(family, plain, p, split, !!bufs.bias, [!!tex.a, !!tex.b]);
+  const key = productKey(family, plain, p, split, !!bufs.bias, tex);
   const ids = candidates.map((c) => c.variant.id);
   const tileOf = (id: string) => candidates.find((c) => c.variant.id === id)!.tile;
   const known = tuner.choice(key, ids);
@@ -285,7 +285,7 @@ function tileCandidates(family: MatmulFamily, query: MatmulTileQuery): { variant
 }
 
 /** Whatever selects a pipeline or its work besides the tile: the tuning cache's key of a product (with the adapter). */
-function productKey(family: MatmulFamily, spec: MatmulSpec, p: MatmulParams, split: KSplit, hasBias: boolean, textures: [boolean, boolean]): string {
+function productKey(family: MatmulFamily, spec: MatmulSpec, p: MatmulParams, split: KSplit, hasBias: boolean, textures: TextureRanges): string {
   const a4 = p.lda % 4 === 0 && p.offA % 4 === 0;
   const b4 = p.ldb % 4 === 0 && p.offB % 4 === 0;
   const c4 = p.N % 4 === 0 && p.ldc % 4 === 0 && p.offC % 4 === 0;
@@ -294,7 +294,7 @@ function productKey(family: MatmulFamily, spec: MatmulSpec, p: MatmulParams, spl
     spec.activation ?? 'none', hasBias ? 'bias' : '', spec.accumulate ? 'acc' : '', spec.biasGrad ? 'dbias' : '',
     `vec${+a4}${+b4}${+c4}`, split.splits > 1 ? `split${split.splits}` : '', spec.conv ? convKey(spec.conv) : '',
     // Named as storage textures, so that tiles timed when they were sampled ones are timed again.
-    textures.some((t) => t) ? `storage-tex${+textures[0]}${+textures[1]}` : '',
+    textures.a || textures.b ? `storage-tex${+!!textures.a}${+!!textures.b}${textures.bPanels ? 'p' : ''}` : '',
   ].join('|');
 }
 
@@ -341,11 +341,14 @@ function prepare(ctx: GpuContext, spec: MatmulSpec, p: MatmulParams, bufs: Matmu
     // Textures only where this tile reads the operand as vec4s (see the kernel's comment).
     const ranges = textureRanges(ctx, spec, p, bufs);
     const texture = (range?: TextureRange) => range && ctx.operandTextures.get(range.buffer, range.offset, range.floats);
-    const tex = { a: tiling.VEC_A || tile.constants.VEC_AT ? texture(ranges.a) : undefined, b: tiling.VEC_B || tiling.VEC_BT ? texture(ranges.b) : undefined };
-    const texturing = { TEX_A: !!tex.a, TEX_B: !!tex.b, TEX_WIDTH: OPERAND_TEXTURE_WIDTH };
+    const panels = ranges.bPanels ? ctx.operandTextures.panels(bufs.b, p.offB, K, N, p.ldb) : undefined;
+    const tex = { a: tiling.VEC_A || tile.constants.VEC_AT ? texture(ranges.a) : undefined, b: panels ?? (tiling.VEC_B || tiling.VEC_BT ? texture(ranges.b) : undefined) };
+    const texturing = { TEX_A: !!tex.a, TEX_B: !!tex.b, TEX_WIDTH: OPERAND_TEXTURE_WIDTH, B_PANELS: !!panels };
     const operands = {
       A: bufs.a, B: bufs.b, A4: bufs.a, B4: bufs.b,
-      A4t: tex.a?.view ?? ctx.operandTextures.dummyView(), B4t: tex.b?.view ?? ctx.operandTextures.dummyView(),
+      A4t: tex.a?.view ?? ctx.operandTextures.dummyView(),
+      B4t: (!panels && tex.b?.view) || ctx.operandTextures.dummyView(),
+      B4p: panels?.view ?? ctx.operandTextures.dummyArrayView(),
     };
     const copies = [tex.a?.copy, tex.b?.copy].filter((c): c is TextureCopy => c !== undefined);
     const biasGradFlops = spec.biasGrad ? K * N : 0;
@@ -430,21 +433,39 @@ interface TextureRange {
   floats: number;
 }
 
+/** The operands read as textures, and whether B is read as panels. */
+interface TextureRanges {
+  a?: TextureRange;
+  b?: TextureRange;
+  bPanels?: boolean;
+}
+
+/**
+ * B is read as panels (the shader's B_PANELS) where its rows lie this many bytes apart or more, so
+ * that each row is on a page of its own, and there are at least PANELS_FROM_ROWS of them: too many
+ * pages for the TLB as a tile walks down K. Measured on llvmpipe (BENCHMARKS.md): 1.5x and more at
+ * 512 rows and up, no gain at 256 or fewer.
+ */
+const PANELS_FROM_ROW_BYTES = 4096;
+const PANELS_FROM_ROWS = 512;
+
 /**
  * The operands the subgroup kernel may read as textures (see MatmulSpec.textures): each whose
  * floats, from its offset to its last, fit one (operand-textures.ts). A recurrent step's epilogue
  * reads as A the previous step's output, rewritten before every dispatch, so A stays a buffer for
- * any epilogue but an elementwise one. Textures are made
- * only for the operands a tile then reads from them.
+ * any epilogue but an elementwise one. Textures are made only for the operands a tile then reads
+ * from them. B, not transposed and no convolution's, is read as panels where its rows lie
+ * PANELS_FROM_ROW_BYTES or more apart, there are PANELS_FROM_ROWS or more, and the panels fit.
  */
-function textureRanges(ctx: GpuContext, spec: MatmulSpec, p: MatmulParams, bufs: MatmulBuffers): { a?: TextureRange; b?: TextureRange } {
+function textureRanges(ctx: GpuContext, spec: MatmulSpec, p: MatmulParams, bufs: MatmulBuffers): TextureRanges {
   if (!(spec.textures ?? isSoftwareAdapter(ctx))) return {};
   const { M, N, K } = p;
   const conv = spec.conv && convOperandFloats(spec.conv);
   const a = { buffer: bufs.a, offset: p.offA, floats: conv ? conv.a : spec.transA ? (K - 1) * p.lda + M : (M - 1) * p.lda + K };
   const b = { buffer: bufs.b, offset: p.offB, floats: conv ? conv.b : spec.transB ? (N - 1) * p.ldb + K : (K - 1) * p.ldb + N };
   const fits = (r: TextureRange) => ctx.operandTextures.fits(r.buffer, r.offset, r.floats);
-  return { a: (!spec.epilogue || spec.epilogue.elementwise) && fits(a) ? a : undefined, b: fits(b) ? b : undefined };
+  const bPanels = !spec.transB && !conv && p.ldb * 4 >= PANELS_FROM_ROW_BYTES && K >= PANELS_FROM_ROWS && ctx.operandTextures.fitsPanels(bufs.b, p.offB, K, N, p.ldb);
+  return { a: (!spec.epilogue || spec.epilogue.elementwise) && fits(a) ? a : undefined, b: bPanels || fits(b) ? b : undefined, bPanels };
 }
 
 /** Workgroups of one unsplit matmul dispatch with its kernel's default tile: its output tiles. */
