@@ -5,7 +5,7 @@ export { GpuContext, GpuError, describeAdapterInfo, type ContextOptions, type Ma
 export { ReadPacer } from './gpu/pacer.js';
 export { Kernel, type KernelConstants, type BufferBinding, type BindingResource } from './gpu/kernel.js';
 export { type Dispatch, DispatchEncoder, encodeDispatch, runDispatches } from './gpu/dispatch.js';
-export { OPERAND_TEXTURE_WIDTH, OperandTextures, type OperandTexture, type TextureCopy } from './gpu/operand-textures.js';
+export { OPERAND_TEXTURE_WIDTH, PANEL_TEXELS, OperandTextures, type OperandTexture, type PanelLayout, type TextureCopy } from './gpu/operand-textures.js';
 export { BufferUsage, MapMode, TextureUsage } from './gpu/flags.js';
 export { PassTimer, median, type PassTiming } from './gpu/profiler.js';
 export { chromeTrace, type TraceSpan } from './gpu/trace.js';
