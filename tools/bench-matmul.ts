@@ -39,8 +39,8 @@ console.log(`adapter: ${ctx.adapterDescription}`);
 const peakBefore = await measureFmaPeak(ctx);
 console.log(`FMA peak (shaders/fma_peak.wgsl, ${peakBefore.entry}): ${peakBefore.gflops.toFixed(1)} GFLOPS`);
 const timer = new PassTimer(ctx, runs + 3);
-/** Shares of the FMA peak are filled in once the second reading is in. */
-const rows: { cells: string[]; defaultGflops: number; bestGflops?: number }[] = [];
+/** Each product's figures; their shares of the FMA peak are worked out once the second reading is in. */
+const rows: { shape: string; name: string; kernel: string; byDefault: number; best?: { tile: string; gflops: number } }[] = [];
 for (const [M, K, N] of shapes) {
   for (const transposes of [{}, { transA: true }, { transB: true }] as Partial<MatmulSpec>[]) {
     const spec = { M, N, K, ...transposes };
@@ -63,7 +63,7 @@ for (const [M, K, N] of shapes) {
     const name = transposes.transA ? 'Aᵀ·B' : transposes.transB ? 'A·Bᵀ' : 'A·B';
     const byDefault = gflopsOf.get(`default${readings[0].suffix}`)!;
     const [bestTile, best] = [...gflopsOf].reduce((x, y) => (y[1] > x[1] ? y : x));
-    rows.push({ cells: [`${M}x${K}x${N}`, name, kernel, byDefault.toFixed(2), ...(allTiles ? [bestTile, best.toFixed(2)] : [])], defaultGflops: byDefault, bestGflops: allTiles ? best : undefined });
+    rows.push({ shape: `${M}x${K}x${N}`, name, kernel, byDefault, best: allTiles ? { tile: bestTile, gflops: best } : undefined });
     console.log(`${M}x${K}x${N}\t${name}\t${kernel}\t${byDefault.toFixed(2)}\t${((100 * byDefault) / peakBefore.gflops).toFixed(1)}% of the first peak reading`);
     for (const x of [a, b, c]) ctx.release(x);
   }
@@ -75,8 +75,7 @@ const share = (gflops: number) => `${((100 * gflops) / peak.gflops).toFixed(1)}%
 const header = ['M x K x N', 'transposes', 'kernel', 'GFLOPS (default tile)', 'share of FMA peak', ...(allTiles ? ['best tile', 'GFLOPS', 'share of FMA peak'] : [])];
 console.log(`\n| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|`);
 for (const r of rows) {
-  const [shape, name, kernel, byDefault, ...best] = r.cells;
-  const cells = [shape, name, kernel, byDefault, share(r.defaultGflops), ...(r.bestGflops !== undefined ? [best[0], best[1], share(r.bestGflops)] : [])];
+  const cells = [r.shape, r.name, r.kernel, r.byDefault.toFixed(2), share(r.byDefault), ...(r.best ? [r.best.tile, r.best.gflops.toFixed(2), share(r.best.gflops)] : [])];
   console.log(`| ${cells.join(' | ')} |`);
 }
 timer.destroy();

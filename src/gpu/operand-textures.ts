@@ -60,21 +60,15 @@ export class OperandTextures {
     if (!this.fits(buffer, offset, floats)) return undefined;
     const texels = Math.ceil(floats / 4);
     const rows = Math.ceil(texels / OPERAND_TEXTURE_WIDTH);
-    const key = `${offset}:${texels}`;
-    let ranges = this.bySource.get(buffer);
-    if (!ranges) this.bySource.set(buffer, ranges = new Map());
-    let entry = ranges.get(key);
-    if (!entry) {
+    return this.cached(buffer, `${offset}:${texels}`, () => {
       const texture = this.device.createTexture({
         size: [OPERAND_TEXTURE_WIDTH, rows],
         format: 'rgba32float',
         usage: TextureUsage.STORAGE_BINDING | TextureUsage.COPY_DST,
         label: `${buffer.label || 'buffer'} as texture (${texels} texels from float ${offset})`,
       });
-      entry = { copy: { source: buffer, offset: offset * 4, texels, texture }, view: texture.createView() };
-      ranges.set(key, entry);
-    }
-    return entry;
+      return { copy: { source: buffer, offset: offset * 4, texels, texture }, view: texture.createView() };
+    });
   }
 
   /**
@@ -96,24 +90,26 @@ export class OperandTextures {
    */
   panels(buffer: GPUBuffer, offset: number, rows: number, cols: number, rowFloats: number): OperandTexture | undefined {
     if (!this.fitsPanels(buffer, offset, rows, cols, rowFloats)) return undefined;
-    const key = `panels ${offset}:${rows}x${cols}/${rowFloats}`;
-    let ranges = this.bySource.get(buffer);
-    if (!ranges) this.bySource.set(buffer, ranges = new Map());
-    let entry = ranges.get(key);
-    if (!entry) {
-      const layers = Math.ceil(cols / (4 * PANEL_TEXELS));
+    return this.cached(buffer, `panels ${offset}:${rows}x${cols}/${rowFloats}`, () => {
       const texture = this.device.createTexture({
-        size: [PANEL_TEXELS, rows, layers],
+        size: [PANEL_TEXELS, rows, Math.ceil(cols / (4 * PANEL_TEXELS))],
         format: 'rgba32float',
         usage: TextureUsage.STORAGE_BINDING | TextureUsage.COPY_DST,
         label: `${buffer.label || 'buffer'} as panels ([${rows}, ${cols}] from float ${offset})`,
       });
-      entry = {
+      return {
         copy: { source: buffer, offset: offset * 4, texels: cols / 4, texture, panels: { rows, rowFloats } },
         view: texture.createView({ dimension: '2d-array' }),
       };
-      ranges.set(key, entry);
-    }
+    });
+  }
+
+  /** The texture of `buffer` under `key`, made by `make` on first use. */
+  private cached(buffer: GPUBuffer, key: string, make: () => OperandTexture): OperandTexture {
+    let ranges = this.bySource.get(buffer);
+    if (!ranges) this.bySource.set(buffer, ranges = new Map());
+    let entry = ranges.get(key);
+    if (!entry) ranges.set(key, entry = make());
     return entry;
   }
 
