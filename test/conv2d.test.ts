@@ -3,9 +3,9 @@ import { testContext } from './support/gpu.js';
 import { dot, expectClose, gradCheck, randomArray, relError, rng, type Act } from './support/cpu.js';
 import { conv2dBackward, conv2dForward, conv2dGeometry, conv2dKernelFor, type Conv2dKernel, type Conv2dSpec } from '../src/kernels/conv2d.js';
 import { defaultMatmulVariant, matmulVariantsOf } from '../src/kernels/matmul-variants.js';
-import { hasSubgroupKernel } from '../src/kernels/matmul.js';
+import { hasSubgroupKernel, splitKFactor } from '../src/kernels/matmul.js';
 import { runDispatches } from '../src/gpu/dispatch.js';
-import type { GpuContext } from '../src/gpu/context.js';
+import { GpuContext } from '../src/gpu/context.js';
 import { conv2dBackwardRef, conv2dRef, convOut, type ConvShape } from './ref/conv2d.js';
 
 interface Case { spec: Conv2dSpec; act?: Act; bias?: boolean }
@@ -177,13 +177,31 @@ describe('conv2d as implicit GEMMs (the subgroup kernel, and conv2d_gemm.wgsl\'s
 
   it('picks the subgroup kernel where matmul would (this adapter), and takes a forced kernel', () => {
     const s: Conv2dSpec = { batch: 2, inH: 8, inW: 8, inC: 4, kH: 3, kW: 3, outC: 8, padding: 'SAME' };
-    expect(conv2dKernelFor(ctx, s, 128, 8)).to.equal(hasSubgroupKernel(ctx) ? 'subgroup' : 'tiled');
-    expect(conv2dKernelFor(ctx, { ...s, kernel: 'tiled' }, 128, 8)).to.equal('tiled');
+    expect(conv2dKernelFor(ctx, s, 128, 8, 36)).to.equal(hasSubgroupKernel(ctx) ? 'subgroup' : 'tiled');
+    expect(conv2dKernelFor(ctx, { ...s, kernel: 'tiled' }, 128, 8, 36)).to.equal('tiled');
     const b = ctx.storage(4096);
     const labels = (kernel: Conv2dKernel) => conv2dForward(ctx, { ...s, kernel }, { x: b, filter: b, y: b }).map((d) => d.kernel.label);
     expect(labels('tiled').join()).to.match(/conv2d_gemm/);
     if (hasSubgroupKernel(ctx)) expect(labels('subgroup').join()).to.match(/matmul_subgroup/);
     ctx.release(b);
+  });
+
+  it('on a GPU, splits over K on the subgroup kernel a product too small to fill the GPU, which conv2d_gemm would walk whole', () => {
+    // The cnn's second convolution: 5x5, 32 -> 64 channels over 14x14 pixels, a batch of 50.
+    const s: Conv2dSpec = { batch: 50, inH: 14, inW: 14, inC: 32, kH: 5, kW: 5, outC: 64, padding: 'SAME' };
+    const dFilter = [800, 64, 50 * 14 * 14] as const;
+    const manyTiles = [1024 * 64, 64, 800] as const;
+    const gpu = GpuContext.fromDevice(ctx.device, { adapterDescription: 'nvidia / nvidia-h200 / NVIDIA: 580.159.04' });
+    try {
+      if (hasSubgroupKernel(gpu)) {
+        expect(splitKFactor(gpu, { M: dFilter[0], N: dFilter[1], K: dFilter[2] }), 'a GPU wants the filter gradient split').to.be.greaterThan(1);
+        expect(conv2dKernelFor(gpu, s, ...dFilter), 'the filter gradient on a GPU').to.equal('subgroup');
+      }
+      expect(conv2dKernelFor(gpu, s, ...manyTiles), 'a product with 1,024 tiles on a GPU').to.equal('tiled');
+      expect(conv2dKernelFor(ctx, s, ...dFilter), 'the filter gradient on this adapter').to.equal(hasSubgroupKernel(ctx) ? 'subgroup' : 'tiled');
+    } finally {
+      gpu.destroy();
+    }
   });
 
   it('skips the gradients that are not asked for (no dx for a first layer)', async () => {

@@ -394,7 +394,7 @@ describe('matmul on a device the caller created (the embedding path)', () => {
       expect(hasSubgroupKernel(ctx)).to.equal(false);
       const [M, N, K] = [33, 20, 57];
       expect(matmulKernelFor(ctx, { M, N, K })).to.equal('portable');
-      expect(conv2dKernelFor(ctx, { batch: 2, inH: 8, inW: 8, inC: 4, kH: 3, kW: 3, outC: 8, padding: 'SAME' }, 128, 8)).to.equal('tiled');
+      expect(conv2dKernelFor(ctx, { batch: 2, inH: 8, inW: 8, inC: 4, kH: 3, kW: 3, outC: 8, padding: 'SAME' }, 128, 8, 36)).to.equal('tiled');
       const rand = rng(98);
       const A = randomArray(M * K, rand), B = randomArray(K * N, rand);
       const a = ctx.upload(A), b = ctx.upload(B), c = ctx.storage(M * N * 4);

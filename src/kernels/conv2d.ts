@@ -1,7 +1,7 @@
 import type { GpuContext } from '../gpu/context.js';
 import { GpuError } from '../gpu/context.js';
 import { ceilDiv, type Dispatch } from '../gpu/dispatch.js';
-import { ACTIVATION_CODE, matmulKernelFor, matmulSplitK, type Activation, type MatmulConv } from './matmul.js';
+import { ACTIVATION_CODE, hasSubgroupKernel, matmulKernelFor, matmulSplitK, splitKFactor, type Activation, type MatmulConv } from './matmul.js';
 import { columnSum } from './reduce.js';
 import { checkPositive } from './checks.js';
 
@@ -86,13 +86,17 @@ export interface Conv2dSpec {
 export type Conv2dKernel = 'subgroup' | 'tiled';
 
 /**
- * Which kernel computes a product of this convolution: the one matmul would pick for a product
- * of that size (matmulKernelFor: 'subgroup' on adapters with subgroups where it would use the
- * subgroup kernel), else 'tiled'; the spec's `kernel` overrides it.
+ * Which kernel computes an M x N product over K of this convolution: the one matmul would pick for
+ * a product of that size (matmulKernelFor: 'subgroup' on adapters with subgroups where it would
+ * use the subgroup kernel), else 'tiled'; the spec's `kernel` overrides it. conv2d_gemm walks all
+ * of K in each workgroup, so a product that matmul would split over K (splitKFactor: a filter
+ * gradient, a small output summed over the batch's pixels, in a dozen workgroups on a GPU) takes
+ * the subgroup kernel, which splits it, where the adapter runs it.
  */
-export function conv2dKernelFor(ctx: GpuContext, spec: Conv2dSpec, M: number, N: number): Conv2dKernel {
+export function conv2dKernelFor(ctx: GpuContext, spec: Conv2dSpec, M: number, N: number, K: number): Conv2dKernel {
   if (spec.kernel) return spec.kernel;
-  return matmulKernelFor(ctx, { M, N, K: 1 }) === 'subgroup' ? 'subgroup' : 'tiled';
+  if (matmulKernelFor(ctx, { M, N, K }) === 'subgroup') return 'subgroup';
+  return hasSubgroupKernel(ctx) && splitKFactor(ctx, { M, N, K }) > 1 ? 'subgroup' : 'tiled';
 }
 
 /** Output size, strides and padding of a sliding window over NHWC input (convolution and pooling). */
@@ -205,7 +209,7 @@ function convProduct(
   bufs: { src: GPUBuffer; b: GPUBuffer; bias?: GPUBuffer; c: GPUBuffer },
   opts: { activation?: Activation; accumulate?: boolean; label: string },
 ): Dispatch[] {
-  if (conv2dKernelFor(ctx, spec, M, N) === 'tiled') return [gemmDispatch(ctx, spec, g, mode, M, N, K, bufs, opts)];
+  if (conv2dKernelFor(ctx, spec, M, N, K) === 'tiled') return [gemmDispatch(ctx, spec, g, mode, M, N, K, bufs, opts)];
   const conv: MatmulConv = {
     mode: mode === GemmMode.Forward ? 'forward' : mode === GemmMode.Dx ? 'dx' : 'dFilter',
     batch: spec.batch, inH: spec.inH, inW: spec.inW, inC: spec.inC, kH: spec.kH, kW: spec.kW,
