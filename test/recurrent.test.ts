@@ -6,7 +6,7 @@ import {
 } from './ref/recurrent.js';
 import { hasLstmStepEpilogues, prepareRecurrentLayer, prepareRecurrentStack, releaseRecurrent, recurrentInit, type RecurrentLayer } from '../src/kernels/recurrent.js';
 import { runDispatches } from '../src/gpu/dispatch.js';
-import type { GpuContext } from '../src/gpu/context.js';
+import { GpuContext } from '../src/gpu/context.js';
 
 interface Case {
   cell: Cell;
@@ -154,6 +154,25 @@ describe('recurrent layers (shaders/recurrent.wgsl + matmul) against float64 BPT
     await check(ctx, { cell: 'lstm', T: 7, B: 5, I: 9, hidden: [11, 6], initialState: 'given', dropout: true, gradFrom: 'all', gatesInPlace: true, splitRecurrentProduct: 3, seed: 80 });
     await check(ctx, { cell: 'lstm', T: 6, B: 13, I: 5, hidden: [70], gradFrom: 'last', splitRecurrentProduct: 4, seed: 81 });
     await check(ctx, { cell: 'rnn', T: 7, B: 5, I: 9, hidden: [37, 11], initialState: 'given', dropout: true, gradFrom: 'all', splitRecurrentProduct: 2, seed: 82 });
+  });
+
+  it('on a GPU, an LSTM at the rnn net\'s size splits the backward step\'s product and runs each step as a product, then the cell, both ways; here, the cell in the product\'s epilogue', () => {
+    const gpu = GpuContext.fromDevice(ctx.device, { adapterDescription: 'nvidia / nvidia-h200 / NVIDIA: 580.159.04' });
+    const x = ctx.storage(28 * 100 * 28 * 4);
+    try {
+      const onGpu = prepareRecurrentLayer(gpu, { cell: 'lstm', T: 28, B: 100, I: 28, H: 128 }, { x });
+      expect(onGpu.spec.splitRecurrentProduct, 'the backward step\'s product split on a GPU').to.equal(true);
+      expect(onGpu.spec.cellInMatmul, 'the cell in the product\'s epilogue on a GPU').to.equal(false);
+      expect(onGpu.forward.filter((d) => / h·W_h t=/.test(d.label ?? '')), 'forward steps as products of their own').to.have.length(27);
+      releaseRecurrent(gpu, onGpu);
+      const here = prepareRecurrentLayer(ctx, { cell: 'lstm', T: 28, B: 100, I: 28, H: 128 }, { x });
+      expect(here.spec.splitRecurrentProduct, 'the backward step\'s product split here').to.equal(false);
+      expect(here.spec.cellInMatmul, 'the cell in the product\'s epilogue here').to.equal(hasLstmStepEpilogues(ctx));
+      releaseRecurrent(ctx, here);
+    } finally {
+      ctx.release(x);
+      gpu.destroy();
+    }
   });
 
   it('LSTM steps with the cell in the matmul\'s epilogue give exactly the floats of matmul + cell kernel', async function () {

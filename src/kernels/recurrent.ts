@@ -69,9 +69,12 @@ export interface RecurrentLayerSpec {
    *  dispatch (T + const per direction); the backward first transposes W_h once into a [4H, H] buffer.
    *  Default false: on lavapipe it measured slower than matmul + cell (tools/bench-lstm.ts --fused). */
   fused?: boolean;
-  /** LSTM, unfused: run each step's cell backward as the epilogue of the matmul dz_{t+1}·W_hᵀ
-   *  (lstm_bwd_step in shaders/matmul_subgroup.wgsl), one dispatch per step instead of two, with the
-   *  same arithmetic. Default true; it takes effect only where the adapter has subgroups (else off). */
+  /** LSTM, unfused: run each step's cell as the epilogue of its recurrent product (forward
+   *  lstm_fwd_step after h_{t-1}·W_h, backward lstm_bwd_step after dz_{t+1}·W_hᵀ, in
+   *  shaders/matmul_subgroup.wgsl), one dispatch per step instead of two, with the same arithmetic.
+   *  Default: true unless the backward's product is split (splitRecurrentProduct, a GPU: there the
+   *  subgroup kernel's serial walk over K costs more than the extra dispatch). It takes effect only
+   *  where the adapter has subgroups (else off). */
   cellInMatmul?: boolean;
   /** LSTM and SimpleRNN: split the backward step's product dh = dz·W_hᵀ over K (matmulSplitK), with
    *  the cell backward then in its own dispatch instead of the product's epilogue. Default: where
@@ -202,6 +205,9 @@ export function prepareRecurrentLayer(ctx: GpuContext, specIn: RecurrentLayerSpe
   checkPositive(`recurrent layer ${name}`, { T, B, I, H });
   // The backward step's dh = dz·W_hᵀ (B x 4H · 4H x H for an LSTM).
   const dhProduct = { M: B, N: H, K: G * H, transB: true };
+  // dh's product split over K where that pays more than the fused cell (a GPU).
+  const splitRecurrentProduct = cell !== 'gru' && !specIn.fused
+    && (specIn.splitRecurrentProduct ?? (splitKPolicy(ctx).overEpilogue && splitKFactor(ctx, dhProduct) > 1));
   const spec = {
     cell, T, B, I, H,
     forgetBias: specIn.forgetBias ?? 1.0,
@@ -210,10 +216,9 @@ export function prepareRecurrentLayer(ctx: GpuContext, specIn: RecurrentLayerSpe
     inputGrad: specIn.inputGrad ?? true,
     accumulateGrads: specIn.accumulateGrads ?? false,
     fused: (specIn.fused ?? false) && cell === 'lstm',
-    cellInMatmul: (specIn.cellInMatmul ?? true) && cell === 'lstm' && !specIn.fused && hasLstmStepEpilogues(ctx),
-    // dh's product split over K where that pays more than the fused cell (a GPU).
-    splitRecurrentProduct: cell !== 'gru' && !specIn.fused
-      && (specIn.splitRecurrentProduct ?? (splitKPolicy(ctx).overEpilogue && splitKFactor(ctx, dhProduct) > 1)),
+    // Where dh's product is split (a GPU), the forward step too is a product, then the cell.
+    cellInMatmul: (specIn.cellInMatmul ?? splitRecurrentProduct === false) && cell === 'lstm' && !specIn.fused && hasLstmStepEpilogues(ctx),
+    splitRecurrentProduct,
     label: name,
   } as const;
   const GH = G * H, BH = B * H, TB = T * B;
