@@ -127,11 +127,14 @@ export interface OpTime {
 
 /**
  * Each op's GPU milliseconds: the step encoded with one timed pass per op (Trainer.profile's layout),
- * one warm-up step, then the median over `steps` steps, each read after sleeping through it. The
- * ops come slowest first; opSumMs is the median of the per-step sums.
+ * or with `perDispatch` one per dispatch (labelled as the dispatch), one warm-up step, then the
+ * median over `steps` steps, each read after sleeping through it. The ops come slowest first;
+ * opSumMs is the median of the per-step sums.
  */
-export async function opGpuTimes(ctx: GpuContext, graph: CompiledGraph, steps: number): Promise<{ opSumMs: number; ops: OpTime[] }> {
-  const ops = graph.ops;
+export async function opGpuTimes(ctx: GpuContext, graph: CompiledGraph, steps: number, opts: { perDispatch?: boolean } = {}): Promise<{ opSumMs: number; ops: OpTime[] }> {
+  const ops = opts.perDispatch
+    ? graph.ops.flatMap((o) => o.dispatches.map((d) => ({ label: d.label ?? o.label, dispatches: [d] })))
+    : graph.ops;
   const timer = new PassTimer(ctx, ops.length);
   const per: number[][] = ops.map(() => []);
   const sums: number[] = [];
@@ -140,7 +143,8 @@ export async function opGpuTimes(ctx: GpuContext, graph: CompiledGraph, steps: n
     for (let s = 0; s < 1 + steps; s++) {
       timer.reset();
       const e = ctx.device.createCommandEncoder();
-      graph.encode(e, timer);
+      const dispatches = new DispatchEncoder(e);
+      for (const op of ops) dispatches.encode(op.dispatches, timer.pass(op.label));
       timer.resolve(e);
       const t0 = performance.now();
       ctx.device.queue.submit([e.finish()]);

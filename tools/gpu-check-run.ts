@@ -237,6 +237,8 @@ async function timeNet(ctx: GpuContext, net: NetKind, data: ReturnType<typeof tr
     if (ctx.hasTimestamps) gpuMs = median(await stepGpuTimes(ctx, t.graph, steps, pipeMs * steps, 'check'));
     // Where the step's GPU time goes: the slowest ops, one timed pass each.
     const top = ctx.hasTimestamps ? (await opGpuTimes(ctx, t.graph, Math.min(steps, 10))).ops.slice(0, 6) : [];
+    // And the slowest dispatches, each in a timed pass of its own (an op's dispatches apart).
+    const topDispatches = ctx.hasTimestamps ? (await opGpuTimes(ctx, t.graph, Math.min(steps, 10), { perDispatch: true })).ops.slice(0, 8) : [];
     ctx.throwIfFailed(`net ${net}`);
     const gflops = t.graph.flops / (gpuMs * 1e6);
     const res = { stepMs, examplesPerSec: (batch * 1000) / stepMs };
@@ -249,7 +251,8 @@ async function timeNet(ctx: GpuContext, net: NetKind, data: ReturnType<typeof tr
       net, batch, optimizer, matmul_kernel: matmulKernel, step_ms: stepMs, examples_per_s: res.examplesPerSec, steps: times.length, pipelined_step_ms: pipeMs,
       gpu_step_ms: Number.isFinite(gpuMs) ? gpuMs : null, dispatches_per_step: t.graph.dispatchCount, mflop_per_step: t.graph.flops / 1e6,
       gflops: Number.isFinite(gflops) ? gflops : null, share_of_fma_peak: Number.isFinite(gflops) ? share(gflops) : null, loss,
-      top_ops: top.map((o) => ({ op: o.label, ms: sig(o.ms), share: sig(o.share), dispatches: o.dispatches })), tiles,
+      top_ops: top.map((o) => ({ op: o.label, ms: sig(o.ms), share: sig(o.share), dispatches: o.dispatches })),
+      top_dispatches: topDispatches.map((d) => ({ dispatch: d.label, ms: sig(d.ms), share: sig(d.share) })), tiles,
     });
     log(`${net}: ${stepMs.toFixed(2)} ms/step (finished), ${pipeMs.toFixed(2)} pipelined, GPU ${gpuMs.toFixed(2)} ms`);
     return res;
