@@ -34,6 +34,10 @@ override VEC_BT: bool = false;     // TRANS_B and ldb, offB multiples of 4: B ro
 override HAS_BIAS: bool = false;
 override ACTIVATION: u32 = 0u;     // an activation code of prelude.wgsl: 0 none, 1 relu, 2 sigmoid, 3 tanh
 override ACCUMULATE: bool = false;
+// main, main_c4: C = product ⊙ f'(y), where C holds y = f(x) on entry, for f an activation code
+// whose derivative is a function of y (relu, sigmoid, tanh): a dense layer's dx written over its
+// input, the output of the layer that applied f (src/graph/fuse-activation-grads.ts). 0: off.
+override ACT_GRAD: u32 = 0u;
 override BIAS_GRAD: bool = false;  // also dbias[j] (+)= Σ_k op(B)[k][j] (a bias gradient: dW = Xᵀ·dZ, db = 1ᵀ·dZ)
 override WG: u32 = 16u;            // invocations per workgroup (each 4 columns)
 override TM: u32 = 16u;            // rows of C per workgroup: 8, 16 or 32 (a multiple of G, ≤ TMAX)
@@ -387,6 +391,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     for (var c = 0u; c < ncols; c++) {
       var x = v[c];
       if (ACCUMULATE) { x += C[base + c]; }
+      if (ACT_GRAD != 0u) { x *= activation_grad_from_y(ACT_GRAD, C[base + c]); }
       C[base + c] = x;
     }
   }
@@ -410,6 +415,7 @@ fn main_c4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid:
     var v = activate4(ACTIVATION, acc[r] + add);
     let at = (params.offC + (wid.z * params.M + i) * params.ldc + j0) / 4u;
     if (ACCUMULATE) { v += C4[at]; }
+    if (ACT_GRAD != 0u) { v *= activation_grad_from_y4(ACT_GRAD, C4[at]); }
     C4[at] = v;
   }
 }

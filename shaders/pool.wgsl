@@ -189,11 +189,6 @@ fn avgPoolBackward(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_
 
 const LANE4 = vec4u(0u, 1u, 2u, 3u);
 
-fn act_grad4(yv: vec4f) -> vec4f {
-  return vec4f(activation_grad_from_y(ACT_GRAD, yv.x), activation_grad_from_y(ACT_GRAD, yv.y),
-               activation_grad_from_y(ACT_GRAD, yv.z), activation_grad_from_y(ACT_GRAD, yv.w));
-}
-
 @compute @workgroup_size(WG)
 fn maxPool4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let C4 = params.C / 4u;
@@ -269,7 +264,7 @@ fn maxPoolBackward4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation
     }
     let i4 = p * C4 + c4;
     if (ACCUMULATE) { s += dx4[i4]; }
-    if (ACT_GRAD != 0u) { s *= act_grad4(dx4[i4]); }
+    if (ACT_GRAD != 0u) { s *= activation_grad_from_y4(ACT_GRAD, dx4[i4]); }
     dx4[i4] = s;
     q = nextPixel(q, params.inH, params.inW);
   }
@@ -298,7 +293,7 @@ fn avgPoolBackward4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation
     }
     let i4 = p * C4 + c4;
     if (ACCUMULATE) { s += dx4[i4]; }
-    if (ACT_GRAD != 0u) { s *= act_grad4(dx4[i4]); }
+    if (ACT_GRAD != 0u) { s *= activation_grad_from_y4(ACT_GRAD, dx4[i4]); }
     dx4[i4] = s;
     q = nextPixel(q, params.inH, params.inW);
   }

@@ -93,6 +93,11 @@ fn activation_grad_from_y(kind: u32, yv: f32) -> f32 {
   }
 }
 
+fn activation_grad_from_y4(kind: u32, yv: vec4f) -> vec4f {
+  return vec4f(activation_grad_from_y(kind, yv.x), activation_grad_from_y(kind, yv.y),
+               activation_grad_from_y(kind, yv.z), activation_grad_from_y(kind, yv.w));
+}
+
 fn activate4(kind: u32, v: vec4f) -> vec4f {
   switch kind {
     case 1u: { return max(v, vec4f(0.0)); }

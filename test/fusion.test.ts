@@ -10,7 +10,8 @@ import { expectClose, matmulRef, randomArray, randomBetween, relError, rng } fro
 import { adamwRef, sgdDecayRef } from './ref/train-control.js';
 import { momentumRef } from './ref/optimizer.js';
 import { adamEpilogue, prepareAdam, prepareSgd, sgdEpilogue } from '../src/kernels/optimizer.js';
-import { matmul, matmulTileVariants, type MatmulSpec } from '../src/kernels/matmul.js';
+import { matmul, matmulSplitK, matmulTileVariants, type MatmulSpec } from '../src/kernels/matmul.js';
+import { prepareActivationBackward } from '../src/kernels/activation.js';
 import { createStepCounter } from '../src/kernels/step.js';
 import { runDispatches } from '../src/gpu/dispatch.js';
 import { CompiledGraph, type CompileOptions, type OptimizerConfig } from '../src/graph/recorder.js';
@@ -191,6 +192,71 @@ function expectSameBits(a: Record<string, Float32Array>[], b: Record<string, Flo
   });
 }
 
+describe('a product stored over an activation\'s output with its derivative (MatmulSpec.activationGrad, a dense layer\'s dx)', function () {
+  this.timeout(120_000);
+  let ctx: GpuContext;
+  before(async () => { ctx = await testContext(); });
+
+  // dx = dz·wᵀ [M, N] over K, stored over y = f(x) of the layer before as dx ⊙ f'(y). N = 13: C
+  // stored element by element (main); N = 16: as vec4s (main_c4).
+  const derivative: Record<'relu' | 'sigmoid' | 'tanh', (y: number) => number> = { relu: (y) => (y > 0 ? 1 : 0), sigmoid: (y) => y * (1 - y), tanh: (y) => (1 - y) * (1 + y) };
+  const outputs = { relu: (r: () => number) => Math.max(0, r() * 2 - 1), sigmoid: (r: () => number) => 0.02 + 0.96 * r(), tanh: (r: () => number) => r() * 1.96 - 0.98 };
+  // The derivative is applied as C is stored, the same for every tile: each activation runs on the
+  // default tile from buffers, relu' on every tile and from textures too.
+  for (const act of ['relu', 'sigmoid', 'tanh'] as const) {
+    for (const [M, N, K] of [[7, 13, 9], [20, 16, 33]]) {
+      const everyTile = act === 'relu' && N === 16;
+      it(`${act}', ${M}x${N} over ${K}: ${everyTile ? 'every tile, from buffers and textures,' : 'the default tile'} matches float64 and product + derivative pass bit for bit`, async () => {
+        const rand = rng(M * 100 + N + K + act.length);
+        const dz = randomArray(M * K, rand), w = randomArray(N * K, rand);
+        const y = Float32Array.from({ length: M * N }, () => outputs[act](rand));
+        if (act === 'relu') y[0] = 0; // relu' at 0 is 0
+        const product = matmulRef(dz, w, M, N, K, { transB: true });
+        const ref = Float64Array.from(product, (p, i) => p * derivative[act](y[i]));
+        const spec: MatmulSpec = { M, N, K, transB: true };
+        const bdz = ctx.upload(dz), bw = ctx.upload(w), by = ctx.upload(y), apart = ctx.storage(4 * M * N);
+        try {
+          await runDispatches(ctx, [
+            matmul(ctx, spec, { a: bdz, b: bw, c: apart }),
+            prepareActivationBackward(ctx, { n: M * N, activation: act }, { y: by, dy: apart, dx: apart }),
+          ]);
+          const want = await ctx.readF32(apart, M * N);
+          const variants = matmulTileVariants(ctx, spec);
+          const runs = everyTile ? [...variants.map((variant) => ({ variant, textures: false })), { variant: variants[0], textures: true }] : [{ variant: variants[0], textures: false }];
+          for (const { variant, textures } of runs) {
+            const tag = `${act}' ${M}x${N}x${K}, tile ${variant}${textures ? ', textures' : ''}`;
+            const c = ctx.upload(y);
+            try {
+              await runDispatches(ctx, [matmul(ctx, { ...spec, activationGrad: act, variant, textures }, { a: bdz, b: bw, c })]);
+              const got = await ctx.readF32(c, M * N);
+              expectClose(got, ref, 1e-5, tag);
+              expect(bits(got), `${tag}: bit for bit as product + derivative pass`).to.deep.equal(bits(want));
+            } finally {
+              ctx.release(c);
+            }
+          }
+          if (everyTile) expect(variants.length, 'tiles tried').to.be.greaterThan(1);
+        } finally {
+          for (const b of [bdz, bw, by, apart]) ctx.release(b);
+        }
+      });
+    }
+  }
+
+  it('refuses what it cannot do, naming the way out', () => {
+    const b = ctx.storage(4096);
+    try {
+      const spec: MatmulSpec = { M: 8, N: 8, K: 8, transB: true, activationGrad: 'relu' };
+      expect(() => matmul(ctx, { ...spec, accumulate: true }, { a: b, b, c: b })).to.throw(/activationGrad needs the subgroup kernel, unsplit, without accumulate.*prepareActivationBackward/);
+      expect(() => matmul(ctx, { ...spec, portable: true }, { a: b, b, c: b })).to.throw(/activationGrad needs the subgroup kernel/);
+      expect(() => matmulSplitK(ctx, { ...spec, splits: 2 }, { a: b, b, c: b })).to.throw(/K cannot be split with .* an activation's derivative/);
+      expect(() => matmul(ctx, { ...spec, activationGrad: 'none' }, { a: b, b, c: b })).to.throw(/activationGrad takes relu, sigmoid, tanh/);
+    } finally {
+      ctx.release(b);
+    }
+  });
+});
+
 describe('optimizer updates fused into the weight-gradient products of a training step (src/graph/fuse-updates.ts)', function () {
   this.timeout(120_000);
   let ctx: GpuContext;
@@ -202,8 +268,9 @@ describe('optimizer updates fused into the weight-gradient products of a trainin
   const momentum: OptimizerConfig = { kind: 'sgd', lr: 0.1, momentum: 0.9, weightDecay: 0.01, schedule: { kind: 'step', decaySteps: 2, decayRate: 0.5 } };
   for (const opt of [{ kind: 'adam', lr: 0.02 } as OptimizerConfig, adamw, { kind: 'sgd', lr: 0.1 } as OptimizerConfig, momentum]) {
     it(`${opt.kind}${opt.momentum ? ' with momentum' : ''}${opt.schedule ? ' with decay and a schedule' : ''}: every weight's update in its gradient's product, three steps bit for bit those of the update dispatches`, async () => {
-      const fused = await train(ctx, mlp(), opt, {});
-      const separate = await train(ctx, mlp(), opt, { fuseUpdates: false });
+      // (Without fused updates, the dense layers' dx would apply the activations' derivatives: tested below.)
+      const fused = await train(ctx, mlp(), opt, { fuseActivationGrads: false });
+      const separate = await train(ctx, mlp(), opt, { fuseUpdates: false, fuseActivationGrads: false });
       expect(fused.fused, 'products with the update in their epilogue').to.have.length(3);
       expect(separate.fused, 'with fusing off').to.deep.equal([]);
       expect(fused.separate, 'updates left as dispatches: the biases').to.have.length(3);
@@ -244,7 +311,7 @@ describe('optimizer updates fused into the weight-gradient products of a trainin
   });
 });
 
-describe('an activation\'s derivative applied by the backward of the pooling that read its output (src/graph/fuse-activation-grads.ts)', function () {
+describe('an activation\'s derivative applied by the backward of the pooling or dense layer that read its output (src/graph/fuse-activation-grads.ts)', function () {
   this.timeout(120_000);
   let ctx: GpuContext;
   before(async () => { ctx = await testContext(); });
@@ -264,6 +331,29 @@ describe('an activation\'s derivative applied by the backward of the pooling tha
     expect(derivativePasses(fused.labels), 'fused: the pools apply them').to.deep.equal([]);
     expect(apart.dispatches - fused.dispatches, 'dispatches saved').to.equal(2);
     expect(fused.planned, 'planned bytes: the convs\' output gradients live over their outputs').to.be.lessThan(apart.planned);
+    expectSameBits(fused.after, apart.after);
+  });
+
+  it('dense relu → dense and dense sigmoid → dense: the next layer\'s dx product applies the derivative; three steps bit for bit, two passes and two gradient buffers fewer', async () => {
+    // Widths of 5 and 3 are no whole column quads: the updates stay dispatches, and dx comes after dW.
+    const denseNet = () => sequential([6], [dense({ units: 8, activation: 'relu' }), dense({ units: 5, activation: 'sigmoid' }), dense({ units: 3 })], { name: 'denses' });
+    const fused = await train(ctx, denseNet(), adam, {});
+    const apart = await train(ctx, denseNet(), adam, { fuseActivationGrads: false });
+    expect(derivativePasses(apart.labels), 'without fusing: each layer applies its derivative').to.have.length(2);
+    expect(derivativePasses(fused.labels), 'fused: the next layers\' dx apply them').to.deep.equal([]);
+    expect(fused.labels.filter((l) => /\/dx \(⊙ (relu|sigmoid)'\)$/.test(l)), 'the dx products that apply them').to.have.length(2);
+    expect(apart.dispatches - fused.dispatches, 'dispatches saved').to.equal(2);
+    expect(fused.planned, 'planned bytes: the output gradients live over the outputs').to.be.lessThan(apart.planned);
+    expectSameBits(fused.after, apart.after);
+  });
+
+  it('leaves the derivative to the dense layer where the next layer\'s update is fused into its dW (dx then runs first, while x is still needed)', async () => {
+    const denseNet = () => sequential([6], [dense({ units: 8, activation: 'tanh' }), dense({ units: 12 })], { name: 'update fused' });
+    const fused = await train(ctx, denseNet(), adam, {});
+    const apart = await train(ctx, denseNet(), adam, { fuseActivationGrads: false });
+    expect(fused.fused.filter((l) => l.startsWith('dense_1/dW')), 'the second layer\'s update in its dW').to.have.length(1);
+    expect(derivativePasses(fused.labels), 'the first layer still applies tanh\'').to.have.length(1);
+    expect(fused.dispatches).to.equal(apart.dispatches);
     expectSameBits(fused.after, apart.after);
   });
 

@@ -1,9 +1,11 @@
 // An activation's derivative applied by the backward that writes the activation's output gradient
-// (a pooling's), in place of the activation's output, instead of in a pass of the op that applied
-// the activation: a conv's relu followed by max pooling then costs no relu' dispatch, and its
-// output gradient no buffer of its own (it is written over the conv's output, which the conv's
+// (a pooling's, or the dx product of the dense layer after), in place of the activation's output,
+// instead of in a pass of the op that applied the activation: a conv's relu followed by max pooling,
+// or a dense layer's relu followed by another dense layer, then costs no relu' dispatch, and its
+// output gradient no buffer of its own (it is written over the layer's output, which the layer's
 // backward read only for that derivative). The op rules say what each side can do
 // (GradientRule.activationGrad, appliesActivationGrad); this pass decides where the graph allows it.
+import type { GpuContext } from '../gpu/context.js';
 import type { Graph } from './graph.js';
 import { findOpRule } from './registry.js';
 import type { Tensor } from './tensor.js';
@@ -17,7 +19,7 @@ import type { Tensor } from './tensor.js';
  *  - both rules agree.
  * d(y) becomes an in-place view of y; the producer's backward takes it as already activated.
  */
-export function fuseActivationGrads(graph: Graph, keep: readonly Tensor[]): void {
+export function fuseActivationGrads(ctx: GpuContext, graph: Graph, keep: readonly Tensor[]): void {
   graph.nodes.forEach((backward, at) => {
     if (backward.phase !== 'backward' || !backward.forward || !backward.grads) return;
     if (graph.nodes.filter((n) => n.forward === backward.forward).length !== 1) return;
@@ -31,7 +33,7 @@ export function fuseActivationGrads(graph: Graph, keep: readonly Tensor[]): void
       const consumer = findOpRule(backward.forward!.op)?.gradient;
       if (activation?.kind !== 'kernel' || consumer?.kind !== 'kernel') return;
       const act = activation.activationGrad?.(producer);
-      if (!act || !consumer.appliesActivationGrad?.(backward.forward!, input, act)) return;
+      if (!act || !consumer.appliesActivationGrad?.(ctx, backward.forward!, input, act, backward.updates ?? [])) return;
       const producerBackward = graph.nodes.filter((n) => n.forward === producer);
       if (producerBackward.length !== 1) return;
       if (graph.nodes.some((n, i) => i > at && n !== producerBackward[0] && n.inputs.includes(y))) return;

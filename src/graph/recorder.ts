@@ -110,7 +110,7 @@ export class CompiledGraph {
         for (const [param, grad] of this.paramGrads) addUpdate(graph, param, grad, opt!);
         if (opt!.clipNorm === undefined && (opts.fuseUpdates ?? true)) fuseUpdates(ctx, graph, keep);
       }
-      if (opts.fuseActivationGrads ?? true) fuseActivationGrads(graph, keep);
+      if (opts.fuseActivationGrads ?? true) fuseActivationGrads(ctx, graph, keep);
     }
     const limit = ctx.limits.maxStorageBufferBindingSize;
     for (const t of graph.tensors) {

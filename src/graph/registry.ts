@@ -144,8 +144,12 @@ export type GradientRule<A> =
        * (GradientRequest.activated, src/graph/fuse-activation-grads.ts). Undefined: none.
        */
       activationGrad?(n: OpNode<A>): Activation | undefined;
-      /** Whether the backward can apply an activation's derivative to grads[input] in place (GradientRequest.activationGrads). */
-      appliesActivationGrad?(n: OpNode<A>, input: number, activation: Activation): boolean;
+      /**
+       * Whether the backward can apply an activation's derivative to grads[input] in place
+       * (GradientRequest.activationGrads), given the updates already fused into it
+       * (GradientRequest.updates: the lowering then reorders its products).
+       */
+      appliesActivationGrad?(ctx: GpuContext, n: OpNode<A>, input: number, activation: Activation, updates: readonly (Node | undefined)[]): boolean;
     };
 
 /** One op: typed attributes A, shape inference, gradient rule, lowering. */

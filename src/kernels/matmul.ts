@@ -10,6 +10,8 @@ import { OPERAND_TEXTURE_WIDTH, type TextureCopy } from '../gpu/operand-textures
 /** An activation fused into a kernel's epilogue. */
 export type Activation = 'none' | 'relu' | 'sigmoid' | 'tanh';
 export const ACTIVATION_CODE: Record<Activation, number> = { none: 0, relu: 1, sigmoid: 2, tanh: 3 };
+/** The activations whose derivative a product can apply as it stores C over their output (MatmulSpec.activationGrad). */
+export const ACTIVATION_GRADS_FROM_Y: readonly Activation[] = ['relu', 'sigmoid', 'tanh'];
 
 /** C[M,N] = op(A)·op(B) (+ bias[N]) (→ activation) (+= C). Shapes are of op(A) [M,K] and op(B) [K,N]. */
 export interface MatmulSpec {
@@ -39,6 +41,13 @@ export interface MatmulSpec {
    */
   biasGrad?: boolean;
   offDbias?: number;
+  /**
+   * C holds y = f(x) on entry, and the product is stored as product ⊙ f'(y) over it: a dense
+   * layer's dx written over its input, the output of the layer that applied f, with that layer's
+   * derivative (src/graph/fuse-activation-grads.ts). relu, sigmoid or tanh (derivatives in terms
+   * of y); the subgroup kernel, unsplit, without accumulate or an epilogue.
+   */
+  activationGrad?: Activation;
   label?: string;
   /** Use the portable kernel even where the adapter has subgroups (for tests and comparisons). */
   portable?: boolean;
@@ -195,6 +204,12 @@ function matmulDispatch(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers, 
   if (spec.conv && (spec.portable || spec.tiled || !hasSubgroupKernel(ctx) || spec.epilogue || spec.biasGrad)) {
     throw new GpuError(`${name}: a convolution's implicit GEMM needs the subgroup kernel, without an epilogue or a fused bias gradient`);
   }
+  if (spec.activationGrad) {
+    if (!ACTIVATION_GRADS_FROM_Y.includes(spec.activationGrad)) throw new GpuError(`${name}: activationGrad takes ${ACTIVATION_GRADS_FROM_Y.join(', ')} (derivatives in terms of y), not ${spec.activationGrad}`);
+    if (spec.portable || spec.tiled || !hasSubgroupKernel(ctx) || spec.epilogue || spec.conv || spec.accumulate || split.splits > 1) {
+      throw new GpuError(`${name}: activationGrad needs the subgroup kernel, unsplit, without accumulate, an epilogue or a convolution; apply the derivative in a pass of its own (prepareActivationBackward)`);
+    }
+  }
   const transA = !!spec.transA;
   const transB = !!spec.transB;
   const p: MatmulParams = {
@@ -226,8 +241,9 @@ function matmulDispatch(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers, 
   if (!tuner || candidates.length < 2) return prepare(ctx, spec, p, bufs, family, candidates[0].tile, split).dispatch;
 
   const tex = family === 'subgroup' ? textureRanges(ctx, spec, p, bufs) : {};
-  // An elementwise epilogue costs every tile the same: its product is timed, and keyed, as the plain one.
-  const plain: MatmulSpec = { ...spec, epilogue: undefined };
+  // An elementwise epilogue, or an activation's derivative, costs every tile the same: its product
+  // is timed, and keyed, as the plain one.
+  const plain: MatmulSpec = { ...spec, epilogue: undefined, activationGrad: undefined };
   const key = productKey(family, plain, p, split, !!bufs.bias, tex);
   const ids = candidates.map((c) => c.variant.id);
   const tileOf = (id: string) => candidates.find((c) => c.variant.id === id)!.tile;
@@ -364,7 +380,8 @@ function prepare(ctx: GpuContext, spec: MatmulSpec, p: MatmulParams, bufs: Matmu
       const bindGroup = kernel.bind({ params, ...operands, ...sums, ...epilogue.bind(kernel) }, label);
       return { params, dispatch: { kernel, bindGroup, workgroups, label, flops: flops + biasGradFlops + (epilogue.flops ?? 0), copies } };
     }
-    const kernel = ctx.kernel('matmul_subgroup.wgsl', vecC ? 'main_c4' : 'main', { ...common, ...tiling, ...texturing });
+    const derivative: KernelConstants = spec.activationGrad ? { ACT_GRAD: ACTIVATION_CODE[spec.activationGrad] } : {};
+    const kernel = ctx.kernel('matmul_subgroup.wgsl', vecC ? 'main_c4' : 'main', { ...common, ...tiling, ...texturing, ...derivative });
     const out: Record<string, GPUBuffer> = vecC ? { C4: bufs.c } : { C: bufs.c };
     out.dbias = dbias;
     params ??= kernel.params(subgroupParams(spec, p, spec.offDbias ?? 0));
@@ -412,15 +429,15 @@ function scratchProduct(ctx: GpuContext, spec: MatmulSpec, p: MatmulParams, bufs
  *  - 'tiled' (shaders/matmul_tiled.wgsl), workgroup-memory tiles for GPUs: by default on a GPU
  *    for products at least 64 wide both ways (a 64 x 64 tile's worth);
  *  - 'portable' (shaders/matmul.wgsl) otherwise.
- * Epilogues and fused bias gradients exist only in the subgroup kernel. The context's
- * matmulKernel option, and the spec's portable and tiled flags, override the choice. Each kernel's
- * tile is its default variant (matmul-variants.ts) unless a MatmulTuner chose another.
+ * Epilogues, fused bias gradients and activations' derivatives exist only in the subgroup kernel.
+ * The context's matmulKernel option, and the spec's portable and tiled flags, override the choice.
+ * Each kernel's tile is its default variant (matmul-variants.ts) unless a MatmulTuner chose another.
  */
 export function matmulKernelFor(ctx: GpuContext, spec: MatmulSpec): MatmulFamily {
   if (spec.portable) return 'portable';
   if (spec.tiled) return 'tiled';
   const subgroup = hasSubgroupKernel(ctx) ? 'subgroup' : 'portable';
-  if (spec.epilogue || spec.biasGrad || spec.conv) return subgroup;
+  if (spec.epilogue || spec.biasGrad || spec.conv || spec.activationGrad) return subgroup;
   if (ctx.matmulKernel === 'tiled') return 'tiled';
   if (ctx.matmulKernel === 'subgroup') return subgroup;
   return !isSoftwareAdapter(ctx) && spec.M >= 64 && spec.N >= 64 ? 'tiled' : subgroup;
@@ -531,7 +548,7 @@ export interface SplitKPolicy {
  * epilogue, or a fused bias gradient, needs the whole sum in the tile).
  */
 export function splitKFactor(ctx: GpuContext, spec: MatmulSpec): number {
-  if (spec.epilogue || spec.biasGrad) return 1;
+  if (spec.epilogue || spec.biasGrad || spec.activationGrad) return 1;
   const policy = splitKPolicy(ctx);
   const wanted = Math.ceil(policy.workgroups / matmulTiles(ctx, spec));
   const byChunk = Math.floor(spec.K / policy.minChunk);
@@ -553,7 +570,7 @@ export function matmulSplitK(ctx: GpuContext, spec: MatmulSpec & { splits?: numb
   checkPositive(name, { M, N, K });
   const wanted = spec.splits ?? splitKFactor(ctx, spec);
   if (!Number.isInteger(wanted) || wanted < 1) throw new GpuError(`${name}: splits must be a positive integer, got ${wanted}`);
-  if (wanted > 1 && (spec.epilogue || spec.biasGrad)) throw new GpuError(`${name}: K cannot be split with an epilogue or a fused bias gradient`);
+  if (wanted > 1 && (spec.epilogue || spec.biasGrad || spec.activationGrad)) throw new GpuError(`${name}: K cannot be split with an epilogue, a fused bias gradient or an activation's derivative`);
   // Chunks of whole quads of k (the kernels' vec4 loads along k start at a chunk's first k).
   const kChunk = 4 * ceilDiv(ceilDiv(K, wanted), 4);
   const splits = ceilDiv(K, kChunk);

@@ -2,7 +2,7 @@
 // into the matmul; its backward runs in place over dy.
 import type { OpRule } from '../registry.js';
 import type { Dispatch } from '../../gpu/dispatch.js';
-import { fusesBiasGrad, matmul, matmulKernelFor, matmulSplitK, splitKFactor, type Activation, type MatmulSpec } from '../../kernels/matmul.js';
+import { ACTIVATION_GRADS_FROM_Y, fusesBiasGrad, matmul, matmulKernelFor, matmulSplitK, splitKFactor, type Activation, type MatmulSpec } from '../../kernels/matmul.js';
 import { fusableUpdate, updateEpilogue } from '../update.js';
 import { hasUpdateEpilogue } from '../../kernels/optimizer.js';
 import { columnSum } from '../../kernels/reduce.js';
@@ -35,6 +35,16 @@ export const dense: OpRule<DenseAttrs> = {
       const spec = weightGradSpec(n.inputs[0].shape[0], n.inputs[0].shape[1], n.inputs[1].shape[1]);
       return matmulKernelFor(ctx, spec) === 'subgroup' && splitKFactor(ctx, spec) === 1 && hasUpdateEpilogue(ctx);
     },
+    // Its first backward pass, dz = dy ⊙ act'(y) in place (the next dense layer's dx may do it instead).
+    activationGrad: (n) => (n.attrs.activation !== 'none' ? n.attrs.activation : undefined),
+    // The derivative of the layer before, as dx is stored over that layer's output, which is this
+    // layer's x: so dx must come after dW, which reads x, and not before, as it does with w's update
+    // fused into dW. And only where the product costs the same with it: the subgroup kernel, unsplit.
+    appliesActivationGrad(ctx, n, input, activation, updates) {
+      if (input !== 0 || !ACTIVATION_GRADS_FROM_Y.includes(activation) || updates.some((u) => u)) return false;
+      const spec = dxSpec(n.inputs[0].shape[0], n.inputs[0].shape[1], n.inputs[1].shape[1]);
+      return matmulKernelFor(ctx, spec) === 'subgroup' && splitKFactor(ctx, spec) === 1;
+    },
   },
 
   lower(env, n, grad) {
@@ -52,11 +62,13 @@ export const dense: OpRule<DenseAttrs> = {
     const acc = grad.accumulate;
     const back: Dispatch[] = [];
     const dz = whole(env, dy, `${name} backward`);
-    // dz = dy ⊙ act'(y), in place: dy has no other reader
-    if (act !== 'none') back.push(prepareActivationBackward(env.ctx, { n: B * N, activation: act, label: `${name}/${act}'` }, { y: env.buf(y), dy: dz, dx: dz }));
+    // dz = dy ⊙ act'(y), in place: dy has no other reader (unless the layer after applied it)
+    if (act !== 'none' && !grad.activated[0]) back.push(prepareActivationBackward(env.ctx, { n: B * N, activation: act, label: `${name}/${act}'` }, { y: env.buf(y), dy: dz, dx: dz }));
     // w's update in the dW product's epilogue (fusesUpdate): then dx, which reads w, goes first.
     const update = grad.updates[1];
-    const dxProduct = () => dx && matmulSplitK(env.ctx, { M: B, N: K, K: N, transB: true, offC: env.offset(dx), accumulate: acc[0], label: `${name}/dx` }, { a: dz, b: env.buf(w), c: env.buf(dx) });
+    // dx = dz·wᵀ, or with the derivative of the layer before applied as it is stored over x (appliesActivationGrad)
+    const activationGrad = grad.activationGrads[0];
+    const dxProduct = () => dx && matmulSplitK(env.ctx, { ...dxSpec(B, K, N), offC: env.offset(dx), accumulate: acc[0], activationGrad, label: `${name}/dx${activationGrad ? ` (⊙ ${activationGrad}')` : ''}` }, { a: dz, b: env.buf(w), c: env.buf(dx) });
     if (update) back.push(...(dxProduct() ?? []));
     // db = 1ᵀ·dz in the dW product's pass over dz where the kernel can (a short batch), else its own column sum.
     // (The sums accumulate as the product does: not at all with an update in its epilogue.)
@@ -74,6 +86,11 @@ export const dense: OpRule<DenseAttrs> = {
     return { forward, backward: [back] };
   },
 };
+
+/** dx = dz·wᵀ of a dense layer over a batch of B, dz [B, N], w [K, N]. */
+function dxSpec(B: number, K: number, N: number): MatmulSpec {
+  return { M: B, N: K, K: N, transB: true };
+}
 
 /** dW = xᵀ·dz of a dense layer over a batch of B, x [B, K], dz [B, N]. */
 function weightGradSpec(B: number, K: number, N: number): MatmulSpec {

@@ -42,7 +42,7 @@ function poolSpec(n: { inputs: readonly Tensor[]; attrs: PoolAttrs }) {
 }
 
 /** The pooling backwards apply the derivative of an activation that is a function of its output (Pool2dBackwardSpec). */
-function appliesFromOutput(_n: unknown, input: number, activation: Activation): boolean {
+function appliesFromOutput(_ctx: unknown, _n: unknown, input: number, activation: Activation): boolean {
   return input === 0 && (activation === 'relu' || activation === 'sigmoid' || activation === 'tanh');
 }
 
