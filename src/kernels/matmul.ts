@@ -545,7 +545,7 @@ export interface SplitKPolicy {
  * How many layers split K for this product: enough to bring its workgroups to splitKPolicy's count,
  * each layer summing at least its minChunk k's, the partials within SPLIT_K_MAX_PARTIAL_BYTES;
  * 1 (no split) where the product already has the workgroups, or where it cannot be split (an
- * epilogue, or a fused bias gradient, needs the whole sum in the tile).
+ * epilogue, a fused bias gradient or an activation's derivative needs the whole sum in the tile).
  */
 export function splitKFactor(ctx: GpuContext, spec: MatmulSpec): number {
   if (spec.epilogue || spec.biasGrad || spec.activationGrad) return 1;

@@ -2,7 +2,7 @@
 // for its backward; average pooling's backward needs nothing from the forward.
 import type { GradientRequest, OpRule, ShapeContext } from '../registry.js';
 import { maxPool2d, maxPool2dBackward, avgPool2d, avgPool2dBackward, type Pool2dBackwardSpec } from '../../kernels/pool.js';
-import type { Activation } from '../../kernels/matmul.js';
+import { ACTIVATION_GRADS_FROM_Y, type Activation } from '../../kernels/matmul.js';
 import type { Padding } from '../../kernels/conv2d.js';
 import type { Tensor } from '../tensor.js';
 import { pair, whole, windowOut } from './common.js';
@@ -43,7 +43,7 @@ function poolSpec(n: { inputs: readonly Tensor[]; attrs: PoolAttrs }) {
 
 /** The pooling backwards apply the derivative of an activation that is a function of its output (Pool2dBackwardSpec). */
 function appliesFromOutput(_ctx: unknown, _n: unknown, input: number, activation: Activation): boolean {
-  return input === 0 && (activation === 'relu' || activation === 'sigmoid' || activation === 'tanh');
+  return input === 0 && ACTIVATION_GRADS_FROM_Y.includes(activation);
 }
 
 function backwardSpec(n: { inputs: readonly Tensor[]; attrs: PoolAttrs }, grad: GradientRequest): Pool2dBackwardSpec {
