@@ -1,13 +1,13 @@
 // Matmul GFLOPS from timestamp queries (median of timed runs after warm-up), per shape and
 // transpose, as a share of the FMA peak measured in the same run (the higher of a reading before the
-// products and one after: a reading taken while the machine is slow would inflate every share); with --tiles all, each tile
-// variant of the kernel too (what the tuner chooses among) and the best; with --operands both, each
-// read from buffers and from textures (src/gpu/operand-textures.ts).
+// products and one after: a reading taken while the machine is slow would inflate every share);
+// with --tiles all, each tile variant of the kernel too (what the tuner chooses among) and the
+// best; with --operands both, each read from buffers and from textures (src/gpu/operand-textures.ts).
 // Usage: node dist/tools/bench-matmul.js [--runs N] [--shapes MxKxN,MxKxN,...] [--tiles default|all] [--operands auto|buffers|textures|both]
 import { createNodeContext } from '../src/gpu/node.js';
 import { matmul, matmulKernelFor, matmulTileVariants, type MatmulSpec } from '../src/kernels/matmul.js';
 import { PassTimer, median } from '../src/gpu/profiler.js';
-import { measureFmaPeak } from './fma-peak.js';
+import { highestPeak, measureFmaPeak } from './fma-peak.js';
 import { dispatchGpuTimes } from './bench-common.js';
 import { failUsage, toolFlags } from './tool-args.js';
 
@@ -69,7 +69,7 @@ for (const [M, K, N] of shapes) {
   }
 }
 const peakAfter = await measureFmaPeak(ctx);
-const peak = peakAfter.gflops > peakBefore.gflops ? peakAfter : peakBefore;
+const peak = highestPeak([peakBefore, peakAfter]);
 console.log(`FMA peak again: ${peakAfter.gflops.toFixed(1)} GFLOPS; the shares below are of the higher reading, ${peak.gflops.toFixed(1)} GFLOPS (${peak.entry})`);
 const share = (gflops: number) => `${((100 * gflops) / peak.gflops).toFixed(1)}%`;
 const header = ['M x K x N', 'transposes', 'kernel', 'GFLOPS (default tile)', 'share of FMA peak', ...(allTiles ? ['best tile', 'GFLOPS', 'share of FMA peak'] : [])];

@@ -33,7 +33,7 @@ import { fileURLToPath } from 'node:url';
 import { createNodeContext } from '../src/gpu/node.js';
 import type { GpuContext } from '../src/gpu/context.js';
 import { BufferUsage, MapMode } from '../src/gpu/flags.js';
-import { measureFmaPeak, type Peak } from './fma-peak.js';
+import { highestPeak, measureFmaPeak, type Peak } from './fma-peak.js';
 import { Trainer } from '../src/nn/trainer.js';
 import { NET_DEFAULTS, builtinModel } from '../src/nn/models/builtin.js';
 import { trainLoop } from '../src/nn/loop.js';
@@ -233,7 +233,6 @@ if (!ctx.hasTimestamps) {
 countDeviceCalls(ctx);
 log(`adapter: ${ctx.adapterDescription}`);
 const peakReadings: Peak[] = [await measureFmaPeak(ctx, log)];
-const bestPeak = () => peakReadings.reduce((best, p) => (p.gflops > best.gflops ? p : best));
 type PeerBackend = 'webgpu' | 'wasm';
 interface Round {
   engine: Map<BenchNet, EngineResult>;
@@ -246,7 +245,7 @@ let peerWallMs = 0;
 for (let r = 0; r < roundCount; r++) {
   log(`round ${r + 1} of ${roundCount}`);
   const round: Round = { engine: new Map(), peers: { webgpu: new Map(), wasm: new Map() } };
-  for (const net of nets) round.engine.set(net, await benchEngine(ctx, net, data, bestPeak()));
+  for (const net of nets) round.engine.set(net, await benchEngine(ctx, net, data, highestPeak(peakReadings)));
   peakReadings.push(await measureFmaPeak(ctx, log));
   if (withPeer) {
     const cpu0 = process.cpuUsage();
@@ -279,7 +278,7 @@ function medianRound<T extends { examplesPerSec: number }>(results: (T | undefin
   const sorted = results.filter((x): x is T => !!x).sort((a, b) => a.examplesPerSec - b.examplesPerSec);
   return sorted[(sorted.length - 1) >> 1];
 }
-const peak = bestPeak();
+const peak = highestPeak(peakReadings);
 // The engine's per-step details come from its median round.
 const engine: EngineResult[] = nets.map((net) => medianRound(rounds.map((r) => r.engine.get(net)))!);
 const cpuList = cpus();

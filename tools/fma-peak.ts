@@ -1,5 +1,5 @@
 // The adapter's fp32 FMA peak (shaders/fma_peak.wgsl), the denominator of the tools' rooflines
-// (tools/bench.ts, tools/gpu-check-run.ts).
+// (tools/bench.ts, tools/bench-matmul.ts, tools/gpu-check-run.ts).
 import type { GpuContext } from '../src/gpu/context.js';
 import { PassTimer } from '../src/gpu/profiler.js';
 import { sleep } from './bench-common.js';
@@ -11,6 +11,14 @@ export interface Peak {
   ms: number;
   /** Workgroups of the dispatch that gave it (64 invocations each). */
   groups: number;
+}
+
+/**
+ * The highest of several peak readings: the adapter's limit is the best it shows, and a reading
+ * taken while the machine is slow would inflate every share of it.
+ */
+export function highestPeak(readings: readonly Peak[]): Peak {
+  return readings.reduce((best, p) => (p.gflops > best.gflops ? p : best));
 }
 
 /**
