@@ -156,16 +156,18 @@ const separateUpdates = (g: CompiledGraph) => g.ops.filter((o) => o.node?.phase 
 const B = 5;
 
 /** `steps` steps of `model` compiled with `fusions`, from the same parameters and batches; the parameters after each. */
-async function train(ctx: GpuContext, model: Model, opt: OptimizerConfig, fusions: Pick<CompileOptions, 'fuseUpdates' | 'fuseActivationGrads'>, steps = 3) {
+async function train(ctx: GpuContext, model: Model, opt: OptimizerConfig, fusions: Pick<CompileOptions, 'fuseUpdates' | 'fuseActivationGrads' | 'fuseAccuracy'>, steps = 3) {
     const store = new ParamStore(ctx, 3);
     const stepCounter = createStepCounter(ctx, 0);
     const net = model.build(store, B, true, 3);
-    const g = new CompiledGraph(ctx, net.graph, { loss: net.loss, optimizer: opt, stepCounter, incrementStep: true, ...fusions });
+    const g = new CompiledGraph(ctx, net.graph, { loss: net.loss, optimizer: opt, stepCounter, incrementStep: true, keep: [net.loss, net.predictions], ...fusions });
     try {
       await g.ready();
       net.graph.tensors.filter((t) => t.role === 'param').forEach((p, i) => store.write(p.name, randomArray(p.size, rng(200 + i), 0.5)));
       const rand = rng(300);
       const after: Record<string, Float32Array>[] = [];
+      /** After each step: the loss, its running sum, the correct count so far and the predictions. */
+      const metrics: { loss: number[]; lossSum: number[]; correct: number[]; predictions: number[] }[] = [];
       for (let s = 0; s < steps; s++) {
         ctx.write(g.bufferOf(net.x), Float32Array.from({ length: net.x.size }, () => rand() * 2 - 1));
         ctx.write(g.bufferOf(net.labels), Uint32Array.from({ length: B }, () => Math.floor(rand() * 4)));
@@ -174,9 +176,13 @@ async function train(ctx: GpuContext, model: Model, opt: OptimizerConfig, fusion
         ctx.device.queue.submit([enc.finish()]);
         await ctx.wait(() => ctx.device.queue.onSubmittedWorkDone());
         after.push(Object.fromEntries(Object.entries(await store.read()).map(([k, v]) => [k, v.data])));
+        metrics.push({
+          loss: bits(await ctx.readF32(g.bufferOf(net.loss), 1)), lossSum: bits(await ctx.readF32(g.bufferOf(net.lossSum), 1)),
+          correct: Array.from(await ctx.readU32(g.bufferOf(net.correct), 1)), predictions: Array.from(await ctx.readU32(g.bufferOf(net.predictions), B)),
+        });
       }
       const labels = g.ops.flatMap((o) => o.dispatches.map((d) => d.label));
-      return { after, labels, fused: fusedLabels(g), separate: separateUpdates(g), dispatches: g.dispatchCount, planned: g.plan.plannedBytes };
+      return { after, metrics, labels, ops: g.ops.map((o) => o.label), fused: fusedLabels(g), separate: separateUpdates(g), dispatches: g.dispatchCount, planned: g.plan.plannedBytes };
     } finally {
       g.destroy();
       store.destroy();
@@ -367,5 +373,31 @@ describe('an activation\'s derivative applied by the backward of the pooling or 
     expect(derivativePasses(fused.labels), 'the conv still applies relu\'').to.have.length(1);
     expect(fused.dispatches).to.equal(apart.dispatches);
     expectSameBits(fused.after, apart.after);
+  });
+});
+
+describe('a classifier\'s accuracy counted by its softmax cross-entropy (src/graph/fuse-accuracy.ts)', function () {
+  this.timeout(120_000);
+  let ctx: GpuContext;
+  before(async () => { ctx = await testContext(); });
+  const adam: OptimizerConfig = { kind: 'adam', lr: 0.02 };
+
+  it('three steps bit for bit (weights, loss, its running sum, the correct count, the predictions), with the accuracy\'s op and dispatch gone', async () => {
+    const net = () => sequential([6], [dense({ units: 8, activation: 'relu' }), dense({ units: 4 })], { name: 'classifier' });
+    const fused = await train(ctx, net(), adam, {});
+    const apart = await train(ctx, net(), adam, { fuseAccuracy: false });
+    expect(apart.ops, 'without fusing').to.include('accuracy');
+    expect(fused.ops, 'fused').not.to.include('accuracy');
+    expect(fused.labels.filter((l) => l.startsWith('xent')), 'fused: rows, mean and count in one dispatch').to.deep.equal(['xent']);
+    expect(apart.dispatches - fused.dispatches, 'dispatches saved').to.equal(1);
+    expect(fused.metrics).to.deep.equal(apart.metrics);
+    expect(fused.metrics[2].correct[0], 'the count is of 3 batches of 5').to.be.within(1, 14);
+    expectSameBits(fused.after, apart.after);
+  });
+
+  it('leaves the accuracy an op of its own under a mean squared error', async () => {
+    const net = () => sequential([6], [dense({ units: 4, activation: 'softmax' })], { name: 'mse classifier', loss: 'mean_squared_error' });
+    const fused = await train(ctx, net(), adam, {}, 1);
+    expect(fused.ops).to.include('accuracy');
   });
 });

@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { testContext } from './support/gpu.js';
 import { expectClose, gradCheck, randomArray, relError, rng } from './support/cpu.js';
 import { softmaxXentRef } from './ref/softmax-xent.js';
-import { prepareSoftmaxXent } from '../src/kernels/softmax-xent.js';
+import { argmaxRef, countCorrect } from './ref/argmax.js';
+import { ONE_PASS_MAX_LOGITS, prepareSoftmaxXent } from '../src/kernels/softmax-xent.js';
 import { runDispatches } from '../src/gpu/dispatch.js';
 import type { GpuContext } from '../src/gpu/context.js';
 
@@ -20,21 +21,32 @@ describe('softmax cross-entropy (shaders/softmax_xent.wgsl) against float64', fu
   before(async () => { ctx = await testContext(); });
   after(() => { if (process.env.SHOW_ERRORS) console.log(errors.join('\n')); });
 
-  /** Runs the kernel `repeat` times (one submit) and returns what it wrote. */
-  async function run(logits: Float32Array, labels: Uint32Array, B: number, C: number, o: { lossSum0?: number; repeat?: number } = {}) {
+  /**
+   * Runs the kernel `repeat` times (one submit) and returns what it wrote; with `correct0`, also the
+   * accuracy (predictions, and the count added to correct0).
+   */
+  async function run(logits: Float32Array, labels: Uint32Array, B: number, C: number,
+    o: { lossSum0?: number; repeat?: number; passes?: 1 | 2; correct0?: number } = {}) {
+    const counting = o.correct0 !== undefined;
     const bufs = {
       logits: ctx.upload(logits), labels: ctx.upload(labels),
       loss: ctx.storage(B * 4), dlogits: ctx.storage(B * C * 4), meanLoss: ctx.storage(4),
       lossSum: o.lossSum0 !== undefined ? ctx.upload(new Float32Array([o.lossSum0])) : undefined,
+      predictions: counting ? ctx.storage(B * 4) : undefined,
+      correct: counting ? ctx.upload(new Uint32Array([o.correct0!])) : undefined,
     };
     ctx.poison(bufs.loss); ctx.poison(bufs.dlogits); ctx.poison(bufs.meanLoss);
-    const ds = prepareSoftmaxXent(ctx, { batch: B, classes: C, accumulateLoss: o.lossSum0 !== undefined }, bufs);
+    if (bufs.predictions) ctx.poison(bufs.predictions);
+    const ds = prepareSoftmaxXent(ctx, { batch: B, classes: C, accumulateLoss: o.lossSum0 !== undefined, passes: o.passes }, bufs);
     await runDispatches(ctx, Array.from({ length: o.repeat ?? 1 }, () => ds).flat());
     const out = {
+      dispatches: ds.length,
       loss: await ctx.readF32(bufs.loss, B),
       grad: await ctx.readF32(bufs.dlogits, B * C),
       mean: (await ctx.readF32(bufs.meanLoss, 1))[0],
       lossSum: bufs.lossSum ? (await ctx.readF32(bufs.lossSum, 1))[0] : NaN,
+      predictions: bufs.predictions ? await ctx.readU32(bufs.predictions, B) : undefined,
+      correct: bufs.correct ? (await ctx.readU32(bufs.correct, 1))[0] : NaN,
     };
     for (const b of Object.values(bufs)) if (b) ctx.release(b);
     return out;
@@ -125,6 +137,64 @@ describe('softmax cross-entropy (shaders/softmax_xent.wgsl) against float64', fu
     expectClose(ok.map((r) => got.loss[r]), ok.map((r) => ref.loss[r]), 1e-5, 'other rows');
   });
 
+  it('one dispatch (rows and mean in one workgroup) and two give the same bits, the default being one up to ONE_PASS_MAX_LOGITS', async () => {
+    let seed = 70;
+    for (const [B, C] of [...SHAPES, [64, 1024], [65, 1024]] as [number, number][]) {
+      const rand = rng(seed++);
+      const logits = randomArray(B * C, rand, 3);
+      const labels = randomLabels(B, C, rand);
+      const one = await run(logits, labels, B, C, { passes: 1, lossSum0: 0.5 });
+      const two = await run(logits, labels, B, C, { passes: 2, lossSum0: 0.5 });
+      const what = `[${B},${C}]`;
+      expect([one.dispatches, two.dispatches], what).to.deep.equal([1, 2]);
+      expect(Array.from(one.loss), `${what} loss`).to.deep.equal(Array.from(two.loss));
+      expect(Array.from(one.grad), `${what} dlogits`).to.deep.equal(Array.from(two.grad));
+      expect([one.mean, one.lossSum], `${what} mean loss and running sum`).to.deep.equal([two.mean, two.lossSum]);
+      const ref = softmaxXentRef(logits, labels, B, C);
+      expectClose([one.mean], [ref.mean], 1e-5, `${what} mean loss`);
+      expect((await run(logits, labels, B, C)).dispatches, `${what} default`).to.equal(B * C <= ONE_PASS_MAX_LOGITS ? 1 : 2);
+    }
+  });
+
+  it('with predictions and a counter, also counts the accuracy (first max on ties), in either form', async () => {
+    let seed = 90;
+    for (const [B, C] of [...SHAPES, [64, 3], [200, 10]] as [number, number][]) {
+      const rand = rng(seed++);
+      const logits = randomArray(B * C, rand, 3);
+      // Ties: a row's max copied to a later column in every third row, constant rows every fifth.
+      for (let r = 0; r < B; r++) {
+        const row = logits.subarray(r * C, (r + 1) * C);
+        if (r % 5 === 4) row.fill(0.5);
+        else if (r % 3 === 0 && C > 1) row[C - 1] = row[argmaxRef(row, 1, C)[0]];
+      }
+      const expected = argmaxRef(logits, B, C);
+      // About half the labels are the prediction, so the count is neither 0 nor B.
+      const labels = expected.map((p) => (rand() < 0.5 ? p : Math.min(C - 1, Math.floor(rand() * C))));
+      const plain = await run(logits, labels, B, C, { passes: 1 });
+      for (const passes of [1, 2] as const) {
+        const what = `[${B},${C}] in ${passes} dispatch(es)`;
+        const got = await run(logits, labels, B, C, { passes, correct0: 7 });
+        for (let r = 0; r < B; r++) if (got.predictions![r] !== expected[r]) expect.fail(`${what} row ${r}: predicted ${got.predictions![r]}, expected ${expected[r]}`);
+        expect(got.correct, `${what}: correct count (+7 already in the counter)`).to.equal(7 + countCorrect(expected, labels));
+        expect(Array.from(got.loss), `${what}: the loss as without counting`).to.deep.equal(Array.from(plain.loss));
+        expect(Array.from(got.grad), `${what}: dlogits as without counting`).to.deep.equal(Array.from(plain.grad));
+      }
+    }
+  });
+
+  it('an out-of-range label still gets a prediction, never counted right', async () => {
+    const B = 4, C = 5;
+    const logits = randomArray(B * C, rng(95));
+    const labels = new Uint32Array([1, 5, 0, 4]);
+    const expected = argmaxRef(logits, B, C);
+    for (const passes of [1, 2] as const) {
+      const got = await run(logits, labels, B, C, { passes, correct0: 0 });
+      expect(Array.from(got.predictions!), `${passes} dispatch(es)`).to.deep.equal(Array.from(expected));
+      expect(got.correct).to.equal(countCorrect(expected, labels));
+      expect(Number.isNaN(got.loss[1])).to.equal(true);
+    }
+  });
+
   it('CPU gradient twin passes a finite-difference check (float64)', () => {
     let seed = 60;
     for (const [B, C] of [[1, 2], [3, 4], [5, 10], [2, 1]] as [number, number][]) {
@@ -143,6 +213,7 @@ describe('softmax cross-entropy (shaders/softmax_xent.wgsl) against float64', fu
     expect(() => prepareSoftmaxXent(ctx, { batch: 0, classes: 3 }, bufs)).to.throw(/softmax cross-entropy \[0,3\]: batch must be a positive integer/);
     expect(() => prepareSoftmaxXent(ctx, { batch: 10, classes: 3 }, bufs)).to.throw(/buffer logits has 16 bytes, needs 120/);
     expect(() => prepareSoftmaxXent(ctx, { batch: 1, classes: 1, accumulateLoss: true }, bufs)).to.throw(/accumulateLoss needs a lossSum buffer/);
+    expect(() => prepareSoftmaxXent(ctx, { batch: 1, classes: 1 }, { ...bufs, correct: b })).to.throw(/predictions and correct go together/);
     ctx.release(b);
   });
 });

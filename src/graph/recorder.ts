@@ -9,6 +9,7 @@ import { opRule, type GradientRequest, type LowerEnv, type Lowered } from './reg
 import { lowerUpdate } from './update.js';
 import { fuseUpdates } from './fuse-updates.js';
 import { fuseActivationGrads } from './fuse-activation-grads.js';
+import { fuseAccuracy } from './fuse-accuracy.js';
 import { addClipNode, checkControl, clippedOrder, controlAttrs, needsControl, type ParamInfo, type Schedule } from './train-control.js';
 import { planBuffers, type Plan } from './planner.js';
 import type { Tensor } from './tensor.js';
@@ -73,6 +74,11 @@ export interface CompileOptions {
    * of that output (default true; src/graph/fuse-activation-grads.ts). false: in the activation's own op.
    */
   fuseActivationGrads?: boolean;
+  /**
+   * Count a classifier's accuracy in its softmax cross-entropy's kernel (default true;
+   * src/graph/fuse-accuracy.ts). false: in the accuracy op's own dispatch.
+   */
+  fuseAccuracy?: boolean;
 }
 
 /** One op's share of the step: its dispatches, for encoding and per-op profiling. */
@@ -112,6 +118,7 @@ export class CompiledGraph {
       }
       if (opts.fuseActivationGrads ?? true) fuseActivationGrads(ctx, graph, keep);
     }
+    if (opts.fuseAccuracy ?? true) fuseAccuracy(graph);
     const limit = ctx.limits.maxStorageBufferBindingSize;
     for (const t of graph.tensors) {
       if (t.bytes > limit) {

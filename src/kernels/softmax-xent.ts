@@ -17,8 +17,20 @@ export interface SoftmaxXentSpec {
   labelSmoothing?: number;
   /** Also add the batch-mean loss to `lossSum[0]` (a running sum kept on the GPU). */
   accumulateLoss?: boolean;
+  /**
+   * One dispatch (rows and mean in one workgroup) or two (rows over many workgroups, then the mean).
+   * Default: one where the logits hold at most ONE_PASS_MAX_LOGITS floats.
+   */
+  passes?: 1 | 2;
   label?: string;
 }
+
+/**
+ * Most logits the one-dispatch form takes by default: its one workgroup then walks at most 1,024
+ * per invocation, well under what a second dispatch costs (about 0.1 ms on a CPU adapter, a few
+ * µs on a GPU, where a larger batch is better spread over many workgroups).
+ */
+export const ONE_PASS_MAX_LOGITS = 65_536;
 
 export interface SoftmaxXentBuffers {
   /** [B, C] f32. */
@@ -33,11 +45,16 @@ export interface SoftmaxXentBuffers {
   meanLoss: GPUBuffer;
   /** [1] f32 running sum of batch-mean losses, required with `accumulateLoss`. */
   lossSum?: GPUBuffer;
+  /** [B] u32 output, with `correct`: each row's prediction, its first maximum (as prepareArgmax). */
+  predictions?: GPUBuffer;
+  /** [1] u32 counter: the rows whose prediction equals their label are ADDED to correct[0]. */
+  correct?: GPUBuffer;
 }
 
 /**
  * Fused, numerically stable softmax cross-entropy from logits: per-example loss, gradient and
- * batch-mean loss, all on the GPU. Returns two dispatches (rows, then the mean); encode both, in order.
+ * batch-mean loss, all on the GPU, and with `predictions` and `correct` the accuracy count too.
+ * Returns one dispatch, or two (rows, then the mean; see `passes`): encode them in order.
  */
 export function prepareSoftmaxXent(ctx: GpuContext, spec: SoftmaxXentSpec, bufs: SoftmaxXentBuffers): Dispatch[] {
   const { batch: B, classes: C } = spec;
@@ -53,24 +70,47 @@ export function prepareSoftmaxXent(ctx: GpuContext, spec: SoftmaxXentSpec, bufs:
     if (!bufs.lossSum) throw new GpuError(`${op}: accumulateLoss needs a lossSum buffer`);
     checkSize(op, 'lossSum', bufs.lossSum, 1);
   }
+  if (!!bufs.predictions !== !!bufs.correct) throw new GpuError(`${op}: predictions and correct go together (give both or neither)`);
+  const count = !!bufs.correct;
+  if (count) {
+    checkSize(op, 'predictions', bufs.predictions!, B);
+    checkSize(op, 'correct', bufs.correct!, 1);
+  }
+  const passes = spec.passes ?? (B * C <= ONE_PASS_MAX_LOGITS ? 1 : 2);
+  if (passes !== 1 && passes !== 2) throw new GpuError(`${op}: passes must be 1 or 2, got ${spec.passes}`);
   const smoothing = spec.labelSmoothing ?? 0;
   if (!(smoothing >= 0 && smoothing < 1)) throw new GpuError(`${op}: labelSmoothing must be in [0, 1), got ${spec.labelSmoothing}`);
   const wg = elementwiseLanes(ctx);
-  const constants = { WG: wg, ACCUMULATE_SUM: !!spec.accumulateLoss };
-  const rowsK = ctx.kernel('softmax_xent.wgsl', 'rows', constants);
-  const meanK = ctx.kernel('softmax_xent.wgsl', 'mean', constants);
+  const constants = { WG: wg, ACCUMULATE_SUM: !!spec.accumulateLoss, COUNT_CORRECT: count };
   const values = { B, C, gradScale: spec.gradScale ?? 1 / B, smoothing };
   const base = spec.label ?? `softmax xent [${B},${C}]`;
+  // Unused bindings get distinct dummies: a buffer may back only one writable binding of a dispatch.
+  const counted = { predictions: bufs.predictions ?? ctx.dummyBuffer(1), correct: bufs.correct ?? ctx.dummyBuffer(2) };
+  const sums = { meanLoss: bufs.meanLoss, lossSum: bufs.lossSum ?? ctx.dummyBuffer() };
+  const perRow = { logits: bufs.logits, labels: bufs.labels, loss: bufs.loss, dlogits: bufs.dlogits };
+  const rowFlops = 6 * B * C + (count ? B * C : 0);
+  if (passes === 1) {
+    const k = ctx.kernel('softmax_xent.wgsl', 'rows_mean', constants);
+    return [{
+      kernel: k,
+      bindGroup: k.bind({ params: k.params(values), ...perRow, ...sums, ...counted }, base),
+      workgroups: [1, 1, 1],
+      label: base,
+      flops: rowFlops + B,
+    }];
+  }
+  const rowsK = ctx.kernel('softmax_xent.wgsl', 'rows', constants);
+  const meanK = ctx.kernel('softmax_xent.wgsl', 'mean', constants);
   const rows: Dispatch = {
     kernel: rowsK,
-    bindGroup: rowsK.bind({ params: rowsK.params(values), logits: bufs.logits, labels: bufs.labels, loss: bufs.loss, dlogits: bufs.dlogits }, base),
+    bindGroup: rowsK.bind({ params: rowsK.params(values), ...perRow, ...counted }, base),
     workgroups: gridStrideGroups(ctx, B, wg),
     label: base,
-    flops: 6 * B * C,
+    flops: rowFlops,
   };
   const mean: Dispatch = {
     kernel: meanK,
-    bindGroup: meanK.bind({ params: meanK.params(values), loss: bufs.loss, meanLoss: bufs.meanLoss, lossSum: bufs.lossSum ?? ctx.dummyBuffer() }, `${base}/mean`),
+    bindGroup: meanK.bind({ params: meanK.params(values), loss: bufs.loss, ...sums }, `${base}/mean`),
     workgroups: [1, 1, 1],
     label: `${base}/mean`,
     flops: B,

@@ -8,7 +8,10 @@ import { whole } from './common.js';
 /** labelSmoothing: ε in [0, 1) (default 0), the target (1 − ε)·onehot + ε/C. */
 export type SoftmaxXentAttrs = { name: string; labelSmoothing?: number };
 
-/** Outputs, in order: loss [1], dlogits [B, C], per-example loss [B], lossSum [1] (state). */
+/**
+ * Outputs, in order: loss [1], dlogits [B, C], per-example loss [B], lossSum [1] (state); and where
+ * src/graph/fuse-accuracy.ts moved an accuracy op in, its predictions [B] u32 and correct [1] (state).
+ */
 export const softmaxXent: OpRule<SoftmaxXentAttrs> = {
   op: 'xent',
   title: 'softmax cross-entropy',
@@ -33,12 +36,13 @@ export const softmaxXent: OpRule<SoftmaxXentAttrs> = {
 
   lower(env, n) {
     const [logits, labels] = n.inputs;
-    const [loss, dlogits, perExample, lossSum] = n.outputs;
+    const [loss, dlogits, perExample, lossSum, predictions, correct] = n.outputs;
     const [B, C] = logits.shape;
     return {
       forward: prepareSoftmaxXent(env.ctx, { batch: B, classes: C, accumulateLoss: true, labelSmoothing: n.attrs.labelSmoothing, label: n.attrs.name }, {
         logits: whole(env, logits, 'xent'), labels: env.buf(labels), loss: env.buf(perExample), dlogits: env.buf(dlogits),
         meanLoss: env.buf(loss), lossSum: env.buf(lossSum),
+        ...(predictions ? { predictions: env.buf(predictions), correct: env.buf(correct) } : {}),
       }),
     };
   },
