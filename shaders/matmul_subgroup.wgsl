@@ -38,6 +38,10 @@ override ACCUMULATE: bool = false;
 // whose derivative is a function of y (relu, sigmoid, tanh): a dense layer's dx written over its
 // input, the output of the layer that applied f (src/graph/fuse-activation-grads.ts). 0: off.
 override ACT_GRAD: u32 = 0u;
+// ACT_GRAD with ACT_GRAD_Y: y from Y (laid out as C, from element params.offY), and C written
+// beside it: a dense layer's dx where the layer's weight update runs in its dW product, which
+// reads that input after dx is stored.
+override ACT_GRAD_Y: bool = false;
 override BIAS_GRAD: bool = false;  // also dbias[j] (+)= Σ_k op(B)[k][j] (a bias gradient: dW = Xᵀ·dZ, db = 1ᵀ·dZ)
 override WG: u32 = 16u;            // invocations per workgroup (each 4 columns)
 override TM: u32 = 16u;            // rows of C per workgroup: 8, 16 or 32 (a multiple of G, ≤ TMAX)
@@ -81,6 +85,8 @@ struct Params {
   inH: u32, inW: u32, inC: u32, kW: u32, outH: u32, outW: u32, padTop: u32, padLeft: u32, outC: u32,
   // TEX_A, TEX_B: the quad of A and of B where its texture starts.
   texA: u32, texB: u32,
+  // ACT_GRAD_Y: where y starts in Y.
+  offY: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -101,6 +107,9 @@ struct Params {
 @group(0) @binding(17) var A4t: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(18) var B4t: texture_storage_2d<rgba32float, read>;
 @group(0) @binding(25) var B4p: texture_storage_2d_array<rgba32float, read>;
+// ACT_GRAD_Y: the activation's output y, for main and for main_c4 (offY a multiple of 4).
+@group(0) @binding(32) var<storage, read> Y: array<f32>;
+@group(0) @binding(33) var<storage, read> Y4: array<vec4f>;
 
 // Row k of B (from its first column, offB) at the quad of columns j..j+3 (j a multiple of 4), as panels.
 fn b_panel_quad(k: u32, j: u32) -> vec4f {
@@ -391,7 +400,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     for (var c = 0u; c < ncols; c++) {
       var x = v[c];
       if (ACCUMULATE) { x += C[base + c]; }
-      if (ACT_GRAD != 0u) { x *= activation_grad_from_y(ACT_GRAD, C[base + c]); }
+      if (ACT_GRAD != 0u) {
+        var y: f32;
+        if (ACT_GRAD_Y) { y = Y[params.offY + i * params.ldc + j0 + c]; } else { y = C[base + c]; }
+        x *= activation_grad_from_y(ACT_GRAD, y);
+      }
       C[base + c] = x;
     }
   }
@@ -415,7 +428,11 @@ fn main_c4(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid:
     var v = activate4(ACTIVATION, acc[r] + add);
     let at = (params.offC + (wid.z * params.M + i) * params.ldc + j0) / 4u;
     if (ACCUMULATE) { v += C4[at]; }
-    if (ACT_GRAD != 0u) { v *= activation_grad_from_y4(ACT_GRAD, C4[at]); }
+    if (ACT_GRAD != 0u) {
+      var y: vec4f;
+      if (ACT_GRAD_Y) { y = Y4[(params.offY + i * params.ldc + j0) / 4u]; } else { y = C4[at]; }
+      v *= activation_grad_from_y4(ACT_GRAD, y);
+    }
     C4[at] = v;
   }
 }
@@ -535,17 +552,117 @@ fn lstm_bwd_step(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id
 // laid out as C would be (offC, ldc: whole column quads, as main_c4) and updated with prelude.wgsl's
 // arithmetic, the bits of shaders/optimizer.wgsl. No clipping: a clip scale needs every gradient of
 // the step before any update.
+// optimizer_step_bias: the same, and the tile's column sums (BIAS_GRAD: the bias gradient) update the
+// layer's bias in the first row of workgroups instead of being stored (the bias's own update, with
+// the weight's hyper-parameters).
+// optimizer_step_scalar: a weight in any layout (columns not in whole quads, e.g. a 10-class output
+// layer), float by float; with BIAS_UPDATE it also updates the bias, else BIAS_GRAD stores dbias.
 override OPTIMIZER: u32 = 3u;      // 1 SGD, 2 SGD with momentum, 3 Adam
 override NESTEROV: bool = false;   // momentum: Nesterov's
 override SCHEDULED: bool = false;  // lr = opt_control[0] (the GPU-written learning rate of this step)
 override DECAY: u32 = 0u;          // 1: L2 (g += weightDecay·w); 2: decoupled (AdamW)
+override BIAS_UPDATE: bool = false; // optimizer_step_scalar: update the bias (as optimizer_step_bias)
 
-@group(0) @binding(19) var<uniform> opt: OptimizerParams;   // prelude.wgsl: the hyper-parameters (n, off, offGrad unused)
+// prelude.wgsl: the hyper-parameters (n, offGrad unused; off: the bias's element offset, for the bias update).
+@group(0) @binding(19) var<uniform> opt: OptimizerParams;
 @group(0) @binding(20) var<storage, read_write> opt_w4: array<vec4f>;
 @group(0) @binding(21) var<storage, read_write> opt_m4: array<vec4f>;  // Adam's m, or the momentum accumulator
 @group(0) @binding(22) var<storage, read_write> opt_v4: array<vec4f>;  // Adam's v
 @group(0) @binding(23) var<storage, read> opt_t: array<u32>;           // the GPU step counter
 @group(0) @binding(24) var<storage, read> opt_control: array<f32>;     // [lr this step, …] (SCHEDULED)
+// The weight and its state float by float (optimizer_step_scalar).
+@group(0) @binding(26) var<storage, read_write> opt_w: array<f32>;
+@group(0) @binding(27) var<storage, read_write> opt_m: array<f32>;
+@group(0) @binding(28) var<storage, read_write> opt_v: array<f32>;
+// The bias and its state (optimizer_step_bias, BIAS_UPDATE), from element opt.off.
+@group(0) @binding(29) var<storage, read_write> opt_b: array<f32>;
+@group(0) @binding(30) var<storage, read_write> opt_bm: array<f32>;
+@group(0) @binding(31) var<storage, read_write> opt_bv: array<f32>;
+
+// This step's learning rate, Adam's bias-corrected one, and the decoupled decay's factor.
+struct OptRates { lr: f32, lr_t: f32, keep: f32 }
+
+fn opt_rates() -> OptRates {
+  var lr = opt.lr;
+  if (SCHEDULED) { lr = opt_control[0]; }
+  var lr_t = lr;
+  if (OPTIMIZER == 3u) { lr_t = adam_step_size(lr, f32(opt_t[0] + opt.stepOffset), opt.logBeta1, opt.logBeta2); }
+  return OptRates(lr, lr_t, decoupled_keep(DECAY == 2u, lr, opt.weightDecay));
+}
+
+// Four elements of a tensor and their optimizer state: m (Adam's, or the momentum accumulator) and
+// v, zero where the optimizer has none.
+struct OptState4 { w: vec4f, m: vec4f, v: vec4f }
+
+// The optimizer's step on four elements from their gradient: prelude.wgsl's arithmetic, lane-wise.
+fn opt_step4(s: OptState4, grad: vec4f, k: OptRates) -> OptState4 {
+  let g = effective_grad4(grad, s.w, 1.0, DECAY == 1u, opt.weightDecay);
+  if (OPTIMIZER == 1u) { return OptState4(sgd_update4(s.w, g, k.lr), s.m, s.v); }
+  if (OPTIMIZER == 2u) {
+    let r = momentum_update4(s.w, g, s.m, k.lr, opt.momentum, NESTEROV);
+    return OptState4(r.w, r.a, s.v);
+  }
+  let r = adam_update4(s.w, g, s.m, s.v, opt.oneMinusBeta1, opt.oneMinusBeta2, k.lr_t, opt.epsilon, k.keep);
+  return OptState4(r.w, r.m, r.v);
+}
+
+// The weight's rows of this invocation's tile, whole column quads from quad (offC + row·ldc + j0)/4.
+fn update_rows4(row0: u32, j0: u32, acc: ptr<function, array<vec4f, TMAX>>, k: OptRates) {
+  // A trip count the compiler cannot unroll: unrolled, every row's loads and stores swamp the
+  // epilogue (BENCHMARKS.md, "Fusion passes").
+  let rows = min(TM, params.M - row0);
+  for (var r = 0u; r < rows; r++) {
+    let at = (params.offC + (row0 + r) * params.ldc + j0) / 4u;
+    var s = OptState4(opt_w4[at], vec4f(0.0), vec4f(0.0));
+    if (OPTIMIZER >= 2u) { s.m = opt_m4[at]; }
+    if (OPTIMIZER == 3u) { s.v = opt_v4[at]; }
+    s = opt_step4(s, (*acc)[r], k);
+    if (OPTIMIZER >= 2u) { opt_m4[at] = s.m; }
+    if (OPTIMIZER == 3u) { opt_v4[at] = s.v; }
+    opt_w4[at] = s.w;
+  }
+}
+
+// Columns j0..j0+3 of a row (clamped to the last; those past it are never stored).
+fn quad_columns(j0: u32) -> vec4u {
+  let last = params.N - 1u;
+  return vec4u(j0, min(j0 + 1u, last), min(j0 + 2u, last), min(j0 + 3u, last));
+}
+
+// The weight's rows of this invocation's tile, float by float from element offC + row·ldc + j.
+fn update_rows_scalar(row0: u32, j0: u32, acc: ptr<function, array<vec4f, TMAX>>, k: OptRates) {
+  let cols = quad_columns(j0);
+  let valid = min(4u, params.N - j0);
+  let rows = min(TM, params.M - row0);
+  for (var r = 0u; r < rows; r++) {
+    let e = params.offC + (row0 + r) * params.ldc + cols;
+    var s = OptState4(vec4f(opt_w[e.x], opt_w[e.y], opt_w[e.z], opt_w[e.w]), vec4f(0.0), vec4f(0.0));
+    if (OPTIMIZER >= 2u) { s.m = vec4f(opt_m[e.x], opt_m[e.y], opt_m[e.z], opt_m[e.w]); }
+    if (OPTIMIZER == 3u) { s.v = vec4f(opt_v[e.x], opt_v[e.y], opt_v[e.z], opt_v[e.w]); }
+    s = opt_step4(s, (*acc)[r], k);
+    for (var c = 0u; c < valid; c++) {
+      if (OPTIMIZER >= 2u) { opt_m[e[c]] = s.m[c]; }
+      if (OPTIMIZER == 3u) { opt_v[e[c]] = s.v[c]; }
+      opt_w[e[c]] = s.w[c];
+    }
+  }
+}
+
+// The bias at columns j0..j0+3 from their gradient, the tile's column sums: in the first row of
+// workgroups, which sum the whole batch (the product is never split when it fuses a bias gradient).
+fn update_bias(wid: vec3u, j0: u32, colsum: vec4f, k: OptRates) {
+  if (wid.y != 0u) { return; }
+  let e = opt.off + quad_columns(j0);
+  var s = OptState4(vec4f(opt_b[e.x], opt_b[e.y], opt_b[e.z], opt_b[e.w]), vec4f(0.0), vec4f(0.0));
+  if (OPTIMIZER >= 2u) { s.m = vec4f(opt_bm[e.x], opt_bm[e.y], opt_bm[e.z], opt_bm[e.w]); }
+  if (OPTIMIZER == 3u) { s.v = vec4f(opt_bv[e.x], opt_bv[e.y], opt_bv[e.z], opt_bv[e.w]); }
+  s = opt_step4(s, colsum, k);
+  for (var c = 0u; c < min(4u, params.N - j0); c++) {
+    if (OPTIMIZER >= 2u) { opt_bm[e[c]] = s.m[c]; }
+    if (OPTIMIZER == 3u) { opt_bv[e[c]] = s.v[c]; }
+    opt_b[e[c]] = s.w[c];
+  }
+}
 
 @compute @workgroup_size(WG)
 fn optimizer_step(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
@@ -554,32 +671,33 @@ fn optimizer_step(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_i
   var colsum = vec4f(0.0);
   tile(wid, lid, lane, &acc, &colsum);
   let j0 = (wid.x * WG + lid.x) * 4u;
-  let row0 = wid.y * TM;
   if (j0 >= params.N) { return; }
   store_bias_grad(wid, j0, colsum);
-  var lr = opt.lr;
-  if (SCHEDULED) { lr = opt_control[0]; }
-  var lr_t = lr;
-  if (OPTIMIZER == 3u) { lr_t = adam_step_size(lr, f32(opt_t[0] + opt.stepOffset), opt.logBeta1, opt.logBeta2); }
-  let keep = decoupled_keep(DECAY == 2u, lr, opt.weightDecay);
-  // A trip count the compiler cannot unroll: unrolled, every row's loads and stores swamp the
-  // epilogue (BENCHMARKS.md, "Fusion passes").
-  let rows = min(TM, params.M - row0);
-  for (var r = 0u; r < rows; r++) {
-    let at = (params.offC + (row0 + r) * params.ldc + j0) / 4u;
-    let w = opt_w4[at];
-    let g = effective_grad4(acc[r], w, 1.0, DECAY == 1u, opt.weightDecay);
-    if (OPTIMIZER == 1u) {
-      opt_w4[at] = sgd_update4(w, g, lr);
-    } else if (OPTIMIZER == 2u) {
-      let s = momentum_update4(w, g, opt_m4[at], lr, opt.momentum, NESTEROV);
-      opt_m4[at] = s.a;
-      opt_w4[at] = s.w;
-    } else {
-      let s = adam_update4(w, g, opt_m4[at], opt_v4[at], opt.oneMinusBeta1, opt.oneMinusBeta2, lr_t, opt.epsilon, keep);
-      opt_m4[at] = s.m;
-      opt_v4[at] = s.v;
-      opt_w4[at] = s.w;
-    }
-  }
+  update_rows4(wid.y * TM, j0, &acc, opt_rates());
+}
+
+@compute @workgroup_size(WG)
+fn optimizer_step_bias(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
+                       @builtin(subgroup_invocation_id) lane: u32) {
+  var acc: array<vec4f, TMAX>;
+  var colsum = vec4f(0.0);
+  tile(wid, lid, lane, &acc, &colsum);
+  let j0 = (wid.x * WG + lid.x) * 4u;
+  if (j0 >= params.N) { return; }
+  let k = opt_rates();
+  update_bias(wid, j0, colsum, k);
+  update_rows4(wid.y * TM, j0, &acc, k);
+}
+
+@compute @workgroup_size(WG)
+fn optimizer_step_scalar(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u,
+                         @builtin(subgroup_invocation_id) lane: u32) {
+  var acc: array<vec4f, TMAX>;
+  var colsum = vec4f(0.0);
+  tile(wid, lid, lane, &acc, &colsum);
+  let j0 = (wid.x * WG + lid.x) * 4u;
+  if (j0 >= params.N) { return; }
+  let k = opt_rates();
+  if (BIAS_UPDATE) { update_bias(wid, j0, colsum, k); } else { store_bias_grad(wid, j0, colsum); }
+  update_rows_scalar(wid.y * TM, j0, &acc, k);
 }

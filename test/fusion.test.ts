@@ -10,7 +10,7 @@ import { expectClose, matmulRef, randomArray, randomBetween, relError, rng } fro
 import { adamwRef, sgdDecayRef } from './ref/train-control.js';
 import { momentumRef } from './ref/optimizer.js';
 import { adamEpilogue, prepareAdam, prepareSgd, sgdEpilogue } from '../src/kernels/optimizer.js';
-import { matmul, matmulSplitK, matmulTileVariants, type MatmulSpec } from '../src/kernels/matmul.js';
+import { BIAS_GRAD_MAX_K, matmul, matmulSplitK, matmulTileVariants, type MatmulSpec } from '../src/kernels/matmul.js';
 import { prepareActivationBackward } from '../src/kernels/activation.js';
 import { createStepCounter } from '../src/kernels/step.js';
 import { runDispatches } from '../src/gpu/dispatch.js';
@@ -34,9 +34,12 @@ interface EpilogueCase {
   M: number; N: number; K: number; t: number;
   decay?: 'l2' | 'decoupled';
   scheduled?: boolean;
+  /** The bias gradient (the column sums of dz) stored, or with `bias` the bias updated from it. */
   biasGrad?: boolean;
+  bias?: boolean;
 }
 
+// Widths that are no whole column quads (10, 7, 5) take the float-by-float epilogue.
 const CASES: EpilogueCase[] = [
   { optimizer: 'adam', M: 37, N: 12, K: 5, t: 1 },
   { optimizer: 'adam', M: 130, N: 64, K: 33, t: 7, biasGrad: true },
@@ -45,6 +48,12 @@ const CASES: EpilogueCase[] = [
   { optimizer: 'sgd', M: 45, N: 16, K: 7, t: 1, decay: 'l2', biasGrad: true },
   { optimizer: 'momentum', M: 33, N: 8, K: 50, t: 1, scheduled: true },
   { optimizer: 'nesterov', M: 70, N: 36, K: 3, t: 1 },
+  { optimizer: 'adam', M: 37, N: 10, K: 5, t: 2 },
+  { optimizer: 'adam', M: 50, N: 24, K: 9, t: 4, bias: true },
+  { optimizer: 'adam', M: 61, N: 10, K: 100, t: 3, decay: 'decoupled', scheduled: true, bias: true },
+  { optimizer: 'sgd', M: 20, N: 5, K: 7, t: 1, decay: 'l2', biasGrad: true },
+  { optimizer: 'momentum', M: 33, N: 7, K: 50, t: 1, bias: true },
+  { optimizer: 'nesterov', M: 18, N: 12, K: 3, t: 1, bias: true },
 ];
 
 describe('optimizer steps in the weight-gradient product\'s epilogue (shaders/matmul_subgroup.wgsl optimizer_step)', function () {
@@ -54,9 +63,10 @@ describe('optimizer steps in the weight-gradient product\'s epilogue (shaders/ma
   after(() => { if (process.env.SHOW_ERRORS) console.log(notes.join('\n')); });
 
   for (const c of CASES) {
-    const what = `${c.optimizer} ${c.M}x${c.N} over a batch of ${c.K}${c.optimizer === 'adam' ? ` at t = ${c.t}` : ''}${c.decay ? `, ${c.decay} decay` : ''}${c.scheduled ? ', scheduled rate' : ''}${c.biasGrad ? ', with the bias gradient' : ''}`;
+    const what = `${c.optimizer} ${c.M}x${c.N} over a batch of ${c.K}${c.optimizer === 'adam' ? ` at t = ${c.t}` : ''}${c.decay ? `, ${c.decay} decay` : ''}${c.scheduled ? ', scheduled rate' : ''}${c.biasGrad ? ', with the bias gradient' : ''}${c.bias ? ', with the bias\'s update' : ''}`;
     it(`${what}: every tile, from buffers and textures, matches float64 and the update kernel bit for bit`, async () => {
       const { M, N, K } = c;
+      const sums = c.biasGrad || c.bias;
       const adam = c.optimizer === 'adam';
       const momentum = c.optimizer === 'sgd' ? undefined : 0.9;
       const rand = rng(M * 1000 + N * 10 + K);
@@ -75,49 +85,68 @@ describe('optimizer steps in the weight-gradient product\'s epilogue (shaders/ma
       else sgdDecayRef(ref.w, grad, rate, wd, 1, momentum === undefined ? undefined : { a: ref.m, mu: momentum });
       const dbiasRef = matmulRef(new Float32Array(K).fill(1), dz, 1, N, K);
       const checked = adam ? (['w', 'm', 'v'] as const) : momentum === undefined ? (['w'] as const) : (['w', 'm'] as const);
+      // The bias's state and its float64 step, from the column sums (with the weight's hyper-parameters).
+      const bw = randomArray(N, rand), bm = randomArray(N, rand, 0.1), bv = randomBetween(N, rand, 1e-4, 0.5);
+      const biasRef = { w: f64(bw), m: f64(bm), v: f64(bv) };
+      if (adam) adamwRef(biasRef.w, dbiasRef, biasRef.m, biasRef.v, c.t, { lr: rate, wd, l2: c.decay === 'l2' });
+      else if (c.optimizer === 'nesterov') momentumRef(biasRef.w, dbiasRef, biasRef.m, rate, 0.9, true);
+      else sgdDecayRef(biasRef.w, dbiasRef, rate, wd, 1, momentum === undefined ? undefined : { a: biasRef.m, mu: momentum });
 
-      const product: MatmulSpec = { M, N, K, transA: true, biasGrad: c.biasGrad };
+      const product: MatmulSpec = { M, N, K, transA: true, biasGrad: sums };
       const bx = ctx.upload(x), bdz = ctx.upload(dz);
       const control = ctx.upload(new Float32Array([scheduledLr, 1, 0, 0]));
       const step = createStepCounter(ctx, c.t - 1);
-      const read = async (b: { param: GPUBuffer; m: GPUBuffer; v: GPUBuffer }) => ({ w: await ctx.readF32(b.param, M * N), m: await ctx.readF32(b.m, M * N), v: await ctx.readF32(b.v, M * N) });
+      const read = async (b: { param: GPUBuffer; m: GPUBuffer; v: GPUBuffer }, n = M * N) => ({ w: await ctx.readF32(b.param, n), m: await ctx.readF32(b.m, n), v: await ctx.readF32(b.v, n) });
+      // The update kernel over a gradient buffer: the bits to match.
+      const updateKernel = (s: { param: GPUBuffer; m: GPUBuffer; v: GPUBuffer }, grad: GPUBuffer, n: number) => (adam
+        ? prepareAdam(ctx, { n, ...hyper }, { ...s, grad, step, control })
+        : prepareSgd(ctx, { n, ...sgdHyper }, { param: s.param, accum: s.m, grad, control }));
       try {
-        // The update kernel after a product that stores the gradient: the bits to match.
+        // The update kernel after a product that stores the gradient (and the bias's after the column sums).
         const state = () => ({ param: ctx.upload(w), m: ctx.upload(m), v: ctx.upload(v) });
-        const unfused = state();
+        const biasState = () => ({ param: ctx.upload(bw), m: ctx.upload(bm), v: ctx.upload(bv) });
+        const unfused = state(), unfusedBias = biasState();
         const gradBuf = ctx.storage(4 * M * N), dbiasUnfused = ctx.upload(new Float32Array(N).fill(NaN));
         await runDispatches(ctx, [
-          matmul(ctx, product, { a: bx, b: bdz, c: gradBuf, dbias: c.biasGrad ? dbiasUnfused : undefined }),
-          adam
-            ? prepareAdam(ctx, { n: M * N, ...hyper }, { ...unfused, grad: gradBuf, step, control })
-            : prepareSgd(ctx, { n: M * N, ...sgdHyper }, { param: unfused.param, accum: unfused.m, grad: gradBuf, control }),
+          matmul(ctx, product, { a: bx, b: bdz, c: gradBuf, dbias: sums ? dbiasUnfused : undefined }),
+          updateKernel(unfused, gradBuf, M * N),
+          ...(c.bias ? [updateKernel(unfusedBias, dbiasUnfused, N)] : []),
         ]);
         const want = await read(unfused);
-        for (const b of [...Object.values(unfused), gradBuf, dbiasUnfused]) ctx.release(b);
+        const wantBias = await read(unfusedBias, N);
+        for (const b of [...Object.values(unfused), ...Object.values(unfusedBias), gradBuf, dbiasUnfused]) ctx.release(b);
 
         const variants = matmulTileVariants(ctx, product);
         for (const variant of variants) {
           for (const textures of [false, true]) {
             const tag = `${what}, tile ${variant}${textures ? ', textures' : ''}`;
-            const fused = state();
+            const fused = state(), fusedBias = biasState();
             const dbias = ctx.upload(new Float32Array(N).fill(NaN)); // poisoned: the product must write it
             try {
+              const bias = c.bias ? { bias: { param: fusedBias.param, m: fusedBias.m, v: adam ? fusedBias.v : undefined } } : {};
               const epilogue = adam
-                ? adamEpilogue(ctx, { rows: M, cols: N, ...hyper }, { ...fused, step, control })
-                : sgdEpilogue(ctx, { rows: M, cols: N, ...sgdHyper }, { param: fused.param, accum: momentum === undefined ? undefined : fused.m, control });
+                ? adamEpilogue(ctx, { rows: M, cols: N, ...hyper }, { ...fused, step, control, ...bias })
+                : sgdEpilogue(ctx, { rows: M, cols: N, ...sgdHyper }, { param: fused.param, accum: momentum === undefined ? undefined : fused.m, control, ...bias });
+              expect(epilogue.entry, tag).to.equal(N % 4 ? 'optimizer_step_scalar' : c.bias ? 'optimizer_step_bias' : 'optimizer_step');
               await runDispatches(ctx, [matmul(ctx, { ...product, epilogue, variant, textures }, { a: bx, b: bdz, c: fused.param, dbias: c.biasGrad ? dbias : undefined })]);
               const got = await read(fused);
+              const gotBias = await read(fusedBias, N);
               for (const k of checked) {
                 expectClose(got[k], ref[k], 1e-5, `${tag}: ${k}`);
                 expect(bits(got[k]), `${tag}: ${k} bit for bit as the update kernel's`).to.deep.equal(bits(want[k]));
+                if (!c.bias) continue;
+                expectClose(gotBias[k], biasRef[k], 1e-5, `${tag}: the bias's ${k}`);
+                expect(bits(gotBias[k]), `${tag}: the bias's ${k} bit for bit as the update kernel's`).to.deep.equal(bits(wantBias[k]));
               }
               for (const k of (['m', 'v'] as const).filter((k) => !(checked as readonly string[]).includes(k))) {
                 expect(bits(got[k]), `${tag}: ${k} (no state of this optimizer) untouched`).to.deep.equal(bits(k === 'm' ? m : v));
+                expect(bits(gotBias[k]), `${tag}: the bias's ${k} (no state of this optimizer) untouched`).to.deep.equal(bits(k === 'm' ? bm : bv));
               }
+              if (!c.bias) expect(bits(gotBias.w), `${tag}: no bias update asked, the bias untouched`).to.deep.equal(bits(bw));
               if (c.biasGrad) expectClose(await ctx.readF32(dbias, N), dbiasRef, 1e-5, `${tag}: bias gradient`);
               notes.push(`${tag}: ${checked.map((k) => `${k} ${relError(got[k], ref[k]).toExponential(2)}`).join(', ')}`);
             } finally {
-              for (const b of [...Object.values(fused), dbias]) ctx.release(b);
+              for (const b of [...Object.values(fused), ...Object.values(fusedBias), dbias]) ctx.release(b);
             }
           }
         }
@@ -132,16 +161,22 @@ describe('optimizer steps in the weight-gradient product\'s epilogue (shaders/ma
     const b = () => ctx.storage(4 * 64);
     const bufs = { param: b(), m: b(), v: b(), step: createStepCounter(ctx) };
     try {
-      expect(() => adamEpilogue(ctx, { rows: 4, cols: 6, lr: 0.1 }, bufs)).to.throw(/adam epilogue \[4, 6\]: .*multiples of 4; use prepareAdam/);
-      expect(() => adamEpilogue(ctx, { rows: 4, cols: 4, lr: 0.1, offset: 2 }, bufs)).to.throw(/offset \(2\) must be multiples of 4/);
       expect(() => adamEpilogue(ctx, { rows: 4, cols: 4, lr: 0.1, clipped: true } as never, bufs)).to.throw(/clipping needs every gradient/);
       expect(() => adamEpilogue(ctx, { rows: 8, cols: 12, lr: 0.1 }, bufs)).to.throw(/buffer param has 256 bytes, needs 384/);
       expect(() => adamEpilogue(ctx, { rows: 4, cols: 4, lr: 0.1 }, { ...bufs, v: bufs.m })).to.throw(/must be different buffers/);
-      expect(() => sgdEpilogue(ctx, { rows: 4, cols: 6, lr: 0.1 }, bufs)).to.throw(/sgd epilogue \[4, 6\]: .*multiples of 4; use prepareSgd/);
       expect(() => sgdEpilogue(ctx, { rows: 4, cols: 4, lr: 0.1, momentum: 0.9 }, bufs)).to.throw(/momentum sgd epilogue \[4, 4\]: momentum needs an accum buffer/);
+      expect(() => adamEpilogue(ctx, { rows: 4, cols: 4, lr: 0.1 }, { ...bufs, bias: { param: b() } })).to.throw(/adam epilogue \[4, 4\]: the bias's update needs its m buffer, as the weight's/);
+      expect(() => adamEpilogue(ctx, { rows: 4, cols: 4, lr: 0.1 }, { ...bufs, bias: { param: b(), m: bufs.m, v: b() } })).to.throw(/the bias and its state must be buffers of their own/);
+      expect(() => adamEpilogue(ctx, { rows: 4, cols: 4, lr: 0.1, biasOffset: 62 }, { ...bufs, bias: { param: b(), m: b(), v: b() } })).to.throw(/buffer bias param has 256 bytes, needs 264/);
       const epilogue = adamEpilogue(ctx, { rows: 4, cols: 8, lr: 0.1 }, bufs);
       expect(() => matmul(ctx, { M: 4, N: 4, K: 3, transA: true, epilogue }, { a: b(), b: b(), c: bufs.param }))
         .to.throw(/optimizer_step epilogue updates a \[4, 8\] tensor laid out as C .* this product's C is \[4, 4\]/);
+      const withBias = adamEpilogue(ctx, { rows: 4, cols: 4, lr: 0.1 }, { ...bufs, bias: { param: b(), m: b(), v: b() } });
+      expect(() => matmul(ctx, { M: 4, N: 4, K: 3, transA: true, epilogue: withBias }, { a: b(), b: b(), c: bufs.param }))
+        .to.throw(/optimizer_step_bias epilogue updates a bias from the column sums of op\(B\): give the product biasGrad, unsplit/);
+      // A width or offset of no whole column quads: float by float.
+      expect(adamEpilogue(ctx, { rows: 4, cols: 6, lr: 0.1 }, bufs).entry).to.equal('optimizer_step_scalar');
+      expect(sgdEpilogue(ctx, { rows: 4, cols: 4, lr: 0.1, offset: 2 }, bufs).entry).to.equal('optimizer_step_scalar');
     } finally {
       for (const x of Object.values(bufs)) ctx.release(x);
     }
@@ -198,7 +233,7 @@ function expectSameBits(a: Record<string, Float32Array>[], b: Record<string, Flo
   });
 }
 
-describe('a product stored over an activation\'s output with its derivative (MatmulSpec.activationGrad, a dense layer\'s dx)', function () {
+describe('a product stored over an activation\'s output, or beside it, with its derivative (MatmulSpec.activationGrad, a dense layer\'s dx)', function () {
   this.timeout(120_000);
   let ctx: GpuContext;
   before(async () => { ctx = await testContext(); });
@@ -232,13 +267,25 @@ describe('a product stored over an activation\'s output with its derivative (Mat
           for (const { variant, textures } of runs) {
             const tag = `${act}' ${M}x${N}x${K}, tile ${variant}${textures ? ', textures' : ''}`;
             const c = ctx.upload(y);
+            // Beside y (activationGradFrom): y in a buffer of its own, at an offset of 4 (vec4s) or
+            // 3 (float by float), C poisoned.
+            const yOffset = N % 4 ? 3 : 4;
+            const yApart = ctx.upload(Float32Array.from({ length: yOffset + M * N }, (_, i) => (i < yOffset ? NaN : y[i - yOffset])));
+            const beside = ctx.storage(4 * M * N);
+            ctx.poison(beside);
             try {
-              await runDispatches(ctx, [matmul(ctx, { ...spec, activationGrad: act, variant, textures }, { a: bdz, b: bw, c })]);
-              const got = await ctx.readF32(c, M * N);
-              expectClose(got, ref, 1e-5, tag);
-              expect(bits(got), `${tag}: bit for bit as product + derivative pass`).to.deep.equal(bits(want));
+              await runDispatches(ctx, [
+                matmul(ctx, { ...spec, activationGrad: act, variant, textures }, { a: bdz, b: bw, c }),
+                matmul(ctx, { ...spec, activationGrad: act, activationGradFrom: { buffer: yApart, offset: yOffset }, variant, textures }, { a: bdz, b: bw, c: beside }),
+              ]);
+              for (const [where, buf] of [['over y', c], ['beside y', beside]] as const) {
+                const got = await ctx.readF32(buf, M * N);
+                expectClose(got, ref, 1e-5, `${tag}, ${where}`);
+                expect(bits(got), `${tag}, ${where}: bit for bit as product + derivative pass`).to.deep.equal(bits(want));
+              }
+              expect(bits(await ctx.readF32(yApart, yOffset + M * N)).slice(yOffset), `${tag}: y beside untouched`).to.deep.equal(bits(y));
             } finally {
-              ctx.release(c);
+              for (const x of [c, yApart, beside]) ctx.release(x);
             }
           }
           if (everyTile) expect(variants.length, 'tiles tried').to.be.greaterThan(1);
@@ -257,6 +304,7 @@ describe('a product stored over an activation\'s output with its derivative (Mat
       expect(() => matmul(ctx, { ...spec, portable: true }, { a: b, b, c: b })).to.throw(/activationGrad needs the subgroup kernel/);
       expect(() => matmulSplitK(ctx, { ...spec, splits: 2 }, { a: b, b, c: b })).to.throw(/K cannot be split with .* an activation's derivative/);
       expect(() => matmul(ctx, { ...spec, activationGrad: 'none' }, { a: b, b, c: b })).to.throw(/activationGrad takes relu, sigmoid, tanh/);
+      expect(() => matmul(ctx, { ...spec, activationGrad: undefined, activationGradFrom: { buffer: b, offset: 0 } }, { a: b, b, c: b })).to.throw(/activationGradFrom says where y is for activationGrad, which is not given/);
     } finally {
       ctx.release(b);
     }
@@ -277,23 +325,46 @@ describe('optimizer updates fused into the weight-gradient products of a trainin
       // (Without fused updates, the dense layers' dx would apply the activations' derivatives: tested below.)
       const fused = await train(ctx, mlp(), opt, { fuseActivationGrads: false });
       const separate = await train(ctx, mlp(), opt, { fuseUpdates: false, fuseActivationGrads: false });
+      // The biases' updates join their weights' where the hyper-parameters are the same: not where the
+      // weights decay and the biases do not (the default).
+      const biasesJoin = !opt.weightDecay;
       expect(fused.fused, 'products with the update in their epilogue').to.have.length(3);
       expect(separate.fused, 'with fusing off').to.deep.equal([]);
-      expect(fused.separate, 'updates left as dispatches: the biases').to.have.length(3);
-      expect(separate.dispatches - fused.dispatches, 'dispatches saved').to.equal(3);
+      expect(fused.separate, `updates left as dispatches: ${biasesJoin ? 'none' : 'the biases'}`).to.have.length(biasesJoin ? 0 : 3);
+      expect(separate.dispatches - fused.dispatches, 'dispatches saved').to.equal(biasesJoin ? 6 : 3);
       expect(fused.planned, 'planned bytes: the weight gradients are never stored').to.be.lessThan(separate.planned);
       expectSameBits(fused.after, separate.after);
     });
   }
 
+  it('weights of no whole column quads (5 and 10 columns) update float by float in their products, biases too: three steps bit for bit', async () => {
+    const odd = () => sequential([6], [dense({ units: 8, activation: 'relu' }), dense({ units: 5, activation: 'tanh' }), dense({ units: 10 })], { name: 'odd widths' });
+    for (const opt of [{ kind: 'adam', lr: 0.02 }, { kind: 'sgd', lr: 0.1, momentum: 0.9 }] as OptimizerConfig[]) {
+      const fused = await train(ctx, odd(), opt, { fuseActivationGrads: false });
+      const separate = await train(ctx, odd(), opt, { fuseUpdates: false, fuseActivationGrads: false });
+      expect(fused.fused, `${opt.kind}: products with the updates in their epilogue`).to.have.length(3);
+      expect(fused.separate, `${opt.kind}: updates left as dispatches`).to.deep.equal([]);
+      expectSameBits(fused.after, separate.after);
+    }
+  });
+
   it('leaves an update a dispatch of its own where fusing would be wrong or cannot be done', async () => {
     // Clipping: the scale needs every gradient before any update.
     const clipped = await train(ctx, mlp(), { ...adamw, clipNorm: 0.01 }, {}, 1);
     expect(clipped.fused, 'with clipping').to.deep.equal([]);
-    // A weight of 5 columns is not whole column quads; the others still fuse.
-    const odd = await train(ctx, sequential([6], [dense({ units: 8, activation: 'relu' }), dense({ units: 5, activation: 'tanh' }), dense({ units: 4 })], { name: 'odd' }), adamw, {}, 1);
-    expect(odd.fused, 'an odd-width layer').to.have.length(2);
-    expect(odd.fused.some((l) => l.startsWith('dense_1/')), `the 5-column weight (dense_1) is not fused (${odd.fused.join(', ')})`).to.equal(false);
+    // A batch longer than the fused column sums take: the biases' gradients are sums of their own,
+    // so their updates stay dispatches (the weights' still fuse).
+    const long = sequential([6], [dense({ units: 8, activation: 'relu' }), dense({ units: 4 })], { name: 'long batch' });
+    const store = new ParamStore(ctx, 3);
+    const net = long.build(store, BIAS_GRAD_MAX_K + 1, true, 3);
+    const g = new CompiledGraph(ctx, net.graph, { loss: net.loss, optimizer: { kind: 'adam', lr: 0.01 }, stepCounter: createStepCounter(ctx, 0) });
+    try {
+      expect(fusedLabels(g), 'the weights, with a long batch').to.have.length(2);
+      expect(separateUpdates(g), 'the biases, with a long batch').to.have.length(2);
+    } finally {
+      g.destroy();
+      store.destroy();
+    }
   });
 
   it('leaves the update of a weight used twice a dispatch of its own (its gradient has two parts)', async () => {
@@ -341,10 +412,10 @@ describe('an activation\'s derivative applied by the backward of the pooling or 
   });
 
   it('dense relu → dense and dense sigmoid → dense: the next layer\'s dx product applies the derivative; three steps bit for bit, two passes and two gradient buffers fewer', async () => {
-    // Widths of 5 and 3 are no whole column quads: the updates stay dispatches, and dx comes after dW.
+    // The updates as dispatches of their own, so that dx comes after dW (fused, they take precedence: below).
     const denseNet = () => sequential([6], [dense({ units: 8, activation: 'relu' }), dense({ units: 5, activation: 'sigmoid' }), dense({ units: 3 })], { name: 'denses' });
-    const fused = await train(ctx, denseNet(), adam, {});
-    const apart = await train(ctx, denseNet(), adam, { fuseActivationGrads: false });
+    const fused = await train(ctx, denseNet(), adam, { fuseUpdates: false });
+    const apart = await train(ctx, denseNet(), adam, { fuseUpdates: false, fuseActivationGrads: false });
     expect(derivativePasses(apart.labels), 'without fusing: each layer applies its derivative').to.have.length(2);
     expect(derivativePasses(fused.labels), 'fused: the next layers\' dx apply them').to.deep.equal([]);
     expect(fused.labels.filter((l) => /\/dx \(⊙ (relu|sigmoid)'\)$/.test(l)), 'the dx products that apply them').to.have.length(2);
@@ -353,14 +424,21 @@ describe('an activation\'s derivative applied by the backward of the pooling or 
     expectSameBits(fused.after, apart.after);
   });
 
-  it('leaves the derivative to the dense layer where the next layer\'s update is fused into its dW (dx then runs first, while x is still needed)', async () => {
-    const denseNet = () => sequential([6], [dense({ units: 8, activation: 'tanh' }), dense({ units: 12 })], { name: 'update fused' });
-    const fused = await train(ctx, denseNet(), adam, {});
-    const apart = await train(ctx, denseNet(), adam, { fuseActivationGrads: false });
-    expect(fused.fused.filter((l) => l.startsWith('dense_1/dW')), 'the second layer\'s update in its dW').to.have.length(1);
-    expect(derivativePasses(fused.labels), 'the first layer still applies tanh\'').to.have.length(1);
-    expect(fused.dispatches).to.equal(apart.dispatches);
-    expectSameBits(fused.after, apart.after);
+  it('where the next layer\'s update is fused into its dW, its dx (which then runs first, while x is still needed) applies the derivative beside x: three steps bit for bit, one pass fewer', async () => {
+    for (const act of ['tanh', 'relu', 'sigmoid'] as const) {
+      // 12 columns: whole quads (dx as vec4s); 10: float by float.
+      for (const units of [12, 10]) {
+        const denseNet = () => sequential([6], [dense({ units: 8, activation: act }), dense({ units })], { name: 'update fused' });
+        const fused = await train(ctx, denseNet(), adam, {});
+        const apart = await train(ctx, denseNet(), adam, { fuseActivationGrads: false });
+        const what = `${act}, ${units} units`;
+        expect(fused.fused.filter((l) => l.startsWith('dense_1/dW')), `${what}: the second layer's update in its dW`).to.have.length(1);
+        expect(derivativePasses(fused.labels), `${what}: no derivative pass`).to.deep.equal([]);
+        expect(fused.labels.indexOf(`dense_1/dx (⊙ ${act}')`), `${what}: dx applies it, before the dW`).to.be.within(0, fused.labels.findIndex((l) => l.startsWith('dense_1/dW')));
+        expect(apart.dispatches - fused.dispatches, `${what}: dispatches saved`).to.equal(1);
+        expectSameBits(fused.after, apart.after);
+      }
+    }
   });
 
   it('leaves the derivative to the conv where its output has two readers (its gradient has two parts)', async () => {

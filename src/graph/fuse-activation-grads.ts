@@ -14,10 +14,11 @@ import type { Tensor } from './tensor.js';
  * For each backward node that writes the gradient d(y) of an input y made by an op with a fused
  * activation, moves that activation's derivative into it, where:
  *  - it is the only writer of d(y), writes it whole, and is its op's only backward node;
- *  - y is its producer's output 0, and after this node only the producer's backward reads y (for
- *    the derivative alone, by the producer's rule); neither y nor d(y) is kept for reading back;
- *  - both rules agree.
- * d(y) becomes an in-place view of y; the producer's backward takes it as already activated.
+ *  - y is its producer's output 0; neither y nor d(y) is kept for reading back;
+ *  - both rules agree; and where the consumer writes d(y) in place (over y), after this node only
+ *    the producer's backward reads y (for the derivative alone, by the producer's rule).
+ * In place, d(y) becomes a view of y; beside it, d(y) keeps a buffer of its own. Either way the
+ * producer's backward takes it as already activated.
  */
 export function fuseActivationGrads(ctx: GpuContext, graph: Graph, keep: readonly Tensor[]): void {
   graph.nodes.forEach((backward, at) => {
@@ -33,13 +34,15 @@ export function fuseActivationGrads(ctx: GpuContext, graph: Graph, keep: readonl
       const consumer = findOpRule(backward.forward!.op)?.gradient;
       if (activation?.kind !== 'kernel' || consumer?.kind !== 'kernel') return;
       const act = activation.activationGrad?.(producer);
-      if (!act || !consumer.appliesActivationGrad?.(ctx, backward.forward!, input, act, backward.updates ?? [])) return;
+      const where = act && consumer.appliesActivationGrad?.(ctx, backward.forward!, input, act, backward.updates ?? []);
+      if (!act || !where) return;
       const producerBackward = graph.nodes.filter((n) => n.forward === producer);
       if (producerBackward.length !== 1) return;
-      if (graph.nodes.some((n, i) => i > at && n !== producerBackward[0] && n.inputs.includes(y))) return;
-
-      dy.viewOf = y;
-      dy.inPlace = true;
+      if (where === 'in place') {
+        if (graph.nodes.some((n, i) => i > at && n !== producerBackward[0] && n.inputs.includes(y))) return;
+        dy.viewOf = y;
+        dy.inPlace = true;
+      }
       backward.activationGrads = backward.grads!.map((_, i) => (i === input ? act : backward.activationGrads?.[i]));
       producerBackward[0].activated = producer.outputs.map((_, i) => i === 0 || !!producerBackward[0].activated?.[i]);
     });

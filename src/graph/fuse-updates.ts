@@ -19,6 +19,11 @@ import type { Tensor } from './tensor.js';
  * every gradient of the step before any update).
  */
 export function fuseUpdates(ctx: GpuContext, graph: Graph, keep: readonly Tensor[]): void {
+  // Twice: an update a rule accepts only beside another (a bias's, beside its weight's) may come first.
+  for (let pass = 0; pass < 2; pass++) fuseUpdatesOnce(ctx, graph, keep);
+}
+
+function fuseUpdatesOnce(ctx: GpuContext, graph: Graph, keep: readonly Tensor[]): void {
   for (const update of graph.nodes.filter((n) => n.phase === 'update' && n.inputs.length === 1)) {
     const [grad] = update.inputs;
     const param = update.outputs[0];
@@ -33,7 +38,7 @@ export function fuseUpdates(ctx: GpuContext, graph: Graph, keep: readonly Tensor
     const at = graph.nodes.indexOf(backward);
     if (graph.nodes.some((n, i) => i > at && n !== update && n.inputs.includes(param))) continue;
     const rule = findOpRule(backward.forward.op)?.gradient;
-    if (rule?.kind !== 'kernel' || !rule.fusesUpdate?.(ctx, backward.forward, input, update)) continue;
+    if (rule?.kind !== 'kernel' || !rule.fusesUpdate?.(ctx, backward.forward, input, update, backward.updates ?? [])) continue;
 
     backward.grads = backward.grads.map((g, i) => (i === input ? undefined : g));
     backward.updates = backward.grads.map((_, i) => (i === input ? update : backward.updates?.[i]));

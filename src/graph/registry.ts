@@ -134,10 +134,10 @@ export type GradientRule<A> =
       /**
        * Whether the backward can apply `update` (an optimizer node whose gradient is input `input`'s)
        * in the epilogue of the product computing that gradient, instead of writing the gradient (see
-       * GradientRequest.updates). The lowering must then run everything that reads the input's old
-       * value before that product.
+       * GradientRequest.updates), given the updates already fused into it (`fused[i]`, input i's).
+       * The lowering must then run everything that reads the input's old value before that product.
        */
-      fusesUpdate?(ctx: GpuContext, n: OpNode<A>, input: number, update: Node): boolean;
+      fusesUpdate?(ctx: GpuContext, n: OpNode<A>, input: number, update: Node, fused: readonly (Node | undefined)[]): boolean;
       /**
        * The activation whose derivative the backward applies first to dOutputs[0], in place, and the
        * only reason it reads output 0; the writer of that gradient may apply it instead
@@ -145,11 +145,13 @@ export type GradientRule<A> =
        */
       activationGrad?(n: OpNode<A>): Activation | undefined;
       /**
-       * Whether the backward can apply an activation's derivative to grads[input] in place
+       * Whether the backward can apply an activation's derivative to grads[input]
        * (GradientRequest.activationGrads), given the updates already fused into it
-       * (GradientRequest.updates: the lowering then reorders its products).
+       * (GradientRequest.updates: the lowering then reorders its products): 'in place', writing
+       * grads[input] over the activation's output, or 'beside' it, reading that output, which the
+       * backward still needs afterwards; false where it cannot.
        */
-      appliesActivationGrad?(ctx: GpuContext, n: OpNode<A>, input: number, activation: Activation, updates: readonly (Node | undefined)[]): boolean;
+      appliesActivationGrad?(ctx: GpuContext, n: OpNode<A>, input: number, activation: Activation, updates: readonly (Node | undefined)[]): false | 'in place' | 'beside';
     };
 
 /** One op: typed attributes A, shape inference, gradient rule, lowering. */

@@ -18,30 +18,48 @@ function controlOf(a: Partial<ControlAttrs>) {
 
 /**
  * Whether an update node can run as the epilogue of the product computing its gradient
- * (updateEpilogue): SGD or Adam, unclipped, on a 2-D parameter of whole column quads.
+ * (updateEpilogue): SGD or Adam, unclipped, on a 2-D parameter (whole column quads or not).
  */
 export function fusableUpdate(n: Node): boolean {
-  const param = n.outputs[0];
-  return (n.op === 'adam' || n.op === 'sgd') && !(n.attrs as Partial<ControlAttrs>).clipped
-    && param.shape.length === 2 && param.shape[1] % 4 === 0 && param.offset % 4 === 0;
+  return (n.op === 'adam' || n.op === 'sgd') && !(n.attrs as Partial<ControlAttrs>).clipped && n.outputs[0].shape.length === 2;
 }
 
-/** An update node as the epilogue of the product whose C is its gradient (see fusableUpdate). */
-export function updateEpilogue(env: LowerEnv, n: Node): MatmulEpilogue {
+/**
+ * Whether `biasUpdate` can run in the epilogue that applies `weightUpdate` (updateEpilogue's bias):
+ * the same optimizer with the same hyper-parameters, on a 1-D parameter as wide as the weight.
+ */
+export function fusableBiasUpdate(weightUpdate: Node, biasUpdate: Node): boolean {
+  const [w, b] = [weightUpdate.outputs[0], biasUpdate.outputs[0]];
+  return fusableUpdate(weightUpdate) && biasUpdate.op === weightUpdate.op && b.shape.length === 1 && b.shape[0] === w.shape[1]
+    && biasUpdate.outputs.length === weightUpdate.outputs.length && JSON.stringify(biasUpdate.attrs) === JSON.stringify(weightUpdate.attrs);
+}
+
+/**
+ * An update node as the epilogue of the product whose C is its gradient (see fusableUpdate), and
+ * with `biasUpdate` that of the bias whose gradient is the product's column sums (fusableBiasUpdate).
+ */
+export function updateEpilogue(env: LowerEnv, n: Node, biasUpdate?: Node): MatmulEpilogue {
   if (!fusableUpdate(n)) throw new GraphError(`${n.op} ${n.outputs[0]?.name}: this update cannot run in a product's epilogue`);
+  if (biasUpdate && !fusableBiasUpdate(n, biasUpdate)) throw new GraphError(`${biasUpdate.op} ${biasUpdate.outputs[0]?.name}: this update cannot run in the epilogue of ${n.outputs[0].name}'s`);
   const [param, state1, state2] = n.outputs;
+  const [bias, biasState1, biasState2] = biasUpdate?.outputs ?? [];
   const a = n.attrs as Partial<ControlAttrs>;
   const common = {
-    rows: param.shape[0], cols: param.shape[1], offset: env.offset(param),
-    weightDecay: a.weightDecay, decoupled: a.decoupled, scheduled: a.scheduled, label: `${n.op} ${param.name}`,
+    rows: param.shape[0], cols: param.shape[1], offset: env.offset(param), ...(bias ? { biasOffset: env.offset(bias) } : {}),
+    weightDecay: a.weightDecay, decoupled: a.decoupled, scheduled: a.scheduled, label: `${n.op} ${param.name}${bias ? ` and ${bias.name}` : ''}`,
   };
   if (n.op === 'sgd') {
     const s = n.attrs as SgdAttrs;
-    return sgdEpilogue(env.ctx, { ...common, lr: s.lr, momentum: s.momentum }, { param: env.buf(param), accum: state1 && env.buf(state1), control: env.control });
+    return sgdEpilogue(env.ctx, { ...common, lr: s.lr, momentum: s.momentum }, {
+      param: env.buf(param), accum: state1 && env.buf(state1), control: env.control,
+      ...(bias ? { bias: { param: env.buf(bias), m: biasState1 && env.buf(biasState1) } } : {}),
+    });
   }
   const h = n.attrs as AdamAttrs;
-  return adamEpilogue(env.ctx, { ...common, lr: h.lr, beta1: h.beta1, beta2: h.beta2, epsilon: h.epsilon },
-    { param: env.buf(param), m: env.buf(state1), v: env.buf(state2), step: env.step, control: env.control });
+  return adamEpilogue(env.ctx, { ...common, lr: h.lr, beta1: h.beta1, beta2: h.beta2, epsilon: h.epsilon }, {
+    param: env.buf(param), m: env.buf(state1), v: env.buf(state2), step: env.step, control: env.control,
+    ...(bias ? { bias: { param: env.buf(bias), m: env.buf(biasState1), v: env.buf(biasState2) } } : {}),
+  });
 }
 
 export function lowerUpdate(env: LowerEnv, n: Node): Dispatch[] {

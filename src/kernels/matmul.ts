@@ -48,6 +48,11 @@ export interface MatmulSpec {
    * of y); the subgroup kernel, unsplit, without accumulate or an epilogue.
    */
   activationGrad?: Activation;
+  /**
+   * With activationGrad: y is read from this buffer (laid out as C, from element `offset`) and C is
+   * written beside it, not over it (y is still needed after the product).
+   */
+  activationGradFrom?: { buffer: GPUBuffer; offset: number };
   label?: string;
   /** Use the portable kernel even where the adapter has subgroups (for tests and comparisons). */
   portable?: boolean;
@@ -110,7 +115,7 @@ function convVecA(c: MatmulConv): boolean {
 function subgroupParams(spec: MatmulSpec, p: MatmulParams, offDbias: number): Record<string, number> {
   const c = spec.conv;
   return {
-    ...p, offDbias, texA: Math.floor(p.offA / 4), texB: Math.floor(p.offB / 4),
+    ...p, offDbias, texA: Math.floor(p.offA / 4), texB: Math.floor(p.offB / 4), offY: spec.activationGradFrom?.offset ?? 0,
     inH: c?.inH ?? 0, inW: c?.inW ?? 0, inC: c?.inC ?? 0, kW: c?.kW ?? 0, outH: c?.outH ?? 0, outW: c?.outW ?? 0,
     padTop: c?.padTop ?? 0, padLeft: c?.padLeft ?? 0, outC: c?.outC ?? 0,
   };
@@ -132,10 +137,11 @@ export interface MatmulEpilogue {
   elementwise?: boolean;
   /**
    * The epilogue updates, in place of C, a tensor laid out as C would be: [M, N] at offC with row
-   * stride ldc, read and written as whole column quads (N, ldc and offC multiples of 4). The
-   * product checks its shape against M and N.
+   * stride ldc, read and written as whole column quads (`quads`: N, ldc and offC multiples of 4) or
+   * float by float. With `bias`, also a bias [N] from the column sums (needs MatmulSpec.biasGrad).
+   * The product checks its shape against M and N.
    */
-  updates?: { rows: number; cols: number };
+  updates?: { rows: number; cols: number; quads: boolean; bias?: boolean };
   /** FLOPs of the epilogue's own arithmetic, added to the product's. */
   flops?: number;
 }
@@ -191,7 +197,7 @@ function matmulDispatch(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers, 
   const { M, N, K } = spec;
   const name = `matmul${spec.label ? ` ${spec.label}` : ''}`;
   checkPositive(name, { M, N, K });
-  if (spec.biasGrad && !bufs.dbias) throw new GpuError(`${name}: biasGrad needs a dbias buffer`);
+  if (spec.biasGrad && !bufs.dbias && !spec.epilogue?.updates?.bias) throw new GpuError(`${name}: biasGrad needs a dbias buffer (or an epilogue that updates the bias)`);
   if (spec.biasGrad && (spec.portable || !fusesBiasGrad(ctx, K))) {
     throw new GpuError(`${name}: biasGrad is fused only by the subgroup kernel and for K ≤ ${BIAS_GRAD_MAX_K} (K = ${K}); use columnSum`);
   }
@@ -204,6 +210,7 @@ function matmulDispatch(ctx: GpuContext, spec: MatmulSpec, bufs: MatmulBuffers, 
   if (spec.conv && (spec.portable || spec.tiled || !hasSubgroupKernel(ctx) || spec.epilogue || spec.biasGrad)) {
     throw new GpuError(`${name}: a convolution's implicit GEMM needs the subgroup kernel, without an epilogue or a fused bias gradient`);
   }
+  if (spec.activationGradFrom && !spec.activationGrad) throw new GpuError(`${name}: activationGradFrom says where y is for activationGrad, which is not given`);
   if (spec.activationGrad) {
     if (!ACTIVATION_GRADS_FROM_Y.includes(spec.activationGrad)) throw new GpuError(`${name}: activationGrad takes ${ACTIVATION_GRADS_FROM_Y.join(', ')} (derivatives in terms of y), not ${spec.activationGrad}`);
     if (spec.portable || spec.tiled || !hasSubgroupKernel(ctx) || spec.epilogue || spec.conv || spec.accumulate || split.splits > 1) {
@@ -368,11 +375,15 @@ function prepare(ctx: GpuContext, spec: MatmulSpec, p: MatmulParams, bufs: Matmu
     };
     const copies = [tex.a?.copy, tex.b?.copy].filter((c): c is TextureCopy => c !== undefined);
     const biasGradFlops = spec.biasGrad ? K * N : 0;
-    const dbias = spec.biasGrad ? bufs.dbias! : ctx.dummyBuffer(1);
+    const dbias = (spec.biasGrad && bufs.dbias) || ctx.dummyBuffer(1);
     if (spec.epilogue) {
       const epilogue = spec.epilogue;
-      if (epilogue.updates && !(epilogue.updates.rows === M && epilogue.updates.cols === N && vecC)) {
-        throw new GpuError(`${label}: the ${epilogue.entry} epilogue updates a [${epilogue.updates.rows}, ${epilogue.updates.cols}] tensor laid out as C in whole column quads; this product's C is [${M}, ${N}] (ldc ${p.ldc}, offC ${p.offC})`);
+      const u = epilogue.updates;
+      if (u && !(u.rows === M && u.cols === N && (vecC || !u.quads))) {
+        throw new GpuError(`${label}: the ${epilogue.entry} epilogue updates a [${u.rows}, ${u.cols}] tensor laid out as C${u.quads ? ' in whole column quads' : ''}; this product's C is [${M}, ${N}] (ldc ${p.ldc}, offC ${p.offC})`);
+      }
+      if (u?.bias && (!spec.biasGrad || split.splits > 1)) {
+        throw new GpuError(`${label}: the ${epilogue.entry} epilogue updates a bias from the column sums of op(B): give the product biasGrad, unsplit`);
       }
       const kernel = ctx.kernel('matmul_subgroup.wgsl', epilogue.entry, { ...tiling, ...texturing, ...epilogue.constants });
       params ??= kernel.params(subgroupParams(spec, p, spec.offDbias ?? 0), undefined, 'params');
@@ -380,9 +391,12 @@ function prepare(ctx: GpuContext, spec: MatmulSpec, p: MatmulParams, bufs: Matmu
       const bindGroup = kernel.bind({ params, ...operands, ...sums, ...epilogue.bind(kernel) }, label);
       return { params, dispatch: { kernel, bindGroup, workgroups, label, flops: flops + biasGradFlops + (epilogue.flops ?? 0), copies } };
     }
-    const derivative: KernelConstants = spec.activationGrad ? { ACT_GRAD: ACTIVATION_CODE[spec.activationGrad] } : {};
-    const kernel = ctx.kernel('matmul_subgroup.wgsl', vecC ? 'main_c4' : 'main', { ...common, ...tiling, ...texturing, ...derivative });
-    const out: Record<string, GPUBuffer> = vecC ? { C4: bufs.c } : { C: bufs.c };
+    const from = spec.activationGrad && spec.activationGradFrom;
+    const derivative: KernelConstants = spec.activationGrad ? { ACT_GRAD: ACTIVATION_CODE[spec.activationGrad], ACT_GRAD_Y: !!from } : {};
+    // Y read as vec4s with C: its offset in whole quads too.
+    const c4 = vecC && (!from || from.offset % 4 === 0);
+    const kernel = ctx.kernel('matmul_subgroup.wgsl', c4 ? 'main_c4' : 'main', { ...common, ...tiling, ...texturing, ...derivative });
+    const out: Record<string, GPUBuffer> = c4 ? { C4: bufs.c, Y4: from ? from.buffer : ctx.dummyBuffer() } : { C: bufs.c, Y: from ? from.buffer : ctx.dummyBuffer() };
     out.dbias = dbias;
     params ??= kernel.params(subgroupParams(spec, p, spec.offDbias ?? 0));
     const bindGroup = kernel.bind({ params, ...operands, bias, ...out }, label);

@@ -161,6 +161,19 @@ function adamHyper(op: string, spec: Omit<AdamSpec, 'n'>) {
 interface EpilogueLayout {
   rows: number;
   cols: number;
+  /**
+   * The layer's bias [cols], updated too, from the product's column sums (MatmulSpec.biasGrad),
+   * with the weight's hyper-parameters, at its own element offset (default 0).
+   */
+  biasOffset?: number;
+}
+
+/** The bias a weight's epilogue updates too (EpilogueLayout.biasOffset), and its state as the weight's. */
+export interface EpilogueBias {
+  param: GPUBuffer;
+  /** Adam's moments, or SGD's momentum accumulator (as `m`). */
+  m?: GPUBuffer;
+  v?: GPUBuffer;
 }
 
 /** A weight [rows, cols] updated by Adam in its gradient product's epilogue (see adamEpilogue). */
@@ -171,12 +184,28 @@ export type SgdEpilogueSpec = Omit<SgdSpec, 'n' | 'gradOffset' | 'clipped'> & Ep
 
 const NO_HYPER = { stepOffset: 0, momentum: 0, oneMinusBeta1: 0, oneMinusBeta2: 0, logBeta1: 0, logBeta2: 0, epsilon: 0 };
 
-/** The matmul entry point that runs an update in its epilogue (adamEpilogue, sgdEpilogue). */
-const UPDATE_ENTRY = 'optimizer_step';
+/**
+ * The matmul entry points that run an update in their epilogue (adamEpilogue, sgdEpilogue): a weight
+ * of whole column quads, that with its bias, and a weight in any layout, with or without its bias.
+ */
+const UPDATE_ENTRIES = { quads: 'optimizer_step', quadsAndBias: 'optimizer_step_bias', floats: 'optimizer_step_scalar' } as const;
 
-/** Whether a product can run an update in its epilogue on this device (see hasMatmulEpilogue). */
-export function hasUpdateEpilogue(ctx: GpuContext): boolean {
-  return hasMatmulEpilogue(ctx, UPDATE_ENTRY);
+/** Whether a weight's columns are whole quads at `offset` (the vec4 epilogue), or are read float by float. */
+export function updatesQuads(cols: number, offset = 0): boolean {
+  return cols % 4 === 0 && offset % 4 === 0;
+}
+
+/**
+ * Whether a product can run the update of a [rows, cols] weight at `offset` in its epilogue on this
+ * device (see hasMatmulEpilogue), with its bias's update too where `withBias`.
+ */
+export function hasUpdateEpilogue(ctx: GpuContext, layout: { cols: number; offset?: number; withBias?: boolean } = { cols: 4 }): boolean {
+  return hasMatmulEpilogue(ctx, updateEntry(layout.cols, layout.offset ?? 0, !!layout.withBias));
+}
+
+function updateEntry(cols: number, offset: number, withBias: boolean): string {
+  if (!updatesQuads(cols, offset)) return UPDATE_ENTRIES.floats;
+  return withBias ? UPDATE_ENTRIES.quadsAndBias : UPDATE_ENTRIES.quads;
 }
 
 /**
@@ -187,7 +216,7 @@ export function hasUpdateEpilogue(ctx: GpuContext): boolean {
  * clip scale needs every gradient of the step first). Nothing that runs after the product may read
  * the weight expecting its old value.
  */
-export function adamEpilogue(ctx: GpuContext, spec: AdamEpilogueSpec, bufs: Omit<AdamBuffers, 'grad'>): MatmulEpilogue {
+export function adamEpilogue(ctx: GpuContext, spec: AdamEpilogueSpec, bufs: Omit<AdamBuffers, 'grad'> & { bias?: EpilogueBias }): MatmulEpilogue {
   const op = `adam epilogue [${spec.rows}, ${spec.cols}]`;
   const hyper = adamHyper(op, spec);
   return optimizerEpilogue(ctx, op, spec, 'prepareAdam', { OPTIMIZER: 3 }, { ...hyper, momentum: 0 },
@@ -195,7 +224,7 @@ export function adamEpilogue(ctx: GpuContext, spec: AdamEpilogueSpec, bufs: Omit
 }
 
 /** SGD, with (Nesterov) momentum or not, as adamEpilogue is Adam: the arithmetic of prepareSgd. */
-export function sgdEpilogue(ctx: GpuContext, spec: SgdEpilogueSpec, bufs: Omit<SgdBuffers, 'grad'>): MatmulEpilogue {
+export function sgdEpilogue(ctx: GpuContext, spec: SgdEpilogueSpec, bufs: Omit<SgdBuffers, 'grad'> & { bias?: EpilogueBias }): MatmulEpilogue {
   const mom = spec.momentum !== undefined;
   const op = `${mom ? (spec.nesterov ? 'nesterov ' : 'momentum ') : ''}sgd epilogue [${spec.rows}, ${spec.cols}]`;
   if (spec.nesterov && !mom) throw new GpuError(`${op}: nesterov needs a momentum`);
@@ -204,41 +233,64 @@ export function sgdEpilogue(ctx: GpuContext, spec: SgdEpilogueSpec, bufs: Omit<S
     { ...NO_HYPER, lr: spec.lr, momentum: spec.momentum ?? 0 }, mom ? { param: bufs.param, accum: bufs.accum! } : { param: bufs.param }, undefined, bufs, false, mom ? 4 : 2);
 }
 
-/** optimizer_step's binding for each buffer it writes, by the name its errors give it. */
-const STATE_BINDING: Record<string, string> = { param: 'opt_w4', m: 'opt_m4', accum: 'opt_m4', v: 'opt_v4' };
+/** The epilogue's bindings for each buffer it writes, by the name its errors give it: quads, floats, the bias's. */
+const STATE_BINDING: Record<string, [string, string, string]> = {
+  param: ['opt_w4', 'opt_w', 'opt_b'], m: ['opt_m4', 'opt_m', 'opt_bm'], accum: ['opt_m4', 'opt_m', 'opt_bm'], v: ['opt_v4', 'opt_v', 'opt_bv'],
+};
 
 /** The epilogue of optimizer_step for one optimizer: layout and buffers checked, unused bindings given dummies. */
 function optimizerEpilogue(
   ctx: GpuContext, op: string, spec: Omit<OptimizerSpecBase, 'n' | 'gradOffset'> & EpilogueLayout, kernelFn: string,
   constants: KernelConstants, hyper: Record<string, number>, written: Record<string, GPUBuffer>, step: GPUBuffer | undefined,
-  bufs: ControlBuffer, adam: boolean, flopsPerElement: number,
+  bufs: ControlBuffer & { bias?: EpilogueBias }, adam: boolean, flopsPerElement: number,
 ): MatmulEpilogue {
   const { rows, cols } = spec;
   checkCount(op, 'rows', rows);
   checkCount(op, 'cols', cols);
   if (!Number.isFinite(spec.lr)) throw new GpuError(`${op}: lr must be finite, got ${spec.lr}`);
   const off = spec.offset ?? 0;
-  if (cols % 4 !== 0 || off % 4 !== 0) throw new GpuError(`${op}: the weight is updated four columns at a time, so cols (${cols}) and offset (${off}) must be multiples of 4; use ${kernelFn}`);
   if (spec.clipped) throw new GpuError(`${op}: clipping needs every gradient of the step before any update; use ${kernelFn} after the clip`);
   const n = rows * cols;
   for (const [name, b] of Object.entries(written)) checkSize(op, name, b, off + n);
   if (new Set(Object.values(written)).size !== Object.keys(written).length) throw new GpuError(`${op}: ${Object.keys(written).join(', ')} must be different buffers`);
   if (step) checkSize(op, 'step', step, 1);
-  const state = Object.fromEntries(Object.entries(written).map(([name, b]) => [STATE_BINDING[name], b]));
+  const quads = updatesQuads(cols, off);
+  const layout = quads ? 0 : 1;
+  const state = Object.fromEntries(Object.entries(written).map(([name, b]) => [STATE_BINDING[name][layout], b]));
+  // The bias's state as the weight's: the same names, in the bias's bindings.
+  const bias = bufs.bias;
+  const biasOff = spec.biasOffset ?? 0;
+  const biasState: Record<string, GPUBuffer> = {};
+  if (bias) {
+    const given = { param: bias.param, ...(written.m ? { m: bias.m } : {}), ...(written.accum ? { accum: bias.m } : {}), ...(written.v ? { v: bias.v } : {}) };
+    for (const [name, b] of Object.entries(given)) {
+      if (!b) throw new GpuError(`${op}: the bias's update needs its ${name} buffer, as the weight's`);
+      checkSize(op, `bias ${name}`, b, biasOff + cols);
+      biasState[STATE_BINDING[name][2]] = b;
+    }
+    if (new Set([...Object.values(written), ...Object.values(biasState)]).size !== Object.keys(written).length + Object.keys(biasState).length) {
+      throw new GpuError(`${op}: the bias and its state must be buffers of their own, apart from the weight's`);
+    }
+  }
+  const entry = updateEntry(cols, off, !!bias);
   const c = control(ctx, op, spec, bufs, adam);
   // One uniform for every tile the product may switch to (all compile the same struct).
   let uniform: GPUBuffer | undefined;
   return {
-    entry: UPDATE_ENTRY,
-    constants: { ...constants, SCHEDULED: c.constants.SCHEDULED, DECAY: c.constants.DECAY },
+    entry,
+    constants: { ...constants, SCHEDULED: c.constants.SCHEDULED, DECAY: c.constants.DECAY, ...(entry === UPDATE_ENTRIES.floats ? { BIAS_UPDATE: !!bias } : {}) },
     elementwise: true,
-    updates: { rows, cols },
-    flops: flopsPerElement * n,
+    updates: { rows, cols, quads, bias: !!bias },
+    flops: flopsPerElement * (n + (bias ? cols : 0)),
     bind(kernel) {
-      uniform ??= kernel.params({ ...hyper, n: 0, off: 0, offGrad: 0, weightDecay: c.weightDecay }, `${op} hyper-parameters`, 'opt');
+      uniform ??= kernel.params({ ...hyper, n: 0, off: biasOff, offGrad: 0, weightDecay: c.weightDecay }, `${op} hyper-parameters`, 'opt');
       // Unused state: writable dummies of their own (WebGPU refuses two writable bindings of one
-      // buffer; 1 is the unused bias gradient's), the read-only one for the counter.
-      return { opt: uniform, opt_m4: ctx.dummyBuffer(2), opt_v4: ctx.dummyBuffer(3), ...state, opt_t: step ?? ctx.dummyBuffer(), opt_control: c.control };
+      // buffer; 1 is the unused bias gradient's), the read-only one for the counter. Only the
+      // bindings the entry point has are bound.
+      const unused = { opt_m4: 2, opt_v4: 3, opt_m: 2, opt_v: 3, opt_b: 4, opt_bm: 5, opt_bv: 6 };
+      const dummies = Object.fromEntries(Object.entries(unused).map(([name, i]) => [name, ctx.dummyBuffer(i)]));
+      const all: Record<string, GPUBuffer> = { opt: uniform, ...dummies, ...state, ...biasState, opt_t: step ?? ctx.dummyBuffer(), opt_control: c.control };
+      return Object.fromEntries(kernel.bindings.filter((b) => b.name in all).map((b) => [b.name, all[b.name]]));
     },
   };
 }

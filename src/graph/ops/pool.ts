@@ -42,8 +42,8 @@ function poolSpec(n: { inputs: readonly Tensor[]; attrs: PoolAttrs }) {
 }
 
 /** The pooling backwards apply the derivative of an activation that is a function of its output (Pool2dBackwardSpec). */
-function appliesFromOutput(_ctx: unknown, _n: unknown, input: number, activation: Activation): boolean {
-  return input === 0 && ACTIVATION_GRADS_FROM_Y.includes(activation);
+function appliesFromOutput(_ctx: unknown, _n: unknown, input: number, activation: Activation): false | 'in place' {
+  return input === 0 && ACTIVATION_GRADS_FROM_Y.includes(activation) && 'in place';
 }
 
 function backwardSpec(n: { inputs: readonly Tensor[]; attrs: PoolAttrs }, grad: GradientRequest): Pool2dBackwardSpec {
