@@ -1,7 +1,8 @@
 // GPU time of a built-in net's training step compiled with the graph's fusion passes and without
-// (src/graph/fuse-updates.ts, fuse-activation-grads.ts), the two compilations alternating in one
-// process: each op timed in a pass of its own, medians over rounds. Default tiles (no tuning).
-// Usage: node dist/tools/bench-fusion.js [--net mlp|cnn|rnn|bp|softmax] [--rounds N] [--apart updates|activations|both]
+// (src/graph/fuse-updates.ts, fuse-activation-grads.ts, fuse-accuracy.ts), the two compilations
+// alternating in one process: each op timed in a pass of its own, medians over rounds. Default
+// tiles (no tuning).
+// Usage: node dist/tools/bench-fusion.js [--net mlp|cnn|rnn|bp|softmax] [--rounds N] [--apart updates|activations|accuracy|all]
 import { createNodeContext } from '../src/gpu/node.js';
 import { builtinModel, NET_DEFAULTS, NET_KINDS, type NetKind } from '../src/nn/models/builtin.js';
 import { ParamStore } from '../src/nn/params.js';
@@ -13,14 +14,15 @@ import { toolFlags } from './tool-args.js';
 const flags = toolFlags(process.argv.slice(2), [
   { name: 'net', kind: 'choice', choices: [...NET_KINDS], arg: NET_KINDS.join('|'), help: 'the net (default cnn)' },
   { name: 'rounds', kind: 'int', arg: 'N', help: 'timed steps of each compilation, alternating (default 9)' },
-  { name: 'apart', kind: 'choice', choices: ['updates', 'activations', 'both'], arg: 'updates|activations|both', help: 'which passes the second compilation leaves out (default both)' },
-], 'usage: node dist/tools/bench-fusion.js [--net NAME] [--rounds N] [--apart updates|activations|both]');
+  { name: 'apart', kind: 'choice', choices: ['updates', 'activations', 'accuracy', 'all'], arg: 'updates|activations|accuracy|all', help: 'which passes the second compilation leaves out (default all)' },
+], 'usage: node dist/tools/bench-fusion.js [--net NAME] [--rounds N] [--apart updates|activations|accuracy|all]');
 const net = ((flags.get('net') as string | undefined) ?? 'cnn') as NetKind;
 const rounds = Math.max(1, (flags.get('rounds') as number | undefined) ?? 9);
-const apart = (flags.get('apart') as string | undefined) ?? 'both';
-const without: Pick<CompileOptions, 'fuseUpdates' | 'fuseActivationGrads'> = {
-  fuseUpdates: apart === 'activations',
-  fuseActivationGrads: apart === 'updates',
+const apart = (flags.get('apart') as string | undefined) ?? 'all';
+const without: Pick<CompileOptions, 'fuseUpdates' | 'fuseActivationGrads' | 'fuseAccuracy'> = {
+  fuseUpdates: apart !== 'updates' && apart !== 'all',
+  fuseActivationGrads: apart !== 'activations' && apart !== 'all',
+  fuseAccuracy: apart !== 'accuracy' && apart !== 'all',
 };
 
 const ctx = await createNodeContext();
@@ -34,7 +36,7 @@ interface Side {
   totals: number[];
 }
 const sides: Side[] = [];
-for (const [name, fusions] of [['fused', {}], [`without ${apart === 'both' ? 'either pass' : `the ${apart} pass`}`, without]] as const) {
+for (const [name, fusions] of [['fused', {}], [`without ${apart === 'all' ? 'any pass' : `the ${apart} pass`}`, without]] as const) {
   const store = new ParamStore(ctx, 1);
   const built = builtinModel(net, { hidden: d.hidden, layers: d.layers, cell: d.cell, keepProb: d.keepProb }).build(store, d.batch, true, 1);
   const graph = new CompiledGraph(ctx, built.graph, { loss: built.loss, optimizer: { kind: d.optimizer, lr: d.lr }, stepCounter: createStepCounter(ctx, 0), incrementStep: true, ...fusions });

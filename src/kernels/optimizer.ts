@@ -212,9 +212,11 @@ function updateEntry(cols: number, offset: number, withBias: boolean): string {
  * Adam as the epilogue of the product that computes the weight's gradient (shaders/matmul_subgroup.wgsl
  * optimizer_step): give it as MatmulSpec.epilogue of a product whose C is the gradient, [rows, cols],
  * laid out as the weight is (offC = spec.offset, ldc = cols). The gradient is never stored, and the
- * update is the arithmetic of prepareAdam. Needs cols and offset multiples of 4, and no clipping (a
- * clip scale needs every gradient of the step first). Nothing that runs after the product may read
- * the weight expecting its old value.
+ * update is the arithmetic of prepareAdam: four columns at a time where cols and offset are
+ * multiples of 4, else float by float (optimizer_step_scalar). With `bufs.bias`, the product's
+ * column sums (MatmulSpec.biasGrad) update the bias too. No clipping (a clip scale needs every
+ * gradient of the step first). Nothing that runs after the product may read the weight (or the
+ * bias) expecting its old value.
  */
 export function adamEpilogue(ctx: GpuContext, spec: AdamEpilogueSpec, bufs: Omit<AdamBuffers, 'grad'> & { bias?: EpilogueBias }): MatmulEpilogue {
   const op = `adam epilogue [${spec.rows}, ${spec.cols}]`;
