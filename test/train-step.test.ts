@@ -157,9 +157,9 @@ function compareParam(what: string, got: Float32Array, ref: Float64Array, initia
  * Three training steps of the Trainer (a new batch each) and of the CPU model from the same
  * initial parameters; after each: the step's loss and every parameter.
  */
-async function trainAgainstCpu(ctx: GpuContext, c: StepCase, opt: OptimizerConfig): Promise<void> {
-  const tag = `${c.title}, ${opt.kind === 'adam' ? 'adam' : 'momentum'}`;
-  const trainer = await Trainer.create(ctx, { ...c.cfg, batch: c.batch, optimizer: opt });
+async function trainAgainstCpu(ctx: GpuContext, c: StepCase, opt: OptimizerConfig, encodeAhead?: boolean): Promise<void> {
+  const tag = `${c.title}, ${opt.kind === 'adam' ? 'adam' : 'momentum'}${encodeAhead ? ', encoded ahead' : ''}`;
+  const trainer = await Trainer.create(ctx, { ...c.cfg, batch: c.batch, optimizer: opt, encodeAhead });
   try {
     const fused = trainer.graph.ops.flatMap((o) => o.dispatches.map((d) => d.label)).filter((l) => /\+(adam|sgd)$/.test(l));
     expect(fused.length, `${tag}: updates in a product's epilogue (${fused.join(', ')})`).to.equal(c.fusedUpdates);
@@ -245,4 +245,44 @@ describe('training step: three Trainer steps against a float64 CPU model (dropou
       await trainAgainstCpu(ctx, c, ADAM);
     });
   }
+  // Each step's command buffer encoded while the GPU runs the one before (TrainerOptions.encodeAhead).
+  for (const c of [CASES[0], CASES[2]]) {
+    it(`${c.title}: Adam, each step encoded while the last one runs`, async () => {
+      await trainAgainstCpu(ctx, c, ADAM, true);
+    });
+  }
+
+  it('encodes each step ahead where asked (on a GPU by default): the call then submits a command buffer made before it, and encodes the next', async () => {
+    const device = ctx.device;
+    const events: string[] = [];
+    const create = device.createCommandEncoder.bind(device);
+    const submit = device.queue.submit.bind(device.queue);
+    device.createCommandEncoder = (d?: GPUCommandEncoderDescriptor) => { events.push(`encode ${d?.label ?? ''}`); return create(d); };
+    device.queue.submit = (buffers: Iterable<GPUCommandBuffer>) => { events.push(`submit ${[...buffers].length}`); return submit(buffers); };
+    const rand = rng(5);
+    try {
+      for (const encodeAhead of [true, false]) {
+        const trainer = await Trainer.create(ctx, { net: 'softmax', seed: 1, batch: 4, optimizer: ADAM, encodeAhead });
+        try {
+          trainer.writeBatch(imageBatch(rand, 4), [0, 1, 2, 3]);
+          await trainer.step(true);
+          trainer.writeBatch(imageBatch(rand, 4), [0, 1, 2, 3]);
+          events.length = 0;
+          await trainer.step(true);
+          expect(events, `encodeAhead ${encodeAhead}: the second step's calls`).to.deep.equal(encodeAhead
+            ? ['encode metrics readback', 'submit 2', 'encode training step']
+            : ['encode training step', 'encode metrics readback', 'submit 2']);
+        } finally {
+          trainer.destroy();
+        }
+      }
+    } finally {
+      device.createCommandEncoder = create;
+      device.queue.submit = submit;
+    }
+    const software = await Trainer.create(ctx, { net: 'softmax', seed: 1, batch: 4, optimizer: ADAM });
+    const defaultOn = (software as unknown as { encodeAhead: boolean }).encodeAhead;
+    software.destroy();
+    expect(defaultOn, `the default on ${ctx.adapterDescription}`).to.equal(!ctx.softwareAdapter);
+  });
 });

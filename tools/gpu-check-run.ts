@@ -38,7 +38,10 @@ const flags = toolFlags(process.argv.slice(2), [
   { name: 'peer-nets', kind: 'string', arg: 'mlp,cnn,rnn', help: 'nets: the nets the peer times (default mlp,cnn,rnn, those of --nets)' },
   { name: 'peer-timeout', kind: 'float', arg: 'S', help: 'nets: kill the peer after S seconds (default 180)' },
   { name: 'matmul-kernel', kind: 'choice', choices: ['auto', 'subgroup', 'tiled'], arg: 'auto|subgroup|tiled', help: 'the matmul kernel the engine uses (the context\'s matmulKernel; default auto)' },
-], 'usage: node dist/tools/gpu-check-run.js --part adapter|matmul|nets [--peak GFLOPS] [--shapes MxKxN,...] [--runs N] [--nets a,b] [--steps N] [--seconds S] [--warmup N] [--peer] [--peer-nets a,b] [--peer-timeout S] [--matmul-kernel auto|subgroup|tiled]');
+  { name: 'encode-ahead', kind: 'choice', choices: ['auto', 'on', 'off'], arg: 'auto|on|off', help: 'nets: encode each step while the GPU runs the last one (TrainerOptions.encodeAhead; default auto: on a GPU, not on a software adapter)' },
+], 'usage: node dist/tools/gpu-check-run.js --part adapter|matmul|nets [--peak GFLOPS] [--shapes MxKxN,...] [--runs N] [--nets a,b] [--steps N] [--seconds S] [--warmup N] [--peer] [--peer-nets a,b] [--peer-timeout S] [--matmul-kernel auto|subgroup|tiled] [--encode-ahead auto|on|off]');
+const encodeAheadFlag = (flags.get('encode-ahead') as string | undefined) ?? 'auto';
+const encodeAhead = encodeAheadFlag === 'auto' ? undefined : encodeAheadFlag === 'on';
 const matmulKernel = (flags.get('matmul-kernel') as MatmulKernelChoice | undefined) ?? 'auto';
 
 const part = flags.get('part') as string | undefined;
@@ -205,7 +208,7 @@ async function netPart(ctx: GpuContext): Promise<void> {
 async function timeNet(ctx: GpuContext, net: NetKind, data: ReturnType<typeof trainSplit>, steps: number, warmup: number, seconds: number): Promise<EngineStep> {
   const { batch, lr, optimizer, hidden, layers, cell, keepProb } = NET_DEFAULTS[net];
   const tuning = nodeMatmulTuner(ctx, flags.get('no-tune') !== true, log) ?? false;
-  const t = await Trainer.create(ctx, { model: builtinModel(net, { hidden, layers, cell, keepProb }), seed: 1, batch, optimizer: { kind: optimizer, lr }, tuning });
+  const t = await Trainer.create(ctx, { model: builtinModel(net, { hidden, layers, cell, keepProb }), seed: 1, batch, optimizer: { kind: optimizer, lr }, tuning, encodeAhead });
   try {
     // The bench's batches: consecutive images (the peer's too).
     let k = 0;
@@ -248,7 +251,7 @@ async function timeNet(ctx: GpuContext, net: NetKind, data: ReturnType<typeof tr
       ? { products_timed_now: tuning.tunedProducts, products_known: choices.length, off_default: choices.filter((c) => c.variant !== c.candidates[0]).length }
       : 'default';
     emit('net_step', {
-      net, batch, optimizer, matmul_kernel: matmulKernel, step_ms: stepMs, examples_per_s: res.examplesPerSec, steps: times.length, pipelined_step_ms: pipeMs,
+      net, batch, optimizer, matmul_kernel: matmulKernel, encode_ahead: encodeAhead ?? !ctx.softwareAdapter, step_ms: stepMs, examples_per_s: res.examplesPerSec, steps: times.length, pipelined_step_ms: pipeMs,
       gpu_step_ms: Number.isFinite(gpuMs) ? gpuMs : null, dispatches_per_step: t.graph.dispatchCount, mflop_per_step: t.graph.flops / 1e6,
       gflops: Number.isFinite(gflops) ? gflops : null, share_of_fma_peak: Number.isFinite(gflops) ? share(gflops) : null, loss,
       top_ops: top.map((o) => ({ op: o.label, ms: sig(o.ms), share: sig(o.share), dispatches: o.dispatches })),

@@ -234,6 +234,7 @@ if [ $quick = 1 ]; then
   # (and the check's HOME, with Mesa's shader cache, starts empty). The suite tests the tuner.
   net_flags=(--steps 2 --warmup 1 --seconds 0 --no-tune --peer --peer-nets mlp --peer-timeout 90)
   kernel_net_flags=(--nets mlp --steps 2 --warmup 1 --seconds 0 --no-tune)
+  ahead_net_flags=(--nets mlp --steps 2 --warmup 1 --seconds 0 --no-tune)
   torch_flags=(--steps 3 --warmup 1 --seconds 0)
 else
   peak_groups=512,8192
@@ -242,6 +243,7 @@ else
   matmul_tiles=all
   net_flags=(--steps 20 --warmup 3 --seconds 2 --peer --peer-timeout 110)
   kernel_net_flags=(--steps 20 --warmup 3 --seconds 1)
+  ahead_net_flags=(--nets mlp,rnn --steps 20 --warmup 3 --seconds 1)
   torch_flags=(--steps 20 --warmup 3 --seconds 2)
 fi
 
@@ -262,6 +264,9 @@ run_node nets 140 140 --part nets "${net_flags[@]}" ${peak_flag[@]+"${peak_flag[
 for kernel in subgroup tiled; do
   run_node "nets-$kernel" 50 85 --part nets --matmul-kernel "$kernel" "${kernel_net_flags[@]}" ${peak_flag[@]+"${peak_flag[@]}"}
 done
+# Each step encoded on its call, against the default on a GPU (encoded while the last one runs):
+# the host's share of a small net's step.
+run_node nets-encode-on-call 40 85 --part nets --encode-ahead off "${ahead_net_flags[@]}" ${peak_flag[@]+"${peak_flag[@]}"}
 
 # PyTorch eager on CUDA, the native anchor, where the machine's Python has it (GPU_CHECK_PYTHON names
 # another Python). With --quick, a Python with torch but no CUDA runs the script on the CPU, to test it.

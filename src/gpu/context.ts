@@ -62,6 +62,11 @@ export class GpuContext {
    * ContextOptions.wgslLanguageFeatures).
    */
   readonly readOnlyStorageTextures: boolean;
+  /**
+   * Whether the adapter runs kernels on the CPU (lavapipe/llvmpipe, SwiftShader), the cores the
+   * host uses too.
+   */
+  readonly softwareAdapter: boolean;
   private readonly buffers = new Set<GPUBuffer>();
   /** Each buffer with a mapRead in flight, and a promise that resolves when that map settles. */
   private readonly mapsInFlight = new Map<GPUBuffer, Promise<void>>();
@@ -79,6 +84,7 @@ export class GpuContext {
     this.waitHook = opts.wait;
     this.device = device;
     this.adapterDescription = opts.adapterDescription ?? describeAdapterInfo((device as { adapterInfo?: GPUAdapterInfo }).adapterInfo);
+    this.softwareAdapter = /llvmpipe|lavapipe|swiftshader|software/i.test(this.adapterDescription);
     this.hasTimestamps = device.features.has('timestamp-query');
     this.ownsDevice = opts.ownsDevice ?? false;
     this.matmulKernel = opts.matmulKernel ?? 'auto';

@@ -454,7 +454,7 @@ export function matmulKernelFor(ctx: GpuContext, spec: MatmulSpec): MatmulFamily
   if (spec.epilogue || spec.biasGrad || spec.conv || spec.activationGrad) return subgroup;
   if (ctx.matmulKernel === 'tiled') return 'tiled';
   if (ctx.matmulKernel === 'subgroup') return subgroup;
-  return !isSoftwareAdapter(ctx) && spec.M >= 64 && spec.N >= 64 ? 'tiled' : subgroup;
+  return !ctx.softwareAdapter && spec.M >= 64 && spec.N >= 64 ? 'tiled' : subgroup;
 }
 
 /** A buffer range that a texture can hold. */
@@ -489,7 +489,7 @@ const PANELS_FROM_ROWS = 512;
  * PANELS_FROM_ROW_BYTES or more apart, there are PANELS_FROM_ROWS or more, and the panels fit.
  */
 function textureRanges(ctx: GpuContext, spec: MatmulSpec, p: MatmulParams, bufs: MatmulBuffers): TextureRanges {
-  if (!(spec.textures ?? isSoftwareAdapter(ctx))) return {};
+  if (!(spec.textures ?? ctx.softwareAdapter)) return {};
   const { M, N, K } = p;
   const conv = spec.conv && convOperandFloats(spec.conv);
   const a = { buffer: bufs.a, offset: p.offA, floats: conv ? conv.a : spec.transA ? (K - 1) * p.lda + M : (M - 1) * p.lda + K };
@@ -524,7 +524,6 @@ function portableLanes(ctx: GpuContext): number {
 /** Most bytes of partial products a split-K matmul keeps (its scratch buffer). */
 export const SPLIT_K_MAX_PARTIAL_BYTES = 32 * 2 ** 20;
 
-const isSoftwareAdapter = (ctx: GpuContext) => /llvmpipe|lavapipe|swiftshader|software/i.test(ctx.adapterDescription);
 
 /**
  * When splitting K pays: `workgroups`, the count a product should reach, and `minChunk`, the
@@ -535,7 +534,7 @@ const isSoftwareAdapter = (ctx: GpuContext) => /llvmpipe|lavapipe|swiftshader|so
  * for just enough workgroups to keep its threads busy, and long layers.
  */
 export function splitKPolicy(ctx: GpuContext): SplitKPolicy {
-  return isSoftwareAdapter(ctx)
+  return ctx.softwareAdapter
     ? { workgroups: 16, minChunk: 256, overEpilogue: false }
     : { workgroups: 1024, minChunk: 64, overEpilogue: true };
 }

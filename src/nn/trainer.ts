@@ -42,6 +42,12 @@ export interface TrainerOptions extends NetKnobs {
    * a MatmulTuner: that one (its counters say what was timed). Default off: the default tiles.
    */
   tuning?: boolean | MatmulTuningOptions | MatmulTuner;
+  /**
+   * Encode each step's command buffer while the GPU runs the step before, so that encoding is off
+   * the step's path (`step` then only submits). Default: on a GPU, not on a software adapter,
+   * whose kernels run on the cores the host would encode on.
+   */
+  encodeAhead?: boolean;
 }
 
 /** The training loss and accuracy read back from the GPU. */
@@ -105,9 +111,13 @@ export class Trainer {
   /** One-hot labels [B, classes] (mean squared error models only). */
   private readonly batchT: Float32Array | undefined;
   private destroyed = false;
+  /** The next step's dispatches, encoded while the GPU runs the last one (TrainerOptions.encodeAhead). */
+  private nextStep: GPUCommandBuffer | undefined;
+  private readonly encodeAhead: boolean;
 
   private constructor(readonly ctx: GpuContext, readonly opts: TrainerOptions, readonly model: Model, tuner?: MatmulTuner) {
     this.store = new ParamStore(ctx, opts.seed);
+    this.encodeAhead = opts.encodeAhead ?? !ctx.softwareAdapter;
     this.stepCounter = createStepCounter(ctx, 0);
     this.readback = new MetricsReadback(ctx);
     this.net = model.build(this.store, opts.batch, true, opts.seed, { labelSmoothing: opts.labelSmoothing });
@@ -177,6 +187,13 @@ export class Trainer {
     return this.store.buffer(name);
   }
 
+  /** The training step's dispatches as a command buffer (writes into the input buffers made before its submit still reach it). */
+  private encodeGraph(): GPUCommandBuffer {
+    const enc = this.ctx.device.createCommandEncoder({ label: 'training step' });
+    this.graph.encode(enc);
+    return enc.finish();
+  }
+
   /**
    * Records one training step into the caller's command encoder (for apps that put the engine's
    * step into their own command buffer, e.g. after filling the input buffers on the GPU).
@@ -214,25 +231,31 @@ export class Trainer {
   }
 
   /**
-   * One training step on the batch already in the input buffers: one command buffer, one submit.
-   * With `readMetrics`, the same command buffer also copies out (and resets) the loss and
-   * accuracy accumulated since the last read, and the returned promise resolves with them.
+   * One training step on the batch already in the input buffers: one submit. With `readMetrics`,
+   * the same submit also copies out (and resets) the loss and accuracy accumulated since the last
+   * read, and the returned promise resolves with them. With `encodeAhead`, the step's command
+   * buffer was encoded while the GPU ran the step before, and the next one is encoded once this
+   * one is submitted.
    */
   step(readMetrics?: false): undefined;
   step(readMetrics: true): Promise<TrainMetrics>;
   step(readMetrics = false): Promise<TrainMetrics> | undefined {
     if (this.destroyed) throw new GpuError('this Trainer was destroyed');
     this.ctx.throwIfLost(`training step ${this.readback.steps + 1}`);
-    const enc = this.ctx.device.createCommandEncoder();
-    this.graph.encode(enc);
+    const dispatches = this.nextStep ?? this.encodeGraph();
+    this.nextStep = undefined;
     this.stepsSinceRead++;
     this.readback.noteSubmit();
     if (!readMetrics) {
-      this.ctx.device.queue.submit([enc.finish()]);
+      this.ctx.device.queue.submit([dispatches]);
+      if (this.encodeAhead) this.nextStep = this.encodeGraph();
       return undefined;
     }
+    // The read-back in a command buffer of its own, after the step's, in the same submit.
+    const enc = this.ctx.device.createCommandEncoder({ label: 'metrics readback' });
     const staging = this.readback.copy(enc, this.graph.bufferOf(this.net.lossSum), this.graph.bufferOf(this.net.correct));
-    this.ctx.device.queue.submit([enc.finish()]);
+    this.ctx.device.queue.submit([dispatches, enc.finish()]);
+    if (this.encodeAhead) this.nextStep = this.encodeGraph();
     const steps = this.stepsSinceRead;
     this.stepsSinceRead = 0;
     return this.readback.read(staging, this.readback.steps).then(({ lossSum, correct }) => ({
@@ -342,6 +365,7 @@ export class Trainer {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    this.nextStep = undefined; // never submitted: dropping it is all it needs
     this.graph.destroy();
     this.evaluator.destroy();
     this.store.destroy();
