@@ -1,17 +1,12 @@
 import { expect } from 'chai';
 import { testContext } from './support/gpu.js';
 import { randomArray, rng } from './support/cpu.js';
-import { argmaxRef, countCorrect } from './ref/argmax.js';
+import { argmaxRef, countCorrect, labelsNear, scoresWithTies } from './ref/argmax.js';
 import { prepareArgmax } from '../src/kernels/argmax.js';
 import { runDispatches } from '../src/gpu/dispatch.js';
 import type { GpuContext } from '../src/gpu/context.js';
 
 const SHAPES: [number, number][] = [[1, 1], [1, 7], [7, 3], [50, 10], [100, 10], [13, 1000], [55000, 10], [10000, 10]];
-
-function labelsNear(pred: Uint32Array, C: number, rand: () => number): Uint32Array {
-  // About half the labels agree with the prediction, so the count is neither 0 nor B.
-  return pred.map((p) => (rand() < 0.5 ? p : Math.min(C - 1, Math.floor(rand() * C))));
-}
 
 describe('argmax and accuracy count (shaders/argmax.wgsl)', function () {
   let ctx: GpuContext;
@@ -21,13 +16,7 @@ describe('argmax and accuracy count (shaders/argmax.wgsl)', function () {
     let seed = 1;
     for (const [B, C] of SHAPES) {
       const rand = rng(seed++);
-      const x = randomArray(B * C, rand, 3);
-      // Ties: in every third row copy the max to a later column, and make every fifth row constant.
-      for (let r = 0; r < B; r++) {
-        const row = x.subarray(r * C, (r + 1) * C);
-        if (r % 5 === 4) row.fill(0.5);
-        else if (r % 3 === 0 && C > 1) row[C - 1] = row[argmaxRef(row, 1, C)[0]];
-      }
+      const x = scoresWithTies(B, C, rand);
       const ref = argmaxRef(x, B, C);
       const labels = labelsNear(ref, C, rand);
       const bx = ctx.upload(x), bl = ctx.upload(labels), bp = ctx.storage(B * 4), bc = ctx.upload(new Uint32Array([7]));

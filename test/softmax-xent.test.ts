@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { testContext } from './support/gpu.js';
 import { expectClose, gradCheck, randomArray, relError, rng } from './support/cpu.js';
 import { softmaxXentRef } from './ref/softmax-xent.js';
-import { argmaxRef, countCorrect } from './ref/argmax.js';
+import { argmaxRef, countCorrect, labelsNear, scoresWithTies } from './ref/argmax.js';
 import { ONE_PASS_MAX_LOGITS, prepareSoftmaxXent } from '../src/kernels/softmax-xent.js';
 import { runDispatches } from '../src/gpu/dispatch.js';
 import type { GpuContext } from '../src/gpu/context.js';
@@ -160,16 +160,9 @@ describe('softmax cross-entropy (shaders/softmax_xent.wgsl) against float64', fu
     let seed = 90;
     for (const [B, C] of [...SHAPES, [64, 3], [200, 10]] as [number, number][]) {
       const rand = rng(seed++);
-      const logits = randomArray(B * C, rand, 3);
-      // Ties: a row's max copied to a later column in every third row, constant rows every fifth.
-      for (let r = 0; r < B; r++) {
-        const row = logits.subarray(r * C, (r + 1) * C);
-        if (r % 5 === 4) row.fill(0.5);
-        else if (r % 3 === 0 && C > 1) row[C - 1] = row[argmaxRef(row, 1, C)[0]];
-      }
+      const logits = scoresWithTies(B, C, rand);
       const expected = argmaxRef(logits, B, C);
-      // About half the labels are the prediction, so the count is neither 0 nor B.
-      const labels = expected.map((p) => (rand() < 0.5 ? p : Math.min(C - 1, Math.floor(rand() * C))));
+      const labels = labelsNear(expected, C, rand);
       const plain = await run(logits, labels, B, C, { passes: 1 });
       for (const passes of [1, 2] as const) {
         const what = `[${B},${C}] in ${passes} dispatch(es)`;
