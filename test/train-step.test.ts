@@ -281,7 +281,7 @@ describe('training step: three Trainer steps against a float64 CPU model (dropou
       device.queue.submit = submit;
     }
     const software = await Trainer.create(ctx, { net: 'softmax', seed: 1, batch: 4, optimizer: ADAM });
-    const defaultOn = (software as unknown as { encodeAhead: boolean }).encodeAhead;
+    const defaultOn = software.encodeAhead;
     software.destroy();
     expect(defaultOn, `the default on ${ctx.adapterDescription}`).to.equal(!ctx.softwareAdapter);
   });

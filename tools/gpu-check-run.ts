@@ -251,7 +251,7 @@ async function timeNet(ctx: GpuContext, net: NetKind, data: ReturnType<typeof tr
       ? { products_timed_now: tuning.tunedProducts, products_known: choices.length, off_default: choices.filter((c) => c.variant !== c.candidates[0]).length }
       : 'default';
     emit('net_step', {
-      net, batch, optimizer, matmul_kernel: matmulKernel, encode_ahead: encodeAhead ?? !ctx.softwareAdapter, step_ms: stepMs, examples_per_s: res.examplesPerSec, steps: times.length, pipelined_step_ms: pipeMs,
+      net, batch, optimizer, matmul_kernel: matmulKernel, encode_ahead: t.encodeAhead, step_ms: stepMs, examples_per_s: res.examplesPerSec, steps: times.length, pipelined_step_ms: pipeMs,
       gpu_step_ms: Number.isFinite(gpuMs) ? gpuMs : null, dispatches_per_step: t.graph.dispatchCount, mflop_per_step: t.graph.flops / 1e6,
       gflops: Number.isFinite(gflops) ? gflops : null, share_of_fma_peak: Number.isFinite(gflops) ? share(gflops) : null, loss,
       top_ops: top.map((o) => ({ op: o.label, ms: sig(o.ms), share: sig(o.share), dispatches: o.dispatches })),

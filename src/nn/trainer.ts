@@ -113,7 +113,8 @@ export class Trainer {
   private destroyed = false;
   /** The next step's dispatches, encoded while the GPU runs the last one (TrainerOptions.encodeAhead). */
   private nextStep: GPUCommandBuffer | undefined;
-  private readonly encodeAhead: boolean;
+  /** Whether each step is encoded while the GPU runs the one before (TrainerOptions.encodeAhead, its default resolved). */
+  readonly encodeAhead: boolean;
 
   private constructor(readonly ctx: GpuContext, readonly opts: TrainerOptions, readonly model: Model, tuner?: MatmulTuner) {
     this.store = new ParamStore(ctx, opts.seed);
