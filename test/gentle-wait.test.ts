@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import { promisify } from 'node:util';
 import { gentleWait } from '../src/gpu/gentle-wait.js';
-import { createNodeContext } from '../src/gpu/node.js';
+import { createNodeContext, waitsGently } from '../src/gpu/node.js';
 import { BufferUsage, MapMode } from '../src/gpu/flags.js';
 import type { GpuContext } from '../src/gpu/context.js';
 
@@ -100,6 +100,13 @@ describe('gentleWait (dawn.node polling without a spinning core)', () => {
     await gentleWait(async () => {
       expect(await promisify(setImmediate)('value')).to.equal('value');
     });
+  });
+
+  it('a Node context waits gently by default on a software adapter only; spinWait decides where given', () => {
+    expect(waitsGently(true), 'software adapter, by default').to.equal(true);
+    expect(waitsGently(false), 'GPU, by default').to.equal(false);
+    expect(waitsGently(true, true), 'software adapter, spinWait: true').to.equal(false);
+    expect(waitsGently(false, false), 'GPU, spinWait: false').to.equal(true);
   });
 
   it('a Node context waits gently: a GPU read-back arrives, with futex sleeps in place of spinning', async () => {

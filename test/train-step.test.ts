@@ -12,7 +12,8 @@ import { momentumRef, adamRef } from './ref/optimizer.js';
 import { Trainer, type LabelledImages } from '../src/nn/trainer.js';
 import { IMAGE, type BuiltNet, type NetConfig } from '../src/nn/nets.js';
 import type { OptimizerConfig } from '../src/graph/recorder.js';
-import type { GpuContext } from '../src/gpu/context.js';
+import { GpuContext } from '../src/gpu/context.js';
+import { gentleWait } from '../src/gpu/gentle-wait.js';
 
 const STEPS = 3;
 const PIXELS = IMAGE.rows * IMAGE.cols;
@@ -284,5 +285,36 @@ describe('training step: three Trainer steps against a float64 CPU model (dropou
     const defaultOn = software.encodeAhead;
     software.destroy();
     expect(defaultOn, `the default on ${ctx.adapterDescription}`).to.equal(!ctx.softwareAdapter);
+  });
+
+  it('sleeps through a step before reading its metrics on a software adapter, and never on a GPU, where waiting costs the kernels nothing', async () => {
+    /** The timer delays (ms) asked for while the steps' metrics are read: the read-back's sleeps. */
+    const sleepsWhileReading = async (on: GpuContext): Promise<number[]> => {
+      const trainer = await Trainer.create(on, { net: 'mlp', seed: 1, batch: 100, optimizer: ADAM, encodeAhead: false });
+      const realTimeout = globalThis.setTimeout;
+      const delays: number[] = [];
+      const rand = rng(9);
+      const data = imageBatch(rand, 100);
+      const index = Array.from({ length: 100 }, (_, i) => i);
+      try {
+        for (let s = 0; s < 6; s++) {
+          trainer.writeBatch(data, index);
+          globalThis.setTimeout = ((fn: () => void, ms?: number) => { delays.push(ms ?? 0); return realTimeout(fn, ms); }) as typeof setTimeout;
+          try {
+            await trainer.step(true);
+          } finally {
+            globalThis.setTimeout = realTimeout;
+          }
+        }
+      } finally {
+        trainer.destroy();
+      }
+      return delays.filter((ms) => ms >= 1);
+    };
+    // The same device, once as what it is and once calling itself a GPU.
+    const gpu = GpuContext.fromDevice(ctx.device, { adapterDescription: 'nvidia / nvidia-h200 / NVIDIA: 580.159.04', wait: gentleWait });
+    expect(ctx.softwareAdapter, ctx.adapterDescription).to.equal(true);
+    expect(await sleepsWhileReading(ctx), 'sleeps before the reads on a software adapter').to.not.be.empty;
+    expect(await sleepsWhileReading(gpu), 'sleeps before the reads on a GPU').to.deep.equal([]);
   });
 });

@@ -39,9 +39,12 @@ const flags = toolFlags(process.argv.slice(2), [
   { name: 'peer-timeout', kind: 'float', arg: 'S', help: 'nets: kill the peer after S seconds (default 180)' },
   { name: 'matmul-kernel', kind: 'choice', choices: ['auto', 'subgroup', 'tiled'], arg: 'auto|subgroup|tiled', help: 'the matmul kernel the engine uses (the context\'s matmulKernel; default auto)' },
   { name: 'encode-ahead', kind: 'choice', choices: ['auto', 'on', 'off'], arg: 'auto|on|off', help: 'nets: encode each step while the GPU runs the last one (TrainerOptions.encodeAhead; default auto: on a GPU, not on a software adapter)' },
-], 'usage: node dist/tools/gpu-check-run.js --part adapter|matmul|nets [--peak GFLOPS] [--shapes MxKxN,...] [--runs N] [--nets a,b] [--steps N] [--seconds S] [--warmup N] [--peer] [--peer-nets a,b] [--peer-timeout S] [--matmul-kernel auto|subgroup|tiled] [--encode-ahead auto|on|off]');
+  { name: 'host-wait', kind: 'choice', choices: ['auto', 'gentle', 'spin'], arg: 'auto|gentle|spin', help: 'how dawn.node polls while the host waits for the GPU (createNodeContext\'s spinWait; default auto: gently on a software adapter, flat out on a GPU)' },
+], 'usage: node dist/tools/gpu-check-run.js --part adapter|matmul|nets [--peak GFLOPS] [--shapes MxKxN,...] [--runs N] [--nets a,b] [--steps N] [--seconds S] [--warmup N] [--peer] [--peer-nets a,b] [--peer-timeout S] [--matmul-kernel auto|subgroup|tiled] [--encode-ahead auto|on|off] [--host-wait auto|gentle|spin]');
 const encodeAheadFlag = (flags.get('encode-ahead') as string | undefined) ?? 'auto';
 const encodeAhead = encodeAheadFlag === 'auto' ? undefined : encodeAheadFlag === 'on';
+const hostWait = (flags.get('host-wait') as string | undefined) ?? 'auto';
+const spinWait = hostWait === 'auto' ? undefined : hostWait === 'spin';
 const matmulKernel = (flags.get('matmul-kernel') as MatmulKernelChoice | undefined) ?? 'auto';
 
 const part = flags.get('part') as string | undefined;
@@ -251,7 +254,7 @@ async function timeNet(ctx: GpuContext, net: NetKind, data: ReturnType<typeof tr
       ? { products_timed_now: tuning.tunedProducts, products_known: choices.length, off_default: choices.filter((c) => c.variant !== c.candidates[0]).length }
       : 'default';
     emit('net_step', {
-      net, batch, optimizer, matmul_kernel: matmulKernel, encode_ahead: t.encodeAhead, step_ms: stepMs, examples_per_s: res.examplesPerSec, steps: times.length, pipelined_step_ms: pipeMs,
+      net, batch, optimizer, matmul_kernel: matmulKernel, encode_ahead: t.encodeAhead, host_wait: hostWait, step_ms: stepMs, examples_per_s: res.examplesPerSec, steps: times.length, pipelined_step_ms: pipeMs,
       gpu_step_ms: Number.isFinite(gpuMs) ? gpuMs : null, dispatches_per_step: t.graph.dispatchCount, mflop_per_step: t.graph.flops / 1e6,
       gflops: Number.isFinite(gflops) ? gflops : null, share_of_fma_peak: Number.isFinite(gflops) ? share(gflops) : null, loss,
       top_ops: top.map((o) => ({ op: o.label, ms: sig(o.ms), share: sig(o.share), dispatches: o.dispatches })),
@@ -301,7 +304,7 @@ async function runPeer(nets: BenchNet[], steps: number, warmup: number, seconds:
 
 let ctx: GpuContext;
 try {
-  ctx = await createNodeContext({ matmulKernel });
+  ctx = await createNodeContext({ matmulKernel, spinWait });
 } catch (e) {
   emit(part, { error: `no WebGPU device: ${message(e)}` });
   process.exit(1);

@@ -267,6 +267,9 @@ done
 # Each step encoded on its call, against the default on a GPU (encoded while the last one runs):
 # the host's share of a small net's step.
 run_node nets-encode-on-call 40 85 --part nets --encode-ahead off "${ahead_net_flags[@]}" ${peak_flag[@]+"${peak_flag[@]}"}
+# The host polling gently while it waits, against the default on a GPU (flat out, as dawn.node does):
+# what the gentle poll's sleeps, which spare a software adapter's cores, cost a GPU's read-backs.
+run_node nets-gentle-wait 40 85 --part nets --host-wait gentle "${ahead_net_flags[@]}" ${peak_flag[@]+"${peak_flag[@]}"}
 
 # PyTorch eager on CUDA, the native anchor, where the machine's Python has it (GPU_CHECK_PYTHON names
 # another Python). With --quick, a Python with torch but no CUDA runs the script on the CPU, to test it.

@@ -90,8 +90,13 @@ export class MetricsReadback {
     for (const k of this.submitTimes.keys()) if (k <= step) this.submitTimes.delete(k);
   }
 
-  /** Sleeps until the GPU is expected to be nearly done with `step` (see ReadPacer). */
+  /**
+   * Sleeps until the GPU is expected to be nearly done with `step` (see ReadPacer). Only on a
+   * software adapter: on a GPU, waiting costs the kernels nothing, and a timer's slack would only
+   * delay the read.
+   */
   private async sleepUntilDone(step: number): Promise<Wait | undefined> {
+    if (!this.ctx.softwareAdapter) return undefined;
     const since = this.busySince();
     if (since === undefined) return undefined;
     const units = step - this.lastDone!.step;
