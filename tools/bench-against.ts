@@ -4,18 +4,22 @@
 // times (each step's loss read back, as the bench does) and of their median GPU times (timestamps
 // around the step). On a machine whose speed drifts by tens of percent between minutes, the ratios
 // of neighbouring blocks say more than either build's own figures. Default tiles (no tuning).
-// Usage: node dist/tools/bench-against.js --against DIR [--net mlp|cnn|rnn] [--rounds N] [--steps N]
+// --threads and --against-threads give each side's software adapter its own thread count
+// (LP_NUM_THREADS, read when a context is made); --against . compares this build with itself.
+// Usage: node dist/tools/bench-against.js --against DIR [--net mlp|cnn|rnn] [--rounds N] [--steps N] [--threads N] [--against-threads N]
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { failUsage, toolFlags } from './tool-args.js';
 import { BENCH_NETS, median, type BenchNet } from './bench-common.js';
 
-const usage = 'usage: node dist/tools/bench-against.js --against DIR [--net mlp|cnn|rnn] [--rounds N] [--steps N]';
+const usage = 'usage: node dist/tools/bench-against.js --against DIR [--net mlp|cnn|rnn] [--rounds N] [--steps N] [--threads N] [--against-threads N]';
 const flags = toolFlags(process.argv.slice(2), [
   { name: 'against', kind: 'string', arg: 'DIR', help: 'the root of another checkout, built (npm run build)' },
   { name: 'net', kind: 'choice', choices: [...BENCH_NETS], arg: BENCH_NETS.join('|'), help: 'the net, at the bench\'s batch and rate (default mlp)' },
   { name: 'rounds', kind: 'int', arg: 'N', help: 'paired blocks, after one warm-up round (default 30)' },
   { name: 'steps', kind: 'int', arg: 'N', help: 'finished steps per block (default 10)' },
+  { name: 'threads', kind: 'int', arg: 'N', help: 'this build\'s software adapter threads (LP_NUM_THREADS; default: the engine\'s choice)' },
+  { name: 'against-threads', kind: 'int', arg: 'N', help: 'the other build\'s software adapter threads (default: the same as this build\'s)' },
 ], usage);
 const against = flags.get('against') as string | undefined;
 if (!against) failUsage(`--against DIR is required\n${usage}`);
@@ -51,7 +55,16 @@ async function load(root: string, name: string): Promise<Build> {
   return { name, trainer, ctx, common, wall: [], gpu: [] };
 }
 
-const builds = [await load(join(import.meta.dirname, '..', '..'), 'this build'), await load(against!, against!)];
+/** Sets the software adapter threads of the next context made (createNodeContext keeps a set value). */
+const useThreads = (n: unknown) => {
+  if (n === undefined) return;
+  if (!(Number(n) >= 1)) failUsage(`thread counts must be at least 1, got ${n}`);
+  process.env.LP_NUM_THREADS = String(n);
+};
+useThreads(flags.get('threads'));
+const here = await load(join(import.meta.dirname, '..', '..'), `this build${flags.get('threads') ? `, ${flags.get('threads')} threads` : ''}`);
+useThreads(flags.get('against-threads'));
+const builds = [here, await load(against!, `${against!}${flags.get('against-threads') ? `, ${flags.get('against-threads')} threads` : ''}`)];
 const data = builds[0].common.trainSplit();
 const { batch } = builds[0].common.NET_SETTINGS[net];
 let k = 0;

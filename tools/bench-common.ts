@@ -7,6 +7,7 @@ import { BufferUsage } from '../src/gpu/flags.js';
 import { PassTimer } from '../src/gpu/profiler.js';
 import { DispatchEncoder, type Dispatch } from '../src/gpu/dispatch.js';
 import { ReadPacer } from '../src/gpu/pacer.js';
+import { threadsFromEnvironment } from '../src/gpu/node.js';
 import type { CompiledGraph } from '../src/graph/recorder.js';
 
 /** The built-in nets the bench times against TensorFlow.js. */
@@ -60,6 +61,19 @@ export function threadCpuMs(): number | undefined {
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * The environment of a peer's child process: the engine's own software-adapter threads left out.
+ * With three per core, tfjs-webgpu's mlp step took 13% longer than with lavapipe's one per core
+ * (BENCHMARKS.md, "Threads of a software adapter"), so the peer keeps the environment's setting.
+ */
+export function peerEnvironment(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  const threads = threadsFromEnvironment();
+  if (threads === undefined) delete env.LP_NUM_THREADS;
+  else env.LP_NUM_THREADS = threads;
+  return env;
+}
 
 /** What a peer child process reports per net (one JSON line prefixed with PEER_RESULT). */
 export interface PeerNetResult {

@@ -30,7 +30,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, platform, release } from 'node:os';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { createNodeContext } from '../src/gpu/node.js';
+import { createNodeContext, threadsFromEnvironment } from '../src/gpu/node.js';
 import type { GpuContext } from '../src/gpu/context.js';
 import { BufferUsage, MapMode } from '../src/gpu/flags.js';
 import { highestPeak, measureFmaPeak, type Peak } from './fma-peak.js';
@@ -39,7 +39,7 @@ import { NET_DEFAULTS, builtinModel } from '../src/nn/models/builtin.js';
 import { trainLoop } from '../src/nn/loop.js';
 import { failUsage, toolFlags } from './tool-args.js';
 import { nodeMatmulTuner } from '../src/cli/tuning.js';
-import { BENCH_NETS, NET_SETTINGS, PEER_RESULT, MAX_STEPS, batchIndex, measureMore, median, opGpuTimes, sleep, stepGpuTimes, threadCpuMs, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
+import { BENCH_NETS, NET_SETTINGS, PEER_RESULT, MAX_STEPS, batchIndex, peerEnvironment, measureMore, median, opGpuTimes, sleep, stepGpuTimes, threadCpuMs, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
 
 const flags = toolFlags(process.argv.slice(2), [
   { name: 'nets', kind: 'string', arg: 'mlp,cnn,rnn', help: 'nets to measure, comma-separated (default all three)' },
@@ -190,7 +190,7 @@ async function benchEngine(ctx: GpuContext, net: BenchNet, data: ReturnType<type
 async function runPeer(backend: 'webgpu' | 'wasm'): Promise<{ results: PeerNetResult[]; error?: string }> {
   const script = fileURLToPath(new URL('./bench-peer.js', import.meta.url));
   const child = spawn(process.execPath, [script, '--backend', backend, '--nets', nets.join(','), '--steps', String(steps), '--seconds', String(seconds), '--warmup', String(warmup)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe'], env: peerEnvironment(),
   });
   const results: PeerNetResult[] = [];
   let buf = '';
@@ -333,6 +333,7 @@ const md = [
   '',
   `- adapter: ${ctx.adapterDescription}`,
   `- machine: ${machine}`,
+  ...(ctx.softwareAdapter ? [`- software adapter threads: the engine's LP_NUM_THREADS=${process.env.LP_NUM_THREADS} (src/gpu/node.ts softwareAdapterThreads); tfjs-webgpu's ${threadsFromEnvironment() === undefined ? 'lavapipe\'s default, one per core' : `LP_NUM_THREADS=${threadsFromEnvironment()}`}, the environment's`] : []),
   `- FMA peak (shaders/fma_peak.wgsl, ${peak.entry}, fastest of 5 dispatches): ${peak.gflops.toFixed(1)} GFLOPS, the highest of ${peakReadings.length} readings, at the start and after each round's engine nets (${peakReadings.map((p) => p.gflops.toFixed(1)).join(', ')}); every roofline is against it`,
   `- steps: at least ${steps}, and more until they span ${seconds} s (at most ${MAX_STEPS}), measured after ${warmup} warm-up, per net and per backend, on real MNIST training batches (the same batches everywhere); ${roundCount} round(s) of engine, tfjs-webgpu, tfjs-wasm in turn: examples/s and ratios are medians over the rounds (range in brackets), each ratio taken within a round`,
   `- matmul tiles: ${tune ? 'tuned per product on this adapter, as the CLI does (src/kernels/matmul-tuner.ts; the choices from the user\'s tuning cache)' : 'the defaults (--no-tune)'}`,

@@ -20,7 +20,7 @@ import { NET_DEFAULTS, NET_KINDS, builtinModel, type NetKind } from '../src/nn/m
 import { trainLoop } from '../src/nn/loop.js';
 import { failUsage, toolFlags } from './tool-args.js';
 import { measureFmaPeak } from './fma-peak.js';
-import { BENCH_NETS, MAX_STEPS, PEER_RESULT, batchIndex, dispatchGpuTimes, measureMore, median, opGpuTimes, sleep, stepGpuTimes, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
+import { BENCH_NETS, MAX_STEPS, PEER_RESULT, batchIndex, dispatchGpuTimes, peerEnvironment, measureMore, median, opGpuTimes, sleep, stepGpuTimes, trainSplit, type BenchNet, type PeerNetResult } from './bench-common.js';
 
 const flags = toolFlags(process.argv.slice(2), [
   { name: 'part', kind: 'choice', choices: ['adapter', 'matmul', 'nets'], arg: 'adapter|matmul|nets', help: 'which part of the check to run' },
@@ -272,7 +272,7 @@ async function runPeer(nets: BenchNet[], steps: number, warmup: number, seconds:
   const script = fileURLToPath(new URL('./bench-peer.js', import.meta.url));
   if (!existsSync(script)) return { results: [], error: `${script} is missing (TensorFlow.js not bundled)` };
   if (nets.length === 0) return { results: [] };
-  const child = spawn(process.execPath, [script, '--backend', 'webgpu', '--nets', nets.join(','), '--steps', String(steps), '--seconds', String(seconds), '--warmup', String(warmup)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [script, '--backend', 'webgpu', '--nets', nets.join(','), '--steps', String(steps), '--seconds', String(seconds), '--warmup', String(warmup)], { stdio: ['ignore', 'pipe', 'pipe'], env: peerEnvironment() });
   const results: PeerNetResult[] = [];
   let out = '', err = '';
   child.stdout.setEncoding('utf8');
