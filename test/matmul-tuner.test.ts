@@ -64,7 +64,7 @@ describe('matmul tuning', function () {
       for (const [name, value] of Object.entries(tile.constants)) expect(d.kernel.constants[name], `both dispatches take the chosen tile's ${name}`).to.equal(value);
     }
     expect(store.saves).to.equal(1);
-    expect(store.record!.adapters[ctx.adapterDescription]).to.deep.equal(tuner.choices);
+    expect(store.record!.adapters[ctx.tuningKey]).to.deep.equal(tuner.choices);
     await runDispatches(ctx, [d1]);
     expectClose(await ctx.readF32(c, M * N), matmulRef(A, B, M, N, K), 1e-5, `the tuned matmul (${choice.variant})`);
     for (const x of [a, b, c]) ctx.release(x);
@@ -121,7 +121,7 @@ describe('matmul tuning', function () {
       expect(first.tunedProducts, 'products timed at compile time').to.be.greaterThan(2);
       expect(first.timings).to.be.greaterThan(first.tunedProducts);
       expect(store.saves).to.equal(1);
-      expect(Object.keys(store.record!.adapters[ctx.adapterDescription])).to.have.length(first.tunedProducts);
+      expect(Object.keys(store.record!.adapters[ctx.tuningKey])).to.have.length(first.tunedProducts);
       learned = first.choices;
 
       other = await createNodeContext();
@@ -170,8 +170,8 @@ describe('matmul tuning', function () {
   it('turned off, it times nothing and every product takes the default tile, even with a cache that says otherwise', async () => {
     // A cache whose every choice is not the default: tuning on takes them, off ignores them.
     if (!learned) throw new Error('needs the choices of the test before');
-    const forced: TuningRecord = { version: 1, adapters: { [ctx.adapterDescription]: {} } };
-    for (const [key, t] of Object.entries(learned)) forced.adapters[ctx.adapterDescription][key] = { ...t, variant: t.candidates[1] };
+    const forced: TuningRecord = { version: 1, adapters: { [ctx.tuningKey]: {} } };
+    for (const [key, t] of Object.entries(learned)) forced.adapters[ctx.tuningKey][key] = { ...t, variant: t.candidates[1] };
     const store = new MemoryTuningStore(forced);
 
     const on = new MatmulTuner(ctx, { store, variants: ONE, warn: quiet });
@@ -248,7 +248,7 @@ describe('matmul tuning cache stores', () => {
     await tuner.tunePending();
     expect(warnings).to.have.length(1);
     const saved = JSON.parse(readFileSync(file, 'utf8')) as TuningRecord;
-    expect(Object.keys(saved.adapters[ctx.adapterDescription])).to.have.length(1);
+    expect(Object.keys(saved.adapters[ctx.tuningKey])).to.have.length(1);
   });
 
   it('a record of another layout is ignored with one warning from the tuner', async () => {

@@ -3,6 +3,7 @@ import { expect } from 'chai';
 import { softwareAdapterThreads, threadsFromEnvironment, useSoftwareAdapterThreads } from '../src/gpu/node.js';
 import { peerEnvironment } from '../tools/bench-common.js';
 import { testContext } from './support/gpu.js';
+import { GpuContext } from '../src/gpu/context.js';
 
 describe('Node context: a software adapter\'s threads', () => {
   it('are three per core by default, at most 32', () => {
@@ -31,5 +32,14 @@ describe('Node context: a software adapter\'s threads', () => {
     expect(Number(process.env.LP_NUM_THREADS), 'LP_NUM_THREADS after createNodeContext').to.be.at.least(1);
     expect(peerEnvironment().LP_NUM_THREADS, 'a peer\'s LP_NUM_THREADS').to.equal(threadsFromEnvironment());
     expect(peerEnvironment().PATH, 'the rest of the environment').to.equal(process.env.PATH);
+  });
+
+  it('are part of what tuning results are kept under, on a software adapter only', async () => {
+    const ctx = await testContext();
+    expect(ctx.tuningKey).to.equal(`${ctx.adapterDescription} (LP_NUM_THREADS=${process.env.LP_NUM_THREADS})`);
+    const other = GpuContext.fromDevice(ctx.device, { adapterDescription: ctx.adapterDescription, softwareSettings: 'LP_NUM_THREADS=1' });
+    expect(other.tuningKey, 'another thread count').to.not.equal(ctx.tuningKey);
+    const gpu = GpuContext.fromDevice(ctx.device, { adapterDescription: 'nvidia / nvidia-h200 / NVIDIA: 580.159.04', softwareSettings: 'LP_NUM_THREADS=6' });
+    expect(gpu.tuningKey, 'on a GPU').to.equal('nvidia / nvidia-h200 / NVIDIA: 580.159.04');
   });
 });

@@ -6,6 +6,11 @@ import { OperandTextures } from './operand-textures.js';
 export interface ContextOptions {
   /** Human-readable adapter description, shown in logs and benchmark tables. */
   adapterDescription?: string;
+  /**
+   * What was set up about a software adapter that changes its speed (e.g. "LP_NUM_THREADS=6"):
+   * tuning results are kept per adapter and these settings (GpuContext.tuningKey). Ignored on a GPU.
+   */
+  softwareSettings?: string;
   /** True when the context created the device and so may destroy it. */
   ownsDevice?: boolean;
   /**
@@ -67,6 +72,11 @@ export class GpuContext {
    * host uses too.
    */
   readonly softwareAdapter: boolean;
+  /**
+   * What tuning results are kept under: the adapter's description, and on a software adapter the
+   * settings that change its speed (ContextOptions.softwareSettings).
+   */
+  readonly tuningKey: string;
   private readonly buffers = new Set<GPUBuffer>();
   /** Each buffer with a mapRead in flight, and a promise that resolves when that map settles. */
   private readonly mapsInFlight = new Map<GPUBuffer, Promise<void>>();
@@ -85,6 +95,7 @@ export class GpuContext {
     this.device = device;
     this.adapterDescription = opts.adapterDescription ?? describeAdapterInfo((device as { adapterInfo?: GPUAdapterInfo }).adapterInfo);
     this.softwareAdapter = /llvmpipe|lavapipe|swiftshader|software/i.test(this.adapterDescription);
+    this.tuningKey = this.softwareAdapter && opts.softwareSettings ? `${this.adapterDescription} (${opts.softwareSettings})` : this.adapterDescription;
     this.hasTimestamps = device.features.has('timestamp-query');
     this.ownsDevice = opts.ownsDevice ?? false;
     this.matmulKernel = opts.matmulKernel ?? 'auto';
@@ -129,7 +140,7 @@ export class GpuContext {
    * or `create()` from the `webgpu` package in Node), asking for the adapter's full
    * limits and for 'timestamp-query' when it is offered.
    */
-  static async request(gpu: GPU | undefined, opts: { powerPreference?: GPUPowerPreference; noTimestamps?: boolean; wait?: ContextOptions['wait']; matmulKernel?: MatmulKernelChoice } = {}): Promise<GpuContext> {
+  static async request(gpu: GPU | undefined, opts: { powerPreference?: GPUPowerPreference; noTimestamps?: boolean; wait?: ContextOptions['wait']; matmulKernel?: MatmulKernelChoice; softwareSettings?: string } = {}): Promise<GpuContext> {
     if (!gpu) throw new GpuError('WebGPU is not available here (no navigator.gpu). Use a browser with WebGPU enabled, or Node with the "webgpu" package.');
     const adapter = await gpu.requestAdapter({ powerPreference: opts.powerPreference ?? 'high-performance' });
     if (!adapter) {
@@ -147,7 +158,7 @@ export class GpuContext {
       if (typeof v === 'number') requiredLimits[name] = v;
     }
     const device = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'webgpu-train' });
-    return new GpuContext(device, { adapterDescription: describeAdapterInfo(adapter.info), ownsDevice: true, gpu, wait: opts.wait, matmulKernel: opts.matmulKernel });
+    return new GpuContext(device, { adapterDescription: describeAdapterInfo(adapter.info), ownsDevice: true, gpu, wait: opts.wait, matmulKernel: opts.matmulKernel, softwareSettings: opts.softwareSettings });
   }
 
   /** Starts a GPU wait (`start` calls mapAsync or onSubmittedWorkDone) the way this context waits (ContextOptions.wait). */

@@ -36,6 +36,7 @@ export async function createNodeContext(opts: NodeContextOptions = {}): Promise<
   let gently = true;
   const ctx = await GpuContext.request(gpu, {
     noTimestamps: opts.noTimestamps, matmulKernel: opts.matmulKernel, wait: (start) => (gently ? gentleWait(start) : start()),
+    softwareSettings: `LP_NUM_THREADS=${process.env.LP_NUM_THREADS}`,
   });
   gently = waitsGently(ctx.softwareAdapter, opts.spinWait);
   return ctx;

@@ -1,9 +1,10 @@
 // Per-adapter tuning of the matrix products: the first time an adapter meets a product (shape,
 // transposes, epilogue, alignment), each tile variant of its kernel family (matmul-variants.ts) is
 // timed on scratch buffers, at compile time, and the fastest is used from then on; the choices are
-// kept in a store (a JSON file in Node, localStorage in a page) keyed by the adapter's description,
-// so a later run (or a second context) on the same adapter times nothing. Every variant of a family
-// computes the same sums in the same order, so the choice changes speed, not results.
+// kept in a store (a JSON file in Node, localStorage in a page) keyed by the adapter (ctx.tuningKey:
+// its description, and a software adapter's thread count), so a later run (or a second context) on
+// the same adapter times nothing. Every variant of a family computes the same sums in the same
+// order, so the choice changes speed, not results.
 import type { GpuContext } from '../gpu/context.js';
 import { DispatchEncoder, type Dispatch } from '../gpu/dispatch.js';
 import { PassTimer, median } from '../gpu/profiler.js';
@@ -89,7 +90,7 @@ export class MatmulTuner {
 
   constructor(readonly ctx: GpuContext, private readonly opts: MatmulTuningOptions = {}) {
     this.repetitions = Math.max(1, Math.floor(opts.repetitions ?? 5));
-    this.known = { ...(this.loadRecord()?.adapters[ctx.adapterDescription] ?? {}) };
+    this.known = { ...(this.loadRecord()?.adapters[ctx.tuningKey] ?? {}) };
   }
 
   private loadRecord(): TuningRecord | undefined {
@@ -182,7 +183,7 @@ export class MatmulTuner {
     if (this.opts.store && Object.keys(learned).length) {
       // Merge with what another run may have saved meanwhile.
       const rec = this.loadRecord() ?? emptyTuningRecord();
-      rec.adapters[this.ctx.adapterDescription] = { ...(rec.adapters[this.ctx.adapterDescription] ?? {}), ...learned };
+      rec.adapters[this.ctx.tuningKey] = { ...(rec.adapters[this.ctx.tuningKey] ?? {}), ...learned };
       this.opts.store.save(rec);
     }
   }
