@@ -21,6 +21,9 @@
 //   COUNT_CORRECT (rows, rows_mean): also the accuracy (argmax.wgsl's): predictions[r], the first
 //         maximum of the row, and the rows whose prediction is their label added to correct[0]
 //         (an accuracy op merged into this one: src/graph/fuse-accuracy.ts).
+//   mean_step, rows_mean_step: mean and rows_mean, and the training step's counter advanced by one
+//         (step_counter[0] += 1), so that a training step needs no dispatch of its own for it
+//         (src/graph/recorder.ts). Entry points of their own: the others do not bind the counter.
 
 override WG: u32 = 64u;
 override ACCUMULATE_SUM: bool = false;
@@ -45,6 +48,8 @@ struct Params {
 // COUNT_CORRECT: the argmax of each row, and the running count of rows predicted right.
 @group(0) @binding(7) var<storage, read_write> predictions: array<u32>;
 @group(0) @binding(8) var<storage, read_write> correct: array<atomic<u32>>;
+// mean_step, rows_mean_step: the training step's counter (src/kernels/step.ts).
+@group(0) @binding(9) var<storage, read_write> step_counter: array<u32>;
 
 // log(1 + v) for v ≥ 0, accurate for small v (2·atanh(v/(2+v)) series; no reliance on log near 1).
 fn log1p_pos(v: f32) -> f32 {
@@ -141,15 +146,35 @@ fn store_mean(lid: u32, s: f32) {
   }
 }
 
-@compute @workgroup_size(64)  // = MEAN_WG (Kernel reads a literal or an override here)
-fn mean(@builtin(local_invocation_index) lid: u32) {
+fn mean_body(lid: u32) {
   var s = 0.0;
   for (var r = lid; r < params.B; r += MEAN_WG) { s += loss[r]; }
   store_mean(lid, s);
 }
 
+@compute @workgroup_size(64)  // = MEAN_WG (Kernel reads a literal or an override here)
+fn mean(@builtin(local_invocation_index) lid: u32) {
+  mean_body(lid);
+}
+
+@compute @workgroup_size(64)  // = MEAN_WG
+fn mean_step(@builtin(local_invocation_index) lid: u32) {
+  mean_body(lid);
+  if (lid == 0u) { step_counter[0] += 1u; }
+}
+
 @compute @workgroup_size(64)  // = MEAN_WG
 fn rows_mean(@builtin(local_invocation_index) lid: u32) {
+  rows_mean_body(lid);
+}
+
+@compute @workgroup_size(64)  // = MEAN_WG
+fn rows_mean_step(@builtin(local_invocation_index) lid: u32) {
+  rows_mean_body(lid);
+  if (lid == 0u) { step_counter[0] += 1u; }
+}
+
+fn rows_mean_body(lid: u32) {
   var s = 0.0;
   var right = 0u;
   for (var r = lid; r < params.B; r += MEAN_WG) {

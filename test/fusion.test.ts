@@ -18,7 +18,7 @@ import { CompiledGraph, type CompileOptions, type OptimizerConfig } from '../src
 import { Graph } from '../src/graph/graph.js';
 import { ParamStore } from '../src/nn/params.js';
 import { model, sequential, type Model } from '../src/nn/model.js';
-import { add, avgPool2d, conv2d, dense, flatten, input, maxPool2d } from '../src/nn/layers.js';
+import { add, avgPool2d, conv2d, dense, dropout, flatten, input, maxPool2d } from '../src/nn/layers.js';
 import type { GpuContext } from '../src/gpu/context.js';
 
 const notes: string[] = [];
@@ -191,7 +191,7 @@ const separateUpdates = (g: CompiledGraph) => g.ops.filter((o) => o.node?.phase 
 const B = 5;
 
 /** `steps` steps of `model` compiled with `fusions`, from the same parameters and batches; the parameters after each. */
-async function train(ctx: GpuContext, model: Model, opt: OptimizerConfig, fusions: Pick<CompileOptions, 'fuseUpdates' | 'fuseActivationGrads' | 'fuseAccuracy'>, steps = 3) {
+async function train(ctx: GpuContext, model: Model, opt: OptimizerConfig, fusions: Pick<CompileOptions, 'fuseUpdates' | 'fuseActivationGrads' | 'fuseAccuracy' | 'advanceStepInLoss'>, steps = 3) {
     const store = new ParamStore(ctx, 3);
     const stepCounter = createStepCounter(ctx, 0);
     const net = model.build(store, B, true, 3);
@@ -217,7 +217,8 @@ async function train(ctx: GpuContext, model: Model, opt: OptimizerConfig, fusion
         });
       }
       const labels = g.ops.flatMap((o) => o.dispatches.map((d) => d.label));
-      return { after, metrics, labels, ops: g.ops.map((o) => o.label), fused: fusedLabels(g), separate: separateUpdates(g), dispatches: g.dispatchCount, planned: g.plan.plannedBytes };
+      const counter = (await ctx.readU32(stepCounter, 1))[0];
+      return { after, metrics, labels, ops: g.ops.map((o) => o.label), fused: fusedLabels(g), separate: separateUpdates(g), dispatches: g.dispatchCount, planned: g.plan.plannedBytes, counter };
     } finally {
       g.destroy();
       store.destroy();
@@ -462,8 +463,10 @@ describe('a classifier\'s accuracy counted by its softmax cross-entropy (src/gra
 
   it('three steps bit for bit (weights, loss, its running sum, the correct count, the predictions), with the accuracy\'s op and dispatch gone', async () => {
     const net = () => sequential([6], [dense({ units: 8, activation: 'relu' }), dense({ units: 4 })], { name: 'classifier' });
-    const fused = await train(ctx, net(), adam, {});
-    const apart = await train(ctx, net(), adam, { fuseAccuracy: false });
+    // The step counter advanced in a dispatch of its own in both: an accuracy op after the loss
+    // would keep the loss from advancing it, and only the accuracy's dispatch is counted here.
+    const fused = await train(ctx, net(), adam, { advanceStepInLoss: false });
+    const apart = await train(ctx, net(), adam, { fuseAccuracy: false, advanceStepInLoss: false });
     expect(apart.ops, 'without fusing').to.include('accuracy');
     expect(fused.ops, 'fused').not.to.include('accuracy');
     expect(fused.labels.filter((l) => l.startsWith('xent')), 'fused: rows, mean and count in one dispatch').to.deep.equal(['xent']);
@@ -477,5 +480,31 @@ describe('a classifier\'s accuracy counted by its softmax cross-entropy (src/gra
     const net = () => sequential([6], [dense({ units: 4, activation: 'softmax' })], { name: 'mse classifier', loss: 'mean_squared_error' });
     const fused = await train(ctx, net(), adam, {}, 1);
     expect(fused.ops).to.include('accuracy');
+  });
+});
+
+describe('the step counter advanced by the loss\'s kernel (LowerEnv.stepAdvance)', function () {
+  this.timeout(120_000);
+  let ctx: GpuContext;
+  before(async () => { ctx = await testContext(); });
+  const adam: OptimizerConfig = { kind: 'adam', lr: 0.02 };
+
+  it('three steps with dropout and Adam bit for bit as with the counter\'s own dispatch, which is gone; the counter ends at 3 both ways', async () => {
+    const net = () => sequential([6], [dense({ units: 8, activation: 'relu' }), dropout({ rate: 0.3 }), dense({ units: 4 })], { name: 'classifier' });
+    const inLoss = await train(ctx, net(), adam, {});
+    const apart = await train(ctx, net(), adam, { advanceStepInLoss: false });
+    expect(apart.ops, 'a dispatch of its own').to.include('step counter');
+    expect(inLoss.ops, 'in the loss').not.to.include('step counter');
+    expect(apart.dispatches - inLoss.dispatches, 'dispatches saved').to.equal(1);
+    expect([inLoss.counter, apart.counter], 'the counter after three steps').to.deep.equal([3, 3]);
+    expect(inLoss.metrics).to.deep.equal(apart.metrics);
+    expectSameBits(inLoss.after, apart.after);
+  });
+
+  it('stays a dispatch of its own under a mean squared error', async () => {
+    const net = () => sequential([6], [dense({ units: 4, activation: 'softmax' })], { name: 'mse classifier', loss: 'mean_squared_error' });
+    const run = await train(ctx, net(), adam, {}, 1);
+    expect(run.ops).to.include('step counter');
+    expect(run.counter).to.equal(1);
   });
 });

@@ -3,7 +3,7 @@ import { testContext } from './support/gpu.js';
 import { expectClose, gradCheck, randomArray, relError, rng } from './support/cpu.js';
 import { softmaxXentRef } from './ref/softmax-xent.js';
 import { argmaxRef, countCorrect, labelsNear, scoresWithTies } from './ref/argmax.js';
-import { ONE_PASS_MAX_LOGITS, prepareSoftmaxXent } from '../src/kernels/softmax-xent.js';
+import { ONE_PASS_MAX_LOGITS, prepareSoftmaxXent, softmaxXentAdvancesStep } from '../src/kernels/softmax-xent.js';
 import { runDispatches } from '../src/gpu/dispatch.js';
 import type { GpuContext } from '../src/gpu/context.js';
 
@@ -26,7 +26,7 @@ describe('softmax cross-entropy (shaders/softmax_xent.wgsl) against float64', fu
    * accuracy (predictions, and the count added to correct0).
    */
   async function run(logits: Float32Array, labels: Uint32Array, B: number, C: number,
-    o: { lossSum0?: number; repeat?: number; passes?: 1 | 2; correct0?: number } = {}) {
+    o: { lossSum0?: number; repeat?: number; passes?: 1 | 2; correct0?: number; step0?: number } = {}) {
     const counting = o.correct0 !== undefined;
     const bufs = {
       logits: ctx.upload(logits), labels: ctx.upload(labels),
@@ -34,6 +34,7 @@ describe('softmax cross-entropy (shaders/softmax_xent.wgsl) against float64', fu
       lossSum: o.lossSum0 !== undefined ? ctx.upload(new Float32Array([o.lossSum0])) : undefined,
       predictions: counting ? ctx.storage(B * 4) : undefined,
       correct: counting ? ctx.upload(new Uint32Array([o.correct0!])) : undefined,
+      stepCounter: o.step0 !== undefined ? ctx.upload(new Uint32Array([o.step0])) : undefined,
     };
     ctx.poison(bufs.loss); ctx.poison(bufs.dlogits); ctx.poison(bufs.meanLoss);
     if (bufs.predictions) ctx.poison(bufs.predictions);
@@ -47,6 +48,7 @@ describe('softmax cross-entropy (shaders/softmax_xent.wgsl) against float64', fu
       lossSum: bufs.lossSum ? (await ctx.readF32(bufs.lossSum, 1))[0] : NaN,
       predictions: bufs.predictions ? await ctx.readU32(bufs.predictions, B) : undefined,
       correct: bufs.correct ? (await ctx.readU32(bufs.correct, 1))[0] : NaN,
+      step: bufs.stepCounter ? (await ctx.readU32(bufs.stepCounter, 1))[0] : NaN,
     };
     for (const b of Object.values(bufs)) if (b) ctx.release(b);
     return out;
@@ -154,6 +156,33 @@ describe('softmax cross-entropy (shaders/softmax_xent.wgsl) against float64', fu
       expectClose([one.mean], [ref.mean], 1e-5, `${what} mean loss`);
       expect((await run(logits, labels, B, C)).dispatches, `${what} default`).to.equal(B * C <= ONE_PASS_MAX_LOGITS ? 1 : 2);
     }
+  });
+
+  it('with a step counter, advances it by one per run in either form, and computes the same bits', async () => {
+    let seed = 80;
+    for (const [B, C] of [[7, 3], [100, 10], [65, 1024]] as [number, number][]) {
+      const rand = rng(seed++);
+      const logits = randomArray(B * C, rand, 3);
+      const labels = randomLabels(B, C, rand);
+      for (const passes of [1, 2] as const) {
+        const what = `[${B},${C}], ${passes} pass(es)`;
+        const plain = await run(logits, labels, B, C, { passes, lossSum0: 0.5, correct0: 2 });
+        const stepping = await run(logits, labels, B, C, { passes, lossSum0: 0.5, correct0: 2, step0: 41, repeat: 3 });
+        expect(stepping.step, `${what}: the counter after three runs from 41`).to.equal(44);
+        expect(stepping.dispatches, what).to.equal(passes);
+        expect(Array.from(stepping.loss), `${what} loss`).to.deep.equal(Array.from(plain.loss));
+        expect(Array.from(stepping.grad), `${what} dlogits`).to.deep.equal(Array.from(plain.grad));
+        expect(stepping.mean, `${what} mean`).to.equal(plain.mean);
+        expect(Array.from(stepping.predictions!), `${what} predictions`).to.deep.equal(Array.from(plain.predictions!));
+      }
+    }
+  });
+
+  it('advances the step counter only where the device allows its binding (8 storage buffers: the two-dispatch form only)', () => {
+    const limited = (n: number) => ({ limits: { maxStorageBuffersPerShaderStage: n } }) as unknown as GpuContext;
+    expect(softmaxXentAdvancesStep(limited(8), 100, 10), 'one workgroup, 8 buffers').to.equal(false);
+    expect(softmaxXentAdvancesStep(limited(9), 100, 10), 'one workgroup, 9 buffers').to.equal(true);
+    expect(softmaxXentAdvancesStep(limited(8), 65, 1024), 'two dispatches, 8 buffers').to.equal(true);
   });
 
   it('with predictions and a counter, also counts the accuracy (first max on ties), in either form', async () => {

@@ -2,6 +2,7 @@ import type { GpuContext } from '../gpu/context.js';
 import { DispatchEncoder, type Dispatch } from '../gpu/dispatch.js';
 import type { PassTimer } from '../gpu/profiler.js';
 import { prepareStepIncrement } from '../kernels/step.js';
+import { softmaxXentAdvancesStep } from '../kernels/softmax-xent.js';
 import { prepareLrSchedule } from '../kernels/train-control.js';
 import { buildBackward } from './autodiff.js';
 import { GraphError, type Graph, type Node } from './graph.js';
@@ -49,8 +50,13 @@ export interface CompileOptions {
   optimizer?: OptimizerConfig;
   /** u32 GPU step counter shared by the graphs of a model (dropout masks, Adam's t). */
   stepCounter: GPUBuffer;
-  /** Advance the step counter at the end of each step (training graphs). */
+  /** Advance the step counter once in each step (training graphs). */
   incrementStep?: boolean;
+  /**
+   * With incrementStep: advance it in the loss's kernel where it can (default true; see
+   * lossAdvancesStep). false: in a dispatch of its own at the end of the step (for comparisons).
+   */
+  advanceStepInLoss?: boolean;
   /** Tensors read back after a step: their buffers are not reused within the step. */
   keep?: Tensor[];
   /**
@@ -143,11 +149,13 @@ export class CompiledGraph {
     const control = opt && needsControl(opt) ? ctx.upload(new Float32Array([opt.lr, 1, 0, 0]), 'training control') : undefined; // CONTROL_SIZE floats
     if (control) this.made.push(control);
     this.control = control;
+    const inLoss = !!opts.incrementStep && (opts.advanceStepInLoss ?? true) && lossAdvancesStep(ctx, schedule);
     const env: LowerEnv = {
       ctx,
       buf: (t) => this.bufferOf(t),
       offset: (t) => t.offset,
       step: opts.stepCounter,
+      stepAdvance: opts.incrementStep ? (inLoss ? 'loss' : 'end') : undefined,
       control,
     };
     this.ops = [];
@@ -180,7 +188,7 @@ export class CompiledGraph {
         const dispatches = dispatchesOf(n);
         if (dispatches.length) this.ops.push({ label: opLabel(n), node: n, dispatches });
       }
-      if (opts.incrementStep) {
+      if (env.stepAdvance === 'end') {
         this.ops.push({ label: 'step counter', node: undefined, dispatches: [prepareStepIncrement(ctx, {}, { counter: opts.stepCounter })] });
       }
     });
@@ -233,6 +241,20 @@ export class CompiledGraph {
     for (const b of this.made) this.ctx.release(b);
     this.made.length = 0;
   }
+}
+
+/**
+ * Whether the step's loss can advance the step counter (LowerEnv.stepAdvance 'loss'): a softmax
+ * cross-entropy that is the last forward node, so that every forward reader of the counter (dropout)
+ * runs before it and every backward node and update after it, on a device that allows the loss's
+ * kernel the counter's binding.
+ */
+function lossAdvancesStep(ctx: GpuContext, schedule: readonly Node[]): boolean {
+  const forward = schedule.filter((n) => n.phase === 'forward');
+  const last = forward[forward.length - 1];
+  if (last?.op !== 'xent') return false;
+  const [B, C] = last.inputs[0].shape;
+  return softmaxXentAdvancesStep(ctx, B, C);
 }
 
 /**

@@ -33,6 +33,13 @@ export interface LowerEnv {
   offset(t: Tensor): number;
   /** u32 step counter on the GPU (dropout masks, Adam's t). */
   step: GPUBuffer;
+  /**
+   * Where a training step advances the counter: 'loss', in the loss's kernel, after the forward
+   * pass (whose readers see the steps done before this one) and before the backward pass and the
+   * updates (which see this step's own count); 'end', in a dispatch of its own after everything.
+   * Undefined where the graph does not advance it.
+   */
+  stepAdvance?: 'loss' | 'end';
   /** f32 [lr, clip scale, global norm, 0] written on the GPU each step (with a schedule or clipping). */
   control?: GPUBuffer;
 }

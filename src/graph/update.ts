@@ -56,10 +56,18 @@ export function updateEpilogue(env: LowerEnv, n: Node, biasUpdate?: Node): Matmu
     });
   }
   const h = n.attrs as AdamAttrs;
-  return adamEpilogue(env.ctx, { ...common, lr: h.lr, beta1: h.beta1, beta2: h.beta2, epsilon: h.epsilon }, {
+  return adamEpilogue(env.ctx, { ...common, lr: h.lr, beta1: h.beta1, beta2: h.beta2, epsilon: h.epsilon, stepOffset: adamStepOffset(env) }, {
     param: env.buf(param), m: env.buf(state1), v: env.buf(state2), step: env.step, control: env.control,
     ...(bias ? { bias: { param: env.buf(bias), m: env.buf(biasState1), v: env.buf(biasState2) } } : {}),
   });
+}
+
+/**
+ * Adam's t is the counter plus this: an update runs after the loss, so where the loss advanced the
+ * counter (LowerEnv.stepAdvance 'loss') it already holds this step's number; else one short of it.
+ */
+function adamStepOffset(env: LowerEnv): number {
+  return env.stepAdvance === 'loss' ? 0 : 1;
 }
 
 export function lowerUpdate(env: LowerEnv, n: Node): Dispatch[] {
@@ -81,7 +89,7 @@ export function lowerUpdate(env: LowerEnv, n: Node): Dispatch[] {
   if (n.op === 'adam') {
     const [param, m, v] = n.outputs;
     const a = n.attrs as AdamAttrs;
-    return [prepareAdam(env.ctx, { n: param.size, lr: a.lr, beta1: a.beta1, beta2: a.beta2, epsilon: a.epsilon, ...controlOf(a), label: `adam ${param.name}` },
+    return [prepareAdam(env.ctx, { n: param.size, lr: a.lr, beta1: a.beta1, beta2: a.beta2, epsilon: a.epsilon, stepOffset: adamStepOffset(env), ...controlOf(a), label: `adam ${param.name}` },
       { param: env.buf(param), grad: env.buf(grad), m: env.buf(m), v: env.buf(v), step: env.step, control: env.control })];
   }
   throw new GraphError(`no update lowering for optimizer "${n.op}"`);

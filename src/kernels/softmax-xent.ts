@@ -2,6 +2,7 @@ import type { GpuContext } from '../gpu/context.js';
 import { GpuError } from '../gpu/context.js';
 import type { Dispatch } from '../gpu/dispatch.js';
 import { checkCount, checkSize, elementwiseLanes, gridStrideGroups } from './activation.js';
+import { entryStorageBuffers } from '../gpu/kernel.js';
 
 export interface SoftmaxXentSpec {
   /** Examples B (rows of the logits). */
@@ -49,6 +50,30 @@ export interface SoftmaxXentBuffers {
   predictions?: GPUBuffer;
   /** [1] u32 counter: the rows whose prediction equals their label are ADDED to correct[0]. */
   correct?: GPUBuffer;
+  /**
+   * [1] u32 training step counter (src/kernels/step.ts), advanced by one after the mean (see
+   * softmaxXentAdvancesStep): the loss then counts the step, and the step needs no dispatch for it.
+   */
+  stepCounter?: GPUBuffer;
+}
+
+/** The entry point that takes the mean: with the step counter's advance or without. */
+function meanEntry(passes: 1 | 2, advance: boolean): string {
+  return `${passes === 1 ? 'rows_mean' : 'mean'}${advance ? '_step' : ''}`;
+}
+
+/** How many passes prepareSoftmaxXent makes by default for B x C logits. */
+function defaultPasses(B: number, C: number): 1 | 2 {
+  return B * C <= ONE_PASS_MAX_LOGITS ? 1 : 2;
+}
+
+/**
+ * Whether this device lets the loss of B x C logits also advance the step counter
+ * (SoftmaxXentBuffers.stepCounter): its entry point binds one storage buffer more, which a device
+ * with the default limits (8) does not allow in the one-pass form.
+ */
+export function softmaxXentAdvancesStep(ctx: GpuContext, B: number, C: number): boolean {
+  return entryStorageBuffers('softmax_xent.wgsl', meanEntry(defaultPasses(B, C), true)) <= ctx.limits.maxStorageBuffersPerShaderStage;
 }
 
 /**
@@ -76,7 +101,7 @@ export function prepareSoftmaxXent(ctx: GpuContext, spec: SoftmaxXentSpec, bufs:
     checkSize(op, 'predictions', bufs.predictions!, B);
     checkSize(op, 'correct', bufs.correct!, 1);
   }
-  const passes = spec.passes ?? (B * C <= ONE_PASS_MAX_LOGITS ? 1 : 2);
+  const passes = spec.passes ?? defaultPasses(B, C);
   if (passes !== 1 && passes !== 2) throw new GpuError(`${op}: passes must be 1 or 2, got ${spec.passes}`);
   const smoothing = spec.labelSmoothing ?? 0;
   if (!(smoothing >= 0 && smoothing < 1)) throw new GpuError(`${op}: labelSmoothing must be in [0, 1), got ${spec.labelSmoothing}`);
@@ -86,11 +111,13 @@ export function prepareSoftmaxXent(ctx: GpuContext, spec: SoftmaxXentSpec, bufs:
   const base = spec.label ?? `softmax xent [${B},${C}]`;
   // Unused bindings get distinct dummies: a buffer may back only one writable binding of a dispatch.
   const counted = { predictions: bufs.predictions ?? ctx.dummyBuffer(1), correct: bufs.correct ?? ctx.dummyBuffer(2) };
-  const sums = { meanLoss: bufs.meanLoss, lossSum: bufs.lossSum ?? ctx.dummyBuffer() };
+  if (bufs.stepCounter) checkSize(op, 'stepCounter', bufs.stepCounter, 1);
+  const advance = !!bufs.stepCounter;
+  const sums = { meanLoss: bufs.meanLoss, lossSum: bufs.lossSum ?? ctx.dummyBuffer(), ...(advance ? { step_counter: bufs.stepCounter } : {}) };
   const perRow = { logits: bufs.logits, labels: bufs.labels, loss: bufs.loss, dlogits: bufs.dlogits };
   const rowFlops = 6 * B * C + (count ? B * C : 0);
   if (passes === 1) {
-    const k = ctx.kernel('softmax_xent.wgsl', 'rows_mean', constants);
+    const k = ctx.kernel('softmax_xent.wgsl', meanEntry(1, advance), constants);
     return [{
       kernel: k,
       bindGroup: k.bind({ params: k.params(values), ...perRow, ...sums, ...counted }, base),
@@ -100,7 +127,7 @@ export function prepareSoftmaxXent(ctx: GpuContext, spec: SoftmaxXentSpec, bufs:
     }];
   }
   const rowsK = ctx.kernel('softmax_xent.wgsl', 'rows', constants);
-  const meanK = ctx.kernel('softmax_xent.wgsl', 'mean', constants);
+  const meanK = ctx.kernel('softmax_xent.wgsl', meanEntry(2, advance), constants);
   const rows: Dispatch = {
     kernel: rowsK,
     bindGroup: rowsK.bind({ params: rowsK.params(values), ...perRow, ...counted }, base),

@@ -43,6 +43,7 @@ export const softmaxXent: OpRule<SoftmaxXentAttrs> = {
         logits: whole(env, logits, 'xent'), labels: env.buf(labels), loss: env.buf(perExample), dlogits: env.buf(dlogits),
         meanLoss: env.buf(loss), lossSum: env.buf(lossSum),
         ...(predictions ? { predictions: env.buf(predictions), correct: env.buf(correct) } : {}),
+        ...(env.stepAdvance === 'loss' ? { stepCounter: env.step } : {}),
       }),
     };
   },
