@@ -7,8 +7,9 @@
 //   momentum: a = momentum·a + g;  p −= lr·a                    (TF MomentumOptimizer)
 //             NESTEROV: p −= lr·g + lr·momentum·a               (TF use_nesterov=True)
 //   adam:     TF 1.x AdamOptimizer (ApplyAdam):
-//             t = step[0] + stepOffset (the GPU step counter; stepOffset = 1 when the counter
-//             starts at 0 and is incremented after the update, so the first update has t = 1),
+//             t = step[0] + stepOffset (the GPU step counter; stepOffset = 1 where it is advanced
+//             after the update, 0 where the loss's kernel advanced it before: the first update
+//             has t = 1 either way),
 //             lr_t = lr·sqrt(1 − β2^t)/(1 − β1^t),
 //             m += (g − m)(1 − β1);  v += (g² − v)(1 − β2);  p −= lr_t·m/(sqrt(v) + ε).
 //             1 − β^t = −expm1(t·ln β), with ln β and 1 − β computed in float64 on the host and

@@ -51,7 +51,10 @@ export interface AdamSpec extends OptimizerSpecBase {
   beta1?: number;
   beta2?: number;
   epsilon?: number;
-  /** t = step[0] + stepOffset (default 1: a counter starting at 0, incremented after each update). */
+  /**
+   * t = step[0] + stepOffset (default 1: a counter starting at 0, advanced after each update; 0
+   * where it is advanced before the updates, by the loss's kernel).
+   */
   stepOffset?: number;
 }
 
