@@ -160,7 +160,7 @@ fn mean(@builtin(local_invocation_index) lid: u32) {
 @compute @workgroup_size(64)  // = MEAN_WG
 fn mean_step(@builtin(local_invocation_index) lid: u32) {
   mean_body(lid);
-  if (lid == 0u) { step_counter[0] += 1u; }
+  advance_step(lid);
 }
 
 @compute @workgroup_size(64)  // = MEAN_WG
@@ -171,6 +171,11 @@ fn rows_mean(@builtin(local_invocation_index) lid: u32) {
 @compute @workgroup_size(64)  // = MEAN_WG
 fn rows_mean_step(@builtin(local_invocation_index) lid: u32) {
   rows_mean_body(lid);
+  advance_step(lid);
+}
+
+// The training step's counter advanced once per dispatch (by invocation 0 of the one workgroup).
+fn advance_step(lid: u32) {
   if (lid == 0u) { step_counter[0] += 1u; }
 }
 
